@@ -1,0 +1,1 @@
+"""mltrl-operator: ML Technology Readiness Levels on Kubernetes."""

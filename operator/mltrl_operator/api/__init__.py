@@ -1,0 +1,1 @@
+"""The custom resources' models: the single source of truth for the CRDs."""

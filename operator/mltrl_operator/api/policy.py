@@ -1,0 +1,97 @@
+"""MLTRLPolicy: what a platform team requires of the technologies in some namespaces."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from mltrl_operator.api.common import ApiModel, LabelSelector, Level
+from mltrl_operator.api.review import EvidenceKind
+from mltrl_operator.api.technology import MonitoringRule
+
+
+class Enforcement(StrEnum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class OnDemotion(StrEnum):
+    STOP = "stop"
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+class ServingPolicy(ApiModel):
+    """The serving gate for KServe InferenceServices."""
+
+    minimum_level: Level | None = None
+    """The lowest effective level at which a technology may be served."""
+    enforcement: Enforcement | None = None
+    """enforce (ungated InferenceServices are stopped or refused) or audit (only reported)."""
+    on_demotion: OnDemotion | None = None
+    """What happens to a served technology that falls below the level: stop (KServe's
+    serving.kserve.io/stop annotation), delete, or keep (left serving, marked Degraded)."""
+    governed: bool | None = None
+    """When true, every InferenceService in the matching namespaces must claim a technology
+    (label mltrl.dev/technology) whose level passes the gate."""
+
+
+class EvidenceRequirement(ApiModel):
+    """Evidence a review must present."""
+
+    name: str = Field(min_length=1)
+    """The evidence name the review must carry."""
+    kind: EvidenceKind
+    """check (must have passed), metric (must meet the thresholds) or document (needs a uri)."""
+    minimum: float | None = None
+    """For a metric: the lowest acceptable value."""
+    maximum: float | None = None
+    """For a metric: the highest acceptable value."""
+    description: str | None = None
+    """What the evidence is for, shown to reviewers when it is missing."""
+
+
+class LevelRequirements(ApiModel):
+    """What a review must bring to move a technology to one level."""
+
+    level: Level
+    """The level these requirements guard: a promotion to this level must meet them."""
+    evidence: list[EvidenceRequirement] = Field(default_factory=list)
+    """Evidence the review must present."""
+    min_approvals: int | None = Field(default=None, ge=0)
+    """How many distinct reviewers must approve."""
+    required_roles: list[str] = Field(default_factory=list)
+    """Roles that must each have approved (e.g. qa, product-owner)."""
+
+
+class AlertPolicy(ApiModel):
+    """What monitoring alerts do when a technology has no rule of its own for them."""
+
+    default_actions: list[MonitoringRule] = Field(default_factory=list)
+    """Rules tried after the technology's own, first match wins."""
+
+
+class MLTRLPolicySpec(ApiModel):
+    """A platform team's policy. Where several policies match a namespace, the strictest
+    value of each field wins."""
+
+    namespace_selector: LabelSelector = Field(default_factory=LabelSelector)
+    """The namespaces this policy covers; empty means all."""
+    serving: ServingPolicy = Field(default_factory=ServingPolicy)
+    """The serving gate."""
+    requirements: list[LevelRequirements] = Field(default_factory=list)
+    """Per-level review requirements; unset levels fall back to the built-in defaults."""
+    separation_of_duties: bool = True
+    """When true, a technology's owner may not approve its reviews."""
+    allow_level_skipping: bool = False
+    """When true, a review may promote more than one level at once."""
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    """Default alert actions."""
+
+
+class MLTRLPolicy(ApiModel):
+    """A cluster-wide MLTRL policy, written by platform teams."""
+
+    spec: MLTRLPolicySpec
+    """The policy."""

@@ -1,0 +1,112 @@
+"""LevelReview: the gated review that moves a technology up one level or sends it back."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from mltrl_operator.api.common import ApiModel, Condition, Level
+from mltrl_operator.api.technology import Debrief, SwitchbackType
+
+
+class EvidenceKind(StrEnum):
+    CHECK = "check"
+    METRIC = "metric"
+    DOCUMENT = "document"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewPhase(StrEnum):
+    PENDING = "Pending"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    APPLIED = "Applied"
+    INVALID = "Invalid"
+    SUPERSEDED = "Superseded"
+
+
+class Evidence(ApiModel):
+    """One piece of verification and validation evidence presented at the review."""
+
+    name: str = Field(min_length=1)
+    """The evidence's name, as policies require it (e.g. unit-tests, auc, ethics-checklist)."""
+    kind: EvidenceKind
+    """check (a pass/fail result), metric (a measured value) or document (a link)."""
+    passed: bool | None = None
+    """For a check: whether it passed."""
+    value: float | None = None
+    """For a metric: the measured value."""
+    uri: str | None = None
+    """Where the evidence can be seen (a CI run, a report, a document)."""
+    description: str | None = None
+    """What the evidence shows."""
+
+
+class Approval(ApiModel):
+    """A reviewer's decision."""
+
+    reviewer: str = Field(min_length=1)
+    """Who decided (the authenticated username, stamped by the admission webhook)."""
+    role: str = Field(min_length=1)
+    """The reviewer's role at this review (e.g. research-lead, qa, product-owner, sre, ethics)."""
+    decision: Decision
+    """approve or reject."""
+    comment: str | None = None
+    """Why."""
+    time: str | None = None
+    """When the decision was made (RFC 3339); stamped by the admission webhook."""
+
+
+class LevelReviewSpec(ApiModel):
+    """A level review: the evidence, the decisions and the debrief."""
+
+    technology: str = Field(min_length=1)
+    """The MLTechnology under review, in the review's namespace."""
+    from_level: Level
+    """The technology's level when the review was opened; must equal its current level."""
+    to_level: Level
+    """The level the review moves the technology to: one up for a promotion (more only where
+    the policy allows skipping), or lower for a review switchback."""
+    switchback_type: SwitchbackType | None = None
+    """For a review that moves down: discovery, embedded or review (the default)."""
+    reason: str | None = None
+    """Why the review moves the technology (required for switchbacks)."""
+    evidence: list[Evidence] = Field(default_factory=list)
+    """Verification and validation evidence."""
+    approvals: list[Approval] = Field(default_factory=list)
+    """Reviewers' decisions; any reject rejects the review."""
+    debrief: Debrief | None = None
+    """The stage debrief: accomplished, punted, learned, technical debt."""
+
+
+class LevelReviewStatus(ApiModel):
+    """The review's evaluation, written by the operator."""
+
+    phase: ReviewPhase | None = None
+    """Pending, Approved, Rejected, Applied, Invalid or Superseded."""
+    unmet: list[str] = Field(default_factory=list)
+    """Every requirement not yet met, in plain words."""
+    approved_by: list[str] = Field(default_factory=list)
+    """The distinct reviewers whose approval counts."""
+    message: str | None = None
+    """A summary of the review's state."""
+    applied_at: str | None = None
+    """When the review moved the technology (RFC 3339)."""
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed from."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Evaluated and Applied."""
+
+
+class LevelReview(ApiModel):
+    """A gated MLTRL level review of one technology."""
+
+    spec: LevelReviewSpec
+    """The review."""
+    status: LevelReviewStatus | None = None
+    """The evaluation, written by the operator."""

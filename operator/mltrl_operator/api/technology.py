@@ -1,0 +1,342 @@
+"""MLTechnology: one ML technology (model, data pipeline, module or composition) on its way
+through the readiness levels."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from mltrl_operator.api.common import ApiModel, Condition, Level
+
+HISTORY_LIMIT = 50
+KNOWN_GOOD_LIMIT = 10
+INCIDENT_LIMIT = 20
+
+
+class Phase(StrEnum):
+    RESEARCH = "Research"
+    PROTOTYPING = "Prototyping"
+    PRODUCTIZATION = "Productization"
+    DEPLOYMENT = "Deployment"
+
+
+class AlertAction(StrEnum):
+    ROLLBACK = "rollback"
+    DEMOTE = "demote"
+    RETRAIN = "retrain"
+    NOTIFY = "notify"
+
+
+class TransitionKind(StrEnum):
+    ENTRY = "entry"
+    PROMOTION = "promotion"
+    SWITCHBACK = "switchback"
+
+
+class SwitchbackType(StrEnum):
+    DISCOVERY = "discovery"
+    EMBEDDED = "embedded"
+    REVIEW = "review"
+
+
+class ComponentRef(ApiModel):
+    """Another MLTechnology this one is composed of."""
+
+    name: str = Field(min_length=1)
+    """The component MLTechnology's name."""
+    namespace: str | None = None
+    """The component's namespace; defaults to this technology's namespace."""
+
+
+class ModelSpec(ApiModel):
+    """The model artifact the technology currently ships."""
+
+    version: str = Field(min_length=1)
+    """The model version (any string the team uses: a semver, a registry version, a hash)."""
+    storage_uri: str = Field(min_length=1)
+    """Where the artifact lives (e.g. s3://bucket/fraud/v7, gs://..., pvc://...)."""
+    format: str = Field(min_length=1)
+    """The model format KServe serves it with (e.g. sklearn, xgboost, onnx, pytorch)."""
+    runtime: str | None = None
+    """An explicit KServe ServingRuntime name, when the format alone is not enough."""
+
+
+class ServingSpec(ApiModel):
+    """How the technology is served with KServe once it has reached the required level."""
+
+    enabled: bool = True
+    """Whether the operator should serve this technology at all."""
+    required_level: Level | None = None
+    """A stricter level than the policy's serving minimum, if this technology needs one."""
+    inference_service_name: str | None = None
+    """Name of the InferenceService to create; defaults to the technology's name."""
+    predictor: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """An InferenceService predictor template (spec.predictor); the operator fills in
+    model.modelFormat and model.storageUri from spec.model."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations to put on the InferenceService (e.g. KServe deployment mode)."""
+
+
+class MonitoringRule(ApiModel):
+    """What to do when a monitoring alert about this technology fires."""
+
+    alert_name: str | None = None
+    """The Alertmanager alertname this rule answers; empty matches any alert name."""
+    matchers: dict[str, str] = Field(default_factory=dict)
+    """Further alert labels that must all match exactly."""
+    action: AlertAction
+    """rollback (serve the previous known-good model), demote (an embedded switchback to
+    toLevel), retrain (start the retraining Job) or notify (event and metric only)."""
+    to_level: Level | None = None
+    """For demote: the level to switch back to (default 4, the paper's 9 -> 4)."""
+
+
+class MonitoringSpec(ApiModel):
+    """How monitoring alerts act on this technology; rules are tried in order."""
+
+    rules: list[MonitoringRule] = Field(default_factory=list)
+    """Alert rules, first match wins; with no match the policy's default actions apply."""
+
+
+class RetrainingSpec(ApiModel):
+    """The retraining Job the `retrain` alert action starts."""
+
+    job_template: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """A batch/v1 Job spec (spec.template etc.) to run once per incident."""
+
+
+class Dataset(ApiModel):
+    """A dataset the technology was built or evaluated with."""
+
+    name: str = Field(min_length=1)
+    """The dataset's name."""
+    version: str = Field(min_length=1)
+    """The exact version used (MLTRL asks that dataset versions be named)."""
+    uri: str | None = None
+    """Where the dataset or its datasheet lives."""
+
+
+class TRLCard(ApiModel):
+    """The technology's TRL card: the living record MLTRL keeps per technology and level."""
+
+    intended_use: str | None = None
+    """What the technology is for."""
+    unacceptable_uses: list[str] = Field(default_factory=list)
+    """Uses the technology must not be put to."""
+    datasets: list[Dataset] = Field(default_factory=list)
+    """Datasets with versions."""
+    caveats: list[str] = Field(default_factory=list)
+    """Caveats and known edge cases."""
+    assumptions: list[str] = Field(default_factory=list)
+    """Key assumptions the technology relies on."""
+    ethics_checklist: str | None = None
+    """Link to the ethics checklist."""
+    requirements: str | None = None
+    """Link to the requirements document (with a risk figure per requirement)."""
+    verification_and_validation: str | None = None
+    """Link to the verification and validation (V&V) document."""
+    code: str | None = None
+    """Link to the code repository."""
+    reviewers: list[str] = Field(default_factory=list)
+    """The technology's reviewers (R&D and product)."""
+
+
+class MLTechnologySpec(ApiModel):
+    """The desired state of an ML technology."""
+
+    owner: str = Field(min_length=1)
+    """Who is accountable for the technology. Under separation of duties the owner may not
+    approve the technology's own level reviews."""
+    team: str | None = None
+    """The team that develops the technology."""
+    description: str | None = None
+    """What the technology is, in a sentence or two."""
+    entry_level: Level = 0
+    """The level the technology starts at (MLTRL: most projects enter at 3 or 4). The
+    technology can never be switched back below it."""
+    target_level: Level = 9
+    """The level the team aims for."""
+    components: list[ComponentRef] = Field(default_factory=list)
+    """Technologies this one is composed of: its effective level is the lowest of its own
+    level and theirs."""
+    model: ModelSpec | None = None
+    """The model artifact, served through KServe once the level allows it."""
+    serving: ServingSpec | None = None
+    """How to serve the model with KServe."""
+    monitoring: MonitoringSpec | None = None
+    """What monitoring alerts do to the technology."""
+    retraining: RetrainingSpec | None = None
+    """How to retrain the model when an alert asks for it."""
+    card: TRLCard | None = None
+    """The TRL card fields."""
+
+
+class LevelTransition(ApiModel):
+    """One change of level, as MLTRL asks every promotion and switchback to be recorded."""
+
+    from_level: Level | None = Field(default=None, alias="from")
+    """The level before the change (absent for the entry record)."""
+    to: Level
+    """The level after the change."""
+    kind: TransitionKind
+    """entry, promotion or switchback."""
+    switchback_type: SwitchbackType | None = None
+    """For a switchback: discovery, embedded or review."""
+    reason: str = ""
+    """Why the level changed."""
+    review: str | None = None
+    """The LevelReview that caused it."""
+    alert: str | None = None
+    """The monitoring alert (name and fingerprint) that caused it."""
+    by: list[str] = Field(default_factory=list)
+    """Who decided: the approving reviewers, or the operator for alerts."""
+    at: str
+    """When the change happened (RFC 3339)."""
+    debrief: Debrief | None = None
+    """The review's debrief, copied for the record."""
+
+
+class Debrief(ApiModel):
+    """The four questions MLTRL asks at the end of every level review."""
+
+    accomplished: str | None = None
+    """What was accomplished, and by whom."""
+    punted: str | None = None
+    """What was punted or de-scoped."""
+    learned: str | None = None
+    """What was learned."""
+    technical_debt: str | None = None
+    """What technical debt was gained or mitigated."""
+
+
+class KnownGoodModel(ApiModel):
+    """A model version that served while the technology met the required level."""
+
+    version: str
+    """The model version."""
+    storage_uri: str
+    """Where the artifact lives."""
+    format: str
+    """The model format."""
+    runtime: str | None = None
+    """The ServingRuntime, if one was named."""
+    served_at: str
+    """When it first served at the required level (RFC 3339)."""
+
+
+class NextLevel(ApiModel):
+    """What is still missing before the technology can move up one level."""
+
+    level: Level
+    """The next level."""
+    name: str
+    """The next level's name."""
+    requirements: list[str] = Field(default_factory=list)
+    """Every requirement of a review to that level, in plain words."""
+
+
+class ServingState(StrEnum):
+    DISABLED = "Disabled"
+    BLOCKED = "Blocked"
+    PENDING = "Pending"
+    SERVING = "Serving"
+    STOPPED = "Stopped"
+    DEGRADED = "Degraded"
+
+
+class ServingStatus(ApiModel):
+    """The serving gate and the InferenceService, as the operator last saw them."""
+
+    state: ServingState = ServingState.DISABLED
+    """Disabled (no model or serving off), Blocked (level too low), Pending (created, not
+    ready), Serving, Stopped (stopped by the operator), or Degraded (kept serving below the
+    required level)."""
+
+    allowed: bool = False
+    """Whether the technology's effective level meets the required level."""
+    required_level: Level | None = None
+    """The level serving requires (the stricter of policy and technology)."""
+    inference_service: str | None = None
+    """The InferenceService's name."""
+    url: str | None = None
+    """The InferenceService's URL."""
+    ready: bool = False
+    """Whether the InferenceService reports Ready."""
+    model_version: str | None = None
+    """The model version the InferenceService serves."""
+    stopped: bool = False
+    """Whether the operator stopped the InferenceService (serving.kserve.io/stop)."""
+
+
+class Incident(ApiModel):
+    """A monitoring alert recorded as intent; the reconciler acts on it exactly once."""
+
+    fingerprint: str
+    """Alertmanager's fingerprint of the alert."""
+    alert_name: str
+    """The alert's name."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """The alert's labels."""
+    starts_at: str
+    """When the alert started firing."""
+    action: AlertAction
+    """The action chosen for it."""
+    to_level: Level | None = None
+    """For demote: the target level."""
+    state: str = "Pending"
+    """Pending until acted on, then Acted, Failed or Resolved."""
+    message: str = ""
+    """What was done, or why not."""
+    received_at: str
+    """When the operator received the alert."""
+    resolved_at: str | None = None
+    """When Alertmanager reported the alert resolved."""
+    job: str | None = None
+    """For retrain: the Job created."""
+
+
+class MLTechnologyStatus(ApiModel):
+    """What the operator observed and decided; only the operator writes it."""
+
+    level: Level | None = None
+    """The current readiness level. Changes only through level reviews and alerts."""
+    level_name: str | None = None
+    """The current level's name (e.g. Proof of Concept (PoC) Development)."""
+    phase: Phase | None = None
+    """Research (0-2), Prototyping (3-5), Productization (6-8) or Deployment (9)."""
+    effective_level: Level | None = None
+    """The lowest of this technology's level and its components' effective levels."""
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed from."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, ServingAllowed, Serving, Degraded, ComponentsReady."""
+    history: list[LevelTransition] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """The most recent level changes, newest last."""
+    known_good_models: list[KnownGoodModel] = Field(
+        default_factory=list, max_length=KNOWN_GOOD_LIMIT
+    )
+    """Models that served at or above the required level, newest last; rollback uses them."""
+    next_level: NextLevel | None = None
+    """What a review to the next level needs."""
+    serving: ServingStatus | None = None
+    """The serving gate and InferenceService state."""
+    incidents: list[Incident] = Field(default_factory=list, max_length=INCIDENT_LIMIT)
+    """Monitoring alerts received and what was done about them, newest last."""
+
+
+class MLTechnology(ApiModel):
+    """An ML technology tracked through the ML Technology Readiness Levels (MLTRL)."""
+
+    spec: MLTechnologySpec
+    """The technology's desired state."""
+    status: MLTechnologyStatus | None = None
+    """The observed state, written by the operator."""
+
+
+LevelTransition.model_rebuild()
