@@ -1,0 +1,37 @@
+# Everything a developer or CI runs. `make test` builds its own virtualenv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck layers unit crds sandbox docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP) lint typecheck layers
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests e2e
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+crds: $(STAMP)
+	$(BIN)/python -m mltrl_operator.api.crdgen crds
+
+sandbox: $(STAMP)
+	$(BIN)/mltrl sandbox
+
+clean:
+	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache
