@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from mltrl_operator.api.common import ApiModel, LabelSelector, Level
+from mltrl_operator.api.common import ApiModel, Condition, LabelSelector, Level
 from mltrl_operator.api.review import EvidenceKind
 from mltrl_operator.api.technology import MonitoringRule
 
@@ -90,8 +90,21 @@ class MLTRLPolicySpec(ApiModel):
     """Default alert actions."""
 
 
+class MLTRLPolicyStatus(ApiModel):
+    """Whether the policy is valid and where it applies, written by the operator."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    """The namespaces the policy currently covers."""
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed from."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Valid."""
+
+
 class MLTRLPolicy(ApiModel):
     """A cluster-wide MLTRL policy, written by platform teams."""
 
     spec: MLTRLPolicySpec
     """The policy."""
+    status: MLTRLPolicyStatus | None = None
+    """The policy's state, written by the operator."""

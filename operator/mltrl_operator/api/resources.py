@@ -98,6 +98,7 @@ POLICY = Resource(
         PrinterColumn("Serving-Min", ".spec.serving.minimumLevel", "integer"),
         PrinterColumn("Enforcement", ".spec.serving.enforcement"),
         PrinterColumn("On-Demotion", ".spec.serving.onDemotion"),
+        PrinterColumn("Valid", ".status.conditions[?(@.type=='Valid')].status"),
         AGE,
     ),
 )
