@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -127,3 +128,25 @@ class KubeClient:
     async def post_event(self, event: Body) -> Body:
         namespace = event["metadata"]["namespace"]
         return await self.create(EVENTS, namespace, event)
+
+
+async def watch_events(
+    client: KubeClient,
+    resource: ResourceRef,
+    *,
+    namespace: str | None = None,
+    resource_version: str | None = None,
+    timeout_seconds: int = 300,
+) -> AsyncIterator[Body]:
+    """One watch stream: yields {"type", "object"} events until the server ends it."""
+    session = client._ensure_session()
+    params = {"watch": "true", "timeoutSeconds": str(timeout_seconds)}
+    if resource_version:
+        params["resourceVersion"] = resource_version
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+    async with session.get(resource.path(namespace), params=params, timeout=timeout) as response:
+        if response.status >= 400:
+            raise_for(response.status, await response.text())
+        async for line in response.content:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,61 @@
+"""Kubernetes Events on our objects, so `kubectl describe` tells what the operator did."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.errors import ApiError
+
+COMPONENT = "mltrl-operator"
+NORMAL = "Normal"
+WARNING = "Warning"
+
+logger = logging.getLogger(__name__)
+
+
+def event_body(
+    involved: dict[str, Any], *, type: str, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    metadata = involved.get("metadata", {})
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {
+            "generateName": f"{metadata.get('name', 'object')}.",
+            "namespace": metadata.get("namespace") or "default",
+        },
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+class EventRecorder:
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def record(
+        self, involved: dict[str, Any], *, type: str, reason: str, message: str, now: datetime
+    ) -> None:
+        # An event is a courtesy to the reader; failing to post one must never fail a reconcile.
+        try:
+            await self._client.post_event(
+                event_body(involved, type=type, reason=reason, message=message, now=now)
+            )
+        except (ApiError, OSError) as error:
+            logger.warning("could not post event %s on %s: %s", reason, involved, error)
