@@ -1,0 +1,140 @@
+"""Condition types and reasons the operator writes, in one place so that the reconcilers,
+the docs and `kubectl wait --for=condition=...` users agree on the spelling.
+
+MLTechnology conditions:
+
+| type            | True when                                                         |
+|-----------------|-------------------------------------------------------------------|
+| Ready           | the spec is valid and the effective level has reached targetLevel |
+| ServingAllowed  | the effective level meets the serving gate                        |
+| Serving         | the InferenceService exists, is not stopped and reports Ready     |
+| Degraded        | an InferenceService is kept serving below the required level      |
+| ComponentsReady | every component exists and is at least at this technology's level |
+
+LevelReview conditions:
+
+| type      | True when                                               |
+|-----------|---------------------------------------------------------|
+| Evaluated | the review was evaluated (its reason tells the outcome) |
+| Applied   | the review moved the technology                         |
+
+Reasons (CamelCase, machine-readable; the message says the rest):
+
+| reason                       | condition              | meaning                                  |
+|------------------------------|------------------------|------------------------------------------|
+| AtTargetLevel                | Ready=True             | the effective level reached targetLevel  |
+| BelowTargetLevel             | Ready=False            | the own level is below targetLevel       |
+| ValidationFailed             | Ready=False            | the spec breaks rules; the message lists |
+| LevelMeetsServingRequirement | ServingAllowed=True    | effective level >= serving requirement   |
+| LevelBelowServingRequirement | ServingAllowed=False,  | effective level < serving requirement    |
+|                              | Serving=False          |                                          |
+| InferenceServiceReady        | Serving=True           | the InferenceService reports Ready       |
+| InferenceServiceNotReady     | Serving=False          | not created yet, or not Ready            |
+| InferenceServiceStopped      | Serving=False          | stopped with serving.kserve.io/stop      |
+| ServingDisabled              | Serving=False          | spec.serving.enabled is false            |
+| NoModel                      | Serving=False          | spec.model is not set                    |
+| KeptBelowRequiredLevel       | Degraded=True          | served below the gate (keep or audit)    |
+| AsExpected                   | Degraded=False         | nothing is served below the gate         |
+| NoComponents                 | ComponentsReady=True   | not composed of other technologies       |
+| ComponentsAtLevel            | ComponentsReady=True   | each component is at least at this level |
+| ComponentMissing             | ComponentsReady=False, | a component is missing or has no level   |
+|                              | Ready=False            |                                          |
+| ComponentBelowLevel          | ComponentsReady=False, | a component lowers the effective level   |
+|                              | Ready=False            |                                          |
+| Demoted                      | Event                  | an alert switched the technology back    |
+| RolledBack                   | Event                  | an alert rolled serving back to a known- |
+|                              |                        | good model                               |
+| AllRequirementsMet           | Evaluated=True         | the review is Approved                   |
+| RequirementsUnmet            | Evaluated=True         | Pending; status.unmet says why           |
+| TechnologyNotFound           | Evaluated=True         | Pending; the technology does not exist   |
+| ReviewRejected               | Evaluated=True         | a reviewer rejected it                   |
+| ReviewInvalid                | Evaluated=True         | the review breaks a rule                 |
+| ReviewSuperseded             | Evaluated=True         | the technology moved on since it opened  |
+| ReviewApplied                | Evaluated=True,        | the review moved the technology          |
+|                              | Applied=True           |                                          |
+| ReviewNotApplied             | Applied=False          | the review has not moved it (yet)        |
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mltrl_operator.api.review import ReviewPhase
+
+READY: Final = "Ready"
+SERVING_ALLOWED: Final = "ServingAllowed"
+SERVING: Final = "Serving"
+DEGRADED: Final = "Degraded"
+COMPONENTS_READY: Final = "ComponentsReady"
+TECHNOLOGY_CONDITION_TYPES: Final = (READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY)
+
+EVALUATED: Final = "Evaluated"
+APPLIED: Final = "Applied"
+REVIEW_CONDITION_TYPES: Final = (EVALUATED, APPLIED)
+
+AT_TARGET_LEVEL: Final = "AtTargetLevel"
+BELOW_TARGET_LEVEL: Final = "BelowTargetLevel"
+VALIDATION_FAILED: Final = "ValidationFailed"
+LEVEL_MEETS_SERVING_REQUIREMENT: Final = "LevelMeetsServingRequirement"
+LEVEL_BELOW_SERVING_REQUIREMENT: Final = "LevelBelowServingRequirement"
+INFERENCE_SERVICE_READY: Final = "InferenceServiceReady"
+INFERENCE_SERVICE_NOT_READY: Final = "InferenceServiceNotReady"
+INFERENCE_SERVICE_STOPPED: Final = "InferenceServiceStopped"
+SERVING_DISABLED: Final = "ServingDisabled"
+NO_MODEL: Final = "NoModel"
+KEPT_BELOW_REQUIRED_LEVEL: Final = "KeptBelowRequiredLevel"
+AS_EXPECTED: Final = "AsExpected"
+NO_COMPONENTS: Final = "NoComponents"
+COMPONENTS_AT_LEVEL: Final = "ComponentsAtLevel"
+COMPONENT_MISSING: Final = "ComponentMissing"
+COMPONENT_BELOW_LEVEL: Final = "ComponentBelowLevel"
+DEMOTED: Final = "Demoted"
+ROLLED_BACK: Final = "RolledBack"
+ALL_REQUIREMENTS_MET: Final = "AllRequirementsMet"
+REQUIREMENTS_UNMET: Final = "RequirementsUnmet"
+TECHNOLOGY_NOT_FOUND: Final = "TechnologyNotFound"
+REVIEW_REJECTED: Final = "ReviewRejected"
+REVIEW_INVALID: Final = "ReviewInvalid"
+REVIEW_SUPERSEDED: Final = "ReviewSuperseded"
+REVIEW_APPLIED: Final = "ReviewApplied"
+REVIEW_NOT_APPLIED: Final = "ReviewNotApplied"
+
+REASONS: Final = (
+    AT_TARGET_LEVEL,
+    BELOW_TARGET_LEVEL,
+    VALIDATION_FAILED,
+    LEVEL_MEETS_SERVING_REQUIREMENT,
+    LEVEL_BELOW_SERVING_REQUIREMENT,
+    INFERENCE_SERVICE_READY,
+    INFERENCE_SERVICE_NOT_READY,
+    INFERENCE_SERVICE_STOPPED,
+    SERVING_DISABLED,
+    NO_MODEL,
+    KEPT_BELOW_REQUIRED_LEVEL,
+    AS_EXPECTED,
+    NO_COMPONENTS,
+    COMPONENTS_AT_LEVEL,
+    COMPONENT_MISSING,
+    COMPONENT_BELOW_LEVEL,
+    DEMOTED,
+    ROLLED_BACK,
+    ALL_REQUIREMENTS_MET,
+    REQUIREMENTS_UNMET,
+    TECHNOLOGY_NOT_FOUND,
+    REVIEW_REJECTED,
+    REVIEW_INVALID,
+    REVIEW_SUPERSEDED,
+    REVIEW_APPLIED,
+    REVIEW_NOT_APPLIED,
+)
+
+# A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the
+# review reconciler knows which case it is in.
+EVALUATED_REASONS: Final[dict[ReviewPhase, str]] = {
+    ReviewPhase.PENDING: REQUIREMENTS_UNMET,
+    ReviewPhase.APPROVED: ALL_REQUIREMENTS_MET,
+    ReviewPhase.REJECTED: REVIEW_REJECTED,
+    ReviewPhase.INVALID: REVIEW_INVALID,
+    ReviewPhase.SUPERSEDED: REVIEW_SUPERSEDED,
+    ReviewPhase.APPLIED: REVIEW_APPLIED,
+}
