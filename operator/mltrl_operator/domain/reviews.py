@@ -1,0 +1,281 @@
+"""Evaluating a LevelReview against its technology and the effective policy.
+
+The evaluation is a pure function of the review, a few facts about the technology and the
+policy, so the reconciler can re-evaluate on every change and always reach the same
+verdict. Rules, in order (the first that applies decides the phase):
+
+1. the review breaks a rule of its own (validate_review_spec) -> Invalid;
+2. the technology does not exist -> Pending (it may be created later);
+3. the technology's history names this review -> Applied;
+4. fromLevel is not the current level -> Superseded when the technology went through
+   fromLevel and has moved on, otherwise Invalid;
+5. a promotion that skips levels without the policy's leave, or goes above the target
+   level; a switchback below the entry level or to a level never gone through -> Invalid;
+6. any reviewer rejects -> Rejected (anyone may stop a review, the owner included);
+7. every requirement met -> Approved, otherwise Pending with each unmet requirement in
+   plain words.
+
+A promotion must meet policy.rule_for(toLevel); a promotion that skips levels must meet
+the rules of every level it passes. A switchback is a safety action: it needs a single
+approval from anyone, and the owner's approval counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mltrl_operator.api.policy import EvidenceRequirement
+from mltrl_operator.api.review import (
+    Approval,
+    Decision,
+    Evidence,
+    EvidenceKind,
+    LevelReviewSpec,
+    ReviewPhase,
+)
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.policy import EffectivePolicy, LevelRule, combine_rules
+from mltrl_operator.domain.requirements import (
+    approvals_needed,
+    missing_evidence,
+    number,
+    role_needed,
+)
+from mltrl_operator.domain.validation import validate_review_spec
+
+SWITCHBACK_APPROVALS = 1
+
+
+@dataclass(frozen=True)
+class TechnologyFacts:
+    name: str
+    owner: str
+    level: int
+    entry_level: int
+    target_level: int
+    visited_levels: frozenset[int]
+    applied_reviews: frozenset[str]
+
+
+def technology_facts(
+    name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None
+) -> TechnologyFacts:
+    history = status.history if status else []
+    level = spec.entry_level if status is None or status.level is None else status.level
+    return TechnologyFacts(
+        name=name,
+        owner=spec.owner,
+        level=level,
+        entry_level=spec.entry_level,
+        target_level=spec.target_level,
+        visited_levels=frozenset({spec.entry_level, level, *(t.to for t in history)}),
+        applied_reviews=frozenset(t.review for t in history if t.review),
+    )
+
+
+@dataclass(frozen=True)
+class ReviewEvaluation:
+    phase: ReviewPhase
+    unmet: tuple[str, ...]
+    approved_by: tuple[str, ...]
+    message: str
+    errors: tuple[FieldError, ...]
+    is_promotion: bool
+
+
+def _evaluation(
+    spec: LevelReviewSpec,
+    phase: ReviewPhase,
+    message: str,
+    *,
+    unmet: Sequence[str] = (),
+    approved_by: Sequence[str] = (),
+    errors: Sequence[FieldError] = (),
+) -> ReviewEvaluation:
+    return ReviewEvaluation(
+        phase=phase,
+        unmet=tuple(unmet),
+        approved_by=tuple(approved_by),
+        message=message,
+        errors=tuple(errors),
+        is_promotion=spec.to_level > spec.from_level,
+    )
+
+
+def _invalid(spec: LevelReviewSpec, errors: Sequence[FieldError]) -> ReviewEvaluation:
+    return _evaluation(spec, ReviewPhase.INVALID, "; ".join(str(e) for e in errors), errors=errors)
+
+
+def _counting_approvers(
+    spec: LevelReviewSpec, technology: TechnologyFacts, policy: EffectivePolicy
+) -> list[Approval]:
+    owner_excluded = spec.to_level > spec.from_level and policy.separation_of_duties
+    return [
+        a
+        for a in spec.approvals
+        if a.decision is Decision.APPROVE
+        and not (owner_excluded and a.reviewer == technology.owner)
+    ]
+
+
+def _level_problem(
+    spec: LevelReviewSpec, technology: TechnologyFacts, policy: EffectivePolicy
+) -> FieldError | None:
+    start, end = spec.from_level, spec.to_level
+    if end > start:
+        if end - start > 1 and not policy.allow_level_skipping:
+            return FieldError(
+                "spec.toLevel",
+                f"promotion may go up one level at a time ({start} -> {start + 1}), not "
+                f"{start} -> {end}; the policy does not allow level skipping",
+            )
+        if end > technology.target_level:
+            return FieldError(
+                "spec.toLevel",
+                f"may not promote above the technology's target level {technology.target_level}",
+            )
+        return None
+    if end < technology.entry_level:
+        return FieldError(
+            "spec.toLevel",
+            f"may not switch back below the technology's entry level {technology.entry_level}",
+        )
+    if end not in technology.visited_levels:
+        return FieldError(
+            "spec.toLevel",
+            f"may not switch back to {describe_level(end)}: the technology never went through it",
+        )
+    return None
+
+
+def _rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
+    levels = range(spec.from_level + 1, spec.to_level + 1)
+    return combine_rules(spec.to_level, [policy.rule_for(level) for level in levels])
+
+
+def _evidence_unmet(required: EvidenceRequirement, presented: Evidence | None) -> str | None:
+    name = f"'{required.name}'"
+    if presented is None:
+        return missing_evidence(required)
+    if presented.kind is not required.kind:
+        return f"evidence {name} is a {presented.kind}; the policy requires a {required.kind}"
+    if required.kind is EvidenceKind.CHECK and not presented.passed:
+        return f"check {name} has not passed"
+    if required.kind is EvidenceKind.METRIC and presented.value is not None:
+        value = presented.value
+        if required.minimum is not None and value < required.minimum:
+            return f"metric {name} is {number(value)}, below the minimum {number(required.minimum)}"
+        if required.maximum is not None and value > required.maximum:
+            return f"metric {name} is {number(value)}, above the maximum {number(required.maximum)}"
+    return None
+
+
+def _unmet(
+    spec: LevelReviewSpec,
+    technology: TechnologyFacts,
+    policy: EffectivePolicy,
+    counting: Sequence[Approval],
+) -> tuple[list[str], int]:
+    unmet: list[str] = []
+    if spec.to_level < spec.from_level:
+        needed = SWITCHBACK_APPROVALS
+        if len(counting) < needed:
+            unmet.append(approvals_needed(needed, len(counting)))
+        return unmet, needed
+    rule = _rule(spec, policy)
+    presented = {e.name: e for e in spec.evidence}
+    for required in rule.evidence:
+        problem = _evidence_unmet(required, presented.get(required.name))
+        if problem:
+            unmet.append(problem)
+    owner_approved = any(
+        a.reviewer == technology.owner and a.decision is Decision.APPROVE for a in spec.approvals
+    )
+    if policy.separation_of_duties and owner_approved:
+        unmet.append(
+            f"{technology.owner} owns the technology and may not approve its review "
+            "(separation of duties)"
+        )
+    if len(counting) < rule.min_approvals:
+        unmet.append(approvals_needed(rule.min_approvals, len(counting)))
+    roles = {a.role for a in counting}
+    unmet.extend(role_needed(role) for role in sorted(rule.required_roles - roles))
+    return unmet, rule.min_approvals
+
+
+def evaluate_review(
+    name: str,
+    spec: LevelReviewSpec,
+    technology: TechnologyFacts | None,
+    policy: EffectivePolicy,
+) -> ReviewEvaluation:
+    errors = validate_review_spec(spec)
+    if errors:
+        return _invalid(spec, errors)
+    if technology is None:
+        missing = f"technology '{spec.technology}' does not exist in this namespace"
+        return _evaluation(spec, ReviewPhase.PENDING, f"waiting: {missing}", unmet=[missing])
+    counting = _counting_approvers(spec, technology, policy)
+    approved_by = sorted({a.reviewer for a in counting})
+    if name in technology.applied_reviews:
+        return _evaluation(
+            spec,
+            ReviewPhase.APPLIED,
+            f"applied: moved the technology from level {spec.from_level} to {spec.to_level}",
+            approved_by=approved_by,
+        )
+    if spec.from_level != technology.level:
+        if spec.from_level in technology.visited_levels:
+            return _evaluation(
+                spec,
+                ReviewPhase.SUPERSEDED,
+                f"the technology moved from level {spec.from_level} to {technology.level} "
+                "since this review was opened",
+            )
+        return _invalid(
+            spec,
+            [
+                FieldError(
+                    "spec.fromLevel",
+                    f"must equal the technology's current level {technology.level}",
+                )
+            ],
+        )
+    problem = _level_problem(spec, technology, policy)
+    if problem:
+        return _invalid(spec, [problem])
+    rejections = [a for a in spec.approvals if a.decision is Decision.REJECT]
+    if rejections:
+        return _evaluation(
+            spec,
+            ReviewPhase.REJECTED,
+            "; ".join(_rejection(a) for a in rejections),
+            approved_by=approved_by,
+        )
+    unmet, needed = _unmet(spec, technology, policy, counting)
+    if unmet:
+        count = len(unmet)
+        return _evaluation(
+            spec,
+            ReviewPhase.PENDING,
+            f"{count} requirement{'' if count == 1 else 's'} unmet",
+            unmet=unmet,
+            approved_by=approved_by,
+        )
+    approvals = f"{len(approved_by)} of {needed} approval{'' if needed == 1 else 's'}"
+    outcome = (
+        "all evidence present"
+        if spec.to_level > spec.from_level
+        else f"switchback to {describe_level(spec.to_level)}"
+    )
+    return _evaluation(
+        spec, ReviewPhase.APPROVED, f"{approvals}, {outcome}", approved_by=approved_by
+    )
+
+
+def _rejection(approval: Approval) -> str:
+    who = f"rejected by {approval.reviewer} ({approval.role})"
+    return f"{who}: {approval.comment}" if approval.comment else who
