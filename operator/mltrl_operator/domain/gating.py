@@ -1,0 +1,124 @@
+"""The serving gate: may a technology's model be served with KServe at its level?
+
+Under `audit` enforcement the gate only reports: nothing is stopped or deleted, neither
+for a demoted technology nor for a foreign InferenceService; the action is WARN.
+
+An InferenceService that claims a technology (label mltrl.dev/technology) opts into the
+gate even in a namespace no policy governs; one that claims a technology that does not
+exist fails the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mltrl_operator.api.policy import Enforcement, OnDemotion
+from mltrl_operator.domain import condition_types as reasons
+from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.policy import EffectivePolicy
+from mltrl_operator.domain.serving import TECHNOLOGY_LABEL
+
+
+def required_serving_level(policy: EffectivePolicy, technology_required: int | None) -> int:
+    if technology_required is None:
+        return policy.minimum_serving_level
+    return max(policy.minimum_serving_level, technology_required)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    allowed: bool
+    required_level: int
+    effective_level: int | None
+    reason: str
+    message: str
+
+
+def _requirement_source(policy: EffectivePolicy, technology_required: int | None) -> str:
+    if technology_required is not None and technology_required > policy.minimum_serving_level:
+        return "spec.serving.requiredLevel"
+    if not policy.sources:
+        return "built-in default"
+    label = "policy" if len(policy.sources) == 1 else "policies"
+    return f"{label} {', '.join(policy.sources)}"
+
+
+def serving_gate(
+    effective_level: int | None,
+    technology_required: int | None,
+    policy: EffectivePolicy,
+    technology_name: str,
+) -> GateDecision:
+    required = required_serving_level(policy, technology_required)
+    allowed = effective_level is not None and effective_level >= required
+    where = (
+        "has no effective level yet"
+        if effective_level is None
+        else f"is at {describe_level(effective_level)}"
+    )
+    return GateDecision(
+        allowed=allowed,
+        required_level=required,
+        effective_level=effective_level,
+        reason=(
+            reasons.LEVEL_MEETS_SERVING_REQUIREMENT
+            if allowed
+            else reasons.LEVEL_BELOW_SERVING_REQUIREMENT
+        ),
+        message=f"mltech {technology_name} {where}; serving requires level {required} "
+        f"({_requirement_source(policy, technology_required)})",
+    )
+
+
+class GateAction(StrEnum):
+    ALLOW = "allow"
+    STOP = "stop"
+    DELETE = "delete"
+    KEEP = "keep"
+    WARN = "warn"
+
+
+_ON_DEMOTION = {
+    OnDemotion.STOP: GateAction.STOP,
+    OnDemotion.DELETE: GateAction.DELETE,
+    OnDemotion.KEEP: GateAction.KEEP,
+}
+
+
+def demotion_action(policy: EffectivePolicy) -> GateAction:
+    """What to do with the operator's own InferenceService once the gate closes."""
+    if policy.enforcement is Enforcement.AUDIT:
+        return GateAction.WARN
+    return _ON_DEMOTION[policy.on_demotion]
+
+
+def _refuse(policy: EffectivePolicy, message: str) -> tuple[GateAction, str]:
+    if policy.enforcement is Enforcement.AUDIT:
+        return GateAction.WARN, f"{message} (audit: reported only)"
+    return GateAction.STOP, message
+
+
+def foreign_inference_service_action(
+    claimed: str | None, decision: GateDecision | None, policy: EffectivePolicy
+) -> tuple[GateAction, str]:
+    """For an InferenceService the operator did not create.
+
+    `decision` is the claimed technology's gate, None when that technology does not exist.
+    Foreign InferenceServices are stopped, never deleted: they are someone else's.
+    """
+    if claimed is None:
+        if not policy.governed:
+            return GateAction.ALLOW, "the namespace is not governed by an MLTRL policy"
+        return _refuse(
+            policy,
+            f"the InferenceService claims no MLTechnology (label {TECHNOLOGY_LABEL}) and the "
+            f"namespace is governed ({_requirement_source(policy, None)})",
+        )
+    if decision is None:
+        return _refuse(
+            policy, f"the InferenceService claims mltech {claimed}, which does not exist"
+        )
+    if decision.allowed:
+        return GateAction.ALLOW, decision.message
+    return _refuse(policy, decision.message)

@@ -1,0 +1,102 @@
+"""The InferenceService the operator wants for a technology, and the known-good models
+it can roll back to. Plain dicts in KServe's serving.kserve.io/v1beta1 shape."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from mltrl_operator.api.common import API_VERSION
+from mltrl_operator.api.technology import KnownGoodModel, MLTechnologySpec, ModelSpec
+from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.transitions import append_bounded
+
+KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
+TECHNOLOGY_LABEL = "mltrl.dev/technology"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "mltrl-operator"
+MODEL_VERSION_ANNOTATION = "mltrl.dev/model-version"
+STOP_ANNOTATION = "serving.kserve.io/stop"
+
+
+def inference_service_name(technology_name: str, spec: MLTechnologySpec) -> str:
+    if spec.serving and spec.serving.inference_service_name:
+        return spec.serving.inference_service_name
+    return technology_name
+
+
+def _predictor(spec: MLTechnologySpec, model: ModelSpec | KnownGoodModel) -> dict[str, Any]:
+    # A deep copy: the template belongs to the spec, and callers may mutate the result.
+    predictor: dict[str, Any] = copy.deepcopy(spec.serving.predictor) if spec.serving else {}
+    template_model = predictor.get("model")
+    merged: dict[str, Any] = dict(template_model) if isinstance(template_model, dict) else {}
+    merged["modelFormat"] = {"name": model.format}
+    merged["storageUri"] = model.storage_uri
+    if model.runtime:
+        merged["runtime"] = model.runtime
+    predictor["model"] = merged
+    return predictor
+
+
+def desired_inference_service(
+    name: str,
+    namespace: str,
+    technology_name: str,
+    technology_uid: str,
+    spec: MLTechnologySpec,
+    model: ModelSpec | KnownGoodModel,
+) -> dict[str, Any]:
+    annotations = dict(spec.serving.annotations) if spec.serving else {}
+    annotations[MODEL_VERSION_ANNOTATION] = model.version
+    return {
+        "apiVersion": KSERVE_API_VERSION,
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {TECHNOLOGY_LABEL: technology_name, MANAGED_BY_LABEL: MANAGED_BY},
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "MLTechnology",
+                    "name": technology_name,
+                    "uid": technology_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"predictor": _predictor(spec, model)},
+    }
+
+
+def record_known_good(
+    known: Sequence[KnownGoodModel], model: ModelSpec, now: datetime, limit: int
+) -> tuple[list[KnownGoodModel], bool]:
+    """Remember `model` as the newest known-good one unless it already is.
+
+    An older entry of the same version stays where it is: the list is a timeline, and
+    rollback_target reads it as one.
+    """
+    if known and (known[-1].version, known[-1].storage_uri) == (model.version, model.storage_uri):
+        return list(known), False
+    entry = KnownGoodModel(
+        version=model.version,
+        storage_uri=model.storage_uri,
+        format=model.format,
+        runtime=model.runtime,
+        served_at=rfc3339(now),
+    )
+    return append_bounded(known, entry, limit), True
+
+
+def rollback_target(
+    known: Sequence[KnownGoodModel], current_version: str | None
+) -> KnownGoodModel | None:
+    """The newest known-good model served before the current one, if any."""
+    positions = [i for i, entry in enumerate(known) if entry.version == current_version]
+    before = known[: positions[-1]] if positions else known
+    return next((e for e in reversed(before) if e.version != current_version), None)

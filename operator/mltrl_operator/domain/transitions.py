@@ -1,0 +1,76 @@
+"""History records: MLTRL asks that every promotion and switchback be recorded with
+from, to, type, reason and what triggered it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.technology import LevelTransition, SwitchbackType, TransitionKind
+from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.reviews import ReviewEvaluation
+from mltrl_operator.domain.timefmt import rfc3339
+
+OPERATOR = "mltrl-operator"
+
+T = TypeVar("T")
+
+
+def entry_transition(entry_level: int, now: datetime) -> LevelTransition:
+    return LevelTransition(
+        to=entry_level,
+        kind=TransitionKind.ENTRY,
+        reason=f"entered at {describe_level(entry_level)}",
+        by=[OPERATOR],
+        at=rfc3339(now),
+    )
+
+
+def review_transition(
+    review_name: str, spec: LevelReviewSpec, evaluation: ReviewEvaluation, now: datetime
+) -> LevelTransition:
+    if evaluation.phase is not ReviewPhase.APPROVED:
+        # Recording an unapproved review would put a level change in the audit trail that
+        # no gate allowed; refuse loudly rather than write it.
+        raise ValueError(f"review {review_name} is {evaluation.phase}, not Approved")
+    promotion = spec.to_level > spec.from_level
+    return LevelTransition(
+        from_level=spec.from_level,
+        to=spec.to_level,
+        kind=TransitionKind.PROMOTION if promotion else TransitionKind.SWITCHBACK,
+        switchback_type=None if promotion else (spec.switchback_type or SwitchbackType.REVIEW),
+        reason=spec.reason or f"promoted by review {review_name}",
+        review=review_name,
+        by=list(evaluation.approved_by),
+        at=rfc3339(now),
+        debrief=spec.debrief.model_copy() if spec.debrief else None,
+    )
+
+
+def alert_reference(alert_name: str, fingerprint: str) -> str:
+    return f"{alert_name}/{fingerprint}"
+
+
+def alert_switchback(
+    from_level: int, to_level: int, alert_name: str, fingerprint: str, now: datetime
+) -> LevelTransition:
+    return LevelTransition(
+        from_level=from_level,
+        to=to_level,
+        kind=TransitionKind.SWITCHBACK,
+        switchback_type=SwitchbackType.EMBEDDED,
+        reason=f"alert {alert_name} switched the technology back from level {from_level} "
+        f"to {to_level}",
+        alert=alert_reference(alert_name, fingerprint),
+        by=[OPERATOR],
+        at=rfc3339(now),
+    )
+
+
+def append_bounded(items: Sequence[T], item: T, limit: int) -> list[T]:
+    """Append and drop the oldest entries beyond `limit` (the CRD caps these lists)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    return [*items, item][-limit:]
