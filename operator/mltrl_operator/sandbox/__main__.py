@@ -1,0 +1,44 @@
+"""`python -m mltrl_operator.sandbox`: run the sandbox API server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from .server import SandboxServer, serve_forever
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mltrl_operator.sandbox",
+        description="An in-memory Kubernetes-compatible API server for tests and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
+    parser.add_argument(
+        "--crds", type=Path, default=Path("crds"), help="directory of CRD *.yaml files"
+    )
+    parser.add_argument("--kubeconfig", type=Path, default=Path(".sandbox/kubeconfig"))
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+
+    def ready(server: SandboxServer) -> None:
+        print(f"sandbox API server at {server.url}; kubeconfig: {args.kubeconfig}", flush=True)
+        print(f"  export KUBECONFIG={args.kubeconfig.resolve()}", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(args.crds, args.host, args.port, args.kubeconfig, on_ready=ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Admission hooks: async callables run on create/update/delete before persisting.
+
+Mutating hooks run first and may return a changed object; then the object is pruned,
+defaulted and schema-validated; then validating hooks run.  Any hook may refuse the
+request by raising `AdmissionDenied`.  Webhook configurations can be built on top of
+this by registering a hook that calls the webhooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth import UserInfo
+from .resources import ResourceType
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class AdmissionRequest:
+    operation: str  # "CREATE", "UPDATE" or "DELETE"
+    resource: ResourceType
+    subresource: str  # "" or "status"
+    namespace: str
+    name: str
+    object: Obj | None  # None for DELETE
+    old_object: Obj | None  # None for CREATE
+    user: UserInfo
+    dry_run: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class AdmissionDenied(Exception):
+    """Refuse the request; answered as a Status with this code/reason/message."""
+
+    def __init__(self, message: str, code: int = 400, reason: str = "BadRequest") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.reason = reason
+
+
+# Returns a replacement object (mutating hooks) or None to leave it as it is.
+AdmissionHook = Callable[[AdmissionRequest], Awaitable[Obj | None]]

@@ -1,0 +1,802 @@
+"""The API semantics: create/get/list/update/patch/delete/watch on the store.
+
+HTTP handlers are thin wrappers around `Api`; everything a real API server decides
+(validation, conflicts, finalizers, generation, garbage collection, namespace
+lifecycle, CRD registration, admission) is decided here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import logging
+import secrets as pysecrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import crds as crdlib
+from . import errors, jsonpath, meta, schema
+from .admission import AdmissionDenied, AdmissionHook, AdmissionRequest
+from .auth import ADMIN, UserInfo
+from .builtin import prepare_builtin
+from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
+from .resources import Obj, Registry, ResourceType
+from .selectors import (
+    FieldRequirement,
+    Requirement,
+    SelectorError,
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
+from .store import Event, Store, TooOld, Watcher
+
+log = logging.getLogger(__name__)
+
+CRD_STORAGE = "customresourcedefinitions.apiextensions.k8s.io"
+NAMESPACES = "namespaces"
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (
+    MERGE_PATCH,
+    JSON_PATCH,
+    STRATEGIC_PATCH,
+    APPLY_PATCH,
+    "application/apply-patch+cbor",
+)
+
+# metadata the server owns: never taken from a client's body on update
+_SERVER_META = (
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+# a delay before collecting dependents whose owners never existed (the real GC is not instant)
+ABSENT_OWNER_DELAY = 0.5
+
+
+@dataclass
+class WriteOptions:
+    user: UserInfo = ADMIN
+    dry_run: bool = False
+    field_validation: str = ""  # "", "Strict", "Warn" or "Ignore"
+    field_manager: str = ""
+    force: bool = False
+
+
+@dataclass
+class WriteResult:
+    object: Obj
+    warnings: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+@dataclass
+class ListResult:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+def _content(obj: Obj, rt: ResourceType) -> Obj:
+    """What `generation` tracks: everything but metadata (and status, if a subresource)."""
+    skip = {"metadata", "apiVersion", "kind"}
+    if rt.status_subresource:
+        skip.add("status")
+    return {k: v for k, v in obj.items() if k not in skip}
+
+
+def _same_object(a: Obj, b: Obj) -> bool:
+    ma = {k: v for k, v in a["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    mb = {k: v for k, v in b["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    rest_a = {k: v for k, v in a.items() if k not in ("metadata", "apiVersion")}
+    rest_b = {k: v for k, v in b.items() if k not in ("metadata", "apiVersion")}
+    return ma == mb and rest_a == rest_b
+
+
+def _decode_continue(token: str) -> tuple[str, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        return str(data["start"][0]), str(data["start"][1])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise errors.bad_request(f"continue key is not valid: {exc}") from exc
+
+
+def _encode_continue(rv: int, key: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(key)}).encode()).decode()
+
+
+class Api:
+    def __init__(self, registry: Registry, store: Store) -> None:
+        self.registry = registry
+        self.store = store
+        self.mutating_admission: list[AdmissionHook] = []
+        self.validating_admission: list[AdmissionHook] = []
+        self._next_ip = 1
+
+    # presentation and lookup
+
+    def present(self, rt: ResourceType, obj: Obj) -> Obj:
+        """The stored object as the client's group/version sees it."""
+        if rt.to_view is not None:
+            obj = rt.to_view(obj)
+        if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+            obj = {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
+        return obj
+
+    def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        obj = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
+        if obj is None:
+            raise errors.not_found(rt.group, rt.plural, name)
+        return obj
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        return self.present(rt, self._stored(rt, namespace, name))
+
+    # selectors
+
+    def _field_value(self, rt: ResourceType) -> Callable[[Mapping[str, Any], str], Any]:
+        def value(obj: Mapping[str, Any], label: str) -> Any:
+            if label == "metadata.name":
+                return obj["metadata"].get("name")
+            if label == "metadata.namespace":
+                return obj["metadata"].get("namespace")
+            return jsonpath.first(obj, rt.selectable_fields[label])
+
+        return value
+
+    def parse_selectors(
+        self, rt: ResourceType, label_selector: str | None, field_selector: str | None
+    ) -> tuple[tuple[Requirement, ...], tuple[FieldRequirement, ...]]:
+        try:
+            labels = parse_label_selector(label_selector)
+            fields = parse_field_selector(field_selector)
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from exc
+        for req in fields:
+            if (
+                req.field not in ("metadata.name", "metadata.namespace")
+                and req.field not in rt.selectable_fields
+            ):
+                raise errors.bad_request(f"field label not supported: {req.field}")
+        return labels, fields
+
+    def matcher(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        labels: tuple[Requirement, ...],
+        fields: tuple[FieldRequirement, ...],
+    ) -> Callable[[Obj], bool]:
+        value = self._field_value(rt)
+
+        def matches(obj: Obj) -> bool:
+            m = obj["metadata"]
+            if namespace is not None and m.get("namespace") != namespace:
+                return False
+            return labels_match(labels, m.get("labels")) and fields_match(fields, obj, value)
+
+        return matches
+
+    # reading
+
+    def list_objects(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult:
+        labels, fields = self.parse_selectors(rt, label_selector, field_selector)
+        ns = namespace if rt.namespaced else None
+        rv = self.store.rv
+        by_name = [f.value for f in fields if f.field == "metadata.name" and not f.negate]
+        if by_name and (ns is not None or not rt.namespaced):
+            # A name lookup (kubectl wait/delete, informers by name) needs no scan.
+            found = self.store.get(rt.storage, ns, by_name[0])
+            candidates = [found] if found is not None else []
+        else:
+            candidates = self.store.list(rt.storage, ns)
+        matches = self.matcher(rt, ns, labels, fields)
+        selected = [o for o in candidates if matches(o)]
+        token = ""
+        remaining = None
+        if continue_token:
+            start = _decode_continue(continue_token)
+            selected = [
+                o
+                for o in selected
+                if (o["metadata"].get("namespace") or "", o["metadata"]["name"]) > start
+            ]
+        if limit and limit > 0 and len(selected) > limit:
+            remaining = len(selected) - limit
+            selected = selected[:limit]
+            last = selected[-1]["metadata"]
+            token = _encode_continue(rv, (last.get("namespace") or "", last["name"]))
+        return ListResult([self.present(rt, o) for o in selected], str(rv), token, remaining)
+
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        resource_version: str | None,
+        send_initial_events: bool = False,
+    ) -> Watcher:
+        labels, fields = self.parse_selectors(rt, label_selector, field_selector)
+        ns = namespace if rt.namespaced else None
+        watcher = Watcher(self.matcher(rt, ns, labels, fields))
+        if resource_version in (None, "", "0") or send_initial_events:
+            # "Start from now" is preceded by a synthetic ADDED per existing object.
+            rv = self.store.rv
+            for obj in self.store.list(rt.storage, ns):
+                if watcher.matches(obj):
+                    watcher.queue.put_nowait(Event("ADDED", obj, None, rv))
+            if send_initial_events:
+                watcher.queue.put_nowait(Event("BOOKMARK", {}, None, rv))
+            self.store.subscribe(rt.storage, watcher, None)
+            return watcher
+        try:
+            since = int(str(resource_version))
+        except ValueError as exc:
+            raise errors.bad_request(
+                f'resourceVersion: Invalid value: "{resource_version}": must be a number'
+            ) from exc
+        try:
+            self.store.subscribe(rt.storage, watcher, since)
+        except TooOld as exc:
+            raise errors.gone(str(exc)) from exc
+        return watcher
+
+    def unwatch(self, rt: ResourceType, watcher: Watcher) -> None:
+        self.store.unsubscribe(rt.storage, watcher)
+
+    # decoding and normalising request bodies
+
+    def _decode(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request(
+                f"the object provided is unrecognized (must be of type {rt.kind})"
+            )
+        api_version = body.get("apiVersion")
+        if api_version and api_version != rt.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({rt.api_version})"
+            )
+        kind = body.get("kind")
+        if kind and kind != rt.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        obj = copy.deepcopy(body)
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        if not isinstance(obj.get("metadata"), dict):
+            obj["metadata"] = {}
+        m = obj["metadata"]
+        if rt.namespaced:
+            if m.get("namespace") and namespace and m["namespace"] != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            m["namespace"] = namespace or m.get("namespace") or "default"
+        else:
+            m.pop("namespace", None)
+        if rt.from_view is not None:
+            obj = rt.from_view(obj)
+        return obj
+
+    def _normalize(self, rt: ResourceType, obj: Obj, opts: WriteOptions, verb: str) -> list[str]:
+        unknown = schema.prune(obj, rt.schema)
+        warnings: list[str] = []
+        if unknown and opts.field_validation == "Strict":
+            detail = "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+            if verb != "patch":
+                handled = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}'
+                detail = f"{handled}: {detail}"
+            raise errors.bad_request(detail)
+        if unknown and opts.field_validation == "Warn":
+            warnings = [f'unknown field "{u}"' for u in unknown]
+        schema.apply_defaults(obj, rt.schema)
+        return warnings
+
+    # admission
+
+    async def _admit(
+        self,
+        hooks: list[AdmissionHook],
+        rt: ResourceType,
+        operation: str,
+        subresource: str,
+        obj: Obj | None,
+        old: Obj | None,
+        opts: WriteOptions,
+        *,
+        mutating: bool,
+    ) -> Obj | None:
+        source = obj if obj is not None else old
+        assert source is not None
+        m = source["metadata"]
+        for hook in hooks:
+            request = AdmissionRequest(
+                operation=operation,
+                resource=rt,
+                subresource=subresource,
+                namespace=m.get("namespace") or "",
+                name=m.get("name") or "",
+                object=self.present(rt, obj) if obj is not None else None,
+                old_object=self.present(rt, old) if old is not None else None,
+                user=opts.user,
+                dry_run=opts.dry_run,
+            )
+            try:
+                result = await hook(request)
+            except AdmissionDenied as denied:
+                raise errors.ApiError(denied.code, denied.reason, denied.message) from denied
+            if mutating and result is not None and obj is not None:
+                obj = self._decode(rt, result, m.get("namespace"))
+                schema.prune(obj, rt.schema)
+                schema.apply_defaults(obj, rt.schema)
+        return obj
+
+    # create
+
+    def _require_namespace(self, namespace: str) -> None:
+        ns = self.store.get(NAMESPACES, None, namespace)
+        if ns is None:
+            raise errors.not_found("", NAMESPACES, namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise errors.forbidden(
+                "",
+                "",
+                "",
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
+            )
+
+    def _cluster_ip(self) -> str:
+        self._next_ip += 1
+        return f"10.96.{self._next_ip // 250}.{self._next_ip % 250 + 1}"
+
+    async def create(
+        self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None
+    ) -> WriteResult:
+        opts = opts or WriteOptions()
+        obj = self._decode(rt, body, namespace)
+        m = obj["metadata"]
+        if rt.namespaced:
+            self._require_namespace(m["namespace"])
+        if not m.get("name") and m.get("generateName"):
+            m["name"] = f"{m['generateName']}{pysecrets.token_hex(3)[:5]}"
+        warnings = self._normalize(rt, obj, opts, "create")
+        for key in (*_SERVER_META, "resourceVersion", "selfLink", "managedFields"):
+            m.pop(key, None)
+        if rt.status_subresource:
+            obj.pop("status", None)
+        if rt.builtin:
+            prepare_builtin(rt, obj, None, self._cluster_ip() if rt.plural == "services" else "")
+        if rt.storage == CRD_STORAGE:
+            crdlib.crd_defaults(obj)
+        mutated = await self._admit(
+            self.mutating_admission, rt, "CREATE", "", obj, None, opts, mutating=True
+        )
+        assert mutated is not None
+        obj = mutated
+        m = obj["metadata"]
+        problems = meta.name_errors(m.get("name"), rt.name_rule)
+        problems += schema.validate(obj, rt.schema)
+        if rt.storage == CRD_STORAGE:
+            problems += crdlib.validate_crd(obj)
+        if problems:
+            raise errors.invalid_object(rt.group, rt.kind, m.get("name") or "", problems)
+        await self._admit(
+            self.validating_admission, rt, "CREATE", "", obj, None, opts, mutating=False
+        )
+        if self.store.get(rt.storage, m.get("namespace"), m["name"]) is not None:
+            raise errors.already_exists(rt.group, rt.plural, m["name"])
+        m["uid"] = meta.new_uid()
+        m["creationTimestamp"] = meta.timestamp()
+        m["generation"] = 1
+        if rt.storage == CRD_STORAGE:
+            obj["status"] = crdlib.established_status(obj)
+        if opts.dry_run:
+            return WriteResult(self.present(rt, obj), warnings, created=True)
+        self.store.put(rt.storage, obj, None)
+        if rt.storage == CRD_STORAGE:
+            self._register_crd(obj)
+        self._check_owners(rt.storage, obj)
+        return WriteResult(self.present(rt, obj), warnings, created=True)
+
+    # update and patch
+
+    async def update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        opts: WriteOptions | None = None,
+        subresource: str = "",
+    ) -> WriteResult:
+        opts = opts or WriteOptions()
+        old = self._stored(rt, namespace, name)
+        obj = self._decode(rt, body, namespace)
+        body_name = obj["metadata"].get("name")
+        if body_name and body_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        obj["metadata"]["name"] = name
+        if not obj["metadata"].get("resourceVersion") and not rt.builtin:
+            # Custom resources refuse unconditional updates (AllowUnconditionalUpdate=false).
+            raise errors.invalid_object(
+                rt.group,
+                rt.kind,
+                name,
+                [errors.invalid("metadata.resourceVersion", 0, "must be specified for an update")],
+            )
+        return await self._write_update(rt, old, obj, opts, subresource, "update")
+
+    def _patched(self, rt: ResourceType, old: Obj, patch_type: str, patch: Any) -> Any:
+        current = copy.deepcopy(self.present(rt, old))
+        try:
+            if patch_type == MERGE_PATCH:
+                if not isinstance(patch, dict):
+                    raise PatchError("merge patch must be a JSON object", 400)
+                return merge_patch(current, patch)
+            if patch_type == JSON_PATCH:
+                return json_patch(current, patch)
+            if patch_type == STRATEGIC_PATCH:
+                if not isinstance(patch, dict):
+                    raise PatchError("strategic merge patch must be a JSON object", 400)
+                return strategic_merge(current, patch)
+            if not isinstance(patch, dict):
+                raise PatchError("apply configuration must be an object", 400)
+            return apply_merge(current, patch)
+        except PatchError as exc:
+            reason = "BadRequest" if exc.code == 400 else "Invalid"
+            raise errors.ApiError(exc.code, reason, str(exc)) from exc
+
+    async def patch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        raw: bytes,
+        opts: WriteOptions | None = None,
+        subresource: str = "",
+    ) -> WriteResult:
+        opts = opts or WriteOptions()
+        if patch_type not in PATCH_TYPES or patch_type == "application/apply-patch+cbor":
+            raise errors.unsupported_media_type(patch_type)
+        try:
+            text = raw.decode("utf-8")
+            patch = yaml.safe_load(text) if patch_type == APPLY_PATCH else json.loads(text)
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise errors.bad_request(f"error decoding patch: {exc}") from exc
+        if patch_type == APPLY_PATCH and not opts.field_manager:
+            raise errors.bad_request("fieldManager is required for apply requests")
+        old = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
+        if old is None:
+            if patch_type == APPLY_PATCH and not subresource:
+                if isinstance(patch, dict):
+                    patch.setdefault("metadata", {}).setdefault("name", name)
+                return await self.create(rt, namespace, patch, opts)
+            raise errors.not_found(rt.group, rt.plural, name)
+        patched = self._patched(rt, old, patch_type, patch)
+        obj = self._decode(rt, patched, namespace)
+        if obj["metadata"].get("name") != name:
+            raise errors.bad_request(
+                f"the name of the object ({obj['metadata'].get('name')}) does not match the name "
+                f"on the URL ({name})"
+            )
+        return await self._write_update(rt, old, obj, opts, subresource, "patch")
+
+    async def _write_update(
+        self, rt: ResourceType, old: Obj, obj: Obj, opts: WriteOptions, subresource: str, verb: str
+    ) -> WriteResult:
+        name = old["metadata"]["name"]
+        requested_rv = obj["metadata"].get("resourceVersion")
+        if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.group, rt.plural, name)
+        warnings = self._normalize(rt, obj, opts, verb)
+        if subresource == "status":
+            status = obj.get("status")
+            obj = copy.deepcopy(old)
+            if status is None:
+                obj.pop("status", None)
+            else:
+                obj["status"] = status
+        else:
+            m = obj["metadata"]
+            for key in _SERVER_META:
+                if key in old["metadata"]:
+                    m[key] = old["metadata"][key]
+                else:
+                    m.pop(key, None)
+            m.pop("managedFields", None)
+            if rt.status_subresource:
+                if "status" in old:
+                    obj["status"] = old["status"]
+                else:
+                    obj.pop("status", None)
+            if rt.builtin:
+                prepare_builtin(rt, obj, old, "")
+            if rt.storage == CRD_STORAGE:
+                crdlib.crd_defaults(obj)
+        mutated = await self._admit(
+            self.mutating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=True
+        )
+        assert mutated is not None
+        obj = mutated
+        problems = schema.validate(
+            obj, rt.schema, only="status" if subresource == "status" else None
+        )
+        if rt.storage == CRD_STORAGE and not subresource:
+            problems += crdlib.validate_crd(obj)
+        if old["metadata"].get("deletionTimestamp"):
+            added = [
+                f
+                for f in obj["metadata"].get("finalizers") or []
+                if f not in (old["metadata"].get("finalizers") or [])
+            ]
+            if added:
+                listed = ", ".join(json.dumps(f) for f in added)
+                problems.append(
+                    errors.FieldError(
+                        "Forbidden",
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted, "
+                        f"found new finalizers []string{{{listed}}}",
+                    )
+                )
+        if problems:
+            raise errors.invalid_object(rt.group, rt.kind, name, problems)
+        await self._admit(
+            self.validating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=False
+        )
+        if _content(obj, rt) != _content(old, rt):
+            obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if _same_object(obj, old):
+            # Real API servers skip no-op writes: no new resourceVersion, no watch event.
+            return WriteResult(self.present(rt, old), warnings)
+        if opts.dry_run:
+            return WriteResult(self.present(rt, obj), warnings)
+        finishing = obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
+            "finalizers"
+        )
+        if finishing and rt.storage != NAMESPACES:
+            final = self._remove(rt.storage, old, last=obj)
+            return WriteResult(self.present(rt, final), warnings)
+        self.store.put(rt.storage, obj, old)
+        if rt.storage == CRD_STORAGE and not subresource:
+            self._register_crd(obj)
+        if rt.storage == NAMESPACES and finishing:
+            self._finish_namespace(name)
+        self._check_owners(rt.storage, obj)
+        return WriteResult(self.present(rt, obj), warnings)
+
+    # delete
+
+    async def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        options: Obj | None = None,
+        opts: WriteOptions | None = None,
+    ) -> Obj:
+        opts = opts or WriteOptions()
+        options = options or {}
+        old = self._stored(rt, namespace, name)
+        pre = options.get("preconditions") or {}
+        m = old["metadata"]
+        if pre.get("uid") and pre["uid"] != m.get("uid"):
+            raise errors.conflict(
+                rt.group,
+                rt.plural,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {m.get('uid')}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != m.get("resourceVersion"):
+            raise errors.conflict(
+                rt.group,
+                rt.plural,
+                name,
+                f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not "
+                f"match the ResourceVersion in record ({m.get('resourceVersion')}). "
+                "The object might have been modified",
+            )
+        await self._admit(
+            self.validating_admission, rt, "DELETE", "", None, old, opts, mutating=False
+        )
+        if opts.dry_run:
+            return self.present(rt, old)
+        policy = options.get("propagationPolicy") or (
+            "Orphan" if options.get("orphanDependents") else "Background"
+        )
+        return self.present(rt, self._delete_stored(rt.storage, old, policy))
+
+    async def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        options: Obj | None = None,
+        opts: WriteOptions | None = None,
+    ) -> list[Obj]:
+        listed = self.list_objects(rt, namespace, label_selector, field_selector)
+        deleted = []
+        for obj in listed.items:
+            m = obj["metadata"]
+            try:
+                deleted.append(await self.delete(rt, m.get("namespace"), m["name"], options, opts))
+            except errors.ApiError as err:
+                if err.code != 404:
+                    raise
+        return deleted
+
+    def _delete_stored(self, storage: str, old: Obj, policy: str = "Background") -> Obj:
+        m = old["metadata"]
+        if storage == NAMESPACES:
+            return self._terminate_namespace(old)
+        if m.get("finalizers"):
+            if m.get("deletionTimestamp"):
+                return old
+            new = {
+                **old,
+                "metadata": {
+                    **m,
+                    "deletionTimestamp": meta.timestamp(),
+                    "deletionGracePeriodSeconds": 0,
+                    "generation": int(m.get("generation") or 0) + 1,
+                },
+            }
+            return self.store.put(storage, new, old)
+        return self._remove(storage, old, policy=policy)
+
+    def _remove(
+        self, storage: str, old: Obj, *, last: Obj | None = None, policy: str = "Background"
+    ) -> Obj:
+        final = self.store.remove(storage, old, last)
+        m = old["metadata"]
+        uid = m.get("uid")
+        if uid:
+            if policy == "Orphan":
+                self._orphan(uid)
+            else:
+                self._schedule(lambda: self._collect(uid))
+        if storage == CRD_STORAGE:
+            self._unregister_crd(old)
+        namespace = m.get("namespace")
+        if namespace:
+            self._finish_namespace(namespace)
+        return final
+
+    # garbage collection
+
+    def _schedule(self, fn: Callable[[], None], delay: float = 0.0) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except Exception:  # a background controller must not take the loop down
+                log.exception("sandbox background task failed")
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            run()
+            return
+        if delay:
+            loop.call_later(delay, run)
+        else:
+            loop.call_soon(run)
+
+    def _collect(self, owner_uid: str) -> None:
+        """Delete dependents of a removed owner once none of their owners remain."""
+        for storage, namespace, name in list(self.store.dependents.get(owner_uid, ())):
+            obj = self.store.get(storage, namespace or None, name)
+            if obj is None:
+                continue
+            owners = [
+                o.get("uid")
+                for o in obj["metadata"].get("ownerReferences") or []
+                if isinstance(o, dict)
+            ]
+            if any(self.store.by_uid(u) is not None for u in owners if u):
+                continue
+            self._delete_stored(storage, obj)
+
+    def _orphan(self, owner_uid: str) -> None:
+        for storage, namespace, name in list(self.store.dependents.get(owner_uid, ())):
+            obj = self.store.get(storage, namespace or None, name)
+            if obj is None:
+                continue
+            refs = [
+                o for o in obj["metadata"].get("ownerReferences") or [] if o.get("uid") != owner_uid
+            ]
+            new_meta = {**obj["metadata"], "ownerReferences": refs}
+            if not refs:
+                new_meta.pop("ownerReferences")
+            self.store.put(storage, {**obj, "metadata": new_meta}, obj)
+
+    def _check_owners(self, storage: str, obj: Obj) -> None:
+        refs = obj["metadata"].get("ownerReferences") or []
+        uids = [r["uid"] for r in refs if isinstance(r, dict) and isinstance(r.get("uid"), str)]
+        if uids and all(self.store.by_uid(u) is None for u in uids):
+            m = obj["metadata"]
+
+            def collect_if_still_orphaned() -> None:
+                current = self.store.get(storage, m.get("namespace"), m["name"])
+                if current is None or current["metadata"].get("uid") != m.get("uid"):
+                    return
+                refs = current["metadata"].get("ownerReferences") or []
+                owners = [r["uid"] for r in refs if isinstance(r, dict) and r.get("uid")]
+                if owners and all(self.store.by_uid(u) is None for u in owners):
+                    self._delete_stored(storage, current)
+
+            self._schedule(collect_if_still_orphaned, ABSENT_OWNER_DELAY)
+
+    # namespaces
+
+    def _terminate_namespace(self, ns: Obj) -> Obj:
+        name = ns["metadata"]["name"]
+        if not ns["metadata"].get("deletionTimestamp"):
+            new = {
+                **ns,
+                "metadata": {
+                    **ns["metadata"],
+                    "deletionTimestamp": meta.timestamp(),
+                    "deletionGracePeriodSeconds": 0,
+                },
+                "status": {**(ns.get("status") or {}), "phase": "Terminating"},
+            }
+            ns = self.store.put(NAMESPACES, new, ns)
+        for storage in self.store.storages():
+            for obj in self.store.list(storage, name):
+                self._delete_stored(storage, obj)
+        self._finish_namespace(name)
+        return self.store.get(NAMESPACES, None, name) or ns
+
+    def _finish_namespace(self, name: str) -> None:
+        ns = self.store.get(NAMESPACES, None, name)
+        if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return
+        if self.store.count_in_namespace(name) or ns["metadata"].get("finalizers"):
+            return
+        self._remove(NAMESPACES, ns)
+
+    # CRDs
+
+    def _register_crd(self, crd: Obj) -> None:
+        spec = crd["spec"]
+        self.registry.remove_group_resource(spec["group"], spec["names"]["plural"])
+        for rt in crdlib.resource_types(crd):
+            self.registry.add(rt)
+
+    def _unregister_crd(self, crd: Obj) -> None:
+        spec = crd["spec"]
+        removed = self.registry.remove_group_resource(spec["group"], spec["names"]["plural"])
+        storage = removed[0].storage if removed else f"{spec['names']['plural']}.{spec['group']}"
+        self.store.drop_storage(storage)

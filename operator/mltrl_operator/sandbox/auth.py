@@ -1,0 +1,88 @@
+"""Bearer-token authentication and impersonation (`kubectl --as/--as-group`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from .errors import ApiError, unauthorized
+
+MASTERS = "system:masters"
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # who really sent the request, when it impersonates someone else
+    impersonated_by: UserInfo | None = None
+
+
+ADMIN = UserInfo("admin", (MASTERS, "system:authenticated"))
+
+
+class Authenticator:
+    """Maps bearer tokens to users; without a token table every token is the admin."""
+
+    def __init__(self, tokens: Mapping[str, tuple[str, list[str]]] | None = None) -> None:
+        self.tokens = dict(tokens) if tokens is not None else None
+
+    def authenticate(self, request: web.Request) -> UserInfo:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if self.tokens is None:
+            user = ADMIN
+        elif token in self.tokens:
+            name, groups = self.tokens[token]
+            user = UserInfo(name, (*groups, "system:authenticated"))
+        else:
+            raise unauthorized()
+        return self._impersonate(request, user)
+
+    @staticmethod
+    def _impersonate(request: web.Request, user: UserInfo) -> UserInfo:
+        name = request.headers.get("Impersonate-User")
+        groups = tuple(request.headers.getall("Impersonate-Group", []))
+        if not name and not groups:
+            return user
+        if MASTERS not in user.groups:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'users "{name}" is forbidden: User "{user.username}" cannot impersonate '
+                'resource "users" in API group "" at the cluster scope',
+            )
+        if not name:
+            raise ApiError(
+                400, "BadRequest", "requested Impersonate-Group without Impersonate-User"
+            )
+        extra: dict[str, tuple[str, ...]] = {}
+        for header, value in request.headers.items():
+            if header.lower().startswith("impersonate-extra-"):
+                key = header[len("impersonate-extra-") :].lower()
+                extra[key] = (*extra.get(key, ()), value)
+        if "system:authenticated" not in groups and name != "system:anonymous":
+            groups = (*groups, "system:authenticated")
+        return UserInfo(name, groups, request.headers.get("Impersonate-Uid", ""), extra, user)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def auth_middleware(authenticator: Authenticator) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/sandbox/"):
+            return await handler(request)
+        try:
+            request["user"] = authenticator.authenticate(request)
+        except ApiError as err:
+            return web.json_response(err.status(), status=err.code)
+        return await handler(request)
+
+    return middleware

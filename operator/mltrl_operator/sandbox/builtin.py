@@ -1,0 +1,255 @@
+"""Builtin kinds the sandbox stores: plain objects on the same CRUD/watch machinery."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .meta import age
+from .resources import AGE, Column, Obj, ResourceType
+
+_EVENT_RENAMES = {
+    "involvedObject": "regarding",
+    "message": "note",
+    "source": "deprecatedSource",
+    "firstTimestamp": "deprecatedFirstTimestamp",
+    "lastTimestamp": "deprecatedLastTimestamp",
+    "count": "deprecatedCount",
+    "reportingComponent": "reportingController",
+}
+_EVENT_RENAMES_BACK = {v: k for k, v in _EVENT_RENAMES.items()}
+
+
+def _rename(obj: Obj, names: dict[str, str]) -> Obj:
+    return {names.get(k, k): v for k, v in obj.items()}
+
+
+def core_event_to_events_v1(obj: Obj) -> Obj:
+    return {**_rename(obj, _EVENT_RENAMES), "apiVersion": "events.k8s.io/v1"}
+
+
+def events_v1_to_core_event(obj: Obj) -> Obj:
+    return {**_rename(obj, _EVENT_RENAMES_BACK), "apiVersion": "v1"}
+
+
+def _count(key: str) -> Any:
+    def count(obj: Obj) -> int:
+        value = obj.get(key)
+        return len(value) if isinstance(value, dict | list) else 0
+
+    return count
+
+
+def _secret_data(obj: Obj) -> int:
+    return len(obj.get("data") or {})
+
+
+def _event_last_seen(obj: Obj) -> str | None:
+    return age(
+        obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    )
+
+
+def _event_object(obj: Obj) -> str:
+    ref = obj.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
+def _service_ports(obj: Obj) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    shown = [f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports if isinstance(p, dict)]
+    return ",".join(shown) or "<none>"
+
+
+def _job_completions(obj: Obj) -> str:
+    wanted = (obj.get("spec") or {}).get("completions", 1)
+    done = (obj.get("status") or {}).get("succeeded", 0)
+    return f"{done}/{wanted}"
+
+
+_EVENT_FIELDS = {
+    f"involvedObject.{k}": f".involvedObject.{k}"
+    for k in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+} | {
+    "reason": ".reason",
+    "type": ".type",
+    "source": ".source.component",
+    "reportingComponent": ".reportingComponent",
+}
+
+_EVENT_COLUMNS = (
+    Column("Last Seen", "string", func=_event_last_seen),
+    Column("Type", "string", ".type"),
+    Column("Reason", "string", ".reason"),
+    Column("Object", "string", func=_event_object),
+    Column("Message", "string", ".message"),
+)
+
+
+def builtin_types() -> list[ResourceType]:
+    return [
+        ResourceType(
+            "",
+            "v1",
+            "namespaces",
+            "namespace",
+            "Namespace",
+            False,
+            short_names=("ns",),
+            status_subresource=True,
+            name_rule="label",
+            columns=(Column("Status", "string", ".status.phase"), AGE),
+            selectable_fields={"status.phase": ".status.phase"},
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            True,
+            short_names=("ev",),
+            columns=_EVENT_COLUMNS,
+            selectable_fields=_EVENT_FIELDS,
+            name_rule="segment",
+        ),
+        ResourceType(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            True,
+            short_names=("ev",),
+            storage="events",
+            name_rule="segment",
+            to_view=core_event_to_events_v1,
+            from_view=events_v1_to_core_event,
+            columns=_EVENT_COLUMNS,
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "configmaps",
+            "configmap",
+            "ConfigMap",
+            True,
+            short_names=("cm",),
+            columns=(Column("Data", "integer", func=_count("data")), AGE),
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "secrets",
+            "secret",
+            "Secret",
+            True,
+            columns=(
+                Column("Type", "string", ".type"),
+                Column("Data", "integer", func=_secret_data),
+                AGE,
+            ),
+            selectable_fields={"type": ".type"},
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            True,
+            short_names=("sa",),
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "services",
+            "service",
+            "Service",
+            True,
+            short_names=("svc",),
+            categories=("all",),
+            status_subresource=True,
+            name_rule="label",
+            columns=(
+                Column("Type", "string", ".spec.type"),
+                Column("Cluster-IP", "string", ".spec.clusterIP"),
+                Column("Port(s)", "string", func=_service_ports),
+                AGE,
+            ),
+        ),
+        ResourceType(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "lease",
+            "Lease",
+            True,
+            columns=(Column("Holder", "string", ".spec.holderIdentity"), AGE),
+        ),
+        ResourceType(
+            "batch",
+            "v1",
+            "jobs",
+            "job",
+            "Job",
+            True,
+            categories=("all",),
+            status_subresource=True,
+            columns=(Column("Completions", "string", func=_job_completions), AGE),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            False,
+            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            False,
+            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
+        ),
+        ResourceType(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            False,
+            short_names=("crd", "crds"),
+            status_subresource=True,
+            columns=(Column("Created At", "string", ".metadata.creationTimestamp", format="date"),),
+        ),
+    ]
+
+
+def prepare_builtin(rt: ResourceType, obj: Obj, old: Obj | None, cluster_ip: str) -> None:
+    """Server-side fields the real controllers/strategies would fill in (in place)."""
+    if rt.group_resource == "namespaces":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        if old is None:
+            obj["status"] = {"phase": "Active"}
+    elif rt.group_resource == "secrets":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+    elif rt.group_resource == "services":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        if old is not None and (old.get("spec") or {}).get("clusterIP"):
+            spec["clusterIP"] = old["spec"]["clusterIP"]
+        else:
+            spec.setdefault("clusterIP", cluster_ip)
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+    elif rt.group_resource == "serviceaccounts":
+        pass

@@ -1,0 +1,398 @@
+"""OpenAPI v3 documents: what kubectl needs for server-side field validation and explain.
+
+kubectl (1.37) uses server-side field validation when the group-version document has
+a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind` that takes a
+`fieldValidation` query parameter; `kubectl explain` reads `components.schemas`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from .resources import Obj, Registry, ResourceType
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+OBJECT_META = f"{META}.ObjectMeta"
+LIST_META = f"{META}.ListMeta"
+STATUS = f"{META}.Status"
+PATCH = f"{META}.Patch"
+DELETE_OPTIONS = f"{META}.DeleteOptions"
+
+_API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should "
+    "convert recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND_DOC = (
+    "Kind is a string value representing the REST resource this object represents. Servers may "
+    "infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."
+)
+_METADATA_DOC = "Standard object's metadata."
+
+
+def _ref(name: str) -> Obj:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def schema_name(rt: ResourceType) -> str:
+    if rt.group == "":
+        return f"io.k8s.api.core.{rt.version}.{rt.kind}"
+    if rt.group == "apiextensions.k8s.io":
+        return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rt.version}.{rt.kind}"
+    if rt.builtin:
+        return f"io.k8s.api.{rt.group.split('.')[0]}.{rt.version}.{rt.kind}"
+    return ".".join(reversed(rt.group.split("."))) + f".{rt.version}.{rt.kind}"
+
+
+def _gvk(rt: ResourceType) -> Obj:
+    return {"group": rt.group, "version": rt.version, "kind": rt.kind}
+
+
+def _common_schemas() -> dict[str, Obj]:
+    text = {"type": "string"}
+    string_map = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
+    return {
+        OBJECT_META: {
+            "description": "ObjectMeta is metadata that all persisted resources must have, "
+            "which includes all objects users must create.",
+            "type": "object",
+            "properties": {
+                "name": {**text, "description": "Name must be unique within a namespace."},
+                "generateName": {
+                    **text,
+                    "description": "GenerateName is an optional prefix, used by the server, "
+                    "to generate a unique name ONLY IF the Name field has not been provided.",
+                },
+                "namespace": {
+                    **text,
+                    "description": "Namespace defines the space within which each name must be "
+                    "unique.",
+                },
+                "uid": {
+                    **text,
+                    "description": "UID is the unique in time and space value for this object.",
+                },
+                "resourceVersion": {
+                    **text,
+                    "description": "An opaque value that represents the internal "
+                    "version of this object.",
+                },
+                "generation": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "A sequence number "
+                    "representing a specific generation of the desired state.",
+                },
+                "creationTimestamp": {
+                    **text,
+                    "format": "date-time",
+                    "description": "CreationTimestamp is a "
+                    "timestamp representing the server time when this object was created.",
+                },
+                "deletionTimestamp": {
+                    **text,
+                    "format": "date-time",
+                    "description": "DeletionTimestamp is RFC "
+                    "3339 date and time at which this resource will be deleted.",
+                },
+                "deletionGracePeriodSeconds": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "Number of seconds allowed for this object to gracefully "
+                    "terminate.",
+                },
+                "labels": {
+                    **string_map,
+                    "description": "Map of string keys and values that can be used to "
+                    "organize and categorize (scope and select) objects.",
+                },
+                "annotations": {
+                    **string_map,
+                    "description": "Annotations is an unstructured key value map "
+                    "stored with a resource that may be set by external tools.",
+                },
+                "finalizers": {
+                    "type": "array",
+                    "items": {**text, "default": ""},
+                    "x-kubernetes-list-type": "set",
+                    "description": "Must be empty before the object is deleted from the registry.",
+                },
+                "ownerReferences": {
+                    "type": "array",
+                    "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "description": "List of objects depended by this object.",
+                },
+                "managedFields": {
+                    "type": "array",
+                    "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "description": "ManagedFields maps workflow-id and version to the set of "
+                    "fields that are managed by that workflow.",
+                },
+            },
+        },
+        LIST_META: {
+            "description": "ListMeta describes metadata that synthetic resources must have.",
+            "type": "object",
+            "properties": {
+                "resourceVersion": text,
+                "continue": text,
+                "remainingItemCount": {"type": "integer", "format": "int64"},
+            },
+        },
+        STATUS: {
+            "description": "Status is a return value for calls that don't return other objects.",
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+        PATCH: {
+            "description": "Patch is provided to give a concrete name and type to the "
+            "Kubernetes PATCH request body.",
+            "type": "object",
+        },
+        DELETE_OPTIONS: {
+            "description": "DeleteOptions may be provided when deleting an API object.",
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+    }
+
+
+def kind_schema(rt: ResourceType) -> Obj:
+    if rt.builtin or rt.schema is None:
+        out: Obj = {
+            "description": rt.description or f"{rt.kind} (accepted as-is by the sandbox).",
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {},
+        }
+    else:
+        out = copy.deepcopy(rt.schema)
+        out.setdefault("type", "object")
+    props = out.setdefault("properties", {})
+    props["apiVersion"] = {
+        "type": "string",
+        "description": _API_VERSION_DOC,
+        **(props.get("apiVersion") or {}),
+    }
+    props["kind"] = {"type": "string", "description": _KIND_DOC, **(props.get("kind") or {})}
+    props["metadata"] = {"allOf": [_ref(OBJECT_META)], "default": {}, "description": _METADATA_DOC}
+    out["x-kubernetes-group-version-kind"] = [_gvk(rt)]
+    return out
+
+
+def _list_schema(rt: ResourceType, item: str) -> Obj:
+    return {
+        "description": f"{rt.kind}List is a list of {rt.kind}",
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+            "kind": {"type": "string", "description": _KIND_DOC},
+            "items": {"type": "array", "items": _ref(item)},
+            "metadata": {"allOf": [_ref(LIST_META)], "default": {}},
+        },
+        "x-kubernetes-group-version-kind": [{**_gvk(rt), "kind": rt.list_kind}],
+    }
+
+
+def _query(name: str, kind: str = "string", description: str = "") -> Obj:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": kind, "uniqueItems": True},
+    }
+
+
+_FIELD_VALIDATION = _query(
+    "fieldValidation",
+    description="fieldValidation instructs the server on how to handle objects in the request "
+    "containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.",
+)
+_WRITE_PARAMS = [_query("dryRun"), _query("fieldManager"), _FIELD_VALIDATION]
+
+
+def _responses(ref: str, *codes: str) -> Obj:
+    content = {"application/json": {"schema": _ref(ref)}, "application/yaml": {"schema": _ref(ref)}}
+    return {
+        code: {"description": "OK" if code == "200" else "Created", "content": content}
+        for code in codes
+    }
+
+
+def _op(rt: ResourceType, action: str, op_id: str, ref: str, **extra: Any) -> Obj:
+    op: Obj = {
+        "tags": [f"{rt.group or 'core'}_{rt.version}"],
+        "description": f"{action} {rt.kind}",
+        "operationId": op_id,
+        "responses": _responses(ref, "200"),
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(rt),
+    }
+    op.update(extra)
+    return op
+
+
+def _body(ref: str, *types: str) -> Obj:
+    return {"content": {t: {"schema": _ref(ref)} for t in types}, "required": True}
+
+
+def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
+    prefix = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
+    scope = "Namespaced" if rt.namespaced else ""
+    collection = (
+        f"{prefix}/namespaces/{{namespace}}/{rt.plural}"
+        if rt.namespaced
+        else f"{prefix}/{rt.plural}"
+    )
+    single = f"{collection}/{{name}}"
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "uniqueItems": True},
+    }
+    ns_param = {
+        "name": "namespace",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "uniqueItems": True},
+    }
+    common = [name_param, ns_param] if rt.namespaced else [name_param]
+    list_ref = f"{item}List"
+    patch_body = _body(
+        PATCH,
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+    )
+    paths: dict[str, Obj] = {
+        collection: {
+            "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
+            "post": _op(
+                rt,
+                "post",
+                f"create{scope}{rt.kind}",
+                item,
+                parameters=list(_WRITE_PARAMS),
+                requestBody=_body(item, "*/*"),
+            ),
+            "parameters": [ns_param] if rt.namespaced else [],
+        },
+        single: {
+            "get": _op(rt, "get", f"read{scope}{rt.kind}", item),
+            "put": _op(
+                rt,
+                "put",
+                f"replace{scope}{rt.kind}",
+                item,
+                parameters=list(_WRITE_PARAMS),
+                requestBody=_body(item, "*/*"),
+            ),
+            "patch": _op(
+                rt,
+                "patch",
+                f"patch{scope}{rt.kind}",
+                item,
+                parameters=[*_WRITE_PARAMS, _query("force", "boolean")],
+                requestBody=patch_body,
+            ),
+            "delete": _op(
+                rt,
+                "delete",
+                f"delete{scope}{rt.kind}",
+                STATUS,
+                requestBody=_body(DELETE_OPTIONS, "*/*"),
+            ),
+            "parameters": common,
+        },
+    }
+    if rt.namespaced:
+        paths[f"{prefix}/{rt.plural}"] = {
+            "get": _op(rt, "list", f"list{rt.kind}ForAllNamespaces", list_ref)
+        }
+    if rt.status_subresource:
+        paths[f"{single}/status"] = {
+            "get": _op(rt, "get", f"read{scope}{rt.kind}Status", item),
+            "put": _op(
+                rt,
+                "put",
+                f"replace{scope}{rt.kind}Status",
+                item,
+                parameters=list(_WRITE_PARAMS),
+                requestBody=_body(item, "*/*"),
+            ),
+            "patch": _op(
+                rt,
+                "patch",
+                f"patch{scope}{rt.kind}Status",
+                item,
+                parameters=[*_WRITE_PARAMS, _query("force", "boolean")],
+                requestBody=patch_body,
+            ),
+            "parameters": common,
+        }
+    return paths
+
+
+def group_version_document(registry: Registry, group_version: str) -> Obj | None:
+    resources = registry.resources(group_version)
+    if not resources:
+        return None
+    schemas = _common_schemas()
+    paths: dict[str, Obj] = {}
+    for rt in sorted(resources, key=lambda r: r.plural):
+        name = schema_name(rt)
+        schemas[name] = kind_schema(rt)
+        schemas[f"{name}List"] = _list_schema(rt, name)
+        paths.update(_paths(rt, name))
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def doc_path(group_version: str) -> str:
+    return f"apis/{group_version}" if "/" in group_version else f"api/{group_version}"
+
+
+class OpenAPICache:
+    """Serialised documents and their hashes, rebuilt when the registry changes."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._generation = -1
+        self._docs: dict[str, bytes] = {}
+        self._hashes: dict[str, str] = {}
+
+    def _refresh(self) -> None:
+        if self._generation == self.registry.generation:
+            return
+        self._docs.clear()
+        self._hashes.clear()
+        for gv in self.registry.group_versions():
+            doc = group_version_document(self.registry, gv)
+            if doc is None:
+                continue
+            body = json.dumps(doc, separators=(",", ":")).encode()
+            path = doc_path(gv)
+            self._docs[path] = body
+            self._hashes[path] = hashlib.sha512(body).hexdigest().upper()
+        self._generation = self.registry.generation
+
+    def index(self) -> Obj:
+        self._refresh()
+        return {
+            "paths": {
+                path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
+                for path, digest in sorted(self._hashes.items())
+            }
+        }
+
+    def document(self, path: str) -> bytes | None:
+        self._refresh()
+        return self._docs.get(path)

@@ -1,0 +1,242 @@
+"""Decoding the protobuf request bodies kubectl sends for a few builtin kinds.
+
+kubectl's typed clients (`kubectl create namespace|configmap|secret|serviceaccount|
+service`) send `application/vnd.kubernetes.protobuf` bodies and cannot be told to use
+JSON.  This decodes the Kubernetes envelope (magic `k8s\\0` + runtime.Unknown) and the
+fields of those kinds (field numbers from k8s.io/api's generated.proto) into the JSON
+form.  Other kinds are refused with 415 naming the kind.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+MAGIC = b"k8s\x00"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+class ProtobufError(ValueError):
+    pass
+
+
+# A message layout: field number -> (json name, kind, nested layout or None).
+# kinds: str, bytes, int, bool, msg, time, intstr, map_str, map_bytes;
+# a leading "*" marks a repeated field.
+Layout = dict[int, tuple[str, str, Any]]
+
+OWNER_REFERENCE: Layout = {
+    1: ("kind", "str", None),
+    3: ("name", "str", None),
+    4: ("uid", "str", None),
+    5: ("apiVersion", "str", None),
+    6: ("controller", "bool", None),
+    7: ("blockOwnerDeletion", "bool", None),
+}
+OBJECT_META: Layout = {
+    1: ("name", "str", None),
+    2: ("generateName", "str", None),
+    3: ("namespace", "str", None),
+    5: ("uid", "str", None),
+    6: ("resourceVersion", "str", None),
+    7: ("generation", "int", None),
+    8: ("creationTimestamp", "time", None),
+    9: ("deletionTimestamp", "time", None),
+    10: ("deletionGracePeriodSeconds", "int", None),
+    11: ("labels", "map_str", None),
+    12: ("annotations", "map_str", None),
+    13: ("ownerReferences", "*msg", OWNER_REFERENCE),
+    14: ("finalizers", "*str", None),
+}
+OBJECT_REFERENCE: Layout = {
+    1: ("kind", "str", None),
+    2: ("namespace", "str", None),
+    3: ("name", "str", None),
+    4: ("uid", "str", None),
+    5: ("apiVersion", "str", None),
+    6: ("resourceVersion", "str", None),
+    7: ("fieldPath", "str", None),
+}
+LOCAL_REFERENCE: Layout = {1: ("name", "str", None)}
+SERVICE_PORT: Layout = {
+    1: ("name", "str", None),
+    2: ("protocol", "str", None),
+    3: ("port", "int", None),
+    4: ("targetPort", "intstr", None),
+    5: ("nodePort", "int", None),
+    6: ("appProtocol", "str", None),
+}
+SERVICE_SPEC: Layout = {
+    1: ("ports", "*msg", SERVICE_PORT),
+    2: ("selector", "map_str", None),
+    3: ("clusterIP", "str", None),
+    4: ("type", "str", None),
+    5: ("externalIPs", "*str", None),
+    7: ("sessionAffinity", "str", None),
+    11: ("externalName", "str", None),
+    18: ("clusterIPs", "*str", None),
+}
+
+KINDS: dict[str, Layout] = {
+    "Namespace": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("finalizers", "*str", None)}),
+        3: ("status", "msg", {1: ("phase", "str", None)}),
+    },
+    "ConfigMap": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("data", "map_str", None),
+        3: ("binaryData", "map_bytes", None),
+        4: ("immutable", "bool", None),
+    },
+    "Secret": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("data", "map_bytes", None),
+        3: ("type", "str", None),
+        4: ("stringData", "map_str", None),
+        5: ("immutable", "bool", None),
+    },
+    "ServiceAccount": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("secrets", "*msg", OBJECT_REFERENCE),
+        3: ("imagePullSecrets", "*msg", LOCAL_REFERENCE),
+        4: ("automountServiceAccountToken", "bool", None),
+    },
+    "Service": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+}
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ProtobufError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def fields(data: bytes) -> list[tuple[int, int, Any]]:
+    """Raw (field number, wire type, value) triples of one message."""
+    out: list[tuple[int, int, Any]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: Any
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = int.from_bytes(data[pos : pos + 8], "little"), pos + 8
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos : pos + length], pos + length
+        elif wire == 5:
+            value, pos = int.from_bytes(data[pos : pos + 4], "little"), pos + 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wire}")
+        out.append((number, wire, value))
+    return out
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _time(data: bytes) -> str:
+    seconds = 0
+    for number, _, value in fields(data):
+        if number == 1:
+            seconds = _signed(value)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _int_or_string(data: bytes) -> int | str:
+    kind, number_value, text = 0, 0, ""
+    for number, _, value in fields(data):
+        if number == 1:
+            kind = value
+        elif number == 2:
+            number_value = _signed(value)
+        elif number == 3:
+            text = value.decode()
+    return text if kind == 1 else number_value
+
+
+def _map_entry(data: bytes, binary: bool) -> tuple[str, str]:
+    key, item = "", b""
+    for number, _, value in fields(data):
+        if number == 1:
+            key = value.decode()
+        elif number == 2:
+            item = value
+    text = base64.b64encode(item).decode() if binary else item.decode()
+    return key, text
+
+
+def decode_message(data: bytes, layout: Layout) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for number, _, value in fields(data):
+        if number not in layout:
+            continue  # a field the sandbox does not model
+        name, kind, nested = layout[number]
+        repeated = kind.startswith("*")
+        kind = kind.lstrip("*")
+        item: Any
+        if kind == "str":
+            item = value.decode()
+            if not item and not repeated:
+                continue  # Go writes empty strings; JSON's omitempty would leave them out
+        elif kind == "bytes":
+            item = base64.b64encode(value).decode()
+        elif kind == "int":
+            item = _signed(value)
+            if item == 0 and name != "port":
+                continue
+        elif kind == "bool":
+            item = bool(value)
+        elif kind == "msg":
+            item = decode_message(value, nested)
+        elif kind == "time":
+            item = _time(value)
+        elif kind == "intstr":
+            item = _int_or_string(value)
+        elif kind in ("map_str", "map_bytes"):
+            key, text = _map_entry(value, kind == "map_bytes")
+            out.setdefault(name, {})[key] = text
+            continue
+        else:
+            raise ProtobufError(f"unknown field kind {kind}")
+        if repeated:
+            out.setdefault(name, []).append(item)
+        else:
+            out[name] = item
+    return out
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """Decode a `k8s\\0`-enveloped object of one of the supported kinds to JSON form."""
+    if not body.startswith(MAGIC):
+        raise ProtobufError("missing the k8s protobuf envelope")
+    api_version = kind = ""
+    raw = b""
+    for number, _, value in fields(body[len(MAGIC) :]):
+        if number == 1:
+            for sub, _, text in fields(value):
+                if sub == 1:
+                    api_version = text.decode()
+                elif sub == 2:
+                    kind = text.decode()
+        elif number == 2:
+            raw = value
+    layout = KINDS.get(kind)
+    if layout is None:
+        raise ProtobufError(
+            f"the sandbox cannot decode protobuf for kind {kind!r}; "
+            "send JSON or YAML instead (e.g. kubectl apply -f)"
+        )
+    return {"apiVersion": api_version, "kind": kind, **decode_message(raw, layout)}

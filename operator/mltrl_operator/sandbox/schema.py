@@ -1,0 +1,374 @@
+"""Structural-schema pruning, defaulting and validation of custom resources.
+
+Mirrors the order and texts of the apiextensions-apiserver: unknown fields are pruned
+(or reported under strict field validation), then `default`s are applied, then the
+openAPIV3Schema's value validations run.  CEL rules (`x-kubernetes-validations`) are
+not evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from .errors import FieldError, go_plain, invalid, required
+
+Schema = dict[str, Any]
+
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+_ROOT_FIELDS = ("apiVersion", "kind", "metadata")
+
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+_FORMATS = {"date-time": _DATE_TIME, "datetime": _DATE_TIME, "date": _DATE, "uuid": _UUID}
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _child_schema(schema: Schema, key: str) -> tuple[Schema | None, bool]:
+    """The schema for `key` of an object, and whether the key is known at all."""
+    props = schema.get("properties") or {}
+    if key in props:
+        return props[key], True
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        return extra, True
+    if extra is True or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return None, True
+    if schema.get("x-kubernetes-embedded-resource") and key in _ROOT_FIELDS:
+        return None, True
+    return None, False
+
+
+def _prune_node(value: Any, schema: Schema | None, path: str, unknown: list[str]) -> Any:
+    if schema is None:
+        return value
+    if isinstance(value, float) and value.is_integer() and schema.get("type") == "integer":
+        return int(value)
+    if isinstance(value, dict):
+        if schema.get("type") not in (None, "object"):
+            return value  # a type error, reported by validation
+        for key in list(value):
+            child, known = _child_schema(schema, key)
+            if not known:
+                unknown.append(_join(path, key))
+                del value[key]
+            else:
+                value[key] = _prune_node(value[key], child, _join(path, key), unknown)
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [
+            _prune_node(item, schema["items"], f"{path}[{i}]", unknown)
+            for i, item in enumerate(value)
+        ]
+    return value
+
+
+def prune(obj: dict[str, Any], schema: Schema | None) -> list[str]:
+    """Drop fields the schema does not declare (in place); return their paths."""
+    unknown: list[str] = []
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key in list(metadata):
+            if key not in OBJECT_META_FIELDS:
+                unknown.append(f"metadata.{key}")
+                del metadata[key]
+    if schema is None:
+        return unknown
+    props = schema.get("properties") or {}
+    for key in list(obj):
+        if key in _ROOT_FIELDS:
+            continue
+        if key in props:
+            obj[key] = _prune_node(obj[key], props[key], key, unknown)
+        elif not schema.get("x-kubernetes-preserve-unknown-fields"):
+            unknown.append(key)
+            del obj[key]
+    return unknown
+
+
+def _default_node(value: Any, schema: Schema | None) -> None:
+    if schema is None:
+        return
+    if isinstance(value, dict):
+        for key, prop in (schema.get("properties") or {}).items():
+            if "default" not in prop:
+                continue
+            if key not in value or (value[key] is None and not prop.get("nullable")):
+                value[key] = copy.deepcopy(prop["default"])
+        for key, child in value.items():
+            child_schema, _ = _child_schema(schema, key)
+            _default_node(child, child_schema)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _default_node(item, schema["items"])
+
+
+def apply_defaults(obj: dict[str, Any], schema: Schema | None) -> None:
+    """Fill in schema `default`s recursively (in place), skipping metadata."""
+    if schema is None:
+        return
+    for key, prop in (schema.get("properties") or {}).items():
+        if key in _ROOT_FIELDS:
+            continue
+        if "default" in prop and (
+            key not in obj or (obj[key] is None and not prop.get("nullable"))
+        ):
+            obj[key] = copy.deepcopy(prop["default"])
+        if key in obj:
+            _default_node(obj[key], prop)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    actual = _json_type(value)
+    if expected == "number":
+        return actual in ("integer", "number")
+    if expected == "integer" and actual == "number":
+        return float(value).is_integer()
+    return actual == expected
+
+
+def _type_error(path: str, expected: str, value: Any) -> FieldError:
+    actual = _json_type(value)
+    return FieldError(
+        "TypeInvalid",
+        path,
+        f"{path} in body must be of type {expected}: {json.dumps(actual)}",
+        actual,
+    )
+
+
+def _validate_number(value: float, schema: Schema, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if "minimum" in schema:
+        low = schema["minimum"]
+        if schema.get("exclusiveMinimum") is True and value <= low:
+            errors.append(
+                invalid(path, value, f"{path} in body should be greater than {go_plain(low)}")
+            )
+        elif value < low:
+            errors.append(
+                invalid(
+                    path,
+                    value,
+                    f"{path} in body should be greater than or equal to {go_plain(low)}",
+                )
+            )
+    if "maximum" in schema:
+        high = schema["maximum"]
+        if schema.get("exclusiveMaximum") is True and value >= high:
+            errors.append(
+                invalid(path, value, f"{path} in body should be less than {go_plain(high)}")
+            )
+        elif value > high:
+            errors.append(
+                invalid(
+                    path, value, f"{path} in body should be less than or equal to {go_plain(high)}"
+                )
+            )
+    step = schema.get("multipleOf")
+    if step and (value / step) != int(value / step):
+        errors.append(
+            invalid(path, value, f"{path} in body should be a multiple of {go_plain(step)}")
+        )
+    return errors
+
+
+def _validate_string(value: str, schema: Schema, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    length = len(value)
+    if "minLength" in schema and length < schema["minLength"]:
+        errors.append(
+            invalid(
+                path, value, f"{path} in body should be at least {schema['minLength']} chars long"
+            )
+        )
+    if "maxLength" in schema and length > schema["maxLength"]:
+        errors.append(
+            FieldError("TooLong", path, f"may not be more than {schema['maxLength']} bytes", value)
+        )
+    pattern = schema.get("pattern")
+    if pattern and not re.search(pattern, value):
+        errors.append(invalid(path, value, f"{path} in body should match '{pattern}'"))
+    fmt = schema.get("format")
+    if fmt in _FORMATS and not _FORMATS[fmt].match(value):
+        errors.append(
+            invalid(path, value, f"{path} in body must be of type {fmt}: {json.dumps(value)}")
+        )
+    return errors
+
+
+def _list_key(item: Any, keys: list[str]) -> Any:
+    if not isinstance(item, dict):
+        return json.dumps(item, sort_keys=True)
+    return json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
+
+
+def _validate_array(value: list[Any], schema: Schema, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        errors.append(
+            invalid(path, value, f"{path} in body should have at least {schema['minItems']} items")
+        )
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        errors.append(
+            FieldError("TooMany", path, f"must have at most {schema['maxItems']} items", len(value))
+        )
+    list_type = schema.get("x-kubernetes-list-type")
+    if schema.get("uniqueItems") or list_type in ("set", "map"):
+        keys = (schema.get("x-kubernetes-list-map-keys") or []) if list_type == "map" else []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            marker = _list_key(item, keys) if keys else json.dumps(item, sort_keys=True)
+            if marker in seen:
+                shown = {k: item.get(k) for k in keys} if keys and isinstance(item, dict) else item
+                errors.append(FieldError("Duplicate", f"{path}[{i}]", "", shown))
+            seen.add(marker)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        for i, item in enumerate(value):
+            errors.extend(validate_value(item, items, f"{path}[{i}]"))
+    return errors
+
+
+def _validate_object(value: dict[str, Any], schema: Schema, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for key in schema.get("required") or []:
+        if key not in value:
+            errors.append(required(_join(path, key)))
+    if "minProperties" in schema and len(value) < schema["minProperties"]:
+        errors.append(
+            invalid(
+                path,
+                value,
+                f"{path} in body should have at least {schema['minProperties']} properties",
+            )
+        )
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        errors.append(
+            FieldError(
+                "TooMany", path, f"must have at most {schema['maxProperties']} items", len(value)
+            )
+        )
+    props = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    for key, child in value.items():
+        if key in props:
+            errors.extend(validate_value(child, props[key], _join(path, key)))
+        elif isinstance(extra, dict):
+            errors.extend(validate_value(child, extra, _join(path, key)))
+    return errors
+
+
+def _validate_combinators(value: Any, schema: Schema, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for sub in schema.get("allOf") or []:
+        errors.extend(validate_value(value, sub, path))
+    any_of = schema.get("anyOf")
+    if any_of and all(validate_value(value, sub, path) for sub in any_of):
+        errors.append(invalid(path, value, f'{path} in body must be of type "anyOf"'))
+    one_of = schema.get("oneOf")
+    if one_of:
+        passing = sum(1 for sub in one_of if not validate_value(value, sub, path))
+        if passing != 1:
+            errors.append(
+                invalid(
+                    path, value, f"{path} in body must validate one and only one schema (oneOf)"
+                )
+            )
+    if isinstance(schema.get("not"), dict) and not validate_value(value, schema["not"], path):
+        errors.append(invalid(path, value, f"{path} in body must not validate the schema (not)"))
+    return errors
+
+
+def validate_value(value: Any, schema: Schema | None, path: str) -> list[FieldError]:
+    if not schema:
+        return []
+    expected = schema.get("type")
+    if value is None:
+        if schema.get("nullable") or not expected:
+            return []
+        return [_type_error(path, expected, value)]
+    if schema.get("x-kubernetes-int-or-string"):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return [_type_error(path, "integer-or-string", value)]
+    elif expected and not _type_ok(value, expected):
+        return [_type_error(path, expected, value)]
+    errors: list[FieldError] = []
+    enum = schema.get("enum")
+    if enum is not None and value not in enum:
+        supported = ", ".join(json.dumps(go_plain(v)) for v in enum)
+        errors.append(FieldError("NotSupported", path, f"supported values: {supported}", value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        errors.extend(_validate_number(value, schema, path))
+    elif isinstance(value, str):
+        errors.extend(_validate_string(value, schema, path))
+    elif isinstance(value, list):
+        errors.extend(_validate_array(value, schema, path))
+    elif isinstance(value, dict):
+        errors.extend(_validate_object(value, schema, path))
+    errors.extend(_validate_combinators(value, schema, path))
+    return errors
+
+
+def validate(
+    obj: dict[str, Any], schema: Schema | None, *, only: str | None = None
+) -> list[FieldError]:
+    """Validate an object (apiVersion/kind/metadata excluded) against its schema.
+
+    `only` restricts validation to one top-level field (e.g. "status" for writes to
+    the status subresource).
+    """
+    if schema is None:
+        return []
+    errors: list[FieldError] = []
+    props = schema.get("properties") or {}
+    for key in schema.get("required") or []:
+        if key not in _ROOT_FIELDS and key not in obj and only in (None, key):
+            errors.append(required(key))
+    for key, value in obj.items():
+        if key in _ROOT_FIELDS or key not in props or only not in (None, key):
+            continue
+        errors.extend(validate_value(value, props[key], key))
+    return errors

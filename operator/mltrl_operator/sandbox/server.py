@@ -1,0 +1,270 @@
+"""The sandbox API server: an in-memory, Kubernetes-compatible API server on loopback.
+
+It is a test/demo harness, good enough for real `kubectl` and for kopf; it is not a
+cluster (no pods run, no RBAC, no webhooks yet).
+
+    async with-style:   server = SandboxServer(crds); await server.start(); ...; await server.stop()
+    from sync tests:    with SandboxThread(crds) as sandbox: sandbox.kubeconfig(path)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from .admission import AdmissionHook
+from .api import CRD_STORAGE, NAMESPACES, Api
+from .auth import Authenticator, auth_middleware
+from .builtin import builtin_types
+from .crds import default_crd_documents
+from .handlers import Handlers
+from .resources import Obj, Registry
+from .stats import Stats
+from .store import Store
+
+T = TypeVar("T")
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# CRDs can be large (KServe's is megabytes); the real server accepts up to 3 MiB objects.
+MAX_BODY = 64 * 1024 * 1024
+
+
+def kubeconfig_document(url: str, token: str = "admin-token", user: str = "admin") -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "sandbox",
+                "context": {"cluster": "sandbox", "user": user, "namespace": "default"},
+            }
+        ],
+        "current-context": "sandbox",
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(path: Path, url: str, token: str = "admin-token", user: str = "admin") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(kubeconfig_document(url, token, user), sort_keys=False))
+    os.chmod(path, 0o600)
+    return path
+
+
+class SandboxServer:
+    """A Kubernetes-compatible API server on loopback, serving builtin kinds and CRDs.
+
+    `tokens` maps bearer tokens to (username, groups); None accepts any token as user
+    "admin" in group "system:masters".  `history_limit` bounds the watch history kept
+    per resource (older resourceVersions get 410 Gone).
+    """
+
+    def __init__(
+        self,
+        crds: Iterable[Obj] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: dict[str, tuple[str, list[str]]] | None = None,
+        *,
+        history_limit: int = 2000,
+        bookmark_interval: float = 5.0,
+        first_bookmark_delay: float = 1.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.crds = list(crds)
+        self.registry = Registry()
+        for rt in builtin_types():
+            self.registry.add(rt)
+        self.store = Store(history_limit)
+        self.api = Api(self.registry, self.store)
+        self.stats = Stats()
+        self.authenticator = Authenticator(tokens)
+        self.handlers = Handlers(
+            self.api,
+            self.registry,
+            self.stats,
+            bookmark_interval=bookmark_interval,
+            first_bookmark_delay=first_bookmark_delay,
+        )
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def mutating_admission(self) -> list[AdmissionHook]:
+        return self.api.mutating_admission
+
+    @property
+    def validating_admission(self) -> list[AdmissionHook]:
+        return self.api.validating_admission
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _seed(self) -> None:
+        namespaces = self.registry.get("v1", NAMESPACES)
+        crd_type = self.registry.get("apiextensions.k8s.io/v1", "customresourcedefinitions")
+        assert namespaces is not None and crd_type is not None
+        for name in DEFAULT_NAMESPACES:
+            if self.store.get(NAMESPACES, None, name) is None:
+                await self.api.create(namespaces, None, {"metadata": {"name": name}})
+        for crd in self.crds:
+            name = (crd.get("metadata") or {}).get("name", "")
+            if self.store.get(CRD_STORAGE, None, name) is None:
+                await self.api.create(crd_type, None, crd)
+
+    async def start(self) -> None:
+        await self._seed()
+        app = web.Application(
+            client_max_size=MAX_BODY, middlewares=[auth_middleware(self.authenticator)]
+        )
+        self.handlers.install(app)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        for address in self._runner.addresses:
+            if isinstance(address, tuple):
+                self.port = int(address[1])
+                break
+
+    async def stop(self) -> None:
+        self.handlers.closing.set()
+        self.store.close_all_watchers()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SandboxServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def write_kubeconfig(self, path: Path, token: str = "admin-token", user: str = "admin") -> Path:
+        return write_kubeconfig(path, self.url, token, user)
+
+
+class SandboxThread:
+    """Runs a SandboxServer on its own event loop in a daemon thread (for sync tests).
+
+    Use as a context manager; `run(coro)` executes a coroutine on the server's loop
+    (the store is not thread-safe, so touch `server` only through it).
+    """
+
+    def __init__(self, crds: Iterable[Obj] = (), **server_kwargs: Any) -> None:
+        self._crds = list(crds)
+        self._kwargs = server_kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._server: SandboxServer | None = None
+
+    @property
+    def server(self) -> SandboxServer:
+        assert self._server is not None, "the sandbox is not running"
+        return self._server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def kubeconfig(self, path: Path, token: str = "admin-token", user: str = "admin") -> Path:
+        return self.server.write_kubeconfig(path, token, user)
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = SandboxServer(self._crds, **self._kwargs)
+            loop.run_until_complete(self._server.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._server.stop())
+            loop.close()
+
+    def start(self, timeout: float = 30.0) -> SandboxThread:
+        self._thread = threading.Thread(target=self._main, name="mltrl-sandbox", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the sandbox did not start in time")
+        if self._error is not None:
+            raise RuntimeError("the sandbox failed to start") from self._error
+        return self
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        assert self._loop is not None
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        async def wrapper() -> T:
+            return fn()
+
+        return self.run(wrapper(), timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+    def __enter__(self) -> SandboxThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+async def serve_forever(
+    crds_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    kubeconfig: Path | None = None,
+    tokens: dict[str, tuple[str, list[str]]] | None = None,
+    *,
+    extra_crds: Iterable[Obj] = (),
+    on_ready: Callable[[SandboxServer], Awaitable[None] | None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a sandbox (bundled CRDs + those in `crds_dir`) until `stop` is set or cancelled."""
+    server = SandboxServer([*default_crd_documents(crds_dir), *extra_crds], host, port, tokens)
+    await server.start()
+    try:
+        if kubeconfig is not None:
+            server.write_kubeconfig(kubeconfig)
+        if on_ready is not None:
+            result = on_ready(server)
+            if asyncio.iscoroutine(result):
+                await result
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await server.stop()
