@@ -157,6 +157,8 @@ def _rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
 
 
 def _evidence_unmet(required: EvidenceRequirement, presented: Evidence | None) -> str | None:
+    # A document without a uri, a check without a result and a metric without a value never
+    # get here: validate_review_spec makes such a review Invalid first.
     name = f"'{required.name}'"
     if presented is None:
         return missing_evidence(required)
