@@ -80,9 +80,12 @@ def auth_middleware(authenticator: Authenticator) -> Middleware:
         if request.path.startswith("/sandbox/"):
             return await handler(request)
         try:
-            request["user"] = authenticator.authenticate(request)
+            user = authenticator.authenticate(request)
         except ApiError as err:
             return web.json_response(err.status(), status=err.code)
+        # Readable as request["user"]; stored without __setitem__, which warns about
+        # string keys (aiohttp prefers RequestKey objects) on every request.
+        request._state["user"] = user
         return await handler(request)
 
     return middleware

@@ -83,6 +83,7 @@ _EVENT_COLUMNS = (
     Column("Reason", "string", ".reason"),
     Column("Object", "string", func=_event_object),
     Column("Message", "string", ".message"),
+    Column("Name", "string", ".metadata.name", format="name", priority=1),
 )
 
 
@@ -110,6 +111,7 @@ def builtin_types() -> list[ResourceType]:
             True,
             short_names=("ev",),
             columns=_EVENT_COLUMNS,
+            name_column=False,
             selectable_fields=_EVENT_FIELDS,
             name_rule="segment",
         ),
@@ -126,6 +128,7 @@ def builtin_types() -> list[ResourceType]:
             to_view=core_event_to_events_v1,
             from_view=events_v1_to_core_event,
             columns=_EVENT_COLUMNS,
+            name_column=False,
         ),
         ResourceType(
             "",

@@ -59,6 +59,8 @@ class ResourceType:
     description: str = ""
     # how metadata.name is validated: "subdomain", "label" (DNS-1123) or "segment"
     name_rule: str = "subdomain"
+    # tables start with a Name column (events list theirs last, among the wide columns)
+    name_column: bool = True
 
     def __post_init__(self) -> None:
         if not self.storage:

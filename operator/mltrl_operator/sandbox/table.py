@@ -22,7 +22,7 @@ NAME_COLUMN = {
 
 
 def column_definitions(rt: ResourceType) -> list[Obj]:
-    return [NAME_COLUMN] + [
+    return ([NAME_COLUMN] if rt.name_column else []) + [
         {
             "name": c.name,
             "type": c.type,
@@ -69,7 +69,8 @@ def _cell(column: Column, obj: Obj) -> Any:
 
 
 def row(rt: ResourceType, obj: Obj, include_object: str = "Metadata") -> Obj:
-    out: Obj = {"cells": [obj["metadata"].get("name")] + [_cell(c, obj) for c in rt.columns]}
+    cells = [_cell(c, obj) for c in rt.columns]
+    out: Obj = {"cells": [obj["metadata"].get("name"), *cells] if rt.name_column else cells}
     if include_object == "Object":
         out["object"] = obj
     elif include_object != "None":
