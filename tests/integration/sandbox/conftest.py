@@ -123,11 +123,18 @@ class Kubectl:
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [str(KUBECTL), *args], input=stdin, capture_output=True, text=True,
-            env=self.env, timeout=timeout, check=False,
+            [str(KUBECTL), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}"
+            )
         return done
 
     def __call__(self, *args: str, stdin: str | None = None) -> str:
@@ -135,13 +142,18 @@ class Kubectl:
 
     def fails(self, *args: str, stdin: str | None = None) -> str:
         done = self.run(*args, stdin=stdin, check=False)
-        assert done.returncode != 0, f"kubectl {' '.join(args)} unexpectedly succeeded: {done.stdout}"
+        assert done.returncode != 0, (
+            f"kubectl {' '.join(args)} unexpectedly succeeded: {done.stdout}"
+        )
         return done.stderr
 
     def popen(self, *args: str) -> LineReader:
         process = subprocess.Popen(
-            [str(KUBECTL), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=self.env,
+            [str(KUBECTL), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
         )
         return LineReader(process)
 

@@ -31,12 +31,18 @@ def ns(kubectl: Kubectl) -> str:
 
 def widget(name: str, ns: str, **spec: object) -> str:
     return yaml.safe_dump(
-        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": ns},
-         "spec": {"owner": "team-a", **spec}}
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"owner": "team-a", **spec},
+        }
     )
 
 
-def test_applied_crd_is_served_with_printer_columns(kubectl: Kubectl, widgets: str, ns: str) -> None:
+def test_applied_crd_is_served_with_printer_columns(
+    kubectl: Kubectl, widgets: str, ns: str
+) -> None:
     assert kubectl("apply", "-f", "-", stdin=widget("w1", ns, color="red")).strip() == (
         "widget.example.com/w1 created"
     )
@@ -53,23 +59,38 @@ def test_applied_crd_is_served_with_printer_columns(kubectl: Kubectl, widgets: s
     # applying again with a change is a patch, seen as "configured"
     out = kubectl("apply", "-f", "-", stdin=widget("w1", ns, color="blue"))
     assert out.strip() == "widget.example.com/w1 configured"
-    assert kubectl("get", "wdg", "w1", "-n", ns, "-o", "jsonpath={.spec.color} {.metadata.generation}") == "blue 2"
+    assert (
+        kubectl("get", "wdg", "w1", "-n", ns, "-o", "jsonpath={.spec.color} {.metadata.generation}")
+        == "blue 2"
+    )
 
 
-def test_invalid_object_is_refused_naming_the_fields(kubectl: Kubectl, widgets: str, ns: str) -> None:
+def test_invalid_object_is_refused_naming_the_fields(
+    kubectl: Kubectl, widgets: str, ns: str
+) -> None:
     bad = yaml.safe_dump(
-        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "bad", "namespace": ns},
-         "spec": {"size": 12, "color": "purple"}}
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "bad", "namespace": ns},
+            "spec": {"size": 12, "color": "purple"},
+        }
     )
     err = kubectl.fails("apply", "-f", "-", stdin=bad)
     assert 'The Widget "bad" is invalid' in err
     assert "spec.owner: Required value" in err
-    assert "spec.size: Invalid value: 12: spec.size in body should be less than or equal to 9" in err
-    assert 'spec.color: Unsupported value: "purple": supported values: "red", "green", "blue"' in err
+    assert (
+        "spec.size: Invalid value: 12: spec.size in body should be less than or equal to 9" in err
+    )
+    assert (
+        'spec.color: Unsupported value: "purple": supported values: "red", "green", "blue"' in err
+    )
     assert 'widgets.example.com "bad" not found' in kubectl.fails("get", "wdg", "bad", "-n", ns)
 
 
-def test_unknown_fields_are_refused_under_strict_validation(kubectl: Kubectl, widgets: str, ns: str) -> None:
+def test_unknown_fields_are_refused_under_strict_validation(
+    kubectl: Kubectl, widgets: str, ns: str
+) -> None:
     bogus = widget("bogus", ns, bogus=1)
     err = kubectl.fails("apply", "-f", "-", stdin=bogus)
     assert 'strict decoding error: unknown field "spec.bogus"' in err
@@ -102,24 +123,66 @@ def test_explain_prints_field_descriptions(kubectl: Kubectl, widgets: str) -> No
 
 def test_patches_status_subresource_and_labels(kubectl: Kubectl, widgets: str, ns: str) -> None:
     kubectl("apply", "-f", "-", stdin=widget("p", ns))
-    kubectl("patch", "wdg", "p", "-n", ns, "--type=merge", "-p", '{"spec":{"size":4},"status":{"phase":"Ready"}}')
+    kubectl(
+        "patch",
+        "wdg",
+        "p",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"size":4},"status":{"phase":"Ready"}}',
+    )
     got = json.loads(kubectl("get", "wdg", "p", "-n", ns, "-o", "json"))
     assert got["spec"]["size"] == 4
     assert "status" not in got  # the main resource never writes status
-    kubectl("patch", "wdg", "p", "-n", ns, "--type=json", "-p",
-            '[{"op":"add","path":"/spec/tags","value":["a","b"]}]')
-    kubectl("patch", "wdg", "p", "-n", ns, "--subresource=status", "--type=merge", "-p",
-            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}, "spec":{"size":9}}')
+    kubectl(
+        "patch",
+        "wdg",
+        "p",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/spec/tags","value":["a","b"]}]',
+    )
+    kubectl(
+        "patch",
+        "wdg",
+        "p",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Ready","status":"True"}]}, "spec":{"size":9}}',
+    )
     got = json.loads(kubectl("get", "wdg", "p", "-n", ns, "-o", "json"))
-    assert got["spec"] == {"owner": "team-a", "size": 4, "tags": ["a", "b"]}  # status writes skip spec
+    assert got["spec"] == {
+        "owner": "team-a",
+        "size": 4,
+        "tags": ["a", "b"],
+    }  # status writes skip spec
     assert got["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
     assert got["metadata"]["generation"] == 3  # two spec changes, no bump for status
     assert kubectl("get", "wdg", "p", "-n", ns).splitlines()[1].split()[3] == "True"
-    err = kubectl.fails("patch", "wdg", "p", "-n", ns, "--subresource=status", "--type=merge", "-p",
-                        '{"status":{"phase":"Exploded"}}')
+    err = kubectl.fails(
+        "patch",
+        "wdg",
+        "p",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Exploded"}}',
+    )
     assert 'status.phase: Unsupported value: "Exploded"' in err
     assert "labeled" in kubectl("label", "wdg", "p", "-n", ns, "tier=gold")
-    assert kubectl("get", "wdg", "-n", ns, "-l", "tier=gold", "-o", "name").strip() == "widget.example.com/p"
+    assert (
+        kubectl("get", "wdg", "-n", ns, "-l", "tier=gold", "-o", "name").strip()
+        == "widget.example.com/p"
+    )
     assert kubectl("get", "wdg", "-n", ns, "-l", "tier!=gold", "-o", "name").strip() == ""
 
 
@@ -129,24 +192,48 @@ def test_delete_waits_for_finalizers(kubectl: Kubectl, widgets: str, ns: str) ->
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body))
     kubectl("delete", "wdg", "f", "-n", ns, "--wait=false")
     assert kubectl("get", "wdg", "f", "-n", ns, "-o", "jsonpath={.metadata.deletionTimestamp}")
-    kubectl("patch", "wdg", "f", "-n", ns, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    kubectl(
+        "patch",
+        "wdg",
+        "f",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+    )
     assert 'widgets.example.com "f" not found' in kubectl.fails("get", "wdg", "f", "-n", ns)
 
 
 def test_owner_references_are_garbage_collected(kubectl: Kubectl, widgets: str, ns: str) -> None:
     kubectl("apply", "-f", "-", stdin=widget("owner", ns))
     uid = kubectl("get", "wdg", "owner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
-    child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "child", "namespace": ns,
-        "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "owner", "uid": uid}]}}
-    grandchild = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "grandchild", "namespace": ns}}
+    child = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "child",
+            "namespace": ns,
+            "ownerReferences": [
+                {"apiVersion": "example.com/v1", "kind": "Widget", "name": "owner", "uid": uid}
+            ],
+        },
+    }
+    grandchild = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "grandchild", "namespace": ns},
+    }
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(child))
     child_uid = kubectl("get", "cm", "child", "-n", ns, "-o", "jsonpath={.metadata.uid}")
     grandchild["metadata"]["ownerReferences"] = [  # type: ignore[index]
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "child", "uid": child_uid}]
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "child", "uid": child_uid}
+    ]
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(grandchild))
     kubectl("delete", "wdg", "owner", "-n", ns)
-    eventually(lambda: kubectl.run("get", "secret", "grandchild", "-n", ns, check=False).returncode != 0)
+    eventually(
+        lambda: kubectl.run("get", "secret", "grandchild", "-n", ns, check=False).returncode != 0
+    )
     assert 'configmaps "child" not found' in kubectl.fails("get", "cm", "child", "-n", ns)
 
 
@@ -154,10 +241,23 @@ def test_namespaces_hold_and_delete_their_objects(kubectl: Kubectl, widgets: str
     err = kubectl.fails("create", "configmap", "c", "-n", "nowhere", "--from-literal=a=1")
     assert 'namespaces "nowhere" not found' in err
     kubectl("create", "namespace", "doomed")
-    kubectl("create", "configmap", "settings", "-n", "doomed", "--from-literal=a=1", "--from-literal=b=2")
-    kubectl("create", "secret", "generic", "creds", "-n", "doomed", "--from-literal=password=hunter2")
+    kubectl(
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "doomed",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    )
+    kubectl(
+        "create", "secret", "generic", "creds", "-n", "doomed", "--from-literal=password=hunter2"
+    )
     kubectl("apply", "-f", "-", stdin=widget("w", "doomed"))
-    assert kubectl("get", "cm", "settings", "-n", "doomed").splitlines()[1].split()[:2] == ["settings", "2"]
+    assert kubectl("get", "cm", "settings", "-n", "doomed").splitlines()[1].split()[:2] == [
+        "settings",
+        "2",
+    ]
     encoded = kubectl("get", "secret", "creds", "-n", "doomed", "-o", "jsonpath={.data.password}")
     assert base64.b64decode(encoded) == b"hunter2"
     assert kubectl("get", "ns", "doomed").splitlines()[1].split()[:2] == ["doomed", "Active"]
@@ -167,20 +267,30 @@ def test_namespaces_hold_and_delete_their_objects(kubectl: Kubectl, widgets: str
 
 
 def test_events_are_listed(kubectl: Kubectl, ns: str) -> None:
-    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": ns},
-             "involvedObject": {"kind": "Widget", "name": "w1", "namespace": ns},
-             "reason": "Promoted", "message": "level 4 reached", "type": "Normal"}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e1", "namespace": ns},
+        "involvedObject": {"kind": "Widget", "name": "w1", "namespace": ns},
+        "reason": "Promoted",
+        "message": "level 4 reached",
+        "type": "Normal",
+    }
     kubectl("create", "-f", "-", stdin=yaml.safe_dump(event))
     header, row = kubectl("get", "events", "-n", ns).splitlines()
     assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert row.split()[1:] == ["Normal", "Promoted", "widget/w1", "level", "4", "reached"]
     viewed = json.loads(kubectl("get", "events.v1.events.k8s.io", "-n", ns, "-o", "json"))
-    assert viewed["items"][0]["note"] == "level 4 reached"  # the events.k8s.io view of the same event
+    assert (
+        viewed["items"][0]["note"] == "level 4 reached"
+    )  # the events.k8s.io view of the same event
 
 
 def test_get_watch_sees_changes_in_order(kubectl: Kubectl, widgets: str, ns: str) -> None:
     kubectl("apply", "-f", "-", stdin=widget("a", ns))
-    watch = kubectl.popen("get", "wdg", "-n", ns, "-w", "--output-watch-events", "--request-timeout=30s")
+    watch = kubectl.popen(
+        "get", "wdg", "-n", ns, "-w", "--output-watch-events", "--request-timeout=30s"
+    )
     try:
         first = watch.read_until(lambda line: " a " in f" {line} ")
         assert first[0].split()[:2] == ["EVENT", "NAME"]
@@ -202,42 +312,101 @@ def test_server_side_apply(kubectl: Kubectl, widgets: str, ns: str) -> None:
 
 
 def test_cluster_scoped_custom_resources(kubectl: Kubectl) -> None:
-    gizmo = {"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g1"}, "spec": {}}
+    gizmo = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gizmo",
+        "metadata": {"name": "g1"},
+        "spec": {},
+    }
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(gizmo))
     assert kubectl("get", "gizmo", "g1", "-o", "jsonpath={.spec.level}") == "1"
     assert kubectl("get", "gizmos").splitlines()[0].split() == ["NAME", "AGE"]
 
 
 def test_bundled_inference_service_columns(kubectl: Kubectl, ns: str) -> None:
-    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": "fraud", "namespace": ns},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://m"}}}}
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "fraud", "namespace": ns},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://m"}}
+        },
+    }
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(isvc))
-    status = {"status": {
-        "url": "http://fraud.example.com",
-        "conditions": [{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}],
-        "components": {"predictor": {"traffic": [
-            {"tag": "prev", "percent": 10, "revisionName": "fraud-00001"},
-            {"latestRevision": True, "percent": 90, "revisionName": "fraud-00002"}]}}}}
-    kubectl("patch", "isvc", "fraud", "-n", ns, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    status = {
+        "status": {
+            "url": "http://fraud.example.com",
+            "conditions": [
+                {"type": "PredictorReady", "status": "True"},
+                {"type": "Ready", "status": "True"},
+            ],
+            "components": {
+                "predictor": {
+                    "traffic": [
+                        {"tag": "prev", "percent": 10, "revisionName": "fraud-00001"},
+                        {"latestRevision": True, "percent": 90, "revisionName": "fraud-00002"},
+                    ]
+                }
+            },
+        }
+    }
+    kubectl(
+        "patch",
+        "isvc",
+        "fraud",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
     header, row = kubectl("get", "isvc", "-n", ns).splitlines()
-    assert header.split() == ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION",
-                              "LATESTREADYREVISION", "AGE"]
-    assert row.split()[:7] == ["fraud", "http://fraud.example.com", "True", "10", "90", "fraud-00001",
-                               "fraud-00002"]
-    preserved = json.loads(kubectl("get", "isvc", "fraud", "-n", ns, "-o", "jsonpath={.spec.predictor}"))
+    assert header.split() == [
+        "NAME",
+        "URL",
+        "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
+        "LATESTREADYREVISION",
+        "AGE",
+    ]
+    assert row.split()[:7] == [
+        "fraud",
+        "http://fraud.example.com",
+        "True",
+        "10",
+        "90",
+        "fraud-00001",
+        "fraud-00002",
+    ]
+    preserved = json.loads(
+        kubectl("get", "isvc", "fraud", "-n", ns, "-o", "jsonpath={.spec.predictor}")
+    )
     assert preserved["model"]["storageUri"] == "s3://m"
 
 
-@pytest.mark.skipif(not (REPO / "crds" / "mltrl.dev_mltechnologies.yaml").exists(), reason="no project CRDs")
+@pytest.mark.skipif(
+    not (REPO / "crds" / "mltrl.dev_mltechnologies.yaml").exists(), reason="no project CRDs"
+)
 def test_project_crds_give_the_real_servers_texts(kubectl: Kubectl, ns: str) -> None:
-    tech = {"apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTechnology", "metadata": {"name": "x", "namespace": ns},
-            "spec": {"owner": "alice", "targetLevel": 12}}
+    tech = {
+        "apiVersion": "mltrl.dev/v1alpha1",
+        "kind": "MLTechnology",
+        "metadata": {"name": "x", "namespace": ns},
+        "spec": {"owner": "alice", "targetLevel": 12},
+    }
     err = kubectl.fails("apply", "-f", "-", stdin=yaml.safe_dump(tech))
-    assert "spec.targetLevel: Invalid value: 12: spec.targetLevel in body should be less than or equal to 9" in err
+    expected = "spec.targetLevel in body should be less than or equal to 9"
+    assert f"spec.targetLevel: Invalid value: 12: {expected}" in err
     assert 'The MLTechnology "x" is invalid' in err
     del tech["spec"]["owner"]  # type: ignore[attr-defined]
     tech["spec"]["targetLevel"] = 5  # type: ignore[index]
-    assert "spec.owner: Required value" in kubectl.fails("apply", "-f", "-", stdin=yaml.safe_dump(tech))
+    assert "spec.owner: Required value" in kubectl.fails(
+        "apply", "-f", "-", stdin=yaml.safe_dump(tech)
+    )
     assert "Who is accountable" in kubectl("explain", "mltech.spec.owner")
-    assert 'mltechnologies.mltrl.dev "nope" not found' in kubectl.fails("get", "mltech", "nope", "-n", ns)
+    assert 'mltechnologies.mltrl.dev "nope" not found' in kubectl.fails(
+        "get", "mltech", "nope", "-n", ns
+    )
