@@ -136,6 +136,10 @@ class Api:
             obj = {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
         return obj
 
+    def answer(self, rt: ResourceType, obj: Obj) -> Obj:
+        """A private copy for callers: stored objects must never be modified in place."""
+        return copy.deepcopy(self.present(rt, obj))
+
     def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
         if obj is None:
@@ -143,7 +147,7 @@ class Api:
         return obj
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return self.present(rt, self._stored(rt, namespace, name))
+        return self.answer(rt, self._stored(rt, namespace, name))
 
     # selectors
 
@@ -201,6 +205,8 @@ class Api:
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> ListResult:
+        """Matching objects in key order; the items are the stored objects themselves
+        (no copy, so a 10,000-item list stays cheap): treat them as read-only."""
         labels, fields = self.parse_selectors(rt, label_selector, field_selector)
         ns = namespace if rt.namespaced else None
         rv = self.store.rv
@@ -341,8 +347,8 @@ class Api:
                 subresource=subresource,
                 namespace=m.get("namespace") or "",
                 name=m.get("name") or "",
-                object=self.present(rt, obj) if obj is not None else None,
-                old_object=self.present(rt, old) if old is not None else None,
+                object=self.answer(rt, obj) if obj is not None else None,
+                old_object=self.answer(rt, old) if old is not None else None,
                 user=opts.user,
                 dry_run=opts.dry_run,
             )
@@ -417,12 +423,12 @@ class Api:
         if rt.storage == CRD_STORAGE:
             obj["status"] = crdlib.established_status(obj)
         if opts.dry_run:
-            return WriteResult(self.present(rt, obj), warnings, created=True)
+            return WriteResult(self.answer(rt, obj), warnings, created=True)
         self.store.put(rt.storage, obj, None)
         if rt.storage == CRD_STORAGE:
             self._register_crd(obj)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.present(rt, obj), warnings, created=True)
+        return WriteResult(self.answer(rt, obj), warnings, created=True)
 
     # update and patch
 
@@ -578,22 +584,22 @@ class Api:
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _same_object(obj, old):
             # Real API servers skip no-op writes: no new resourceVersion, no watch event.
-            return WriteResult(self.present(rt, old), warnings)
+            return WriteResult(self.answer(rt, old), warnings)
         if opts.dry_run:
-            return WriteResult(self.present(rt, obj), warnings)
+            return WriteResult(self.answer(rt, obj), warnings)
         finishing = obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
             "finalizers"
         )
         if finishing and rt.storage != NAMESPACES:
             final = self._remove(rt.storage, old, last=obj)
-            return WriteResult(self.present(rt, final), warnings)
+            return WriteResult(self.answer(rt, final), warnings)
         self.store.put(rt.storage, obj, old)
         if rt.storage == CRD_STORAGE and not subresource:
             self._register_crd(obj)
         if rt.storage == NAMESPACES and finishing:
             self._finish_namespace(name)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.present(rt, obj), warnings)
+        return WriteResult(self.answer(rt, obj), warnings)
 
     # delete
 
@@ -631,11 +637,11 @@ class Api:
             self.validating_admission, rt, "DELETE", "", None, old, opts, mutating=False
         )
         if opts.dry_run:
-            return self.present(rt, old)
+            return self.answer(rt, old)
         policy = options.get("propagationPolicy") or (
             "Orphan" if options.get("orphanDependents") else "Background"
         )
-        return self.present(rt, self._delete_stored(rt.storage, old, policy))
+        return self.answer(rt, self._delete_stored(rt.storage, old, policy))
 
     async def delete_collection(
         self,

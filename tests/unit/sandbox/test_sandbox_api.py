@@ -1,0 +1,297 @@
+"""API semantics without HTTP: lifecycle, finalizers, garbage collection, CRDs, watches."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from mltrl_operator.sandbox.api import Api
+from mltrl_operator.sandbox.builtin import builtin_types
+from mltrl_operator.sandbox.errors import ApiError
+from mltrl_operator.sandbox.resources import Registry, ResourceType
+from mltrl_operator.sandbox.store import Store
+
+CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "things.example.com"},
+    "spec": {
+        "group": "example.com",
+        "names": {"kind": "Thing", "plural": "things"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"n": {"type": "integer", "maximum": 5}},
+                            },
+                            "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+class World:
+    def __init__(self, history_limit: int = 100) -> None:
+        self.registry = Registry()
+        for rt in builtin_types():
+            self.registry.add(rt)
+        self.store = Store(history_limit)
+        self.api = Api(self.registry, self.store)
+
+    def rt(self, group_version: str, plural: str) -> ResourceType:
+        found = self.registry.get(group_version, plural)
+        assert found is not None, plural
+        return found
+
+    @property
+    def things(self) -> ResourceType:
+        return self.rt("example.com/v1", "things")
+
+    @property
+    def configmaps(self) -> ResourceType:
+        return self.rt("v1", "configmaps")
+
+    async def setup(self) -> World:
+        await self.api.create(self.rt("v1", "namespaces"), None, {"metadata": {"name": "default"}})
+        await self.api.create(
+            self.rt("apiextensions.k8s.io/v1", "customresourcedefinitions"), None, CRD
+        )
+        return self
+
+    async def thing(self, name: str, **extra: Any) -> dict[str, Any]:
+        body = {"metadata": {"name": name, **extra}, "spec": {"n": 1}, "status": {"ok": True}}
+        return (await self.api.create(self.things, "default", body)).object
+
+    def exists(self, rt: ResourceType, name: str, namespace: str | None = "default") -> bool:
+        return self.store.get(rt.storage, namespace if rt.namespaced else None, name) is not None
+
+
+@pytest.fixture
+async def world() -> World:
+    return await World().setup()
+
+
+async def settle() -> None:
+    """Let the background garbage collector run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_created_crd_is_served_and_established(world: World) -> None:
+    crd = world.api.get(
+        world.rt("apiextensions.k8s.io/v1", "customresourcedefinitions"), None, "things.example.com"
+    )
+    conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+    assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    assert crd["spec"]["names"]["singular"] == "thing"
+    assert world.things.kind == "Thing" and world.things.status_subresource
+
+
+async def test_status_is_a_subresource(world: World) -> None:
+    created = await world.thing("t")
+    assert "status" not in created  # dropped on create
+    patch = b'{"spec": {"n": 2}, "status": {"ok": false}}'
+    after = (
+        await world.api.patch(world.things, "default", "t", "application/merge-patch+json", patch)
+    ).object
+    assert after["spec"]["n"] == 2 and "status" not in after
+    assert after["metadata"]["generation"] == 2
+    status = await world.api.patch(
+        world.things, "default", "t", "application/merge-patch+json", patch, subresource="status"
+    )
+    assert status.object["status"] == {"ok": False} and status.object["spec"]["n"] == 2
+    assert status.object["metadata"]["generation"] == 2
+    with pytest.raises(ApiError) as caught:
+        await world.api.patch(
+            world.things,
+            "default",
+            "t",
+            "application/merge-patch+json",
+            b'{"status": {"ok": 3}}',
+            subresource="status",
+        )
+    assert caught.value.code == 422
+
+
+async def test_finalizers_hold_deletion_until_removed(world: World) -> None:
+    await world.thing("f", finalizers=["example.com/hold"])
+    deleting = await world.api.delete(world.things, "default", "f")
+    assert deleting["metadata"]["deletionTimestamp"] and world.exists(world.things, "f")
+    assert deleting["metadata"]["generation"] == 2
+    again = await world.api.delete(world.things, "default", "f")
+    assert again["metadata"]["resourceVersion"] == deleting["metadata"]["resourceVersion"]
+    with pytest.raises(ApiError) as caught:
+        await world.api.patch(
+            world.things,
+            "default",
+            "f",
+            "application/merge-patch+json",
+            b'{"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}',
+        )
+    assert "no new finalizers can be added" in caught.value.message
+    await world.api.patch(
+        world.things,
+        "default",
+        "f",
+        "application/merge-patch+json",
+        b'{"metadata": {"finalizers": null}}',
+    )
+    assert not world.exists(world.things, "f")
+
+
+async def test_garbage_collection_cascades_and_respects_other_owners(world: World) -> None:
+    a = await world.thing("a")
+    b = await world.thing("b")
+
+    def ref(owner: dict[str, Any]) -> dict[str, Any]:
+        m = owner["metadata"]
+        return {"apiVersion": "example.com/v1", "kind": "Thing", "name": m["name"], "uid": m["uid"]}
+
+    only_a = (
+        await world.api.create(
+            world.configmaps,
+            "default",
+            {"metadata": {"name": "only-a", "ownerReferences": [ref(a)]}},
+        )
+    ).object
+    await world.api.create(
+        world.configmaps,
+        "default",
+        {"metadata": {"name": "both", "ownerReferences": [ref(a), ref(b)]}},
+    )
+    await world.api.create(
+        world.configmaps,
+        "default",
+        {
+            "metadata": {
+                "name": "grandchild",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "only-a",
+                        "uid": only_a["metadata"]["uid"],
+                    }
+                ],
+            }
+        },
+    )
+    await world.api.delete(world.things, "default", "a")
+    await settle()
+    assert not world.exists(world.configmaps, "only-a")
+    assert not world.exists(world.configmaps, "grandchild")
+    assert world.exists(world.configmaps, "both")  # b still owns it
+    await world.api.delete(world.things, "default", "b", {"propagationPolicy": "Orphan"})
+    await settle()
+    both = world.api.get(world.configmaps, "default", "both")
+    assert [r["name"] for r in both["metadata"]["ownerReferences"]] == ["a"]
+
+
+async def test_namespace_deletion_waits_for_finalized_contents(world: World) -> None:
+    namespaces = world.rt("v1", "namespaces")
+    await world.api.create(namespaces, None, {"metadata": {"name": "team"}})
+    await world.api.create(world.configmaps, "team", {"metadata": {"name": "plain"}})
+    await world.api.create(
+        world.things, "team", {"metadata": {"name": "held", "finalizers": ["x/y"]}}
+    )
+    terminating = await world.api.delete(namespaces, None, "team")
+    assert terminating["status"]["phase"] == "Terminating"
+    assert not world.exists(world.configmaps, "plain", "team")
+    with pytest.raises(ApiError) as caught:
+        await world.api.create(world.configmaps, "team", {"metadata": {"name": "late"}})
+    assert caught.value.code == 403 and "is being terminated" in caught.value.message
+    await world.api.patch(
+        world.things,
+        "team",
+        "held",
+        "application/merge-patch+json",
+        b'{"metadata":{"finalizers":[]}}',
+    )
+    assert not world.exists(namespaces, "team", None)
+
+
+async def test_deleting_a_crd_removes_its_objects_and_api(world: World) -> None:
+    await world.thing("doomed")
+    crds = world.rt("apiextensions.k8s.io/v1", "customresourcedefinitions")
+    watcher = world.api.watch(world.things, "default", None, None, None)
+    await world.api.delete(crds, None, "things.example.com")
+    assert world.registry.get("example.com/v1", "things") is None
+    assert world.store.list("things.example.com") == []
+    events = []
+    while (event := watcher.queue.get_nowait()) is not None:
+        events.append((event.type, event.object["metadata"]["name"]))
+    assert events == [("ADDED", "doomed"), ("DELETED", "doomed")]
+
+
+async def test_updating_a_crd_changes_validation(world: World) -> None:
+    crds = world.rt("apiextensions.k8s.io/v1", "customresourcedefinitions")
+    current = world.api.get(crds, None, "things.example.com")
+    current["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "n"
+    ]["maximum"] = 50
+    await world.api.update(crds, None, "things.example.com", current)
+    body = {"metadata": {"name": "big"}, "spec": {"n": 40}}
+    assert (await world.api.create(world.things, "default", body)).object["spec"]["n"] == 40
+
+
+async def test_watch_replays_history_and_expires(world: World) -> None:
+    small = await World(history_limit=3).setup()
+    rv = small.store.rv
+    for i in range(2):
+        await small.thing(f"w{i}")
+    watcher = small.api.watch(small.things, "default", None, None, str(rv))
+    assert [watcher.queue.get_nowait().object["metadata"]["name"] for _ in range(2)] == ["w0", "w1"]
+    for i in range(2, 6):
+        await small.thing(f"w{i}")
+    with pytest.raises(ApiError) as caught:
+        small.api.watch(small.things, "default", None, None, str(rv))
+    assert caught.value.code == 410 and caught.value.message.startswith(
+        f"too old resource version: {rv} ("
+    )
+
+
+async def test_events_have_two_views_of_one_storage(world: World) -> None:
+    core = world.rt("v1", "events")
+    modern = world.rt("events.k8s.io/v1", "events")
+    body = {
+        "metadata": {"name": "e"},
+        "involvedObject": {"kind": "Thing", "name": "t"},
+        "message": "hi",
+    }
+    await world.api.create(core, "default", body)
+    viewed = world.api.get(modern, "default", "e")
+    assert viewed["apiVersion"] == "events.k8s.io/v1"
+    assert viewed["note"] == "hi" and viewed["regarding"]["name"] == "t"
+    await world.api.create(
+        modern, "default", {"metadata": {"name": "e2"}, "note": "yo", "regarding": {"name": "u"}}
+    )
+    assert world.api.get(core, "default", "e2")["message"] == "yo"
+
+
+async def test_generate_name_and_secret_string_data(world: World) -> None:
+    made = await world.api.create(world.things, "default", {"metadata": {"generateName": "thing-"}})
+    assert (
+        made.object["metadata"]["name"].startswith("thing-")
+        and len(made.object["metadata"]["name"]) == 11
+    )
+    secrets = world.rt("v1", "secrets")
+    secret = await world.api.create(
+        secrets, "default", {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
+    )
+    assert secret.object["data"] == {"k": "dg=="} and secret.object["type"] == "Opaque"
+    assert "stringData" not in secret.object
