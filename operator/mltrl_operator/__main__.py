@@ -1,0 +1,3 @@
+from mltrl_operator.cli import main
+
+raise SystemExit(main())

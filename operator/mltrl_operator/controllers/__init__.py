@@ -1,0 +1,1 @@
+"""kopf handlers (thin) and the reconcile services they call."""

@@ -1,0 +1,90 @@
+"""What every handler needs, built once at start-up and handed over through kopf's memo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.events import EventRecorder
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class KeyedLocks:
+    """One lock per technology, so its own reconcile, its reviews and its components'
+    fan-out never interleave inside this process."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, asyncio.Lock] = {}
+        self._users: dict[Hashable, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+
+Ref = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def _version(body: dict[str, Any] | None) -> str:
+    version = ((body or {}).get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else ""  # "" stands for "did not exist"
+
+
+class ReadYourWrites:
+    """Remembers what we wrote until the watch shows it, so a snapshot older than our own
+    writes (an index entry or a queued event) is replaced by what the server returned.
+
+    resourceVersions are opaque, so versions are only compared for equality: every version
+    one of our writes was based on is known to be stale until the watch delivers the
+    version we stored (or one we did not write, which means someone else wrote after us).
+    """
+
+    def __init__(self) -> None:
+        self._written: dict[Ref, tuple[set[str], dict[str, Any] | None]] = {}
+
+    def remember(
+        self, ref: Ref, based_on: dict[str, Any] | None, stored: dict[str, Any] | None
+    ) -> None:
+        """`based_on` None: we created it; `stored` None: we deleted it."""
+        stale, _ = self._written.get(ref, (set(), None))
+        self._written[ref] = ({*stale, _version(based_on)}, stored)
+
+    def fresh(self, ref: Ref, body: dict[str, Any] | None) -> dict[str, Any] | None:
+        entry = self._written.get(ref)
+        if entry is None:
+            return body
+        stale, stored = entry
+        if _version(body) in stale:
+            return stored
+        del self._written[ref]  # the watch has caught up with (or gone past) our writes
+        return body
+
+
+@dataclass
+class OperatorContext:
+    client: KubeClient
+    clock: Callable[[], datetime] = utc_now
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    writes: ReadYourWrites = field(default_factory=ReadYourWrites)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Labels last seen per namespace, to tell a relabel from any other namespace event."""
+
+    def __post_init__(self) -> None:
+        self.events = EventRecorder(self.client)

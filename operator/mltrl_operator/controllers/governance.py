@@ -1,0 +1,67 @@
+"""InferenceServices the operator did not create: checked against the serving gate."""
+
+from __future__ import annotations
+
+import logging
+
+from mltrl_operator.api.technology import MLTechnologySpec
+from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
+from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain.gating import GateAction, foreign_inference_service_action, serving_gate
+from mltrl_operator.k8s.events import WARNING
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES
+
+STOPPED_BY_ANNOTATION = "mltrl.dev/stopped-by-gate"
+AUDIT_ANNOTATION = "mltrl.dev/audit"
+
+logger = logging.getLogger(__name__)
+
+
+def created_by_operator(body: Body) -> bool:
+    references = (body.get("metadata") or {}).get("ownerReferences") or []
+    return any(reference.get("kind") == "MLTechnology" for reference in references)
+
+
+async def govern_inference_service(
+    ctx: OperatorContext, view: ClusterView, body: Body
+) -> GateAction:
+    metadata = body["metadata"]
+    if created_by_operator(body) or metadata.get("deletionTimestamp"):
+        return GateAction.ALLOW
+    namespace, name = metadata["namespace"], metadata["name"]
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    policy = view.policy_for(namespace)
+    claimed = labels.get(TECHNOLOGY_LABEL)
+    decision = None
+    if claimed:
+        technology = view.technology(namespace, claimed)
+        effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
+        required = None
+        if technology is not None:
+            spec = MLTechnologySpec.model_validate(technology.get("spec") or {})
+            required = spec.serving.required_level if spec.serving else None
+        decision = serving_gate(effective, required, policy, claimed)
+    action, message = foreign_inference_service_action(claimed, decision, policy)
+    now = ctx.clock()
+    if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
+        stored = await ctx.client.patch(
+            INFERENCE_SERVICES, namespace, name,
+            {"metadata": {"annotations": {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}}},
+        )
+        ctx.writes.remember(("InferenceService", namespace, name), body, stored)
+        await ctx.events.record(
+            body, type=WARNING, reason="ServingBlocked", message=message, now=now
+        )
+    elif action is GateAction.WARN and annotations.get(AUDIT_ANNOTATION) != message:
+        # The annotation remembers what was reported, so a re-listed object is not re-reported.
+        stored = await ctx.client.patch(
+            INFERENCE_SERVICES, namespace, name,
+            {"metadata": {"annotations": {AUDIT_ANNOTATION: message}}},
+        )
+        ctx.writes.remember(("InferenceService", namespace, name), body, stored)
+        await ctx.events.record(
+            body, type=WARNING, reason="ServingNotAllowed", message=f"audit: {message}", now=now
+        )
+    return action

@@ -1,0 +1,217 @@
+"""Reconcile a LevelReview: evaluate it, and apply it to its technology exactly once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from mltrl_operator.api.common import ConditionStatus
+from mltrl_operator.api.review import LevelReviewSpec, LevelReviewStatus, ReviewPhase
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.technology import StaleSnapshot, reconcile_snapshot
+from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain.conditions import set_condition
+from mltrl_operator.domain.levels import level_name
+from mltrl_operator.domain.reviews import ReviewEvaluation, evaluate_review, technology_facts
+from mltrl_operator.domain.technology import apply_review_to_status
+from mltrl_operator.k8s.errors import NotFound
+from mltrl_operator.k8s.events import NORMAL, WARNING
+from mltrl_operator.k8s.patches import merge_patch
+from mltrl_operator.k8s.resources import REVIEWS, TECHNOLOGIES
+
+TERMINAL = frozenset({ReviewPhase.APPLIED, ReviewPhase.REJECTED, ReviewPhase.SUPERSEDED})
+MAX_ATTEMPTS = 5
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    phase: ReviewPhase
+    applied: bool
+
+
+def _review_status(
+    old: LevelReviewStatus,
+    evaluation: ReviewEvaluation,
+    generation: int,
+    now: datetime,
+    applied_at: str | None,
+) -> LevelReviewStatus:
+    phase = evaluation.phase
+    conditions, _ = set_condition(
+        old.conditions,
+        type="Evaluated",
+        status=ConditionStatus.TRUE,
+        reason={
+            ReviewPhase.PENDING: "RequirementsUnmet",
+            ReviewPhase.APPROVED: "AllRequirementsMet",
+            ReviewPhase.APPLIED: "AllRequirementsMet",
+            ReviewPhase.REJECTED: "ReviewRejected",
+            ReviewPhase.INVALID: "ReviewInvalid",
+            ReviewPhase.SUPERSEDED: "ReviewSuperseded",
+        }[phase],
+        message=evaluation.message,
+        generation=generation,
+        now=now,
+    )
+    conditions, _ = set_condition(
+        conditions,
+        type="Applied",
+        status=phase is ReviewPhase.APPLIED,
+        reason="ReviewApplied" if phase is ReviewPhase.APPLIED else "NotApplied",
+        message=evaluation.message if phase is ReviewPhase.APPLIED else "",
+        generation=generation,
+        now=now,
+    )
+    unmet = list(evaluation.unmet) + [str(error) for error in evaluation.errors]
+    return LevelReviewStatus(
+        phase=phase,
+        unmet=unmet,
+        approved_by=list(evaluation.approved_by),
+        message=evaluation.message,
+        applied_at=applied_at or old.applied_at,
+        observed_generation=generation,
+        conditions=conditions,
+    )
+
+
+async def reconcile_review(
+    ctx: OperatorContext, view: ClusterView, body: Body
+) -> ReviewOutcome | None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    technology_name = (body.get("spec") or {}).get("technology", "")
+    # Everything about one technology, its reviews included, happens under one lock, so a
+    # review is never evaluated twice at once or from a snapshot older than our own write.
+    async with ctx.locks.hold((namespace, technology_name)):
+        current = ctx.writes.fresh(("LevelReview", namespace, name), body)
+        if current is None:
+            return None
+        return await _reconcile_locked(ctx, view, current)
+
+
+async def _reconcile_locked(
+    ctx: OperatorContext, view: ClusterView, body: Body
+) -> ReviewOutcome | None:
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    try:
+        spec = LevelReviewSpec.model_validate(body.get("spec") or {})
+        old_status = LevelReviewStatus.model_validate(body.get("status") or {})
+    except ValidationError as error:
+        logger.error("LevelReview %s/%s cannot be read: %s", namespace, name, error)
+        return None
+    if old_status.phase in TERMINAL or metadata.get("deletionTimestamp"):
+        return None
+    evaluation, technology, applied_at = await _evaluate_and_apply(
+        ctx, view, namespace, name, spec
+    )
+    now = ctx.clock()
+    status = _review_status(
+        old_status, evaluation, int(metadata.get("generation") or 1), now, applied_at
+    )
+    patch = merge_patch(body.get("status") or {}, status.to_wire())
+    if patch:
+        try:
+            stored = await ctx.client.patch_status(REVIEWS, namespace, name, patch)
+        except NotFound:
+            return None
+        ctx.writes.remember(("LevelReview", namespace, name), body, stored)
+    if old_status.phase != status.phase:
+        await _announce(ctx, body, technology, spec, evaluation, now)
+    return ReviewOutcome(phase=evaluation.phase, applied=bool(applied_at))
+
+
+async def _evaluate_and_apply(
+    ctx: OperatorContext, view: ClusterView, namespace: str, name: str, spec: LevelReviewSpec
+) -> tuple[ReviewEvaluation, Body | None, str | None]:
+    technology = view.technology(namespace, spec.technology)
+    policy = view.policy_for(namespace)
+    for _ in range(MAX_ATTEMPTS):
+        facts = None
+        if technology is not None:
+            facts = technology_facts(
+                spec.technology,
+                MLTechnologySpec.model_validate(technology.get("spec") or {}),
+                MLTechnologyStatus.model_validate(technology.get("status") or {}),
+            )
+        evaluation = evaluate_review(name, spec, facts, policy)
+        if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
+            return evaluation, technology, None
+        if (technology.get("status") or {}).get("level") is None:
+            # The technology has not been reconciled yet: give it its entry level first.
+            try:
+                outcome = await reconcile_snapshot(ctx, view, technology)
+                technology = outcome.stored or technology
+            except StaleSnapshot:
+                technology = await _refetch(ctx, namespace, spec.technology)
+            continue
+        now = ctx.clock()
+        status = apply_review_to_status(
+            MLTechnologyStatus.model_validate(technology.get("status") or {}),
+            name, spec, evaluation, now,
+        )
+        try:
+            outcome = await reconcile_snapshot(ctx, view, technology, base_status=status)
+            technology = outcome.stored or technology
+        except StaleSnapshot:
+            technology = await _refetch(ctx, namespace, spec.technology)
+            continue
+        applied = ReviewEvaluation(
+            phase=ReviewPhase.APPLIED,
+            unmet=(),
+            approved_by=evaluation.approved_by,
+            message=f"moved {spec.technology} from level {spec.from_level} to {spec.to_level} "
+            f"({level_name(spec.to_level)})",
+            errors=(),
+            is_promotion=evaluation.is_promotion,
+        )
+        return applied, technology, now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise RuntimeError(f"MLTechnology {namespace}/{spec.technology} kept changing")
+
+
+async def _refetch(ctx: OperatorContext, namespace: str, name: str) -> Body | None:
+    try:
+        return await ctx.client.get(TECHNOLOGIES, namespace, name)
+    except NotFound:
+        return None
+
+
+async def _announce(
+    ctx: OperatorContext,
+    review: Body,
+    technology: Body | None,
+    spec: LevelReviewSpec,
+    evaluation: ReviewEvaluation,
+    now: datetime,
+) -> None:
+    phase = evaluation.phase
+    event_type = WARNING if phase in (ReviewPhase.REJECTED, ReviewPhase.INVALID) else NORMAL
+    await ctx.events.record(
+        review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message, now=now
+    )
+    if phase is ReviewPhase.APPLIED and technology is not None:
+        direction = "Promoted" if evaluation.is_promotion else "SwitchedBack"
+        approvers = ", ".join(evaluation.approved_by) or "nobody"
+        await ctx.events.record(
+            technology, type=NORMAL if evaluation.is_promotion else WARNING, reason=direction,
+            now=now,
+            message=f"level {spec.from_level} -> {spec.to_level} ({level_name(spec.to_level)}) "
+            f"by review {review['metadata']['name']}, approved by {approvers}",
+        )
+
+
+async def reconcile_reviews_of(
+    ctx: OperatorContext, view: ClusterView, namespace: str, technology: str
+) -> None:
+    for review in view.reviews_of(namespace, technology):
+        try:
+            await reconcile_review(ctx, view, review)
+        except Exception:  # one broken review must not starve the others
+            logger.exception(
+                "reconciling LevelReview %s/%s failed", namespace, review["metadata"]["name"]
+            )

@@ -1,0 +1,23 @@
+"""kopf settings: its bookkeeping stays under our annotation prefix, never in our status."""
+
+from __future__ import annotations
+
+import kopf
+
+BOOKKEEPING_PREFIX = "operator.mltrl.dev"
+
+
+def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=BOOKKEEPING_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=BOOKKEEPING_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{BOOKKEEPING_PREFIX}/finalizer"
+    # Our own events say what happened and why; kopf's log-echo events would only add writes.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    return settings

@@ -1,0 +1,115 @@
+"""A stand-in for KServe's controller, for the sandbox only.
+
+There is no KServe (and no Knative, no pods) in the sandbox, so nothing would ever mark an
+InferenceService Ready. This loop plays that part: an InferenceService becomes Ready with a
+URL, and one carrying KServe's `serving.kserve.io/stop: "true"` annotation becomes
+not Ready with reason Stopped. On a real cluster KServe does this and the stand-in is absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from mltrl_operator.k8s.client import KubeClient, watch_events
+from mltrl_operator.k8s.connection import Connection
+from mltrl_operator.k8s.errors import ApiError
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES
+
+STOP_ANNOTATION = "serving.kserve.io/stop"
+DOMAIN = "sandbox.example.com"
+
+logger = logging.getLogger(__name__)
+
+
+def simulated_status(body: dict[str, Any], now: str) -> dict[str, Any]:
+    metadata = body["metadata"]
+    stopped = (metadata.get("annotations") or {}).get(STOP_ANNOTATION) == "true"
+    previous = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+    ready = "False" if stopped else "True"
+    reason = "Stopped" if stopped else ""
+
+    def condition(kind: str) -> dict[str, Any]:
+        old = previous.get(kind) or {}
+        changed = old.get("status") != ready
+        entry = {
+            "type": kind,
+            "status": ready,
+            "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+        }
+        if reason:
+            entry["reason"] = reason
+        return entry
+
+    status: dict[str, Any] = {
+        "observedGeneration": metadata.get("generation", 1),
+        "conditions": [condition("IngressReady"), condition("PredictorReady"), condition("Ready")],
+    }
+    if not stopped:
+        url = f"http://{metadata['name']}.{metadata['namespace']}.{DOMAIN}"
+        status["url"] = url
+        status["address"] = {"url": f"{url}/v1/models/{metadata['name']}"}
+    return status
+
+
+def _needs_update(body: dict[str, Any], status: dict[str, Any]) -> bool:
+    current = body.get("status") or {}
+    strip = lambda s: {  # noqa: E731 - timestamps alone never justify a write
+        **s,
+        "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in s.get("conditions") or []
+        ],
+    }
+    return strip(current) != strip(status)
+
+
+class KServeStandIn:
+    def __init__(self, connection: Connection) -> None:
+        self._client = KubeClient(connection)
+
+    async def reconcile(self, body: dict[str, Any]) -> None:
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = simulated_status(body, now)
+        if not _needs_update(body, status):
+            return
+        metadata = body["metadata"]
+        with contextlib.suppress(ApiError):
+            await self._client.patch(
+                INFERENCE_SERVICES,
+                metadata["namespace"],
+                metadata["name"],
+                {"status": {**status, "url": status.get("url"), "address": status.get("address")}},
+                subresource="status",
+            )
+
+    async def _watch_once(self) -> None:
+        listing = await self._client.request("GET", INFERENCE_SERVICES.path())
+        for item in listing.get("items", []):
+            await self.reconcile(item)
+        version = listing.get("metadata", {}).get("resourceVersion")
+        async for event in watch_events(self._client, INFERENCE_SERVICES, resource_version=version):
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                await self.reconcile(event["object"])
+            elif event.get("type") == "ERROR":
+                return
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                watcher = asyncio.create_task(self._watch_once())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({watcher, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (watcher, stopper):
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ApiError, OSError):
+                    await watcher
+                if not stop.is_set():
+                    await asyncio.sleep(0.5)
+        finally:
+            await self._client.close()
