@@ -122,9 +122,8 @@ class Handlers:
             if request.method == "GET":
                 answer = self._non_resource(request, path)
                 if answer is not None:
-                    self.stats.record(
-                        "get", "", path if not path.startswith("/openapi/v3/") else "/openapi/v3/*"
-                    )
+                    shown = "/openapi/v3/*" if path.startswith("/openapi/v3/") else path
+                    self.stats.record("get", shown)
                     return answer
             target = self._target(path)
             if target is None:

@@ -13,7 +13,7 @@ class Stats:
 
     `resource` is the group-resource (e.g. "mltechnologies.mltrl.dev", "configmaps")
     with "/status" appended for the status subresource; non-resource requests are
-    counted under resource "" with verb "get" and their path, e.g. ("get", "/apis").
+    counted with verb "get" and their path as the resource, e.g. ("get", "/apis").
     `part` is "main" or "status".
     """
 
