@@ -46,9 +46,9 @@ async def govern_inference_service(
     action, message = foreign_inference_service_action(claimed, decision, policy)
     now = ctx.clock()
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
+        stop = {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}
         stored = await ctx.client.patch(
-            INFERENCE_SERVICES, namespace, name,
-            {"metadata": {"annotations": {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}}},
+            INFERENCE_SERVICES, namespace, name, {"metadata": {"annotations": stop}}
         )
         ctx.writes.remember(("InferenceService", namespace, name), body, stored)
         await ctx.events.record(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pydantic import ValidationError
 
 from mltrl_operator.api.policy import MLTRLPolicySpec, MLTRLPolicyStatus
@@ -44,9 +46,7 @@ async def reconcile_policy(ctx: OperatorContext, view: ClusterView, body: Body) 
     )
     patch = merge_patch(body.get("status") or {}, status.to_wire())
     if patch:
-        try:
+        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing left to report on
             await ctx.client.patch_status(POLICIES, None, metadata["name"], patch)
-        except NotFound:
-            pass
 
 

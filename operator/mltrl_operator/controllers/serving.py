@@ -57,7 +57,9 @@ def owned_by(body: Body, uid: str) -> bool:
 def _is_subset(wanted: Any, actual: Any) -> bool:
     """Whether everything we want is already there; fields others default in are left alone."""
     if isinstance(wanted, dict) and isinstance(actual, dict):
-        return all(key in actual and _is_subset(value, actual[key]) for key, value in wanted.items())
+        return all(
+            key in actual and _is_subset(value, actual[key]) for key, value in wanted.items()
+        )
     return bool(wanted == actual)
 
 

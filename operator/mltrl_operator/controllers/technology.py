@@ -67,7 +67,9 @@ def _component_errors(view: ClusterView, namespace: str, name: str) -> list[Fiel
     return [FieldError("spec.components", f"forms a cycle: {path}")]
 
 
-def component_facts(view: ClusterView, namespace: str, spec: MLTechnologySpec) -> list[ComponentFacts]:
+def component_facts(
+    view: ClusterView, namespace: str, spec: MLTechnologySpec
+) -> list[ComponentFacts]:
     facts = []
     for component in spec.components:
         component_namespace = component.namespace or namespace

@@ -50,8 +50,7 @@ def _materialise(data: str | None, suffix: str) -> str | None:
     """kubeconfigs inline certificates as base64; ssl wants files."""
     if not data:
         return None
-    handle = tempfile.NamedTemporaryFile(delete=False, suffix=suffix, prefix="mltrl-")
-    with handle:
+    with tempfile.NamedTemporaryFile(delete=False, suffix=suffix, prefix="mltrl-") as handle:
         handle.write(base64.b64decode(data))
     return handle.name
 

@@ -1,0 +1,1 @@
+"""The Alertmanager receiver: monitoring alerts recorded as intent on technologies."""

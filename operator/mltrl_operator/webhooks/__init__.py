@@ -1,0 +1,1 @@
+"""Admission webhooks: gates a user cannot bypass."""

@@ -1,0 +1,238 @@
+"""Drive the sandbox and the operator as a user would: real processes, real kubectl."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+BIN = Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+MLTRL = BIN / "mltrl"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "manifests" / "examples"
+
+T = TypeVar("T")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Timeout(f"timed out after {timeout}s waiting for {what or probe}; last saw {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log = log
+        self._env = {**os.environ, **(env or {})}
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        handle = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            self.args, stdout=handle, stderr=subprocess.STDOUT, env=self._env,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to tidy up, as in a crash."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Sandbox:
+    """`mltrl sandbox --no-operator` in a subprocess, plus kubectl against it."""
+
+    def __init__(self, workdir: Path, *, kserve: bool = True) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        args = [str(MLTRL), "sandbox", "--port", str(self.port), "--dir", str(workdir),
+                "--no-operator"]
+        if not kserve:
+            args.append("--no-kserve")
+        self.process = Process(args, workdir / "sandbox.log")
+        self.kubeconfig = workdir / "kubeconfig"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Sandbox:
+        self.process.start()
+        eventually(
+            lambda: self.kubeconfig.exists() and self._answers(), timeout=30,
+            what=f"the sandbox to listen\n{self.process.output()}",
+        )
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/version", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    # --- kubectl ------------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(KUBECTL), *args], input=input, capture_output=True, text=True,
+            timeout=timeout, env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]]) -> str:
+        if not isinstance(manifest, str):
+            documents = manifest if isinstance(manifest, list) else [manifest]
+            manifest = yaml.safe_dump_all(documents)
+        return self.kubectl("apply", "-f", "-", input=manifest).stdout
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        args = ["get", kind, name, "-o", "json"]
+        if namespace:
+            args += ["-n", namespace]
+        result = self.kubectl(*args, check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr or "not found" in result.stderr:
+                return None
+            raise AssertionError(result.stderr)
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/sandbox/stats", timeout=5) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
+
+    def reset_stats(self) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self.url}/sandbox/stats/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
+
+    def settle(self, *, quiet_for: float = 2.0, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until nobody has written for `quiet_for` seconds; return the stats then."""
+        deadline = time.monotonic() + timeout
+        last = self.stats()["total_writes"]
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.stats()["total_writes"]
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_for:
+                return self.stats()
+        raise Timeout(f"writes did not stop within {timeout}s: {self.stats()['writes']}")
+
+    def namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+        self.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name, "labels": labels or {}}})
+        return name
+
+
+class Operator:
+    """`mltrl run` against the sandbox in a subprocess, so a test can kill and restart it."""
+
+    def __init__(self, sandbox: Sandbox, log: Path) -> None:
+        self.sandbox = sandbox
+        self.health_port = free_port()
+        self.process = Process(
+            [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig),
+             "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
+            log,
+        )
+
+    def start(self) -> Operator:
+        self.process.start()
+        eventually(self._alive, timeout=30, what=f"the operator to start\n{self.process.output()}")
+        return self
+
+    def _alive(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.health_port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def restart(self, *, crash: bool = True) -> None:
+        if crash:
+            self.process.kill()
+        else:
+            self.process.stop()
+        self.start()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@contextlib.contextmanager
+def running(workdir: Path, *, kserve: bool = True) -> Iterator[tuple[Sandbox, Operator]]:
+    sandbox = Sandbox(workdir, kserve=kserve).start()
+    operator = Operator(sandbox, workdir / "operator.log")
+    try:
+        operator.start()
+        yield sandbox, operator
+    finally:
+        operator.stop()
+        sandbox.stop()
+
+
+def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    for entry in ((body or {}).get("status") or {}).get("conditions") or []:
+        if entry.get("type") == kind:
+            return dict(entry)
+    return None
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:50]
