@@ -55,16 +55,19 @@ def simulated_status(body: dict[str, Any], now: str) -> dict[str, Any]:
     return status
 
 
-def _needs_update(body: dict[str, Any], status: dict[str, Any]) -> bool:
-    current = body.get("status") or {}
-    strip = lambda s: {  # noqa: E731 - timestamps alone never justify a write
-        **s,
+def _without_timestamps(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **status,
         "conditions": [
-            {k: v for k, v in c.items() if k != "lastTransitionTime"}
-            for c in s.get("conditions") or []
+            {key: value for key, value in condition.items() if key != "lastTransitionTime"}
+            for condition in status.get("conditions") or []
         ],
     }
-    return strip(current) != strip(status)
+
+
+def _needs_update(body: dict[str, Any], status: dict[str, Any]) -> bool:
+    # Timestamps alone never justify a write.
+    return _without_timestamps(body.get("status") or {}) != _without_timestamps(status)
 
 
 class KServeStandIn:
