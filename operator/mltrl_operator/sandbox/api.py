@@ -318,7 +318,7 @@ class Api:
                 handled = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}'
                 detail = f"{handled}: {detail}"
             raise errors.bad_request(detail)
-        if unknown and opts.field_validation == "Warn":
+        if unknown and opts.field_validation in ("", "Warn"):  # Warn is the server default
             warnings = [f'unknown field "{u}"' for u in unknown]
         schema.apply_defaults(obj, rt.schema)
         return warnings
@@ -419,7 +419,8 @@ class Api:
             raise errors.already_exists(rt.group, rt.plural, m["name"])
         m["uid"] = meta.new_uid()
         m["creationTimestamp"] = meta.timestamp()
-        m["generation"] = 1
+        if rt.tracks_generation:
+            m["generation"] = 1
         if rt.storage == CRD_STORAGE:
             obj["status"] = crdlib.established_status(obj)
         if opts.dry_run:
@@ -579,7 +580,7 @@ class Api:
         await self._admit(
             self.validating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=False
         )
-        if _content(obj, rt) != _content(old, rt):
+        if rt.tracks_generation and _content(obj, rt) != _content(old, rt):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _same_object(obj, old):
@@ -670,16 +671,10 @@ class Api:
         if m.get("finalizers"):
             if m.get("deletionTimestamp"):
                 return old
-            new = {
-                **old,
-                "metadata": {
-                    **m,
-                    "deletionTimestamp": meta.timestamp(),
-                    "deletionGracePeriodSeconds": 0,
-                    "generation": int(m.get("generation") or 0) + 1,
-                },
-            }
-            return self.store.put(storage, new, old)
+            new_meta = {**m, "deletionTimestamp": meta.timestamp(), "deletionGracePeriodSeconds": 0}
+            if "generation" in m:
+                new_meta["generation"] = int(m["generation"]) + 1
+            return self.store.put(storage, {**old, "metadata": new_meta}, old)
         return self._remove(storage, old, policy=policy)
 
     def _remove(

@@ -87,7 +87,22 @@ _EVENT_COLUMNS = (
 )
 
 
+_WITH_GENERATION = {
+    "jobs.batch",
+    "customresourcedefinitions.apiextensions.k8s.io",
+    "validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+}
+
+
 def builtin_types() -> list[ResourceType]:
+    types = _builtin_types()
+    for rt in types:
+        rt.tracks_generation = rt.group_resource in _WITH_GENERATION
+    return types
+
+
+def _builtin_types() -> list[ResourceType]:
     return [
         ResourceType(
             "",

@@ -61,6 +61,8 @@ class ResourceType:
     name_rule: str = "subdomain"
     # tables start with a Name column (events list theirs last, among the wide columns)
     name_column: bool = True
+    # metadata.generation: custom resources and some builtins (jobs, CRDs) have one
+    tracks_generation: bool = True
 
     def __post_init__(self) -> None:
         if not self.storage:

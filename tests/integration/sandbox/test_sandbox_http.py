@@ -192,6 +192,13 @@ async def test_unknown_fields_strict_warn_and_ignore(http: aiohttp.ClientSession
         assert resp.status == 201
         assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.bogus\\""']
         assert "bogus" not in (await resp.json())["spec"]
+    async with http.post(BASE, json=widget("u2", bogus=True)) as resp:
+        assert resp.status == 201  # the server's default is Warn
+        assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.bogus\\""']
+    async with http.post(
+        BASE, json=widget("u3", bogus=True), params={"fieldValidation": "Ignore"}
+    ) as resp:
+        assert resp.status == 201 and "Warning" not in resp.headers
     patch = {"spec": {"alsoBogus": 1}}
     status, err = await call(
         http,

@@ -294,4 +294,6 @@ async def test_generate_name_and_secret_string_data(world: World) -> None:
         secrets, "default", {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
     )
     assert secret.object["data"] == {"k": "dg=="} and secret.object["type"] == "Opaque"
+    assert "generation" not in secret.object["metadata"]  # like real Secrets
+    assert made.object["metadata"]["generation"] == 1
     assert "stringData" not in secret.object
