@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers unit crds sandbox docs bench clean
+.PHONY: test lint typecheck layers unit crds manifests docs sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ test: $(STAMP) lint typecheck layers
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e
+	$(BIN)/ruff check operator tests e2e tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,8 +27,17 @@ layers: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# After changing the API models: regenerate everything derived from them.
 crds: $(STAMP)
 	$(BIN)/python -m mltrl_operator.api.crdgen crds
+	$(BIN)/python tools/render_manifests.py
+	$(BIN)/python tools/gen_api_docs.py
+
+manifests: $(STAMP)
+	$(BIN)/python tools/render_manifests.py
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 sandbox: $(STAMP)
 	$(BIN)/mltrl sandbox
