@@ -419,3 +419,40 @@ async def test_ten_thousand_objects(server: SandboxServer, http: aiohttp.ClientS
     single = (time.monotonic() - started) / 200
     # generous bounds: they catch O(n) per-request work, not machine speed
     assert created < 20 and listed < 5 and single < 0.02, (created, listed, single)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+            {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "me"}},
+        ),
+        ("/apis/batch/v1/namespaces/default/jobs", {"metadata": {"name": "j"}, "spec": {}}),
+        ("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "sa"}}),
+        (
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+            {"metadata": {"name": "v"}, "webhooks": []},
+        ),
+        (
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            {"metadata": {"name": "ev"}, "note": "n", "regarding": {"name": "x"}},
+        ),
+    ],
+)
+async def test_builtin_kinds_are_stored(
+    http: aiohttp.ClientSession, path: str, body: dict[str, Any]
+) -> None:
+    status, made = await call(http, "POST", path, body)
+    assert status == 201, made
+    name = body["metadata"]["name"]
+    status, got = await call(http, "GET", f"{path}/{name}")
+    assert status == 200 and got["metadata"]["uid"] == made["metadata"]["uid"]
+    merge = {"Content-Type": "application/merge-patch+json"}
+    status, patched = await call(
+        http, "PATCH", f"{path}/{name}", {"metadata": {"labels": {"a": "b"}}}, headers=merge
+    )
+    assert status == 200 and patched["metadata"]["labels"] == {"a": "b"}
+    status, _ = await call(http, "DELETE", f"{path}/{name}")
+    assert status == 200
+    assert (await call(http, "GET", f"{path}/{name}"))[0] == 404

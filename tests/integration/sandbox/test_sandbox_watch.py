@@ -131,6 +131,9 @@ async def test_watch_from_zero_starts_with_synthetic_added(http: aiohttp.ClientS
     await create(http, "b")
     assert summary(await watch(http, 2, resourceVersion="0")) == [("ADDED", "a"), ("ADDED", "b")]
     assert summary(await watch(http, 2)) == [("ADDED", "a"), ("ADDED", "b")]
+    async with http.get(BASE, params={"watch": "1", "timeoutSeconds": "1"}) as resp:
+        lines = [json.loads(line) async for line in resp.content]
+    assert summary(lines) == [("ADDED", "a"), ("ADDED", "b")]
 
 
 async def test_too_old_resource_version_is_gone(http: aiohttp.ClientSession) -> None:

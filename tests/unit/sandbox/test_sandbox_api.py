@@ -297,3 +297,32 @@ async def test_generate_name_and_secret_string_data(world: World) -> None:
     assert "generation" not in secret.object["metadata"]  # like real Secrets
     assert made.object["metadata"]["generation"] == 1
     assert "stringData" not in secret.object
+
+
+async def test_crd_versions_share_storage(world: World) -> None:
+    crds = world.rt("apiextensions.k8s.io/v1", "customresourcedefinitions")
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    two = {
+        "metadata": {"name": "dials.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Dial", "plural": "dials"},
+            "scope": "Cluster",
+            "versions": [
+                {"name": "v1beta1", "served": True, "storage": False, "schema": schema},
+                {"name": "v1", "served": True, "storage": True, "schema": schema},
+                {"name": "v1alpha1", "served": False, "storage": False, "schema": schema},
+            ],
+        },
+    }
+    await world.api.create(crds, None, two)
+    assert world.registry.groups()["example.com"] == ["v1", "v1beta1"]
+    beta = world.rt("example.com/v1beta1", "dials")
+    await world.api.create(beta, None, {"metadata": {"name": "d"}, "spec": {"x": 1}})
+    viewed = world.api.get(world.rt("example.com/v1", "dials"), None, "d")
+    assert viewed["apiVersion"] == "example.com/v1" and viewed["spec"] == {"x": 1}
+    invalid = {**two, "metadata": {"name": "wrong.example.com"}}
+    with pytest.raises(ApiError) as caught:
+        await world.api.create(crds, None, invalid)
+    rule = 'must be spec.names.plural+"."+spec.group'
+    assert f'metadata.name: Invalid value: "wrong.example.com": {rule}' in caught.value.message
