@@ -269,5 +269,3 @@ def prepare_builtin(rt: ResourceType, obj: Obj, old: Obj | None, cluster_ip: str
         else:
             spec.setdefault("clusterIP", cluster_ip)
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
-    elif rt.group_resource == "serviceaccounts":
-        pass
