@@ -406,7 +406,7 @@ class Api:
         assert mutated is not None
         obj = mutated
         m = obj["metadata"]
-        problems = meta.name_errors(m.get("name"), rt.name_rule)
+        problems = meta.name_errors(m.get("name"), rt.name_rule) + meta.metadata_errors(m)
         problems += schema.validate(obj, rt.schema)
         if rt.storage == CRD_STORAGE:
             problems += crdlib.validate_crd(obj)
@@ -554,9 +554,10 @@ class Api:
         )
         assert mutated is not None
         obj = mutated
-        problems = schema.validate(
-            obj, rt.schema, only="status" if subresource == "status" else None
-        )
+        if subresource == "status":
+            problems = schema.validate(obj, rt.schema, only="status")
+        else:
+            problems = meta.metadata_errors(obj["metadata"]) + schema.validate(obj, rt.schema)
         if rt.storage == CRD_STORAGE and not subresource:
             problems += crdlib.validate_crd(obj)
         if old["metadata"].get("deletionTimestamp"):

@@ -116,3 +116,101 @@ def name_errors(name: Any, rule: str, path: str = "metadata.name") -> list[Field
             problems.append(invalid(path, name, _SUBDOMAIN_MSG))
         return problems
     return []
+
+
+_NAME_PART = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_NAME_PART_RE = re.compile(f"^{_NAME_PART}$")
+_NAME_PART_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    f"used for validation is '{_NAME_PART}')"
+)
+_LABEL_VALUE_RE = re.compile(f"^({_NAME_PART})?$")
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?"
+    "[A-Za-z0-9])?')"
+)
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def qualified_name_problems(key: str) -> list[str]:
+    """Why `key` is not a qualified name (`[prefix/]name`), in the server's words."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return ["prefix part must be non-empty"]
+    if "/" in prefix:
+        return [
+            "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and "
+            "must start and end with an alphanumeric character with an optional DNS subdomain "
+            "prefix and '/' (e.g. 'example.com/MyName')"
+        ]
+    problems = []
+    if prefix and (len(prefix) > 253 or not _SUBDOMAIN_RE.match(prefix)):
+        problems.append(f"prefix part {_SUBDOMAIN_MSG}")
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    elif not _NAME_PART_RE.match(name):
+        problems.append(_NAME_PART_MSG)
+    return problems
+
+
+def metadata_errors(metadata: dict[str, Any]) -> list[FieldError]:
+    """Label, annotation, finalizer and ownerReference checks of ObjectMeta validation."""
+    errors: list[FieldError] = []
+    labels = metadata.get("labels") or {}
+    if not isinstance(labels, dict):
+        return [invalid("metadata.labels", labels, "must be a map of strings")]
+    for key, value in labels.items():
+        errors += [invalid("metadata.labels", key, p) for p in qualified_name_problems(str(key))]
+        if not isinstance(value, str):
+            errors.append(invalid(f"metadata.labels.{key}", value, "must be a string"))
+        elif len(value) > 63:
+            errors.append(invalid("metadata.labels", value, "must be no more than 63 characters"))
+        elif not _LABEL_VALUE_RE.match(value):
+            errors.append(invalid("metadata.labels", value, _LABEL_VALUE_MSG))
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        return [*errors, invalid("metadata.annotations", annotations, "must be a map of strings")]
+    size = 0
+    for key, value in annotations.items():
+        errors += [
+            invalid("metadata.annotations", key, p)
+            for p in qualified_name_problems(str(key).lower())
+        ]
+        if not isinstance(value, str):
+            errors.append(invalid(f"metadata.annotations.{key}", value, "must be a string"))
+        size += len(str(key)) + len(str(value))
+    if size > MAX_ANNOTATIONS_BYTES:
+        errors.append(
+            FieldError(
+                "TooLong",
+                "metadata.annotations",
+                f"may not be more than {MAX_ANNOTATIONS_BYTES} bytes",
+            )
+        )
+    for i, finalizer in enumerate(metadata.get("finalizers") or []):
+        path = f"metadata.finalizers[{i}]"
+        errors += [invalid(path, finalizer, p) for p in qualified_name_problems(str(finalizer))]
+    controllers = 0
+    for i, ref in enumerate(metadata.get("ownerReferences") or []):
+        path = f"metadata.ownerReferences[{i}]"
+        if not isinstance(ref, dict):
+            errors.append(invalid(path, ref, "must be an object"))
+            continue
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not ref.get(key):
+                errors.append(invalid(f"{path}.{key}", "", f"{key} must not be empty"))
+        controllers += 1 if ref.get("controller") else 0
+    if controllers > 1:
+        errors.append(
+            invalid(
+                "metadata.ownerReferences",
+                metadata["ownerReferences"],
+                "Only one reference can have Controller set to true",
+            )
+        )
+    return errors

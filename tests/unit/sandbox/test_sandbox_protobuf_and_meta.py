@@ -122,3 +122,24 @@ def test_name_rules() -> None:
         'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
     )
     assert meta.name_errors("Any Thing.x", "segment") == []
+
+
+def test_metadata_rules() -> None:
+    good = {
+        "labels": {"app.kubernetes.io/name": "fraud", "empty": ""},
+        "annotations": {"example.com/Note": "anything at all"},
+        "finalizers": ["example.com/cleanup", "kubernetes"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "u"}],
+    }
+    assert meta.metadata_errors(good) == []
+    bad = {
+        "labels": {"tier": "has space", "bad key!": "x"},
+        "finalizers": ["a/b/c"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}],
+    }
+    texts = [str(e) for e in meta.metadata_errors(bad)]
+    assert texts[0].startswith('metadata.labels: Invalid value: "has space": a valid label must be')
+    assert texts[1].startswith('metadata.labels: Invalid value: "bad key!": name part must consist')
+    assert texts[2].startswith('metadata.finalizers[0]: Invalid value: "a/b/c": a qualified name')
+    assert texts[3] == 'metadata.ownerReferences[0].uid: Invalid value: "": uid must not be empty'
+    assert len(texts) == 4
