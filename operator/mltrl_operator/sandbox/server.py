@@ -205,6 +205,11 @@ class SandboxThread:
             loop.run_forever()
         finally:
             loop.run_until_complete(self._server.stop())
+            # Whatever is still pending (e.g. delayed garbage collection) dies with the loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def start(self, timeout: float = 30.0) -> SandboxThread:
@@ -228,7 +233,12 @@ class SandboxThread:
         return self.run(wrapper(), timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            return
+        try:
+            # Close watches and connections while the loop still runs them.
+            self.run(self.server.stop(), timeout)
+        finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
 
