@@ -95,6 +95,33 @@ _WITH_GENERATION = {
 }
 
 
+def _user_info(user: Any) -> Obj:
+    info: Obj = {"username": user.username, "groups": list(user.groups)}
+    if user.uid:
+        info["uid"] = user.uid
+    if user.extra:
+        info["extra"] = {k: list(v) for k, v in user.extra.items()}
+    return info
+
+
+def _self_subject_review(body: Obj, user: Any) -> Obj:
+    """`kubectl auth whoami`: who the server takes the requester to be."""
+    return {
+        **body,
+        "metadata": {"creationTimestamp": None},
+        "status": {"userInfo": _user_info(user)},
+    }
+
+
+def _self_subject_access_review(body: Obj, user: Any) -> Obj:
+    """`kubectl auth can-i`: there is no RBAC in the sandbox, so everything is allowed."""
+    return {
+        **body,
+        "metadata": {"creationTimestamp": None},
+        "status": {"allowed": True, "reason": "the sandbox has no authorization"},
+    }
+
+
 def builtin_types() -> list[ResourceType]:
     types = _builtin_types()
     for rt in types:
@@ -233,6 +260,24 @@ def _builtin_types() -> list[ResourceType]:
             "MutatingWebhookConfiguration",
             False,
             columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
+        ),
+        ResourceType(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "selfsubjectreview",
+            "SelfSubjectReview",
+            False,
+            virtual=_self_subject_review,
+        ),
+        ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "selfsubjectaccessreview",
+            "SelfSubjectAccessReview",
+            False,
+            virtual=_self_subject_access_review,
         ),
         ResourceType(
             "apiextensions.k8s.io",

@@ -56,7 +56,7 @@ def _entries(rt: ResourceType) -> list[Obj]:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": list(ALL_VERBS),
+        "verbs": ["create"] if rt.virtual else list(ALL_VERBS),
     }
     if rt.short_names:
         entry["shortNames"] = list(rt.short_names)

@@ -292,6 +292,16 @@ class Handlers:
             record("get", rt.group_resource, t.subresource)
             assert t.name is not None
             return json_response(self._render(rt, self.api.get(rt, t.namespace, t.name), want))
+        if rt.virtual is not None:
+            if method != "POST" or t.name is not None:
+                raise errors.method_not_allowed()
+            record("create", rt.group_resource)
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request(
+                    f"the object provided is unrecognized (must be of type {rt.kind})"
+                )
+            return json_response(rt.virtual(body, request.get("user", ADMIN)), 201)
         if method == "POST" and t.name is None:
             record("create", rt.group_resource)
             result = await self.api.create(

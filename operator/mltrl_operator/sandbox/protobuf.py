@@ -78,7 +78,26 @@ SERVICE_SPEC: Layout = {
     18: ("clusterIPs", "*str", None),
 }
 
+RESOURCE_ATTRIBUTES: Layout = {
+    1: ("namespace", "str", None),
+    2: ("verb", "str", None),
+    3: ("group", "str", None),
+    4: ("version", "str", None),
+    5: ("resource", "str", None),
+    6: ("subresource", "str", None),
+    7: ("name", "str", None),
+}
+ACCESS_REVIEW_SPEC: Layout = {
+    1: ("resourceAttributes", "msg", RESOURCE_ATTRIBUTES),
+    2: ("nonResourceAttributes", "msg", {1: ("path", "str", None), 2: ("verb", "str", None)}),
+}
+
 KINDS: dict[str, Layout] = {
+    "SelfSubjectReview": {1: ("metadata", "msg", OBJECT_META)},
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", ACCESS_REVIEW_SPEC),
+    },
     "Namespace": {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", {1: ("finalizers", "*str", None)}),

@@ -63,6 +63,9 @@ class ResourceType:
     name_column: bool = True
     # metadata.generation: custom resources and some builtins (jobs, CRDs) have one
     tracks_generation: bool = True
+    # create-only kinds answered on the spot and never stored (access reviews):
+    # called with the request body and the requester, returns the answer
+    virtual: Callable[[Obj, Any], Obj] | None = None
 
     def __post_init__(self) -> None:
         if not self.storage:

@@ -10,7 +10,9 @@ cluster (no pods run, no RBAC, no webhooks yet).
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import Future
@@ -38,11 +40,16 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 MAX_BODY = 64 * 1024 * 1024
 
 
-def kubeconfig_document(url: str, token: str = "admin-token", user: str = "admin") -> Obj:
+def kubeconfig_document(
+    url: str, token: str = "admin-token", user: str = "admin", ca_pem: bytes | None = None
+) -> Obj:
+    cluster: Obj = {"server": url}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "sandbox", "cluster": {"server": url}}],
+        "clusters": [{"name": "sandbox", "cluster": cluster}],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [
             {
@@ -55,19 +62,40 @@ def kubeconfig_document(url: str, token: str = "admin-token", user: str = "admin
     }
 
 
-def write_kubeconfig(path: Path, url: str, token: str = "admin-token", user: str = "admin") -> Path:
+def write_kubeconfig(
+    path: Path,
+    url: str,
+    token: str = "admin-token",
+    user: str = "admin",
+    ca_pem: bytes | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(kubeconfig_document(url, token, user), sort_keys=False))
+    document = kubeconfig_document(url, token, user, ca_pem)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     os.chmod(path, 0o600)
     return path
+
+
+def _self_signed(host: str) -> tuple[ssl.SSLContext, bytes]:
+    """A server TLS context and its CA certificate (PEM), made up on the spot."""
+    import trustme  # a development dependency: only needed when tls=True
+
+    ca = trustme.CA()
+    cert = ca.issue_cert(host, "localhost", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context, ca.cert_pem.bytes()
 
 
 class SandboxServer:
     """A Kubernetes-compatible API server on loopback, serving builtin kinds and CRDs.
 
     `tokens` maps bearer tokens to (username, groups); None accepts any token as user
-    "admin" in group "system:masters".  `history_limit` bounds the watch history kept
+    "admin" in group "system:masters".  kubectl sends tokens only over https, so use
+    `tls=True` (a self-signed CA, written into kubeconfigs) when tokens matter to
+    kubectl; Python clients send them over plain http too.  `history_limit` bounds the
+    watch history kept
     per resource (older resourceVersions get 410 Gone).
     """
 
@@ -81,8 +109,13 @@ class SandboxServer:
         history_limit: int = 2000,
         bookmark_interval: float = 5.0,
         first_bookmark_delay: float = 1.0,
+        tls: bool = False,
     ) -> None:
         self.host = host
+        self.tls = tls
+        # PEM of the CA that signed the server certificate (tls=True), for clients to trust
+        self.ca_pem: bytes | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.port = port
         self.crds = list(crds)
         self.registry = Registry()
@@ -111,7 +144,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def _seed(self) -> None:
         namespaces = self.registry.get("v1", NAMESPACES)
@@ -135,7 +168,9 @@ class SandboxServer:
             app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        if self.tls and self._ssl is None:
+            self._ssl, self.ca_pem = _self_signed(self.host)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
         await site.start()
         for address in self._runner.addresses:
             if isinstance(address, tuple):
@@ -157,7 +192,7 @@ class SandboxServer:
         await self.stop()
 
     def write_kubeconfig(self, path: Path, token: str = "admin-token", user: str = "admin") -> Path:
-        return write_kubeconfig(path, self.url, token, user)
+        return write_kubeconfig(path, self.url, token, user, self.ca_pem)
 
 
 class SandboxThread:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, WIDGET_CRD, Kubectl, eventually
+
+from mltrl_operator.sandbox.server import SandboxThread
 
 pytestmark = pytest.mark.integration
 
@@ -410,3 +413,29 @@ def test_project_crds_give_the_real_servers_texts(kubectl: Kubectl, ns: str) -> 
     assert 'mltechnologies.mltrl.dev "nope" not found' in kubectl.fails(
         "get", "mltech", "nope", "-n", ns
     )
+
+
+def test_identity_and_impersonation(kubectl: Kubectl) -> None:
+    lines = kubectl("auth", "whoami").splitlines()
+    assert lines[1].split() == ["Username", "admin"]
+    lines = kubectl("auth", "whoami", "--as=bob", "--as-group=qa").splitlines()
+    assert lines[1].split() == ["Username", "bob"]
+    assert lines[2].split() == ["Groups", "[qa", "system:authenticated]"]
+    assert kubectl("auth", "can-i", "delete", "widgets", "--as=bob").strip() == "yes"
+
+
+def test_tokens_are_checked(tmp_path: Path) -> None:
+    tokens = {"good": ("carol", ["devs"])}
+    with SandboxThread(
+        [], tokens=tokens, tls=True
+    ) as sandbox:  # kubectl sends tokens over https only
+        assert sandbox.url.startswith("https://127.0.0.1:")
+        carol = Kubectl(
+            sandbox.kubeconfig(tmp_path / "carol", token="good", user="carol"), tmp_path / "c1"
+        )
+        assert carol("auth", "whoami").splitlines()[1].split() == ["Username", "carol"]
+        mallory = Kubectl(sandbox.kubeconfig(tmp_path / "mallory", token="bad"), tmp_path / "c2")
+        err = mallory.fails("get", "namespaces")
+        assert "You must be logged in to the server" in err
+        err = carol.fails("get", "namespaces", "--as=admin")
+        assert "Error from server (Forbidden)" in err  # only system:masters may impersonate
