@@ -3,8 +3,9 @@
 It is a test/demo harness, good enough for real `kubectl` and for kopf; it is not a
 cluster (no pods run, no RBAC, no webhooks yet).
 
-    async with-style:   server = SandboxServer(crds); await server.start(); ...; await server.stop()
-    from sync tests:    with SandboxThread(crds) as sandbox: sandbox.kubeconfig(path)
+    in asyncio code:   async with SandboxServer(crds) as server: ...
+                       (or await server.start() ... await server.stop())
+    in sync tests:     with SandboxThread(crds) as sandbox: sandbox.kubeconfig(path)
 """
 
 from __future__ import annotations
