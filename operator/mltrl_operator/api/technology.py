@@ -250,6 +250,25 @@ class ServingState(StrEnum):
     DEGRADED = "Degraded"
 
 
+class ServingRollback(ApiModel):
+    """A rollback alert's decision: serve a known-good model instead of spec.model.
+
+    It lasts until spec.model names a different model (version or storageUri) than the
+    one it replaced; then the operator serves spec.model again."""
+
+    model: KnownGoodModel | None = None
+    """The known-good model served instead of spec.model; absent when no earlier known-good
+    model was left, in which case the InferenceService is stopped."""
+    replaced_version: str
+    """The spec.model version the rollback stands in for."""
+    replaced_storage_uri: str
+    """The spec.model storageUri the rollback stands in for."""
+    alert: str
+    """The alert (name/fingerprint) that asked for the rollback."""
+    at: str
+    """When the operator rolled back (RFC 3339)."""
+
+
 class ServingStatus(ApiModel):
     """The serving gate and the InferenceService, as the operator last saw them."""
 
@@ -272,6 +291,9 @@ class ServingStatus(ApiModel):
     """The model version the InferenceService serves."""
     stopped: bool = False
     """Whether the operator stopped the InferenceService (serving.kserve.io/stop)."""
+    rollback: ServingRollback | None = None
+    """Set by a rollback alert: the model served instead of spec.model, until spec.model
+    changes."""
 
 
 class Incident(ApiModel):
