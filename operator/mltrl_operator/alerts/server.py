@@ -1,0 +1,225 @@
+"""The HTTP side of the receiver: POST /alerts (Alertmanager's webhook) and GET /healthz.
+
+Answers, in the order they are checked:
+
+- 401 without `Authorization: Bearer <token>` or with another token (nothing is read);
+- 415 unless the body is declared `application/json`;
+- 413 for a body over the limit (by Content-Length, and again while reading);
+- 400 for malformed JSON or a payload that is not Alertmanager's version 4, naming the
+  field; nothing in such a notification is recorded, not even its valid alerts;
+- 503 when the API server could not be reached or a technology kept changing: Alertmanager
+  sends again, and what was already recorded is then a duplicate;
+- 200 otherwise, with one result per alert. An alert about a technology that does not
+  exist is answered 200 as well (outcome `unknown-technology`): a retry could not fix it,
+  and Alertmanager would retry a failure for as long as the alert fires.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from mltrl_operator import metrics
+from mltrl_operator.alerts.config import ReceiverConfig
+from mltrl_operator.alerts.lookup import Key, PolicyCache, resolve_technology
+from mltrl_operator.alerts.payload import PayloadError, ReceivedAlert, parse_notification
+from mltrl_operator.alerts.recorder import (
+    DUPLICATE,
+    RECORDED,
+    RESOLVED,
+    UNKNOWN_TECHNOLOGY,
+    Recorded,
+    TechnologyBusy,
+    record_alerts,
+)
+from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.errors import ApiError
+from mltrl_operator.k8s.events import NORMAL, EventRecorder
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+CHALLENGE = 'Bearer realm="mltrl-operator alerts"'
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class AlertReceiver:
+    """The aiohttp application plus its listener; an async context manager for run_operator."""
+
+    def __init__(
+        self, config: ReceiverConfig, client: KubeClient, clock: Callable[[], datetime]
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.clock = clock
+        self.policies = PolicyCache(client, config.policy_cache_seconds)
+        self.events = EventRecorder(client)
+        self._runner: web.AppRunner | None = None
+        self.port = config.port
+
+    # --- the application ----------------------------------------------------------------
+    def app(self) -> web.Application:
+        # aiohttp's own limit sits above ours so that our 413 carries our message.
+        app = web.Application(client_max_size=self.config.max_body_bytes + 1)
+        app.router.add_post("/alerts", self._alerts)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _authorised(self, request: web.Request) -> bool:
+        expected = self.config.token.current()
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if expected is None or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(presented.strip().encode(), expected)
+
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        limit = self.config.max_body_bytes
+        too_big = _error(413, f"the body is larger than {limit} bytes")
+        if request.content_length is not None and request.content_length > limit:
+            return too_big
+        # Counted while reading too: a chunked body declares no length up front.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(
+                401, "a valid bearer token is required", {"WWW-Authenticate": CHALLENGE}
+            )
+        if request.content_type != JSON:
+            return _error(415, f"the body must be {JSON}, not {request.content_type or 'untyped'}")
+        raw = await self._body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        try:
+            notification = parse_notification(raw)
+        except PayloadError as error:
+            return _error(400, str(error))
+        if notification.truncated_alerts:
+            logger.warning(
+                "Alertmanager left %d alerts out of notification %s (max_alerts)",
+                notification.truncated_alerts, notification.group_key,
+            )
+        for alert in notification.alerts:
+            metrics.count_alert_received(alert.status)
+        try:
+            results = await self.handle(notification.alerts)
+        except (ApiError, OSError, TechnologyBusy) as error:
+            logger.warning("could not record alerts, Alertmanager will retry: %s", error)
+            return _error(503, f"could not record the alerts, try again: {error}")
+        return web.json_response({"results": [_result(r) for r in results]})
+
+    # --- the work -----------------------------------------------------------------------
+    async def handle(self, alerts: tuple[ReceivedAlert, ...]) -> list[Recorded]:
+        """Record every alert; results in the order of the notification."""
+        by_technology: dict[Key, list[int]] = defaultdict(list)
+        results: dict[int, Recorded] = {}
+        for index, alert in enumerate(alerts):
+            resolution = await resolve_technology(self.client, self.config, alert.labels)
+            if resolution.key is None:
+                results[index] = Recorded(alert, UNKNOWN_TECHNOLOGY, None, resolution.detail)
+            else:
+                by_technology[resolution.key].append(index)
+        now = self.clock()
+        for (namespace, name), indices in by_technology.items():
+            policy = await self.policies.policy_for(namespace)
+            record = await record_alerts(
+                self.client, namespace, name, [alerts[i] for i in indices], policy, now
+            )
+            for index, recorded in zip(indices, record.results, strict=True):
+                results[index] = recorded
+            if record.stored is not None:
+                await self._announce(record.stored, record.results, now)
+        ordered = [results[i] for i in range(len(alerts))]
+        for recorded in ordered:
+            _count(recorded)
+        return ordered
+
+    async def _announce(
+        self, technology: dict[str, Any], results: tuple[Recorded, ...], now: datetime
+    ) -> None:
+        for recorded in results:
+            alert = recorded.alert
+            if recorded.outcome == RECORDED:
+                await self.events.record(
+                    technology, type=NORMAL, reason="AlertReceived", now=now,
+                    message=f"alert {alert.name} ({alert.fingerprint}) firing since "
+                    f"{alert.starts_at}: {recorded.detail}",
+                )
+            elif recorded.outcome == RESOLVED:
+                await self.events.record(
+                    technology, type=NORMAL, reason="AlertResolved", now=now,
+                    message=f"alert {alert.name} ({alert.fingerprint}) resolved: "
+                    f"{recorded.detail}",
+                )
+
+    # --- the listener -------------------------------------------------------------------
+    async def start(self) -> None:
+        ssl_context = self.config.tls.context() if self.config.tls else None
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.port, ssl_context=ssl_context
+        )
+        await site.start()
+        for address in self._runner.addresses:
+            if isinstance(address, tuple):
+                self.port = int(address[1])
+                break
+        scheme = "https" if ssl_context else "http"
+        logger.info(
+            "alerts receiver listening on %s://%s:%d/alerts", scheme, self.config.host, self.port
+        )
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> AlertReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _count(recorded: Recorded) -> None:
+    # Recorded incidents are counted when the reconciler acts on them (acted or failed).
+    result = {DUPLICATE: "duplicate", RESOLVED: "resolved", UNKNOWN_TECHNOLOGY: UNKNOWN_TECHNOLOGY}
+    if recorded.outcome in result:
+        action = str(recorded.action) if recorded.action else None
+        metrics.count_alert_action(action, result[recorded.outcome])
+
+
+def _result(recorded: Recorded) -> dict[str, Any]:
+    alert = recorded.alert
+    return {
+        "fingerprint": alert.fingerprint,
+        "technology": recorded.technology,
+        "alertname": alert.name,
+        "status": alert.status,
+        "startsAt": alert.starts_at,
+        "outcome": recorded.outcome,
+        "action": str(recorded.action) if recorded.action else None,
+        "detail": recorded.detail,
+    }
