@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
 from mltrl_operator.controllers import view as ids
 from mltrl_operator.controllers.context import OperatorContext
@@ -105,13 +106,16 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         ctx: OperatorContext = memo["ctx"]
         view = ClusterView.from_kwargs(kwargs, ctx.writes)
         assert namespace is not None  # MLTechnology is namespaced
-        if event.get("type") != "DELETED":
-            current = ctx.writes.fresh(("MLTechnology", namespace, name), snapshot(body))
-            await reconcile_technology(ctx, view, namespace, name, current)
-        # Composites and reviews read this technology from the index, which this very event
-        # has just refreshed; each writes only if its own status moves.
-        await reconcile_many(ctx, view, view.composites_of(namespace, name))
-        await reconcile_reviews_of(ctx, view, namespace, name)
+        with metrics.reconcile_timer(TECHNOLOGIES.kind):
+            if event.get("type") != "DELETED":
+                current = ctx.writes.fresh(("MLTechnology", namespace, name), snapshot(body))
+                await reconcile_technology(ctx, view, namespace, name, current)
+            else:
+                metrics.forget_technology(namespace, name)
+            # Composites and reviews read this technology from the index, which this very
+            # event has just refreshed; each writes only if its own status moves.
+            await reconcile_many(ctx, view, view.composites_of(namespace, name))
+            await reconcile_reviews_of(ctx, view, namespace, name)
 
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
@@ -124,7 +128,8 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         view = ClusterView.from_kwargs(kwargs, ctx.writes)
         review = ctx.writes.fresh(("LevelReview", namespace or "", name), snapshot(body))
         if review is not None:
-            await reconcile_review(ctx, view, review)
+            with metrics.reconcile_timer(REVIEWS.kind):
+                await reconcile_review(ctx, view, review)
 
     @kopf.on.event(GROUP, VERSION, POLICIES.plural, registry=registry)
     async def policy_changed(
@@ -132,14 +137,15 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
         view = ClusterView.from_kwargs(kwargs, ctx.writes)
-        if event.get("type") != "DELETED":
-            await reconcile_policy(ctx, view, snapshot(body))
-        if _is_initial_listing(event):
-            return  # every technology is listed at start-up anyway
-        keys = view.technology_keys()
-        await reconcile_many(ctx, view, keys)
-        for namespace, name in keys:
-            await reconcile_reviews_of(ctx, view, namespace, name)
+        with metrics.reconcile_timer(POLICIES.kind):
+            if event.get("type") != "DELETED":
+                await reconcile_policy(ctx, view, snapshot(body))
+            if _is_initial_listing(event):
+                return  # every technology is listed at start-up anyway
+            keys = view.technology_keys()
+            await reconcile_many(ctx, view, keys)
+            for namespace, name in keys:
+                await reconcile_reviews_of(ctx, view, namespace, name)
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
     async def namespace_changed(
@@ -151,7 +157,8 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         if _is_initial_listing(event) or previous == seen[name]:
             return
         view = ClusterView.from_kwargs(kwargs, ctx.writes)
-        await reconcile_many(ctx, view, view.technology_keys([name]))
+        with metrics.reconcile_timer("Namespace"):
+            await reconcile_many(ctx, view, view.technology_keys([name]))
 
     @kopf.on.event(ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, registry=registry)
     async def inference_service_changed(
@@ -162,12 +169,14 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         view = ClusterView.from_kwargs(kwargs, ctx.writes)
         owner = _owner_technology(body)
         assert namespace is not None  # InferenceService is namespaced
-        if owner is not None:
-            await reconcile_technology(ctx, view, namespace, owner)
-        elif event.get("type") != "DELETED":
-            ref = ("InferenceService", namespace, body["metadata"]["name"])
-            current = ctx.writes.fresh(ref, snapshot(body))
-            if current is not None:
-                await govern_inference_service(ctx, view, current)
+        with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
+            if owner is not None:
+                await reconcile_technology(ctx, view, namespace, owner)
+            elif event.get("type") != "DELETED":
+                ref = ("InferenceService", namespace, body["metadata"]["name"])
+                current = ctx.writes.fresh(ref, snapshot(body))
+                if current is not None:
+                    action = await govern_inference_service(ctx, view, current)
+                    metrics.count_gate_decision("governance", action.value)
 
     return registry

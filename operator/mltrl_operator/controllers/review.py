@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from mltrl_operator import metrics
 from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.review import LevelReviewSpec, LevelReviewStatus, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
@@ -122,6 +123,7 @@ async def _reconcile_locked(
             return None
         ctx.writes.remember(("LevelReview", namespace, name), body, stored)
     if old_status.phase != status.phase:
+        metrics.count_review_outcome(evaluation.phase.value)
         await _announce(ctx, body, technology, spec, evaluation, now)
     return ReviewOutcome(phase=evaluation.phase, applied=bool(applied_at))
 
@@ -212,6 +214,7 @@ async def reconcile_reviews_of(
         try:
             await reconcile_review(ctx, view, review)
         except Exception:  # one broken review must not starve the others
+            metrics.count_reconcile_error("LevelReview")
             logger.exception(
                 "reconciling LevelReview %s/%s failed", namespace, review["metadata"]["name"]
             )

@@ -86,6 +86,28 @@ def _alignment_patch(current: Body, desired: Body) -> Body:
     return patch
 
 
+async def _stop_without_model(
+    ctx: OperatorContext, technology: Body, current: Body | None, isvc_name: str, now: datetime
+) -> Body | None:
+    """A rollback that found no earlier known-good model: nothing may serve."""
+    if current is None:
+        return None
+    if (current["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
+        return current
+    namespace = technology["metadata"]["namespace"]
+    updated = await ctx.client.patch(
+        INFERENCE_SERVICES, namespace, isvc_name,
+        {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}},
+    )
+    ctx.writes.remember(("InferenceService", namespace, isvc_name), current, updated)
+    await ctx.events.record(
+        technology, type=WARNING, reason="ServingStopped", now=now,
+        message=f"stopped InferenceService {isvc_name}: rolled back with no earlier "
+        "known-good model to serve",
+    )
+    return updated
+
+
 async def sync_serving(
     ctx: OperatorContext,
     technology: Body,
@@ -109,17 +131,18 @@ async def sync_serving(
         for condition in status.conditions
     )
     client = ctx.client
+    rollback = status.serving.rollback if status.serving else None
     if wants_serving and gate_open and healthy and spec.model is not None:
-        desired = desired_inference_service(
-            isvc_name, namespace, name, uid, spec, spec.model
-        )
+        model = rollback.model if rollback else spec.model
+        if model is None:
+            return await _stop_without_model(ctx, technology, current, isvc_name, now)
+        desired = desired_inference_service(isvc_name, namespace, name, uid, spec, model)
         if current is None:
             created = await client.create(INFERENCE_SERVICES, namespace, desired)
             ctx.writes.remember(ref, None, created)
             await ctx.events.record(
                 technology, type=NORMAL, reason="ServingStarted", now=now,
-                message=f"created InferenceService {isvc_name} serving model "
-                f"{spec.model.version}",
+                message=f"created InferenceService {isvc_name} serving model {model.version}",
             )
             return created
         patch = _alignment_patch(current, desired)
@@ -133,7 +156,7 @@ async def sync_serving(
             if was_stopped == "true"
             else (
                 "ModelRolledOut",
-                f"InferenceService {isvc_name} now serves model {spec.model.version}",
+                f"InferenceService {isvc_name} now serves model {model.version}",
             )
         )
         await ctx.events.record(technology, type=NORMAL, reason=reason, message=message, now=now)

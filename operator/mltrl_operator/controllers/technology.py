@@ -9,8 +9,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mltrl_operator import metrics
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.incidents import (
+    act_on_incidents,
+    announce,
+    carry_rollback,
+    settle,
+)
+from mltrl_operator.controllers.observe import observe_levels, observe_written
 from mltrl_operator.controllers.serving import (
     inference_service_facts,
     inference_service_name,
@@ -143,13 +151,16 @@ async def reconcile_snapshot(
     isvc_name = inference_service_name(name, spec)
     isvc = view.inference_service(namespace, isvc_name)
     now = ctx.clock()
+    # Pending incidents are acted on first, so that a demotion's closed gate and a
+    # rollback's model reach the InferenceService in this same pass.
+    work = await act_on_incidents(ctx, body, spec, start, now)
 
     def compute(isvc_body: Body | None) -> MLTechnologyStatus:
-        return compute_status(
+        computed = compute_status(
             name=name,
             namespace=namespace,
             spec=spec,
-            status=start,
+            status=work.status,
             generation=int(metadata.get("generation") or 1),
             components=components,
             policy=policy,
@@ -157,12 +168,18 @@ async def reconcile_snapshot(
             validation_errors=errors,
             now=now,
         )
+        return carry_rollback(work.status, computed, spec)
 
     status = compute(isvc)
     served = await sync_serving(ctx, body, spec, status, policy, isvc, now)
     if served is not isvc:
         status = compute(served)
+    status = settle(status, work.settlements)
     stored = await persist_status(ctx, body, status)
+    observe_levels(namespace, name, spec, status)
+    if stored is not None:
+        observe_written(old_status, status, policy)
+        await announce(ctx, stored, start, status, work.settlements, now)
     return TechnologyOutcome(
         level_changed=old_status.level != status.level,
         effective_level_changed=old_status.effective_level != status.effective_level,
@@ -199,4 +216,5 @@ async def reconcile_many(ctx: OperatorContext, view: ClusterView, keys: Sequence
         try:
             await reconcile_technology(ctx, view, namespace, name)
         except Exception:  # one broken object must not starve the others
+            metrics.count_reconcile_error("MLTechnology")
             logger.exception("reconciling MLTechnology %s/%s failed", namespace, name)
