@@ -10,8 +10,21 @@ import signal
 import sys
 from pathlib import Path
 
+from mltrl_operator.alerts.config import (
+    DEFAULT_INFERENCE_SERVICE_LABEL,
+    DEFAULT_NAMESPACE_LABEL,
+    DEFAULT_TECHNOLOGY_LABEL,
+    MAX_BODY_BYTES,
+    TOKEN_ENV,
+    ConfigError,
+    ReceiverConfig,
+    TokenSource,
+    tls_files,
+)
+from mltrl_operator.alerts.server import AlertReceiver
 from mltrl_operator.api import crdgen
-from mltrl_operator.controllers.runtime import run_operator
+from mltrl_operator.controllers.runtime import Clock, Service, run_operator
+from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import discover, from_kubeconfig
 
 
@@ -33,13 +46,44 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+def _receiver_config(args: argparse.Namespace) -> ReceiverConfig | None:
+    if args.alerts_port is None:
+        return None
+    return ReceiverConfig(
+        port=args.alerts_port,
+        host=args.alerts_host,
+        token=TokenSource.from_options(args.alerts_token_file),
+        tls=tls_files(args.alerts_tls_cert, args.alerts_tls_key, args.alerts_client_ca),
+        technology_label=args.alerts_technology_label,
+        namespace_label=args.alerts_namespace_label,
+        inference_service_label=args.alerts_inferenceservice_label,
+        max_body_bytes=args.alerts_max_body_bytes,
+    )
+
+
+def _services(args: argparse.Namespace) -> list[Service]:
+    """What runs beside kopf; raises ConfigError before anything has started."""
+    config = _receiver_config(args)
+    if config is None:
+        return []
+
+    def receiver(client: KubeClient, clock: Clock) -> AlertReceiver:
+        return AlertReceiver(config, client, clock)
+
+    return [receiver]
+
+
 async def _run(args: argparse.Namespace) -> int:
+    services = _services(args)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await run_operator(
         discover(args.kubeconfig, args.context),
         stop_flag=stop,
         liveness_endpoint=args.liveness,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        services=services,
     )
     return 0
 
@@ -49,6 +93,7 @@ async def _sandbox(args: argparse.Namespace) -> int:
     from mltrl_operator.sandbox.kserve import KServeStandIn
     from mltrl_operator.sandbox.server import SandboxServer
 
+    services = [] if args.no_operator else _services(args)
     server = SandboxServer(
         default_crd_documents(None) + crdgen.crd_documents(), port=args.port
     )
@@ -61,7 +106,10 @@ async def _sandbox(args: argparse.Namespace) -> int:
     if not args.no_kserve:
         tasks.append(asyncio.create_task(KServeStandIn(connection).run(stop)))
     if not args.no_operator:
-        tasks.append(asyncio.create_task(run_operator(connection, stop_flag=stop)))
+        tasks.append(asyncio.create_task(run_operator(
+            connection, stop_flag=stop, metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host, services=services,
+        )))
     print(f"Sandbox API server listening on {server.url}", flush=True)
     print(
         "Operator: " + ("not started (--no-operator)" if args.no_operator else "running"),
@@ -84,6 +132,48 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_monitoring(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("monitoring")
+    group.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics at :PORT/metrics (default: off)",
+    )
+    group.add_argument("--metrics-host", default="0.0.0.0", help="address for the metrics")
+    group.add_argument(
+        "--alerts-port", type=int, default=None,
+        help="serve the Alertmanager webhook receiver at :PORT/alerts (default: off)",
+    )
+    group.add_argument("--alerts-host", default="0.0.0.0", help="address for the receiver")
+    group.add_argument(
+        "--alerts-token-file", default=None,
+        help=f"file holding the bearer token Alertmanager must send (or ${TOKEN_ENV}); "
+        "the receiver refuses to start without one",
+    )
+    group.add_argument("--alerts-tls-cert", default=None, help="serve the receiver over TLS")
+    group.add_argument("--alerts-tls-key", default=None, help="the TLS certificate's key")
+    group.add_argument(
+        "--alerts-client-ca", default=None,
+        help="require client certificates signed by this CA (mTLS)",
+    )
+    group.add_argument(
+        "--alerts-technology-label", default=DEFAULT_TECHNOLOGY_LABEL,
+        help="alert label naming the MLTechnology (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-namespace-label", default=DEFAULT_NAMESPACE_LABEL,
+        help="alert label naming its namespace (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-inferenceservice-label", default=DEFAULT_INFERENCE_SERVICE_LABEL,
+        help="alert label naming an InferenceService, whose mltrl.dev/technology label "
+        "names the technology (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-max-body-bytes", type=int, default=MAX_BODY_BYTES,
+        help="larger notifications are refused with 413 (default: %(default)s)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
@@ -97,6 +187,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
+    _add_monitoring(run)
 
     sandbox = commands.add_parser(
         "sandbox", help="start a local sandbox API server with the operator running in it"
@@ -108,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
         "--no-kserve", action="store_true",
         help="do not run the stand-in that marks InferenceServices Ready",
     )
+    _add_monitoring(sandbox)
 
     crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
     crds.add_argument("directory", nargs="?", default="crds")
@@ -122,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     runner = {"run": _run, "sandbox": _sandbox}[args.command]
     try:
         return asyncio.run(runner(args))
+    except ConfigError as error:
+        print(f"mltrl {args.command}: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from typing import Any
 
 import kopf
+from aiohttp import web
 
 from mltrl_operator.controllers.context import OperatorContext, utc_now
 from mltrl_operator.controllers.handlers import build_registry
 from mltrl_operator.controllers.settings import configure
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
+from mltrl_operator.metrics import metrics_app
+
+Clock = Callable[[], datetime]
+Service = Callable[[KubeClient, Clock], AbstractAsyncContextManager[Any]]
+"""Something that runs beside kopf in the same loop with the operator's client, such as
+the alert receiver; the entry point builds it, since controllers may not import it."""
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def serve_metrics(host: str, port: int) -> AsyncIterator[web.AppRunner]:
+    runner = web.AppRunner(metrics_app(), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("metrics at http://%s:%d/metrics", host, port)
+        yield runner
+    finally:
+        await runner.cleanup()
 
 
 async def run_operator(
@@ -21,20 +46,28 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     liveness_endpoint: str | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
+    services: Sequence[Service] = (),
 ) -> None:
     client = KubeClient(connection)
     context = OperatorContext(client=client, clock=clock)
     try:
-        await kopf.operator(
-            registry=build_registry(connection),
-            settings=configure(kopf.OperatorSettings()),
-            memo=kopf.Memo(ctx=context),
-            clusterwide=True,
-            standalone=True,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            liveness_endpoint=liveness_endpoint,
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            if metrics_port is not None:
+                await stack.enter_async_context(serve_metrics(metrics_host, metrics_port))
+            for service in services:
+                await stack.enter_async_context(service(client, clock))
+            await kopf.operator(
+                registry=build_registry(connection),
+                settings=configure(kopf.OperatorSettings()),
+                memo=kopf.Memo(ctx=context),
+                clusterwide=True,
+                standalone=True,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                liveness_endpoint=liveness_endpoint,
+            )
     finally:
         await client.close()
