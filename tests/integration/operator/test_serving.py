@@ -119,3 +119,29 @@ def test_an_ungoverned_inference_service_is_stopped(sandbox: Sandbox, namespace:
     events = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
     reasons = {e["reason"] for e in events["items"] if e["involvedObject"]["name"] == "rogue"}
     assert "ServingBlocked" in reasons
+
+
+def test_a_stricter_policy_reevaluates_what_it_covers(sandbox: Sandbox, namespace: str) -> None:
+    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5))
+    sandbox.apply(technology("churn", namespace, entry_level=5, model_version="2.0.0"))
+    sandbox.apply(review("churn-pending", namespace, "churn", 5, 6, approvers=()))
+    eventually(lambda: sandbox.get("isvc", "churn", namespace), what="serving at level 5")
+    pending = wait_for_phase(sandbox, "churn-pending", namespace, "Pending")
+    assert not any("product-owner" in item for item in pending["unmet"])
+
+    stricter = policy(f"{namespace}-policy", namespace, minimum_level=6)
+    stricter["spec"]["requirements"][5]["requiredRoles"] = ["qa", "product-owner"]
+    sandbox.apply(stricter)
+    eventually(
+        lambda: (i := sandbox.get("isvc", "churn", namespace)) and
+        i["metadata"].get("annotations", {}).get("serving.kserve.io/stop") == "true",
+        what="the InferenceService to stop under the stricter policy",
+    )
+    allowed = condition(sandbox.get("mltech", "churn", namespace), "ServingAllowed")
+    assert allowed is not None and allowed["status"] == "False"
+    assert "requires level 6" in allowed["message"]
+    eventually(
+        lambda: any("product-owner" in item for item in
+                    status_of(sandbox, "lvlreview", "churn-pending", namespace).get("unmet", [])),
+        what="the pending review to be re-evaluated against the new policy",
+    )
