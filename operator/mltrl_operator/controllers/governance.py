@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from mltrl_operator.api.technology import MLTechnologySpec
 from mltrl_operator.controllers.context import OperatorContext
@@ -23,6 +24,15 @@ def created_by_operator(body: Body) -> bool:
     return any(reference.get("kind") == "MLTechnology" for reference in references)
 
 
+async def _report(
+    ctx: OperatorContext, involved: list[Body | None], reason: str, message: str, now: datetime
+) -> None:
+    """On the InferenceService, and on the technology it claims, so its owners see it too."""
+    for obj in involved:
+        if obj is not None:
+            await ctx.events.record(obj, type=WARNING, reason=reason, message=message, now=now)
+
+
 async def govern_inference_service(
     ctx: OperatorContext, view: ClusterView, body: Body
 ) -> GateAction:
@@ -35,6 +45,7 @@ async def govern_inference_service(
     policy = view.policy_for(namespace)
     claimed = labels.get(TECHNOLOGY_LABEL)
     decision = None
+    technology = None
     if claimed:
         technology = view.technology(namespace, claimed)
         effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
@@ -51,9 +62,7 @@ async def govern_inference_service(
             INFERENCE_SERVICES, namespace, name, {"metadata": {"annotations": stop}}
         )
         ctx.writes.remember(("InferenceService", namespace, name), body, stored)
-        await ctx.events.record(
-            body, type=WARNING, reason="ServingBlocked", message=message, now=now
-        )
+        await _report(ctx, [body, technology], "ServingBlocked", message, now)
     elif action is GateAction.WARN and annotations.get(AUDIT_ANNOTATION) != message:
         # The annotation remembers what was reported, so a re-listed object is not re-reported.
         stored = await ctx.client.patch(
@@ -61,7 +70,5 @@ async def govern_inference_service(
             {"metadata": {"annotations": {AUDIT_ANNOTATION: message}}},
         )
         ctx.writes.remember(("InferenceService", namespace, name), body, stored)
-        await ctx.events.record(
-            body, type=WARNING, reason="ServingNotAllowed", message=f"audit: {message}", now=now
-        )
+        await _report(ctx, [body, technology], "ServingNotAllowed", f"audit: {message}", now)
     return action

@@ -145,3 +145,25 @@ def test_a_stricter_policy_reevaluates_what_it_covers(sandbox: Sandbox, namespac
                     status_of(sandbox, "lvlreview", "churn-pending", namespace).get("unmet", [])),
         what="the pending review to be re-evaluated against the new policy",
     )
+
+
+def test_audit_mode_reports_but_does_not_stop(sandbox: Sandbox, namespace: str) -> None:
+    sandbox.apply(policy(f"{namespace}-policy", namespace, governed=True, enforcement="audit"))
+    sandbox.apply({
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "shadow", "namespace": namespace},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://somewhere/model"}}},
+    })
+
+    def reported() -> list[str]:
+        events = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+        return [e["message"] for e in events["items"]
+                if e["involvedObject"]["name"] == "shadow" and e["reason"] == "ServingNotAllowed"]
+
+    messages = eventually(reported, what="an audit event on the InferenceService")
+    assert "audit" in messages[0]
+    isvc = sandbox.get("isvc", "shadow", namespace)
+    assert isvc is not None
+    assert isvc["metadata"].get("annotations", {}).get("serving.kserve.io/stop") != "true"
