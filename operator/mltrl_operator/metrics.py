@@ -231,12 +231,18 @@ def reconcile_timer(kind: str) -> Iterator[None]:
         RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
 
 
+_SERIES_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gauge": ("",),
+}
+
+
 def exported_names() -> set[str]:
-    """Every series name the registry exposes (counters with _total, histograms' parts)."""
+    """Every series name the registry can expose, also for label sets not yet used."""
     names: set[str] = set()
     for family in REGISTRY.collect():
-        names.update(sample.name for sample in family.samples)
-        names.add(family.name)
+        names.update(family.name + suffix for suffix in _SERIES_SUFFIXES[family.type])
     return names
 
 
