@@ -1,0 +1,131 @@
+"""An alert answered 2xx is stored: an operator killed right after acts on it exactly once
+when it is back, and Alertmanager re-sending the alert afterwards changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Sandbox, eventually
+from tests.integration.monitoring.scenarios import (
+    incidents,
+    jobs_of,
+    monitored,
+    serving_two_known_good_models,
+    storage_uri,
+)
+from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
+from tests.integration.operator.scenarios import policy
+from tests.integration.operator.test_reviews import status_of
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "alerts-restart"
+RULES = [
+    {"alertName": "RankerErrorRateHigh", "action": "rollback"},
+    {"alertName": "RankerStale", "action": "retrain"},
+]
+
+
+def notification(status: str = "firing") -> dict[str, Any]:
+    def alert(name: str, fingerprint: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "labels": {"alertname": name, "mltrl_technology": "ranker", "namespace": NAMESPACE,
+                       "severity": "critical"},
+            "annotations": {"summary": f"{name} on ranker"},
+            "startsAt": "2026-11-22T09:30:00.5Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example.com/graph",
+            "fingerprint": fingerprint,
+        }
+
+    return {
+        "version": "4", "status": status, "receiver": "mltrl-operator",
+        "groupKey": "{}:{namespace=\"alerts-restart\"}", "truncatedAlerts": 0,
+        "groupLabels": {"namespace": NAMESPACE}, "commonLabels": {"namespace": NAMESPACE},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager.example.com",
+        "alerts": [alert("RankerErrorRateHigh", "1a2b3c4d5e6f7a8b"),
+                   alert("RankerStale", "9f8e7d6c5b4a3f2e")],
+    }
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[Sandbox, MonitoredOperator]]:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    sandbox = Sandbox(tmp_path).start()
+    operator = MonitoredOperator(sandbox, tmp_path / "operator.log", token_file)
+    try:
+        operator.start()
+        yield sandbox, operator
+    finally:
+        operator.stop()
+        sandbox.stop()
+
+
+def acted(sandbox: Sandbox) -> list[dict[str, Any]] | None:
+    found = incidents(sandbox, "ranker", NAMESPACE)
+    return found if len(found) == 2 and all(i["state"] == "Acted" for i in found) else None
+
+
+def test_a_crash_after_the_2xx_loses_nothing_and_repeats_nothing(
+    stack: tuple[Sandbox, MonitoredOperator],
+) -> None:
+    sandbox, operator = stack
+    sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
+    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5))
+    sandbox.apply(monitored("ranker", NAMESPACE, rules=RULES))
+    serving_two_known_good_models(sandbox, "ranker", NAMESPACE)
+
+    code, answer = operator.post(notification())
+    operator.process.kill()  # SIGKILL right after the answer: no chance to act or tidy up
+    assert code == 200
+    assert [r["outcome"] for r in answer["results"]] == ["recorded", "recorded"]
+    stored = incidents(sandbox, "ranker", NAMESPACE)
+    assert [(i["alertName"], i["action"]) for i in stored] == [
+        ("RankerErrorRateHigh", "rollback"), ("RankerStale", "retrain")
+    ]
+    print(f"\nafter the kill: incidents {[i['state'] for i in stored]}, "
+          f"jobs {len(jobs_of(sandbox, 'ranker', NAMESPACE))}")
+
+    operator.start()
+    settled = eventually(lambda: acted(sandbox), what="both incidents Acted after the restart")
+    rollback, retrain = settled
+    assert "serving known-good model 1.0.0" in rollback["message"]
+    eventually(
+        lambda: storage_uri(sandbox, "ranker", NAMESPACE) == "s3://models/ranker/1.0.0",
+        what="the InferenceService rolled back to 1.0.0",
+    )
+    [job] = jobs_of(sandbox, "ranker", NAMESPACE)
+    assert retrain["job"] == job["metadata"]["name"]
+    assert job["metadata"]["labels"]["mltrl.dev/incident"]
+    status = status_of(sandbox, "mltech", "ranker", NAMESPACE)
+    assert status["serving"]["rollback"]["model"]["version"] == "1.0.0"
+    assert status["serving"]["modelVersion"] == "1.0.0"
+
+    # Alertmanager re-sends while the alert fires; nothing moves any more.
+    before = sandbox.settle()
+    version = sandbox.get("mltech", "ranker", NAMESPACE)["metadata"]["resourceVersion"]
+    code, answer = operator.post(notification())
+    assert code == 200
+    assert [r["outcome"] for r in answer["results"]] == ["duplicate", "duplicate"]
+    after = sandbox.settle(quiet_for=1.5)
+    assert after["total_writes"] == before["total_writes"]
+    assert sandbox.get("mltech", "ranker", NAMESPACE)["metadata"]["resourceVersion"] == version
+    assert len(jobs_of(sandbox, "ranker", NAMESPACE)) == 1
+    assert storage_uri(sandbox, "ranker", NAMESPACE) == "s3://models/ranker/1.0.0"
+    assert operator.metric("mltrl_alert_actions_total", action="retrain", result="duplicate") == 1
+
+    # Resolving closes the incidents and undoes nothing.
+    code, answer = operator.post(notification("resolved"))
+    assert [r["outcome"] for r in answer["results"]] == ["resolved", "resolved"]
+    closed = incidents(sandbox, "ranker", NAMESPACE)
+    assert [i["state"] for i in closed] == ["Resolved", "Resolved"]
+    assert closed[0]["message"] == rollback["message"]
+    sandbox.settle(quiet_for=1.0)
+    assert storage_uri(sandbox, "ranker", NAMESPACE) == "s3://models/ranker/1.0.0"
+    assert len(jobs_of(sandbox, "ranker", NAMESPACE)) == 1
