@@ -129,3 +129,10 @@ def test_a_crash_after_the_2xx_loses_nothing_and_repeats_nothing(
     sandbox.settle(quiet_for=1.0)
     assert storage_uri(sandbox, "ranker", NAMESPACE) == "s3://models/ranker/1.0.0"
     assert len(jobs_of(sandbox, "ranker", NAMESPACE)) == 1
+
+    # The per-technology series follow the technology: gone once it is deleted.
+    level = ("mltrl_technology_level", (("namespace", NAMESPACE), ("technology", "ranker")))
+    assert operator.metrics()[level] == 5.0
+    sandbox.kubectl("delete", "mltech", "ranker", "-n", NAMESPACE)
+    eventually(lambda: level not in operator.metrics(), what="ranker's series to go away")
+    assert not [key for key in operator.metrics() if ("technology", "ranker") in key[1]]
