@@ -3,8 +3,6 @@ when it is back, and Alertmanager re-sending the alert afterwards changes nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from tests.integration.monitoring.scenarios import (
     serving_two_known_good_models,
     storage_uri,
 )
-from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
+from tests.integration.monitoring.stack import MonitoredOperator
 from tests.integration.operator.scenarios import policy
 from tests.integration.operator.test_reviews import status_of
 
@@ -53,29 +51,15 @@ def notification(status: str = "firing") -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Sandbox, MonitoredOperator]]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
-    sandbox = Sandbox(tmp_path).start()
-    operator = MonitoredOperator(sandbox, tmp_path / "operator.log", token_file)
-    try:
-        operator.start()
-        yield sandbox, operator
-    finally:
-        operator.stop()
-        sandbox.stop()
-
-
 def acted(sandbox: Sandbox) -> list[dict[str, Any]] | None:
     found = incidents(sandbox, "ranker", NAMESPACE)
     return found if len(found) == 2 and all(i["state"] == "Acted" for i in found) else None
 
 
 def test_a_crash_after_the_2xx_loses_nothing_and_repeats_nothing(
-    stack: tuple[Sandbox, MonitoredOperator],
+    operated: tuple[Sandbox, MonitoredOperator],
 ) -> None:
-    sandbox, operator = stack
+    sandbox, operator = operated
     sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
     sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5))
     sandbox.apply(monitored("ranker", NAMESPACE, rules=RULES))

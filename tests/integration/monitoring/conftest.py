@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Sandbox
+from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
+
+
+@pytest.fixture
+def operated(tmp_path: Path) -> Iterator[tuple[Sandbox, MonitoredOperator]]:
+    """The sandbox and `mltrl run` with its alert receiver and metrics, for one test."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    sandbox = Sandbox(tmp_path).start()
+    operator = MonitoredOperator(sandbox, tmp_path / "operator.log", token_file)
+    try:
+        operator.start()
+        yield sandbox, operator
+    finally:
+        operator.stop()
+        sandbox.stop()
