@@ -325,7 +325,7 @@ WEBHOOK_PATHS = {
         "/validate-levelreview", "levelreviews", "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltechnologies.validate.mltrl.dev"): (
-        "/validate-mltechnology", "mltechnologies", "mltrl.dev",
+        "/validate-mltechnology", "mltechnologies,mltechnologies/status", "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltrlpolicies.validate.mltrl.dev"): (
         "/validate-mltrlpolicy", "mltrlpolicies", "mltrl.dev",
@@ -359,7 +359,9 @@ def test_webhooks(scenario: str) -> None:
         assert service == {
             "name": "mltrl-operator-webhook", "namespace": NAMESPACE, "path": path, "port": 443,
         }
-        assert [(r["apiGroups"], r["resources"]) for r in hook["rules"]] == [([group], [resource])]
+        assert [(r["apiGroups"], r["resources"]) for r in hook["rules"]] == [
+            ([group], resource.split(","))
+        ]
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert hook["timeoutSeconds"] == 5
         assert hook["sideEffects"] == "None"
