@@ -1,0 +1,265 @@
+"""The five webhook endpoints: each reads the facts it needs and asks the domain's rules.
+
+A request for a kind the endpoint does not admit is refused (400) with a message that
+names both kinds: it can only come from a webhook configuration whose rules send the wrong
+resources there, and failing closed makes that visible at once. DELETE and CONNECT are
+admitted: none of the rules is about them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from mltrl_operator.api.common import GROUP
+from mltrl_operator.api.policy import MLTRLPolicySpec
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import MLTechnologySpec
+from mltrl_operator.domain.admission import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    INVALID,
+    ReviewFacts,
+    Verdict,
+    allow,
+    claimed_technology,
+    inference_service_verdict,
+    is_stopped,
+    refuse,
+    review_verdict,
+    stamp_approvals,
+    technology_errors,
+)
+from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.gating import GateDecision, serving_gate
+from mltrl_operator.domain.policy import EffectivePolicy
+from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.validation import (
+    Key,
+    component_key,
+    validate_policy,
+    validate_status_edit,
+)
+from mltrl_operator.webhooks.wire import AdmissionRequest
+
+Body = dict[str, Any]
+KSERVE_GROUP = "serving.kserve.io"
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterState(Protocol):
+    """What the webhooks read from the cluster."""
+
+    async def technology(self, namespace: str, name: str) -> Body | None: ...
+
+    async def technologies(self) -> list[Body]: ...
+
+    async def policy_for(self, namespace: str) -> EffectivePolicy: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    clock: Callable[[], datetime]
+    trusted_groups: frozenset[str] = field(default_factory=frozenset)
+
+
+Handler = Callable[[AdmissionRequest, ClusterState, Settings], Awaitable[Verdict]]
+
+
+def _spec(body: Body | None) -> Body:
+    spec = (body or {}).get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _unreadable(kind: str, error: ValidationError) -> Verdict:
+    problems = [
+        FieldError(".".join(["spec", *(str(part) for part in e["loc"])]), e["msg"])
+        for e in error.errors()
+    ]
+    return refuse(problems or [FieldError("spec", f"is not a valid {kind}")], INVALID)
+
+
+def _old(request: AdmissionRequest) -> Body | None:
+    return request.old_object if request.operation == "UPDATE" else None
+
+
+async def mutate_level_review(
+    request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    assert request.object is not None
+    old = _old(request)
+    patch = stamp_approvals(
+        _spec(old) if old is not None else None,
+        _spec(request.object),
+        request.requester,
+        trusted=request.requester.in_any(settings.trusted_groups),
+        now=rfc3339(settings.clock()),
+    )
+    return allow(patch=patch)
+
+
+async def validate_level_review(
+    request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    assert request.object is not None
+    wire = _spec(request.object)
+    try:
+        spec = LevelReviewSpec.model_validate(wire)
+    except ValidationError as error:
+        return _unreadable("LevelReview", error)
+    old = _old(request)
+    old_phase = ((old or {}).get("status") or {}).get("phase")
+    technology = await state.technology(request.namespace, spec.technology)
+    owner = _spec(technology).get("owner") if technology is not None else None
+    facts = ReviewFacts(
+        owner=str(owner) if owner else None, policy=await state.policy_for(request.namespace)
+    )
+    return review_verdict(
+        spec,
+        wire,
+        _spec(old) if old is not None else None,
+        old_phase if isinstance(old_phase, str) else None,
+        request.requester,
+        trusted=request.requester.in_any(settings.trusted_groups),
+        facts=facts,
+    )
+
+
+def _edges(technologies: list[Body], skip: Key) -> tuple[dict[Key, list[Key]], frozenset[Key]]:
+    edges: dict[Key, list[Key]] = {}
+    for body in technologies:
+        metadata = body.get("metadata") or {}
+        key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        if key == skip:
+            continue
+        edges[key] = [
+            (str(ref.get("namespace") or key[0]), str(ref.get("name") or ""))
+            for ref in _spec(body).get("components") or []
+            if isinstance(ref, dict)
+        ]
+    return edges, frozenset(edges)
+
+
+async def validate_technology(
+    request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    assert request.object is not None
+    if request.sub_resource == "status":
+        old_status = (request.old_object or {}).get("status")
+        new_status = request.object.get("status")
+        errors = validate_status_edit(
+            old_status if isinstance(old_status, dict) else None,
+            new_status if isinstance(new_status, dict) else None,
+        )
+        return refuse(errors, FORBIDDEN) if errors else allow()
+    try:
+        spec = MLTechnologySpec.model_validate(_spec(request.object))
+    except ValidationError as error:
+        return _unreadable("MLTechnology", error)
+    namespace, name = request.namespace, request.name or str(
+        (request.object.get("metadata") or {}).get("name") or ""
+    )
+    old = _old(request)
+    old_components: frozenset[Key] = frozenset()
+    if old is not None:
+        try:
+            old_spec = MLTechnologySpec.model_validate(_spec(old))
+            old_components = frozenset(
+                component_key(ref, namespace) for ref in old_spec.components
+            )
+        except ValidationError:
+            pass
+    edges, existing = _edges(await state.technologies(), (namespace, name))
+    errors = technology_errors(
+        spec,
+        name=name,
+        namespace=namespace,
+        edges=edges,
+        existing=existing,
+        old_components=old_components,
+    )
+    return refuse(errors, INVALID) if errors else allow()
+
+
+async def validate_policy_spec(
+    request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    assert request.object is not None
+    if request.sub_resource:
+        return allow()
+    try:
+        spec = MLTRLPolicySpec.model_validate(_spec(request.object))
+    except ValidationError as error:
+        return _unreadable("MLTRLPolicy", error)
+    errors = validate_policy(spec)
+    return refuse(errors, INVALID) if errors else allow()
+
+
+async def validate_inference_service(
+    request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    body = request.object
+    assert body is not None
+    if request.sub_resource:
+        return allow()
+    namespace = request.namespace or str((body.get("metadata") or {}).get("namespace") or "")
+    policy = await state.policy_for(namespace)
+    claimed = claimed_technology(body)
+    decision: GateDecision | None = None
+    if claimed and not is_stopped(body):
+        technology = await state.technology(namespace, claimed)
+        if technology is not None:
+            status = technology.get("status") or {}
+            effective = status.get("effectiveLevel")
+            required = None
+            try:
+                spec = MLTechnologySpec.model_validate(_spec(technology))
+                required = spec.serving.required_level if spec.serving else None
+            except ValidationError:
+                pass
+            decision = serving_gate(
+                effective if isinstance(effective, int) else None, required, policy, claimed
+            )
+    return inference_service_verdict(body, _old(request), decision, policy)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    group: str
+    kind: str
+    handler: Handler
+    mutating: bool = False
+
+
+ENDPOINTS = (
+    Endpoint("/mutate-levelreview", GROUP, "LevelReview", mutate_level_review, mutating=True),
+    Endpoint("/validate-levelreview", GROUP, "LevelReview", validate_level_review),
+    Endpoint("/validate-mltechnology", GROUP, "MLTechnology", validate_technology),
+    Endpoint("/validate-mltrlpolicy", GROUP, "MLTRLPolicy", validate_policy_spec),
+    Endpoint(
+        "/validate-inferenceservice", KSERVE_GROUP, "InferenceService", validate_inference_service
+    ),
+)
+
+
+async def admit(
+    endpoint: Endpoint, request: AdmissionRequest, state: ClusterState, settings: Settings
+) -> Verdict:
+    if (request.group, request.kind) != (endpoint.group, endpoint.kind):
+        return Verdict(
+            False,
+            f"{endpoint.path} admits {endpoint.kind} ({endpoint.group}), not "
+            f"{request.kind_text}: the webhook configuration's rules send the wrong "
+            "resources here",
+            BAD_REQUEST,
+        )
+    if request.operation not in ("CREATE", "UPDATE") or request.object is None:
+        return allow()
+    return await endpoint.handler(request, state, settings)
