@@ -2,8 +2,8 @@
 
 Mutating hooks run first and may return a changed object; then the object is pruned,
 defaulted and schema-validated; then validating hooks run.  Any hook may refuse the
-request by raising `AdmissionDenied`.  Webhook configurations can be built on top of
-this by registering a hook that calls the webhooks.
+request by raising `AdmissionDenied`, and add warnings to `request.warnings`.  The
+webhook configurations are served this way (webhooks.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class AdmissionRequest:
     user: UserInfo
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # hooks may add warnings; the client gets them as `Warning` headers
+    warnings: list[str] = field(default_factory=list)
 
 
 class AdmissionDenied(Exception):

@@ -336,6 +336,7 @@ class Api:
         opts: WriteOptions,
         *,
         mutating: bool,
+        warnings: list[str] | None = None,
     ) -> Obj | None:
         source = obj if obj is not None else old
         assert source is not None
@@ -356,6 +357,8 @@ class Api:
                 result = await hook(request)
             except AdmissionDenied as denied:
                 raise errors.ApiError(denied.code, denied.reason, denied.message) from denied
+            if warnings is not None:
+                warnings.extend(request.warnings)
             if mutating and result is not None and obj is not None:
                 obj = self._decode(rt, result, m.get("namespace"))
                 schema.prune(obj, rt.schema)
@@ -401,7 +404,8 @@ class Api:
         if rt.storage == CRD_STORAGE:
             crdlib.crd_defaults(obj)
         mutated = await self._admit(
-            self.mutating_admission, rt, "CREATE", "", obj, None, opts, mutating=True
+            self.mutating_admission, rt, "CREATE", "", obj, None, opts, mutating=True,
+            warnings=warnings,
         )
         assert mutated is not None
         obj = mutated
@@ -413,7 +417,8 @@ class Api:
         if problems:
             raise errors.invalid_object(rt.group, rt.kind, m.get("name") or "", problems)
         await self._admit(
-            self.validating_admission, rt, "CREATE", "", obj, None, opts, mutating=False
+            self.validating_admission, rt, "CREATE", "", obj, None, opts, mutating=False,
+            warnings=warnings,
         )
         if self.store.get(rt.storage, m.get("namespace"), m["name"]) is not None:
             raise errors.already_exists(rt.group, rt.plural, m["name"])
@@ -550,7 +555,8 @@ class Api:
             if rt.storage == CRD_STORAGE:
                 crdlib.crd_defaults(obj)
         mutated = await self._admit(
-            self.mutating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=True
+            self.mutating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=True,
+            warnings=warnings,
         )
         assert mutated is not None
         obj = mutated
@@ -579,7 +585,8 @@ class Api:
         if problems:
             raise errors.invalid_object(rt.group, rt.kind, name, problems)
         await self._admit(
-            self.validating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=False
+            self.validating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=False,
+            warnings=warnings,
         )
         if rt.tracks_generation and _content(obj, rt) != _content(old, rt):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1

@@ -1,7 +1,8 @@
 """The sandbox API server: an in-memory, Kubernetes-compatible API server on loopback.
 
 It is a test/demo harness, good enough for real `kubectl` and for kopf; it is not a
-cluster (no pods run, no RBAC, no webhooks yet).
+cluster (no pods run, no RBAC). It calls the admission webhooks that
+Validating/MutatingWebhookConfigurations name (webhooks.py).
 
     in asyncio code:   async with SandboxServer(crds) as server: ...
                        (or await server.start() ... await server.stop())
@@ -15,7 +16,7 @@ import base64
 import os
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +34,7 @@ from .handlers import Handlers
 from .resources import Obj, Registry
 from .stats import Stats
 from .store import Store
+from .webhooks import WebhookCaller
 
 T = TypeVar("T")
 
@@ -42,21 +44,30 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 def kubeconfig_document(
-    url: str, token: str = "admin-token", user: str = "admin", ca_pem: bytes | None = None
+    url: str,
+    token: str = "admin-token",
+    user: str = "admin",
+    ca_pem: bytes | None = None,
+    others: Mapping[str, str] | None = None,
 ) -> Obj:
+    """`others` (user name -> token) adds a user and a context of the same name for each,
+    so `kubectl --user NAME` or `--context NAME` acts as that user."""
     cluster: Obj = {"server": url}
     if ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    users = {user: token, **(others or {})}
+    contexts = {"sandbox": user, **{name: name for name in others or {}}}
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "sandbox", "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": name, "user": {"token": value}} for name, value in users.items()],
         "contexts": [
             {
-                "name": "sandbox",
-                "context": {"cluster": "sandbox", "user": user, "namespace": "default"},
+                "name": context,
+                "context": {"cluster": "sandbox", "user": name, "namespace": "default"},
             }
+            for context, name in contexts.items()
         ],
         "current-context": "sandbox",
         "preferences": {},
@@ -69,10 +80,11 @@ def write_kubeconfig(
     token: str = "admin-token",
     user: str = "admin",
     ca_pem: bytes | None = None,
+    others: Mapping[str, str] | None = None,
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = kubeconfig_document(url, token, user, ca_pem)
+    document = kubeconfig_document(url, token, user, ca_pem, others)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     os.chmod(path, 0o600)
     return path
@@ -134,6 +146,10 @@ class SandboxServer:
             first_bookmark_delay=first_bookmark_delay,
         )
         self._runner: web.AppRunner | None = None
+        # The webhook configurations' hooks run first; hooks added later run after them.
+        self.webhooks = WebhookCaller(self.store)
+        self.api.mutating_admission.append(self.webhooks.mutate)
+        self.api.validating_admission.append(self.webhooks.validate)
 
     @property
     def mutating_admission(self) -> list[AdmissionHook]:
@@ -184,6 +200,7 @@ class SandboxServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.webhooks.close()
 
     async def __aenter__(self) -> SandboxServer:
         await self.start()
@@ -192,8 +209,14 @@ class SandboxServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def write_kubeconfig(self, path: Path, token: str = "admin-token", user: str = "admin") -> Path:
-        return write_kubeconfig(path, self.url, token, user, self.ca_pem)
+    def write_kubeconfig(
+        self,
+        path: Path,
+        token: str = "admin-token",
+        user: str = "admin",
+        others: Mapping[str, str] | None = None,
+    ) -> Path:
+        return write_kubeconfig(path, self.url, token, user, self.ca_pem, others)
 
 
 class SandboxThread:
