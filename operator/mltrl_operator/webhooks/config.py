@@ -76,6 +76,7 @@ def webhook_config(
             "the webhooks are served over HTTPS only: --webhook-port needs --webhook-cert "
             "and --webhook-key"
         )
+    CertificateFiles(Path(cert), Path(key))  # refuse unreadable files before anything starts
     return WebhookConfig(
         port=port,
         cert_file=Path(cert),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,7 +17,12 @@ import pytest
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective_policy
 from mltrl_operator.webhooks.certs import ServingCertificate, make_serving_certificate
-from mltrl_operator.webhooks.config import WebhookConfig
+from mltrl_operator.webhooks.config import (
+    CertificateFiles,
+    WebhookConfig,
+    WebhookConfigError,
+    webhook_config,
+)
 from mltrl_operator.webhooks.server import WebhookServer
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -335,3 +341,31 @@ async def test_only_https_and_a_health_check(
         with pytest.raises(aiohttp.ClientError):
             async with session.get(plain + "/healthz") as response:
                 await response.read()
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def test_the_command_line_configuration(certificate: ServingCertificate) -> None:
+    assert webhook_config(None, None, None) is None
+    with pytest.raises(WebhookConfigError, match="need --webhook-port"):
+        webhook_config(None, "tls.crt", None)
+    with pytest.raises(WebhookConfigError, match="HTTPS only"):
+        webhook_config(9443, None, None)
+    with pytest.raises(WebhookConfigError, match="cannot load the webhook certificate"):
+        webhook_config(9443, "/nonexistent/tls.crt", "/nonexistent/tls.key")
+    config = webhook_config(9443, str(certificate.cert_file), str(certificate.key_file),
+                            trusted_groups=[CI_GROUP, ""])
+    assert config is not None and config.trusted_groups == frozenset({CI_GROUP})
+
+
+def test_a_renewed_certificate_is_loaded_into_the_same_context(tmp_path: Path) -> None:
+    first = make_serving_certificate(tmp_path)
+    files = CertificateFiles(first.cert_file, first.key_file)
+    context = files.context
+    assert files.reload() is False
+    renewed = make_serving_certificate(tmp_path / "renewed")
+    first.cert_file.write_bytes(renewed.cert_file.read_bytes())
+    first.key_file.write_bytes(renewed.key_file.read_bytes())
+    os.utime(first.cert_file, ns=(1, 2))
+    assert files.reload() is True and files.context is context
