@@ -1,0 +1,132 @@
+"""A sandbox over HTTPS with token users, the operator as its service account serving the
+admission webhooks, and the webhook configurations registered: kubectl acts as alice (a
+technology owner), bob (a QA reviewer), mallory, or a CI service account in a trusted group.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mltrl_operator.webhooks.certs import make_serving_certificate
+from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
+from tests.integration.harness import MLTRL, Process, Sandbox, eventually, free_port
+
+OPERATOR = operator_username()
+CI = "system:serviceaccount:ci:approver"
+CI_GROUP = "system:serviceaccounts:ci"
+USERS = ("alice", "bob", "mallory", CI, OPERATOR)
+
+_counter = itertools.count()
+
+
+class SecureSandbox(Sandbox):
+    """`mltrl sandbox --no-operator` over HTTPS, with a token per user."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        args = [str(MLTRL), "sandbox", "--port", str(self.port), "--dir", str(workdir),
+                "--no-operator", "--tls"]
+        for user in USERS:
+            args += ["--user", user]
+        self.process = Process(args, workdir / "sandbox.log")
+        self.url = f"https://127.0.0.1:{self.port}"
+
+    def _context(self) -> ssl.SSLContext:
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+        return ssl.create_default_context(cadata=ca.decode())
+
+    def _answers(self) -> bool:
+        try:
+            token = yaml.safe_load(self.kubeconfig.read_text())["users"][0]["user"]["token"]
+            request = urllib.request.Request(
+                f"{self.url}/version", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=1, context=self._context()) as response:
+                return bool(response.status == 200)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    def stats(self) -> dict[str, Any]:  # pragma: no cover - not used over https here
+        raise NotImplementedError
+
+    def as_user(self, user: str, *args: str, input: str | None = None, check: bool = False
+                ) -> Any:
+        return self.kubectl("--user", user, *args, input=input, check=check)
+
+
+class WebhookOperator:
+    """`mltrl run` as the operator's service account, serving the webhooks over HTTPS."""
+
+    def __init__(self, sandbox: SecureSandbox, workdir: Path) -> None:
+        self.certificate = make_serving_certificate(workdir / "webhook")
+        self.health_port = free_port()
+        self.webhook_port = free_port()
+        self.process = Process(
+            [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig), "--context", OPERATOR,
+             "--liveness", f"http://127.0.0.1:{self.health_port}/healthz",
+             "--webhook-port", str(self.webhook_port), "--webhook-host", "127.0.0.1",
+             "--webhook-cert", str(self.certificate.cert_file),
+             "--webhook-key", str(self.certificate.key_file),
+             "--webhook-trusted-group", CI_GROUP],
+            workdir / "operator.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.webhook_port}"
+
+    def _ready(self) -> bool:
+        context = ssl.create_default_context(cadata=self.certificate.ca_pem.decode())
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1, context=context) as r1, \
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as r2:
+                return r1.status == 200 and r2.status == 200
+        except OSError:
+            return False
+
+    def start(self) -> WebhookOperator:
+        self.process.start()
+        eventually(self._ready, timeout=30,
+                   what=f"the operator and its webhooks\n{self.process.output()}")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@pytest.fixture(scope="package")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureSandbox,
+                                                                      WebhookOperator]]:
+    workdir = tmp_path_factory.mktemp("admission")
+    sandbox = SecureSandbox(workdir).start()
+    operator = WebhookOperator(sandbox, workdir)
+    try:
+        operator.start()
+        sandbox.apply(webhook_configurations(operator.url, operator.certificate.ca_pem))
+        yield sandbox, operator
+    finally:
+        operator.stop()
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(gated: tuple[SecureSandbox, WebhookOperator]) -> SecureSandbox:
+    return gated[0]
+
+
+@pytest.fixture
+def namespace(sandbox: SecureSandbox, request: pytest.FixtureRequest) -> str:
+    """A fresh namespace per test, labelled so a test's own policy selects only it."""
+    name = f"a{next(_counter)}-{request.node.name.replace('_', '-')}"[:50].rstrip("-").lower()
+    return sandbox.namespace(name, {"mltrl-test": name})
