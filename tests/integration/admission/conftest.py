@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import ssl
 import urllib.request
 from collections.abc import Iterator
@@ -56,8 +57,12 @@ class SecureSandbox(Sandbox):
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
-    def stats(self) -> dict[str, Any]:  # pragma: no cover - not used over https here
-        raise NotImplementedError
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(
+            f"{self.url}/sandbox/stats", timeout=5, context=self._context()
+        ) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
 
     def as_user(self, user: str, *args: str, input: str | None = None, check: bool = False
                 ) -> Any:
