@@ -114,9 +114,10 @@ class WebhookOperator:
 def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureSandbox,
                                                                       WebhookOperator]]:
     workdir = tmp_path_factory.mktemp("admission")
-    sandbox = SecureSandbox(workdir).start()
+    sandbox = SecureSandbox(workdir)
     operator = WebhookOperator(sandbox, workdir)
     try:
+        sandbox.start()
         operator.start()
         sandbox.apply(webhook_configurations(operator.url, operator.certificate.ca_pem))
         yield sandbox, operator

@@ -21,8 +21,8 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
          "--webhooks", "--user", "alice", "--no-kserve"],
         tmp_path / "sandbox.log",
     )
-    sandbox.start()
     try:
+        sandbox.start()
         eventually(lambda: "Admission webhooks: https://127.0.0.1:" in sandbox.process.output(),
                    timeout=30, what=f"the webhooks\n{sandbox.process.output()}")
         hooks = sandbox.kubectl("get", "validatingwebhookconfigurations", "-o", "json").stdout
