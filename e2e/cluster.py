@@ -33,9 +33,14 @@ class Cluster(Protocol):
 
 
 class KubectlCluster:
-    """kubectl against a kubeconfig; `timeout` is how long a scenario waits for convergence."""
+    """kubectl against a kubeconfig; `timeout` is how long a scenario waits for convergence.
 
-    def __init__(self, kubeconfig: Path | None, timeout: float) -> None:
+    `real` clusters enforce RBAC, so the people a scenario acts as are given the chart's
+    user roles in its namespace first.
+    """
+
+    def __init__(self, kubeconfig: Path | None, timeout: float, *, real: bool = False) -> None:
+        self.real = real
         self._env = {**os.environ}
         if kubeconfig is not None:
             self._env["KUBECONFIG"] = str(kubeconfig)
@@ -49,8 +54,11 @@ class KubectlCluster:
             raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
         return result
 
-    def apply(self, *documents: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+    def apply(self, *documents: dict[str, Any], as_user: str | None = None) -> None:
+        """kubectl apply; `as_user` acts as that user, as a reviewer would (the admission
+        webhook binds approvals to whoever sends them)."""
+        identity = ["--as", as_user] if as_user else []
+        self.kubectl(*identity, "apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         result = self.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
@@ -90,7 +98,9 @@ def refuse_unless_throwaway(context: str) -> None:
 def target(workdir: Path) -> Iterator[KubectlCluster]:
     if os.environ.get("MLTRL_E2E") == "cluster":
         refuse_unless_throwaway(current_context())
-        yield KubectlCluster(None, timeout=float(os.environ.get("MLTRL_E2E_TIMEOUT", "300")))
+        yield KubectlCluster(
+            None, timeout=float(os.environ.get("MLTRL_E2E_TIMEOUT", "300")), real=True
+        )
         return
     with running(workdir) as (sandbox, _operator):
         yield KubectlCluster(sandbox.kubeconfig, timeout=30)

@@ -76,7 +76,7 @@ def test_a_technology_serves_once_promoted_and_stops_when_switched_back(
     )
     assert cluster.get("isvc", "iris", namespace) is None
 
-    cluster.apply(review("iris-to-5", namespace, "iris", 4, 5))
+    cluster.apply(review("iris-to-5", namespace, "iris", 4, 5), as_user="bob")
     isvc = cluster.eventually(lambda: cluster.get("isvc", "iris", namespace),
                               "the InferenceService to be created")
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == MODEL_URI
@@ -87,7 +87,8 @@ def test_a_technology_serves_once_promoted_and_stops_when_switched_back(
     )
     assert "iris" in cluster.kubectl("get", "mltech", "-n", namespace).stdout
 
-    cluster.apply(review("iris-back-to-4", namespace, "iris", 5, 4, reason="drift found"))
+    cluster.apply(review("iris-back-to-4", namespace, "iris", 5, 4, reason="drift found"),
+                  as_user="bob")
     cluster.eventually(
         lambda: (cluster.get("isvc", "iris", namespace) or {}).get("metadata", {})
         .get("annotations", {}).get("serving.kserve.io/stop") == "true",
@@ -129,7 +130,7 @@ def test_a_composite_follows_its_weakest_component(
         lambda: status(cluster, "mltech", "search", namespace).get("effectiveLevel") == 3,
         "the composite at its weakest component's level",
     )
-    cluster.apply(review("ranker-to-4", namespace, "ranker", 3, 4))
+    cluster.apply(review("ranker-to-4", namespace, "ranker", 3, 4), as_user="bob")
     cluster.eventually(
         lambda: status(cluster, "mltech", "search", namespace).get("effectiveLevel") == 4,
         "the composite to follow its component up",
