@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mltrl_operator import metrics
 from mltrl_operator.webhooks.config import CertificateFiles, WebhookConfig
 from mltrl_operator.webhooks.rules import ENDPOINTS, ClusterState, Endpoint, Settings, admit
 from mltrl_operator.webhooks.wire import MalformedReview, parse_review, review_response
@@ -89,6 +90,9 @@ class WebhookServer:
             return _error(500, f"could not decide: {error}")
         who = review.requester.username
         target = f"{review.kind} {review.namespace}/{review.name}".replace(" /", " ")
+        metrics.count_gate_decision(
+            "admission", "deny" if not verdict.allowed else "warn" if verdict.warnings else "allow"
+        )
         if not verdict.allowed:
             logger.info(
                 "%s refused %s %s by %s: %s",

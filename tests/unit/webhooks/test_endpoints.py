@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from mltrl_operator import metrics
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective_policy
 from mltrl_operator.webhooks.certs import ServingCertificate, make_serving_certificate
@@ -369,3 +370,17 @@ def test_a_renewed_certificate_is_loaded_into_the_same_context(tmp_path: Path) -
     first.key_file.write_bytes(renewed.key_file.read_bytes())
     os.utime(first.cert_file, ns=(1, 2))
     assert files.reload() is True and files.context is context
+
+
+async def test_admission_decisions_are_counted(client: Client) -> None:
+    def count(decision: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "mltrl_gate_decisions_total", {"source": "admission", "decision": decision}
+        )
+        return value or 0.0
+
+    before = {decision: count(decision) for decision in ("allow", "warn", "deny")}
+    await client.admit("/validate-inferenceservice", isvc_request("payments", "ranker"))
+    await client.admit("/validate-inferenceservice", isvc_request("payments", "scorer"))
+    await client.admit("/validate-inferenceservice", isvc_request("lab", None))
+    assert {d: count(d) - before[d] for d in before} == {"allow": 1, "warn": 1, "deny": 1}
