@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
 
@@ -83,6 +84,7 @@ class OperatorContext:
     clock: Callable[[], datetime] = utc_now
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     writes: ReadYourWrites = field(default_factory=ReadYourWrites)
+    retries: Retries = field(default_factory=Retries)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Labels last seen per namespace, to tell a relabel from any other namespace event."""
 

@@ -13,8 +13,9 @@ from mltrl_operator.controllers import view as ids
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.policy import reconcile_policy
-from mltrl_operator.controllers.review import reconcile_review, reconcile_reviews_of
-from mltrl_operator.controllers.technology import reconcile_many, reconcile_technology
+from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_review_or_retry
+from mltrl_operator.controllers.review import reconcile_reviews_of
+from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
@@ -109,7 +110,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
             if event.get("type") != "DELETED":
                 current = ctx.writes.fresh(("MLTechnology", namespace, name), snapshot(body))
-                await reconcile_technology(ctx, view, namespace, name, current)
+                await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
             # Composites and reviews read this technology from the index, which this very
@@ -129,7 +130,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         review = ctx.writes.fresh(("LevelReview", namespace or "", name), snapshot(body))
         if review is not None:
             with metrics.reconcile_timer(REVIEWS.kind):
-                await reconcile_review(ctx, view, review)
+                await reconcile_review_or_retry(ctx, view, review)
 
     @kopf.on.event(GROUP, VERSION, POLICIES.plural, registry=registry)
     async def policy_changed(
@@ -171,7 +172,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         assert namespace is not None  # InferenceService is namespaced
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
             if owner is not None:
-                await reconcile_technology(ctx, view, namespace, owner)
+                await reconcile_or_retry(ctx, view, namespace, owner)
             elif event.get("type") != "DELETED":
                 ref = ("InferenceService", namespace, body["metadata"]["name"])
                 current = ctx.writes.fresh(ref, snapshot(body))

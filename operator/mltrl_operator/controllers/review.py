@@ -207,14 +207,32 @@ async def _announce(
         )
 
 
+async def reconcile_or_retry(ctx: OperatorContext, view: ClusterView, body: Body) -> None:
+    """Reconcile, and on failure try again later with backoff, from the then-current index."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    technology = (body.get("spec") or {}).get("technology", "")
+    key = ("LevelReview", namespace, name)
+    try:
+        await reconcile_review(ctx, view, body)
+    except Exception:  # one broken review must not starve the others
+        metrics.count_reconcile_error("LevelReview")
+        logger.exception(
+            "reconciling LevelReview %s/%s failed; retrying in %.0fs",
+            namespace, name, ctx.retries.delay_for(key),
+        )
+
+        async def again() -> None:
+            for review in view.reviews_of(namespace, technology):
+                if review["metadata"]["name"] == name:
+                    await reconcile_or_retry(ctx, view, review)
+
+        ctx.retries.schedule(key, again)
+    else:
+        ctx.retries.succeeded(key)
+
+
 async def reconcile_reviews_of(
     ctx: OperatorContext, view: ClusterView, namespace: str, technology: str
 ) -> None:
     for review in view.reviews_of(namespace, technology):
-        try:
-            await reconcile_review(ctx, view, review)
-        except Exception:  # one broken review must not starve the others
-            metrics.count_reconcile_error("LevelReview")
-            logger.exception(
-                "reconciling LevelReview %s/%s failed", namespace, review["metadata"]["name"]
-            )
+        await reconcile_or_retry(ctx, view, review)

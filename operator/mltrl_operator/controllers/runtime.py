@@ -70,4 +70,5 @@ async def run_operator(
                 liveness_endpoint=liveness_endpoint,
             )
     finally:
+        await context.retries.close()
         await client.close()

@@ -210,11 +210,25 @@ async def persist_status(
     return stored
 
 
+async def reconcile_or_retry(
+    ctx: OperatorContext, view: ClusterView, namespace: str, name: str, body: Body | None = None
+) -> None:
+    """Reconcile, and on failure try again later with backoff, from the then-current index."""
+    key = ("MLTechnology", namespace, name)
+    try:
+        await reconcile_technology(ctx, view, namespace, name, body)
+    except Exception:  # one broken object must not starve the others
+        metrics.count_reconcile_error("MLTechnology")
+        logger.exception(
+            "reconciling MLTechnology %s/%s failed; retrying in %.0fs",
+            namespace, name, ctx.retries.delay_for(key),
+        )
+        ctx.retries.schedule(key, lambda: reconcile_or_retry(ctx, view, namespace, name))
+    else:
+        ctx.retries.succeeded(key)
+
+
 async def reconcile_many(ctx: OperatorContext, view: ClusterView, keys: Sequence[Key]) -> None:
     """Fan-out after a change others depend on; each one writes only if its status moved."""
     for namespace, name in keys:
-        try:
-            await reconcile_technology(ctx, view, namespace, name)
-        except Exception:  # one broken object must not starve the others
-            metrics.count_reconcile_error("MLTechnology")
-            logger.exception("reconciling MLTechnology %s/%s failed", namespace, name)
+        await reconcile_or_retry(ctx, view, namespace, name)
