@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import signal
 import sys
@@ -111,11 +112,15 @@ async def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         services=services,
+        peering=args.peering,
+        # Replicas of equal priority would all pause each other: make each one distinct.
+        priority=args.priority if args.priority is not None else random.randint(1, 2**31 - 1),
     )
     return 0
 
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+DEFAULT_PEERING = "mltrl-operator"
 
 
 def _sandbox_users(args: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
@@ -302,6 +307,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--context", help="kubeconfig context to use")
     run.add_argument(
         "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument(
+        "--peering", nargs="?", const=DEFAULT_PEERING, default=None, metavar="NAME",
+        help="high availability: take part in the kopf ClusterKopfPeering NAME (default "
+        f"{DEFAULT_PEERING}); only the live replica of highest priority acts",
+    )
+    run.add_argument(
+        "--priority", type=int, default=None,
+        help="this replica's peering priority (default: random, so replicas differ)",
     )
     _add_monitoring(run)
     _add_webhooks(run)

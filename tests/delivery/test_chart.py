@@ -183,14 +183,15 @@ def test_single_replica_is_recreated_and_ha_rolls_with_peering() -> None:
     single = one(render("defaults"), "Deployment")["spec"]
     assert single["replicas"] == 1
     assert single["strategy"] == {"type": "Recreate"}
-    assert "--peering" not in container(render("defaults"))["args"]
+    assert not [a for a in container(render("defaults"))["args"] if a.startswith("--peering")]
     assert not [o for o in render("defaults") if "kopf" in str(o.get("apiVersion"))]
 
     objects = render("ha")
     ha = one(objects, "Deployment")["spec"]
     assert ha["replicas"] == 2
     assert ha["strategy"]["type"] == "RollingUpdate"
-    assert container(objects)["args"].count("--peering") == 1
+    peering = [a for a in container(objects)["args"] if a.startswith("--peering")]
+    assert peering == ["--peering=mltrl-operator"]  # the chart's peering object, not `default`
     env = {e["name"]: e for e in container(objects)["env"]}
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     crds = {o["metadata"]["name"]: o for o in objects if o["kind"] == "CustomResourceDefinition"}

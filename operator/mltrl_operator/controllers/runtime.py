@@ -50,7 +50,12 @@ async def run_operator(
     metrics_port: int | None = None,
     metrics_host: str = "0.0.0.0",
     services: Sequence[Service] = (),
+    peering: str | None = None,
+    priority: int = 0,
 ) -> None:
+    """Run until `stop_flag` is set. Without `peering` the operator is standalone: run one
+    replica. With it, replicas meet in that ClusterKopfPeering and only the live one of
+    highest priority handles events; the peering object must exist (the chart creates it)."""
     client = KubeClient(connection)
     context = OperatorContext(client=client, clock=clock)
     try:
@@ -59,12 +64,16 @@ async def run_operator(
                 await stack.enter_async_context(serve_metrics(metrics_host, metrics_port))
             for service in services:
                 await stack.enter_async_context(service(client, clock))
+            settings = configure(kopf.OperatorSettings())
+            settings.peering.mandatory = peering is not None
             await kopf.operator(
                 registry=build_registry(connection),
-                settings=configure(kopf.OperatorSettings()),
+                settings=settings,
                 memo=kopf.Memo(ctx=context),
                 clusterwide=True,
-                standalone=True,
+                standalone=peering is None,
+                peering_name=peering,
+                priority=priority,
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
                 liveness_endpoint=liveness_endpoint,
