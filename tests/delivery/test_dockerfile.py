@@ -73,7 +73,7 @@ def test_dockerignore_lets_through_exactly_what_is_copied() -> None:
     for source in copied:
         assert (REPO / source).exists(), source
         assert not _ignored(source.rstrip("/"), patterns), source
-    for path in ("operator/mltrl_operator/cli.py", "pyproject.toml", "README.md"):
+    for path in ("operator/mltrl_operator/cli/__init__.py", "pyproject.toml", "README.md"):
         assert not _ignored(path, patterns), path
     for path in (".venv", ".git", "tests", "docs", "operator/mltrl_operator.egg-info",
                  "operator/mltrl_operator/__pycache__"):

@@ -1,0 +1,138 @@
+"""The `mltrl` command line."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mltrl_operator.alerts.config import (
+    DEFAULT_INFERENCE_SERVICE_LABEL,
+    DEFAULT_NAMESPACE_LABEL,
+    DEFAULT_TECHNOLOGY_LABEL,
+    MAX_BODY_BYTES,
+    TOKEN_ENV,
+)
+from mltrl_operator.webhooks.configuration import operator_username
+
+DEFAULT_PEERING = "mltrl-operator"
+
+
+def _add_monitoring(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("monitoring")
+    group.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics at :PORT/metrics (default: off)",
+    )
+    group.add_argument("--metrics-host", default="0.0.0.0", help="address for the metrics")
+    group.add_argument(
+        "--alerts-port", type=int, default=None,
+        help="serve the Alertmanager webhook receiver at :PORT/alerts (default: off)",
+    )
+    group.add_argument("--alerts-host", default="0.0.0.0", help="address for the receiver")
+    group.add_argument(
+        "--alerts-token-file", default=None,
+        help=f"file holding the bearer token Alertmanager must send (or ${TOKEN_ENV}); "
+        "the receiver refuses to start without one",
+    )
+    group.add_argument("--alerts-tls-cert", default=None, help="serve the receiver over TLS")
+    group.add_argument("--alerts-tls-key", default=None, help="the TLS certificate's key")
+    group.add_argument(
+        "--alerts-client-ca", default=None,
+        help="require client certificates signed by this CA (mTLS)",
+    )
+    group.add_argument(
+        "--alerts-technology-label", default=DEFAULT_TECHNOLOGY_LABEL,
+        help="alert label naming the MLTechnology (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-namespace-label", default=DEFAULT_NAMESPACE_LABEL,
+        help="alert label naming its namespace (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-inferenceservice-label", default=DEFAULT_INFERENCE_SERVICE_LABEL,
+        help="alert label naming an InferenceService, whose mltrl.dev/technology label "
+        "names the technology (default: %(default)s)",
+    )
+    group.add_argument(
+        "--alerts-max-body-bytes", type=int, default=MAX_BODY_BYTES,
+        help="larger notifications are refused with 413 (default: %(default)s)",
+    )
+
+
+def _add_webhooks(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("admission webhooks")
+    group.add_argument(
+        "--webhook-port", type=int, default=None,
+        help="serve the admission webhooks over HTTPS at :PORT (default: off)",
+    )
+    group.add_argument("--webhook-host", default="0.0.0.0", help="address for the webhooks")
+    group.add_argument("--webhook-cert", default=None, help="the serving certificate (PEM)")
+    group.add_argument("--webhook-key", default=None, help="the certificate's key (PEM)")
+    _add_trusted_group(group)
+
+
+def _add_trusted_group(group: Any) -> None:
+    group.add_argument(
+        "--webhook-trusted-group", action="append", default=[], metavar="GROUP",
+        help="members may record LevelReview approvals in other reviewers' names, e.g. "
+        "system:serviceaccounts:ci (repeatable; default: nobody)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
+    )
+    root.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator against a cluster")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    run.add_argument("--context", help="kubeconfig context to use")
+    run.add_argument(
+        "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument(
+        "--peering", nargs="?", const=DEFAULT_PEERING, default=None, metavar="NAME",
+        help="high availability: take part in the kopf ClusterKopfPeering NAME (default "
+        f"{DEFAULT_PEERING}); only the live replica of highest priority acts",
+    )
+    run.add_argument(
+        "--priority", type=int, default=None,
+        help="this replica's peering priority (default: random, so replicas differ)",
+    )
+    _add_monitoring(run)
+    _add_webhooks(run)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="start a local sandbox API server with the operator running in it"
+    )
+    sandbox.add_argument("--port", type=int, default=8001, help="port to listen on (0: any)")
+    sandbox.add_argument("--dir", default=".sandbox", help="where to write the kubeconfig")
+    sandbox.add_argument("--no-operator", action="store_true", help="start the API server only")
+    sandbox.add_argument(
+        "--no-kserve", action="store_true",
+        help="do not run the stand-in that marks InferenceServices Ready",
+    )
+    sandbox.add_argument(
+        "--tls", action="store_true",
+        help="serve HTTPS with a made-up CA (in the kubeconfig); implied by --user",
+    )
+    sandbox.add_argument(
+        "--user", action="append", default=[], metavar="NAME[=GROUP,...]",
+        help="a user kubectl can act as (--user NAME): adds a token user and a context of "
+        "that name to the kubeconfig; repeatable. Service accounts "
+        "(system:serviceaccount:NS:NAME) get their groups",
+    )
+    webhooks = sandbox.add_argument_group("admission webhooks")
+    webhooks.add_argument(
+        "--webhooks", action="store_true",
+        help="run the admission webhooks in the operator (as its service account "
+        f"{operator_username()}) and register them with the sandbox; implies --tls",
+    )
+    _add_trusted_group(webhooks)
+    _add_monitoring(sandbox)
+
+    crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
+    crds.add_argument("directory", nargs="?", default="crds")
+    return root
