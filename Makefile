@@ -40,7 +40,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 sandbox: $(STAMP)
-	$(BIN)/mltrl sandbox
+	$(BIN)/mltrl sandbox --alerts-port 9091 --metrics-port 9090
 
 clean:
 	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache

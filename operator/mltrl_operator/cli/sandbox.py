@@ -28,6 +28,16 @@ from mltrl_operator.webhooks.server import WebhookServer
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 
+def sandbox_alerts_token(directory: Path) -> Path:
+    """A token for the sandbox's alert receiver, made once and kept beside the kubeconfig."""
+    path = directory / "alerts-token"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path
+
+
 def sandbox_users(args: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
     """--user NAME[=GROUP,...] -> {name: (token, groups)}; service accounts get their
     groups as in a cluster. --webhooks adds the operator's service account."""
@@ -74,6 +84,8 @@ def _sandbox_webhooks(server: SandboxServer, directory: Path, trusted: list[str]
 async def sandbox(args: argparse.Namespace) -> int:
     if args.webhooks and args.no_operator:
         raise WebhookConfigError("--webhooks runs the webhooks in the operator: drop --no-operator")
+    if args.alerts_port is not None and not args.alerts_token_file:
+        args.alerts_token_file = str(sandbox_alerts_token(Path(args.dir)))
     services = [] if args.no_operator else alert_services(args)
     users = sandbox_users(args)
     tokens: dict[str, tuple[str, list[str]]] | None = None
@@ -115,6 +127,9 @@ async def sandbox(args: argparse.Namespace) -> int:
     print(f"\n    export KUBECONFIG={kubeconfig}\n", flush=True)
     if users:
         print("Users (kubectl --user NAME): " + ", ".join(users), flush=True)
+    if args.alerts_port is not None and not args.no_operator:
+        print(f"Alerts: POST http://127.0.0.1:{args.alerts_port}/alerts with "
+              f"'Authorization: Bearer <{args.alerts_token_file}>'", flush=True)
     print("Then try: kubectl apply -f manifests/examples/ && kubectl get mltech", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     # kopf installs its own SIGINT/SIGTERM handlers over ours and then ends the operator

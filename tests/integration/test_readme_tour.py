@@ -1,0 +1,80 @@
+"""The README's tour works as written: the same commands, against `make sandbox`'s setup."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import BIN, MLTRL, REPO, Process, eventually, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def tour_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    tour = readme.split("## A 60-second tour", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", tour, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split("  #", 1)[0].strip()
+            if command and not command.startswith(("export ", "#")):
+                commands.append(command)
+    return commands
+
+
+def test_the_readme_tour(tmp_path: Path) -> None:
+    commands = tour_commands()
+    assert any("example-alert.json" in c for c in commands), "the tour shows a rollback"
+    port, alerts = free_port(), free_port()
+    sandbox_dir = tmp_path / ".sandbox"
+    process = Process(
+        [str(MLTRL), "sandbox", "--port", str(port), "--dir", str(sandbox_dir),
+         "--alerts-port", str(alerts)],
+        tmp_path / "sandbox.log",
+    ).start()
+    env = {**os.environ, "KUBECONFIG": str(sandbox_dir / "kubeconfig"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+    def sh(command: str) -> str:
+        command = (command.replace("http://127.0.0.1:9091", f"http://127.0.0.1:{alerts}")
+                   .replace(".sandbox/", f"{sandbox_dir}/"))
+        result = subprocess.run(["bash", "-c", command], cwd=REPO, env=env, timeout=60,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        return result.stdout
+
+    def isvc_model() -> str:
+        return sh("kubectl get isvc fraud-detection -n payments "
+                  "-o jsonpath='{.spec.predictor.model.storageUri}'")
+
+    try:
+        eventually(lambda: "Press Ctrl-C" in process.output(), timeout=30,
+                   what=f"the sandbox to start\n{process.output()}")
+        outputs: dict[str, str] = {}
+        for command in commands:
+            if command.startswith("kubectl get isvc -n payments"):
+                eventually(lambda: "True" in sh(command), what="fraud-detection to serve")
+            if "knownGood" in command:
+                eventually(lambda c=command: "1.5.0" in sh(c), what="1.5.0 to be known-good")
+            if "status.unmet" in command:
+                eventually(lambda c=command: "research-plan" in sh(c), what="the unmet list")
+            if command.startswith("curl"):
+                eventually(lambda: "1.5.0" in isvc_model(), what="1.5.0 to serve")
+            if command.startswith("kubectl get isvc fraud-detection"):
+                eventually(lambda: isvc_model().endswith("/1.4.0"), what="the rollback")
+            if command.startswith("kubectl get events"):
+                eventually(lambda c=command: "RolledBack" in sh(c), what="the rollback event")
+            outputs[command] = sh(command)
+        table = next(v for k, v in outputs.items() if k.startswith("kubectl get mltech -A"))
+        assert table.splitlines()[0].split()[:4] == ["NAMESPACE", "NAME", "LEVEL", "PHASE"]
+        unmet = next(v for k, v in outputs.items() if "status.unmet" in k)
+        assert "research-plan" in unmet
+        posted = next(v for k, v in outputs.items() if k.startswith("curl"))
+        assert '"recorded"' in posted
+        assert "Who is accountable" in next(v for k, v in outputs.items() if "explain" in k)
+    finally:
+        process.stop()
