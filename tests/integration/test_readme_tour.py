@@ -57,7 +57,7 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         outputs: dict[str, str] = {}
         for command in commands:
             if command.startswith("kubectl get isvc -n payments"):
-                eventually(lambda: "True" in sh(command), what="fraud-detection to serve")
+                eventually(lambda c=command: "True" in sh(c), what="fraud-detection to serve")
             if "knownGood" in command:
                 eventually(lambda c=command: "1.5.0" in sh(c), what="1.5.0 to be known-good")
             if "status.unmet" in command:
