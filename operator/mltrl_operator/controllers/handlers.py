@@ -61,14 +61,17 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             default_namespace=connection.default_namespace,
         )
 
+    # The indices are async on purpose: kopf runs plain functions in a thread pool, and a
+    # hop to a thread and back for every event of every object costs far more than the
+    # indexing itself (docs/benchmarks.md).
     @kopf.index(GROUP, VERSION, TECHNOLOGIES.plural, id=ids.TECHNOLOGIES, registry=registry)
-    def technology_index(
+    async def technology_index(
         namespace: str | None, name: str, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace, name): snapshot(body)}
 
     @kopf.index(GROUP, VERSION, TECHNOLOGIES.plural, id=ids.COMPOSITES, registry=registry)
-    def composite_index(
+    async def composite_index(
         namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[Any, Any]:
         return {
@@ -77,24 +80,24 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         }
 
     @kopf.index(GROUP, VERSION, REVIEWS.plural, id=ids.REVIEWS, registry=registry)
-    def review_index(
+    async def review_index(
         namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace, spec.get("technology")): snapshot(body)}
 
     @kopf.index(GROUP, VERSION, POLICIES.plural, id=ids.POLICIES, registry=registry)
-    def policy_index(name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    async def policy_index(name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
         return {None: (name, dict(spec))}
 
     @kopf.index("", "v1", NAMESPACES.plural, id=ids.NAMESPACES, registry=registry)
-    def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dict[Any, Any]:
+    async def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dict[Any, Any]:
         return {name: dict(labels)}
 
     @kopf.index(
         ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, id=ids.INFERENCE_SERVICES,
         registry=registry,
     )
-    def inference_service_index(
+    async def inference_service_index(
         namespace: str | None, name: str, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace, name): snapshot(body)}

@@ -33,6 +33,48 @@ def _all(index: Mapping[Any, Iterable[Any]] | None, key: Any) -> list[Any]:
     return list(index[key])
 
 
+class _PolicyMemo:
+    """The parsed policies, and the effective policy per set of namespace labels, kept for
+    as long as the policy index holds the very same entries: kopf replaces an entry only
+    when the policy changed, so most reconciles need not parse and merge every policy.
+    The entries are kept referenced, so an identity match can never be a recycled id."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._entries: list[Any] = []
+        self._policies: list[NamedPolicy] = []
+        self._effective: dict[tuple[tuple[str, str], ...], EffectivePolicy] = {}
+
+    def policies(self, entries: list[Any]) -> list[NamedPolicy]:
+        if len(entries) != len(self._entries) or any(
+            entry is not known for entry, known in zip(entries, self._entries, strict=True)
+        ):
+            self._policies = sorted(
+                (
+                    NamedPolicy(name=name, spec=MLTRLPolicySpec.model_validate(spec))
+                    for name, spec in entries
+                ),
+                key=lambda policy: policy.name,
+            )
+            self._entries = entries
+            self._effective = {}
+        return list(self._policies)
+
+    def effective(self, entries: list[Any], labels: dict[str, str]) -> EffectivePolicy:
+        policies = self.policies(entries)
+        key = tuple(sorted(labels.items()))
+        found = self._effective.get(key)
+        if found is None:
+            if len(self._effective) >= self.LIMIT:
+                self._effective.clear()
+            found = self._effective[key] = effective_policy(policies, labels)
+        return found
+
+
+_POLICY_MEMO = _PolicyMemo()
+
+
 class ClusterView:
     def __init__(self, indices: Mapping[str, Any], writes: ReadYourWrites | None = None) -> None:
         self._indices = {name: indices.get(name) for name in INDEX_IDS}
@@ -67,13 +109,7 @@ class ClusterView:
         ]
 
     def policies(self) -> list[NamedPolicy]:
-        return sorted(
-            (
-                NamedPolicy(name=name, spec=MLTRLPolicySpec.model_validate(spec))
-                for name, spec in _all(self._indices[POLICIES], None)
-            ),
-            key=lambda policy: policy.name,
-        )
+        return _POLICY_MEMO.policies(_all(self._indices[POLICIES], None))
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         labels: dict[str, str] | None = _first(self._indices[NAMESPACES], namespace)
@@ -84,7 +120,9 @@ class ClusterView:
         return sorted(index.keys()) if index is not None else []
 
     def policy_for(self, namespace: str) -> EffectivePolicy:
-        return effective_policy(self.policies(), self.namespace_labels(namespace))
+        return _POLICY_MEMO.effective(
+            _all(self._indices[POLICIES], None), self.namespace_labels(namespace)
+        )
 
     def inference_service(self, namespace: str, name: str) -> Body | None:
         body: Body | None = _first(self._indices[INFERENCE_SERVICES], (namespace, name))
