@@ -239,6 +239,29 @@ def _body(ref: str, *types: str) -> Obj:
     return {"content": {t: {"schema": _ref(ref)} for t in types}, "required": True}
 
 
+def _read_write(rt: ResourceType, operation: str, item: str, patch_body: Obj) -> Obj:
+    """get, put and patch of one object (or of its status): the operations kubectl uses."""
+    return {
+        "get": _op(rt, "get", f"read{operation}", item),
+        "put": _op(
+            rt,
+            "put",
+            f"replace{operation}",
+            item,
+            parameters=list(_WRITE_PARAMS),
+            requestBody=_body(item, "*/*"),
+        ),
+        "patch": _op(
+            rt,
+            "patch",
+            f"patch{operation}",
+            item,
+            parameters=[*_WRITE_PARAMS, _query("force", "boolean")],
+            requestBody=patch_body,
+        ),
+    }
+
+
 def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     prefix = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
     scope = "Namespaced" if rt.namespaced else ""
@@ -282,23 +305,7 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
             "parameters": [ns_param] if rt.namespaced else [],
         },
         single: {
-            "get": _op(rt, "get", f"read{scope}{rt.kind}", item),
-            "put": _op(
-                rt,
-                "put",
-                f"replace{scope}{rt.kind}",
-                item,
-                parameters=list(_WRITE_PARAMS),
-                requestBody=_body(item, "*/*"),
-            ),
-            "patch": _op(
-                rt,
-                "patch",
-                f"patch{scope}{rt.kind}",
-                item,
-                parameters=[*_WRITE_PARAMS, _query("force", "boolean")],
-                requestBody=patch_body,
-            ),
+            **_read_write(rt, f"{scope}{rt.kind}", item, patch_body),
             "delete": _op(
                 rt,
                 "delete",
@@ -315,23 +322,7 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
         }
     if rt.status_subresource:
         paths[f"{single}/status"] = {
-            "get": _op(rt, "get", f"read{scope}{rt.kind}Status", item),
-            "put": _op(
-                rt,
-                "put",
-                f"replace{scope}{rt.kind}Status",
-                item,
-                parameters=list(_WRITE_PARAMS),
-                requestBody=_body(item, "*/*"),
-            ),
-            "patch": _op(
-                rt,
-                "patch",
-                f"patch{scope}{rt.kind}Status",
-                item,
-                parameters=[*_WRITE_PARAMS, _query("force", "boolean")],
-                requestBody=patch_body,
-            ),
+            **_read_write(rt, f"{scope}{rt.kind}Status", item, patch_body),
             "parameters": common,
         }
     return paths
