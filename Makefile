@@ -42,5 +42,10 @@ docs: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/mltrl sandbox --alerts-port 9091 --metrics-port 9090
 
+# Benchmarks against the sandbox and bare kopf (docs/benchmarks.md): about half an hour on
+# two cores. `make bench BENCH_ARGS=--quick` is the two-minute version.
+bench: $(STAMP)
+	$(BIN)/python -m e2e.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,306 @@
+"""`python -m e2e.bench`: run the scenarios, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from e2e.bench import objects, report
+from e2e.bench.figures import exponent, ratio, relative
+from e2e.bench.procs import REPO
+from e2e.bench.scenarios import (
+    QUICK,
+    VARIANTS,
+    Config,
+    baseline,
+    log,
+    operator_scenarios,
+    scale,
+)
+
+PERCENTILES = ("p50", "p95", "p99")
+T = TypeVar("T")
+
+
+def revision() -> str:
+    """The commit measured, marked when the work tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "operator")
+    return f"{commit}{' + uncommitted changes in operator/' if dirty else ''}"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_kib = 0
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "memory_gib": round(memory_kib / 1024**2, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kopf": metadata.version("kopf"),
+        "aiohttp": metadata.version("aiohttp"),
+        "pydantic": metadata.version("pydantic"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def in_round_trips(summary: dict[str, Any], rtt: dict[str, Any]) -> dict[str, Any]:
+    """Each percentile in units of the sandbox's median GET round trip."""
+    return {key: ratio(summary.get(key), rtt.get("p50")) for key in PERCENTILES}
+
+
+def _derive(results: dict[str, Any]) -> None:
+    """Ratios to bare kopf and to the sandbox's round trip, growth exponents, targets."""
+    bare = results["baseline"]["bare_kopf"]["reaction_ms"]
+    rtt = results["baseline"]["sandbox"]["get_ms"]
+    ops = results["operator"]
+    for section, fields in (
+        ("promotion", ("to_level_ms", "to_inference_service_ms")),
+        ("promotion_level_only", ("to_level_ms",)),
+        ("alert_rollback", ("to_inference_service_ms", "to_recorded_ms")),
+        ("alert_demote", ("to_inference_service_ms", "to_recorded_ms")),
+    ):
+        for field in fields:
+            summary = ops[section][field]
+            summary["x_bare_kopf"] = relative(summary, bare, PERCENTILES)
+            summary["round_trips"] = in_round_trips(summary, rtt)
+    bare_summary = results["baseline"]["bare_kopf"]["reaction_ms"]
+    bare_summary["round_trips"] = in_round_trips(bare_summary, rtt)
+
+    runs = results["scale"]["runs"]
+    bares = {r["technologies"]: r for r in runs if r["who"] == "bare-kopf"}
+    for run in runs:
+        other = bares.get(run["technologies"])
+        if other and run is not other:
+            run["x_bare_kopf"] = ratio(run["seconds_to_current"], other["seconds_to_current"])
+    growth: dict[str, Any] = {}
+    sizes = sorted({r["technologies"] for r in runs})
+    if len(sizes) >= 2:
+        n1, n2 = sizes[0], sizes[-1]
+        growth["between"] = [n1, n2]
+        by = {(r["who"], r["technologies"]): r for r in runs}
+        for who in dict.fromkeys(r["who"] for r in runs):
+            small, large = by.get((who, n1)), by.get((who, n2))
+            if not small or not large:
+                continue
+            growth[who] = {
+                "seconds_to_current": exponent(n1, small["seconds_to_current"], n2,
+                                               large["seconds_to_current"]),
+                "peak_rss": exponent(n1, small["peak_rss_mib"], n2, large["peak_rss_mib"]),
+            }
+        empty = results["scale"].get("empty_rss_mib")
+        small, large = by.get(("mltrl", n1)), by.get(("mltrl", n2))
+        if empty and small and large and "mltrl" in growth:
+            growth["mltrl"]["peak_rss_above_empty"] = exponent(
+                n1, small["peak_rss_mib"] - empty, n2, large["peak_rss_mib"] - empty
+            )
+    results["scale"]["growth"] = growth
+    results["targets"] = targets(results)
+
+
+def _target(name: str, goal: str, value: Any, met: bool | None) -> dict[str, Any]:
+    return {"target": name, "goal": goal, "value": value, "met": met}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    ops = results["operator"]
+    bare_p99 = results["baseline"]["bare_kopf"]["reaction_ms"].get("p99")
+    alert_p99 = ops["alert_rollback"]["to_inference_service_ms"].get("p99")
+    promo_p99 = ops["promotion"]["to_level_ms"].get("p99")
+    level_writes = ops["promotion_level_only"]["cost"]["writes_per_action"]
+    serving_writes = ops["promotion"]["cost"]["writes_per_action"]
+    idle_writes = ops["idle"]["writes_per_minute"]
+    found = [
+        _target("alert to InferenceService patched, p99", "< 100 ms", alert_p99,
+                alert_p99 is not None and alert_p99 < 100),
+        _target("promotion (level in status), p99 vs bare kopf p99", "<= 3x",
+                ratio(promo_p99, bare_p99),
+                promo_p99 is not None and bool(bare_p99) and promo_p99 <= 3 * bare_p99),
+        _target("writes per promotion (level only)", "<= 4", level_writes,
+                level_writes is not None and level_writes <= 4),
+        _target("writes per promotion that starts serving", "<= 4 (the level-only target)",
+                serving_writes, serving_writes is not None and serving_writes <= 4),
+        _target("writes per minute idle", "0", idle_writes, idle_writes == 0),
+    ]
+    runs = [r for r in results["scale"]["runs"] if r["who"] == "mltrl"]
+    largest = max(runs, key=lambda r: r["technologies"]) if runs else None
+    if largest is not None:
+        n = largest["technologies"]
+        seconds, rss = largest["seconds_to_current"], largest["peak_rss_mib"]
+        full = n >= 10_000
+        found += [
+            _target(f"{n} technologies: all statuses current", "<= 120 s", seconds,
+                    seconds <= 120 if full else None),
+            _target(f"{n} technologies: operator peak RSS", "< 400 MiB", rss,
+                    rss < 400 if full else None),
+        ]
+    growth = (results["scale"].get("growth") or {}).get("mltrl") or {}
+    for key in ("seconds_to_current", "peak_rss"):
+        value = growth.get(key)
+        found.append(_target(f"growth exponent, {key.replace('_', ' ')}", "<= 1 (linear)",
+                             value, None if value is None else value <= 1.0))
+    return found
+
+
+async def run(config: Config, workdir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": {**config.__dict__, "scale": list(config.scale),
+                       "variants": list(config.variants)},
+            "machine": machine(),
+            "revision": revision(),
+            "sandbox": "a separate process (e2e/bench/sandbox_main.py)",
+        }
+    }
+    world = objects.build_world(
+        config.world, promote=config.promotions, step=config.steps,
+        rollback=config.rollbacks, demote=config.demotes,
+    )
+    results["baseline"] = await baseline(config, world, workdir)
+    results["operator"] = await operator_scenarios(config, world, workdir)
+    runs = []
+    for size in config.scale:
+        for variant in config.variants:
+            runs.append({"who": variant, **await scale(config, size, workdir, variant)})
+    results["scale"] = {"runs": runs, "variants": {v: VARIANTS[v] for v in config.variants}}
+    results["scale"]["empty_rss_mib"] = await _empty_rss(workdir, config.quiet)
+    _derive(results)
+    results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+    results["meta"]["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
+async def _empty_rss(workdir: Path, quiet: float) -> float | None:
+    """The operator's peak RSS with nothing to do: what the growth is measured above."""
+    from e2e.bench.scenarios import Operator, sandbox_running
+
+    async with sandbox_running(workdir / "empty", None, quiet) as sandbox:
+        operator = Operator(sandbox)
+        try:
+            await operator.start()
+            await sandbox.client.settle()
+            peak: float | None = operator.memory()["peak_rss_mib"]
+            return peak
+        finally:
+            await operator.stop()
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m e2e.bench",
+        description="Benchmark the operator against the sandbox API server and bare kopf.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, for a smoke run (under a minute)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the JSON (default: bench-results/<time>.json)")
+    parser.add_argument("--scale", default=None,
+                        help="comma-separated technology counts for scenario 4 "
+                        "(default 1000,10000; --quick 40,160)")
+    parser.add_argument("--world", type=int, default=None,
+                        help="technologies present in scenarios 1-3 (default 1000)")
+    parser.add_argument("--promotions", type=int, default=None, help="default 200")
+    parser.add_argument("--alerts", type=int, default=None,
+                        help="rollback alerts, and as many demotion alerts (default 100)")
+    parser.add_argument("--idle-seconds", type=float, default=None, help="default 60")
+    parser.add_argument("--variants", default=None,
+                        help="who starts at each scale, comma-separated (default: all of "
+                        + ", ".join(VARIANTS) + ")")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep logs here (default: a temporary directory)")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    base = QUICK if args.quick else Config()
+    changes: dict[str, Any] = {}
+    if args.scale:
+        changes["scale"] = tuple(int(n) for n in args.scale.split(",") if n)
+    if args.world is not None:
+        changes["world"] = args.world
+    if args.promotions is not None:
+        changes["promotions"] = args.promotions
+    if args.alerts is not None:
+        changes["rollbacks"] = changes["demotes"] = args.alerts
+    if args.idle_seconds is not None:
+        changes["idle_seconds"] = args.idle_seconds
+    if args.variants:
+        changes["variants"] = tuple(v for v in args.variants.split(",") if v)
+        unknown = set(changes["variants"]) - set(VARIANTS)
+        if unknown:
+            raise SystemExit(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+    return Config(**{**base.__dict__, **changes})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    config = config_from(args)
+    out = args.out or REPO / "bench-results" / (
+        datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "") + ".json"
+    )
+    with tempfile.TemporaryDirectory(prefix="mltrl-bench-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        try:
+            results = asyncio.run(_cancel_on_sigterm(run(config, workdir)))
+        except KeyboardInterrupt:
+            return 130
+        except Exception:
+            log(f"failed; logs under {workdir}")
+            if args.workdir is None:
+                _show_logs(workdir)
+            raise
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report.render(results))
+    log(f"wrote {out}")
+    return 0
+
+
+async def _cancel_on_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """SIGTERM (e.g. from `timeout`) cancels the run, so every `finally` stops its processes."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+
+
+def _show_logs(workdir: Path) -> None:
+    for path in sorted(workdir.rglob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-30:]
+        print(f"--- {path.relative_to(workdir)} (last lines)", file=sys.stderr)
+        print("\n".join(tail), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

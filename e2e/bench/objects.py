@@ -1,0 +1,177 @@
+"""The objects a benchmark world is made of, written as a team would write them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+
+API = "mltrl.dev/v1alpha1"
+POLICY = "bench-policy"
+NAMESPACE_LABEL = "mltrl-bench"
+PER_NAMESPACE = 100
+MINIMUM_SERVING_LEVEL = 5
+ROLLBACK_ALERT = "BenchErrorRateHigh"
+DEMOTE_ALERT = "BenchDrift"
+DEMOTE_TO = 4
+APPROVAL = {"reviewer": "bob", "role": "qa", "decision": "approve"}
+
+
+def namespace(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "yes"}}}
+
+
+def policy() -> Obj:
+    return {
+        "apiVersion": API, "kind": "MLTRLPolicy", "metadata": {"name": POLICY},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "yes"}},
+            "serving": {"minimumLevel": MINIMUM_SERVING_LEVEL, "enforcement": "enforce",
+                        "onDemotion": "stop"},
+            "requirements": [
+                {"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
+                 "evidence": [{"name": "unit-tests", "kind": "check"}]}
+                for level in range(1, 10)
+            ],
+        },
+    }
+
+
+def model(name: str, version: str) -> Obj:
+    return {"version": version, "storageUri": f"s3://models/{name}/{version}",
+            "format": "sklearn"}
+
+
+def technology(
+    name: str, ns: str, entry_level: int, *, serving: bool = False, monitored: bool = False
+) -> Obj:
+    spec: Obj = {"owner": "alice", "team": "ml", "entryLevel": entry_level, "targetLevel": 9}
+    if serving:
+        spec["model"] = model(name, "1.0.0")
+        spec["serving"] = {"predictor": {"minReplicas": 1}}
+    if monitored:
+        spec["monitoring"] = {"rules": [
+            {"alertName": ROLLBACK_ALERT, "action": "rollback"},
+            {"alertName": DEMOTE_ALERT, "action": "demote", "toLevel": DEMOTE_TO},
+        ]}
+    return {"apiVersion": API, "kind": "MLTechnology",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def review(technology_name: str, ns: str, from_level: int, *, approved: bool) -> Obj:
+    return {
+        "apiVersion": API, "kind": "LevelReview",
+        "metadata": {"name": f"{technology_name}-to-{from_level + 1}", "namespace": ns},
+        "spec": {
+            "technology": technology_name,
+            "fromLevel": from_level,
+            "toLevel": from_level + 1,
+            "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
+                          "uri": "https://ci.example.com/run/1"}],
+            "approvals": [APPROVAL] if approved else [],
+            "debrief": {"accomplished": "the work", "learned": "a lesson"},
+        },
+    }
+
+
+def alert_notification(name: str, ns: str, alert_name: str, fingerprint: str) -> Obj:
+    starts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "version": "4", "groupKey": f'{{}}:{{alertname="{alert_name}"}}', "truncatedAlerts": 0,
+        "status": "firing", "receiver": "mltrl-operator",
+        "groupLabels": {"alertname": alert_name}, "commonLabels": {"alertname": alert_name},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager.example.com",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": alert_name, "mltrl_technology": name, "namespace": ns},
+            "annotations": {"summary": "benchmark alert"},
+            "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example.com/graph",
+            "fingerprint": fingerprint,
+        }],
+    }
+
+
+@dataclass
+class Technology:
+    key: Key
+    entry_level: int
+    review: str
+    approved: bool
+    serving: bool
+
+    @property
+    def expected_level(self) -> int:
+        return self.entry_level + 1 if self.approved else self.entry_level
+
+
+@dataclass
+class World:
+    """Technologies by role, each with one LevelReview:
+
+    - promote: level 4, serving a model once at level 5; its review to 5 lacks the approval
+    - step: level 3, no model; its review to 4 lacks the approval
+    - rollback / demote: enter at 4, promoted to 5 (serving) at start by an approved
+      review, with monitoring rules for the alerts (a demotion goes back to 4)
+    - filler: levels 0-8, every 10th with a model; every other review already approved,
+      so the operator promotes half of them when it starts
+    """
+
+    namespaces: list[str] = field(default_factory=list)
+    technologies: dict[Key, Technology] = field(default_factory=dict)
+    roles: dict[str, list[Key]] = field(default_factory=dict)
+    objects: list[Obj] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.technologies)
+
+    def review_keys(self) -> set[Key]:
+        return {(t.key[0], t.review) for t in self.technologies.values()}
+
+
+def build_world(
+    size: int, *, promote: int = 0, step: int = 0, rollback: int = 0, demote: int = 0
+) -> World:
+    special = promote + step + rollback + demote
+    if special > size:
+        raise ValueError(f"{special} special technologies do not fit in {size}")
+    world = World()
+    count = max(1, -(-size // PER_NAMESPACE))
+    world.namespaces = [f"bench-{n:03d}" for n in range(count)]
+    world.objects = [namespace(ns) for ns in world.namespaces] + [policy()]
+    plan = (
+        [("promote", promote), ("step", step), ("rollback", rollback), ("demote", demote),
+         ("filler", size - special)]
+    )
+    reviews: list[Obj] = []
+    index = 0
+    for role, how_many in plan:
+        keys = world.roles.setdefault(role, [])
+        for n in range(how_many):
+            ns = world.namespaces[index % count]
+            name = f"{role}-{n:05d}"
+            index += 1
+            if role == "promote":
+                entry, serving, monitored, approved = 4, True, False, False
+            elif role == "step":
+                entry, serving, monitored, approved = 3, False, False, False
+            elif role in ("rollback", "demote"):
+                # A demotion may not go below spec.entryLevel: enter at 4, promoted to 5
+                # (serving) by an approved review when the operator starts.
+                entry, serving, monitored, approved = DEMOTE_TO, True, True, True
+            else:
+                entry, serving, monitored, approved = n % 9, n % 10 == 0, False, n % 2 == 0
+            world.objects.append(technology(name, ns, entry, serving=serving,
+                                            monitored=monitored))
+            body = review(name, ns, entry, approved=approved)
+            reviews.append(body)
+            tech = Technology((ns, name), entry, body["metadata"]["name"], approved, serving)
+            world.technologies[tech.key] = tech
+            keys.append(tech.key)
+    world.objects += reviews
+    return world
