@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, WIDGET_CRD, Kubectl, eventually
+from conftest import WIDGET_CRD, Kubectl, eventually
 
 from mltrl_operator.sandbox.server import SandboxThread
 
@@ -390,9 +390,6 @@ def test_bundled_inference_service_columns(kubectl: Kubectl, ns: str) -> None:
     assert preserved["model"]["storageUri"] == "s3://m"
 
 
-@pytest.mark.skipif(
-    not (REPO / "crds" / "mltrl.dev_mltechnologies.yaml").exists(), reason="no project CRDs"
-)
 def test_project_crds_give_the_real_servers_texts(kubectl: Kubectl, ns: str) -> None:
     tech = {
         "apiVersion": "mltrl.dev/v1alpha1",
