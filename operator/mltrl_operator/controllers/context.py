@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mltrl_operator.controllers.cache import ClusterCache
 from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
@@ -50,7 +51,7 @@ def _version(body: dict[str, Any] | None) -> str:
 
 class ReadYourWrites:
     """Remembers what we wrote until the watch shows it, so a snapshot older than our own
-    writes (an index entry or a queued event) is replaced by what the server returned.
+    writes (a cache entry or a queued event) is replaced by what the server returned.
 
     resourceVersions are opaque, so versions are only compared for equality: every version
     one of our writes was based on is known to be stale until the watch delivers the
@@ -85,8 +86,7 @@ class OperatorContext:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     writes: ReadYourWrites = field(default_factory=ReadYourWrites)
     retries: Retries = field(default_factory=Retries)
-    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
-    """Labels last seen per namespace, to tell a relabel from any other namespace event."""
+    cache: ClusterCache = field(default_factory=ClusterCache)
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.client)

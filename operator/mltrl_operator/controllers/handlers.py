@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
-from mltrl_operator.controllers import view as ids
+from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.policy import reconcile_policy
@@ -24,6 +23,7 @@ from mltrl_operator.k8s.resources import (
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    ResourceRef,
 )
 
 ISVC_GROUP, ISVC_VERSION = INFERENCE_SERVICES.group, INFERENCE_SERVICES.version
@@ -34,8 +34,12 @@ def snapshot(body: Any) -> dict[str, Any]:
     return {key: value for key, value in body.items()}
 
 
-def _is_initial_listing(event: kopf.RawEvent) -> bool:
-    return event.get("type") is None
+def _observe(
+    ctx: OperatorContext, resource: ResourceRef, event: kopf.RawEvent, body: Any
+) -> ClusterView:
+    """Bring the cache up to this event, first thing in every handler, and view it."""
+    ctx.cache.apply(resource, event.get("type"), snapshot(body))
+    return ClusterView(ctx.cache, ctx.writes)
 
 
 def _owner_technology(body: Any) -> str | None:
@@ -61,54 +65,19 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             default_namespace=connection.default_namespace,
         )
 
-    # The indices are async on purpose: kopf runs plain functions in a thread pool, and a
-    # hop to a thread and back for every event of every object costs far more than the
-    # indexing itself (docs/benchmarks.md).
-    @kopf.index(GROUP, VERSION, TECHNOLOGIES.plural, id=ids.TECHNOLOGIES, registry=registry)
-    async def technology_index(
-        namespace: str | None, name: str, body: kopf.Body, **_: Any
-    ) -> dict[Any, Any]:
-        return {(namespace, name): snapshot(body)}
-
-    @kopf.index(GROUP, VERSION, TECHNOLOGIES.plural, id=ids.COMPOSITES, registry=registry)
-    async def composite_index(
-        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-    ) -> dict[Any, Any]:
-        return {
-            (component.get("namespace") or namespace, component.get("name")): (namespace, name)
-            for component in spec.get("components") or []
-        }
-
-    @kopf.index(GROUP, VERSION, REVIEWS.plural, id=ids.REVIEWS, registry=registry)
-    async def review_index(
-        namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
-    ) -> dict[Any, Any]:
-        return {(namespace, spec.get("technology")): snapshot(body)}
-
-    @kopf.index(GROUP, VERSION, POLICIES.plural, id=ids.POLICIES, registry=registry)
-    async def policy_index(name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
-        return {None: (name, dict(spec))}
-
-    @kopf.index("", "v1", NAMESPACES.plural, id=ids.NAMESPACES, registry=registry)
-    async def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dict[Any, Any]:
-        return {name: dict(labels)}
-
-    @kopf.index(
-        ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, id=ids.INFERENCE_SERVICES,
-        registry=registry,
-    )
-    async def inference_service_index(
-        namespace: str | None, name: str, body: kopf.Body, **_: Any
-    ) -> dict[Any, Any]:
-        return {(namespace, name): snapshot(body)}
+    @kopf.on.startup(registry=registry, backoff=2.0)
+    async def prime_cache(memo: Any, **_: Any) -> None:
+        # kopf starts watching only once this is done, so no handler sees a partial cache.
+        ctx: OperatorContext = memo["ctx"]
+        await prime(ctx.client, ctx.cache)
 
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
-        **kwargs: Any,
+        **_: Any,
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
-        view = ClusterView.from_kwargs(kwargs, ctx.writes)
+        view = _observe(ctx, TECHNOLOGIES, event, body)
         assert namespace is not None  # MLTechnology is namespaced
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
             if event.get("type") != "DELETED":
@@ -116,7 +85,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
                 await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
-            # Composites and reviews read this technology from the index, which this very
+            # Composites and reviews read this technology from the cache, which this very
             # event has just refreshed; each writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
             await reconcile_reviews_of(ctx, view, namespace, name)
@@ -124,28 +93,27 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
-        **kwargs: Any,
+        **_: Any,
     ) -> None:
+        ctx: OperatorContext = memo["ctx"]
+        view = _observe(ctx, REVIEWS, event, body)
         if event.get("type") == "DELETED":
             return
-        ctx: OperatorContext = memo["ctx"]
-        view = ClusterView.from_kwargs(kwargs, ctx.writes)
         review = ctx.writes.fresh(("LevelReview", namespace or "", name), snapshot(body))
         if review is not None:
             with metrics.reconcile_timer(REVIEWS.kind):
                 await reconcile_review_or_retry(ctx, view, review)
 
     @kopf.on.event(GROUP, VERSION, POLICIES.plural, registry=registry)
-    async def policy_changed(
-        event: kopf.RawEvent, body: kopf.Body, memo: Any, **kwargs: Any
-    ) -> None:
+    async def policy_changed(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx: OperatorContext = memo["ctx"]
-        view = ClusterView.from_kwargs(kwargs, ctx.writes)
+        before = ctx.cache.policies.version
+        view = _observe(ctx, POLICIES, event, body)
         with metrics.reconcile_timer(POLICIES.kind):
             if event.get("type") != "DELETED":
                 await reconcile_policy(ctx, view, snapshot(body))
-            if _is_initial_listing(event):
-                return  # every technology is listed at start-up anyway
+            if ctx.cache.policies.version == before:
+                return  # its status, or nothing at all, changed: no rule moved
             keys = view.technology_keys()
             await reconcile_many(ctx, view, keys)
             for namespace, name in keys:
@@ -153,24 +121,22 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
     async def namespace_changed(
-        event: kopf.RawEvent, name: str, labels: Mapping[str, str], memo: Any, **kwargs: Any
+        event: kopf.RawEvent, body: kopf.Body, name: str, memo: Any, **_: Any
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
-        seen = ctx.namespace_labels
-        previous, seen[name] = seen.get(name), dict(labels)
-        if _is_initial_listing(event) or previous == seen[name]:
-            return
-        view = ClusterView.from_kwargs(kwargs, ctx.writes)
+        before = ctx.cache.namespace_labels(name)
+        view = _observe(ctx, NAMESPACES, event, body)
+        if ctx.cache.namespace_labels(name) == before:
+            return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
             await reconcile_many(ctx, view, view.technology_keys([name]))
 
     @kopf.on.event(ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, registry=registry)
     async def inference_service_changed(
-        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: Any,
-        **kwargs: Any,
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
-        view = ClusterView.from_kwargs(kwargs, ctx.writes)
+        view = _observe(ctx, INFERENCE_SERVICES, event, body)
         owner = _owner_technology(body)
         assert namespace is not None  # InferenceService is namespaced
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):

@@ -213,7 +213,7 @@ async def persist_status(
 async def reconcile_or_retry(
     ctx: OperatorContext, view: ClusterView, namespace: str, name: str, body: Body | None = None
 ) -> None:
-    """Reconcile, and on failure try again later with backoff, from the then-current index."""
+    """Reconcile, and on failure try again later with backoff, from the then-current cache."""
     key = ("MLTechnology", namespace, name)
     try:
         await reconcile_technology(ctx, view, namespace, name, body)

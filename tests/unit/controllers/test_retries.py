@@ -60,7 +60,7 @@ async def test_a_failed_reconcile_is_retried_until_it_succeeds(
     monkeypatch.setattr(technology, "reconcile_technology", flaky)
     ctx = OperatorContext(client=KubeClient(Connection(server="http://127.0.0.1:1")))
     ctx.retries = Retries(first_delay=0.01)
-    await technology.reconcile_or_retry(ctx, ClusterView({}), "ml", "ranker")
+    await technology.reconcile_or_retry(ctx, ClusterView(ctx.cache), "ml", "ranker")
     deadline = asyncio.get_running_loop().time() + 5
     while len(attempts) < 3 and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)

@@ -1,0 +1,221 @@
+"""What the operator knows of the cluster: listed once at start-up, then kept current from
+the very watch events kopf hands to our handlers.
+
+This replaces kopf's indices on purpose. kopf holds every object's handler until every
+object of every indexed kind is indexed, and its gate wakes every waiting worker for each
+object indexed: start-up cost grows with the square of the object count (minutes at
+10,000 technologies, docs/benchmarks.md). Listing before kopf starts watching gives the
+same guarantee (no handler acts on a partial view) in one request per kind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mltrl_operator.api.policy import MLTRLPolicySpec
+from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective_policy
+from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.errors import NotFound
+from mltrl_operator.k8s.resources import (
+    INFERENCE_SERVICES,
+    NAMESPACES,
+    POLICIES,
+    REVIEWS,
+    TECHNOLOGIES,
+    ResourceRef,
+)
+
+Key = tuple[str, str]
+Body = dict[str, Any]
+Labels = dict[str, str]
+
+CACHED = (TECHNOLOGIES, REVIEWS, POLICIES, NAMESPACES, INFERENCE_SERVICES)
+
+logger = logging.getLogger(__name__)
+
+
+def _key(body: Body) -> Key:
+    metadata = body.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+def _components(namespace: str, body: Body) -> set[Key]:
+    return {
+        (str(component.get("namespace") or namespace), str(component.get("name")))
+        for component in (body.get("spec") or {}).get("components") or []
+    }
+
+
+class _Policies:
+    """Policies parsed once per change, and the effective policy per set of namespace
+    labels, which is all most reconciles ask for."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._specs: dict[str, Body] = {}
+        self._parsed: list[NamedPolicy] | None = None
+        self._effective: dict[tuple[tuple[str, str], ...], EffectivePolicy] = {}
+        self.version = 0
+        """Counts changes, so a handler can tell whether an event moved any rule."""
+
+    def put(self, name: str, spec: Body | None) -> bool:
+        """Store (None: forget) a policy's spec; True when that changes what applies."""
+        if spec is None:
+            changed = self._specs.pop(name, None) is not None
+        else:
+            changed = self._specs.get(name) != spec
+            self._specs[name] = spec
+        if changed:
+            self.version += 1
+            self._parsed = None
+            self._effective = {}
+        return changed
+
+    def parsed(self) -> list[NamedPolicy]:
+        # A spec that does not parse raises here, at every reconcile, rather than being
+        # skipped: a policy the operator cannot read must not silently stop applying.
+        if self._parsed is None:
+            self._parsed = sorted(
+                (
+                    NamedPolicy(name=name, spec=MLTRLPolicySpec.model_validate(spec))
+                    for name, spec in self._specs.items()
+                ),
+                key=lambda policy: policy.name,
+            )
+        return list(self._parsed)
+
+    def effective(self, labels: Labels) -> EffectivePolicy:
+        policies = self.parsed()
+        key = tuple(sorted(labels.items()))
+        found = self._effective.get(key)
+        if found is None:
+            if len(self._effective) >= self.LIMIT:
+                self._effective.clear()
+            found = self._effective[key] = effective_policy(policies, labels)
+        return found
+
+
+class ClusterCache:
+    def __init__(self) -> None:
+        self._technologies: dict[Key, Body] = {}
+        self._components_of: dict[Key, set[Key]] = {}
+        self._composites_of: dict[Key, set[Key]] = {}
+        self._reviews: dict[Key, dict[str, Body]] = {}
+        self._review_technology: dict[Key, str] = {}
+        self._namespaces: dict[str, Labels] = {}
+        self._inference_services: dict[Key, Body] = {}
+        self.policies = _Policies()
+
+    # --- keeping it current ---------------------------------------------------------------
+
+    def apply(self, resource: ResourceRef, event_type: str | None, body: Body) -> None:
+        """One watch event (`event_type` None: kopf's initial listing)."""
+        deleted = event_type == "DELETED"
+        if resource == TECHNOLOGIES:
+            self._put_technology(_key(body), None if deleted else body)
+        elif resource == REVIEWS:
+            self._put_review(_key(body), None if deleted else body)
+        elif resource == POLICIES:
+            name = _key(body)[1]
+            self.policies.put(name, None if deleted else dict(body.get("spec") or {}))
+        elif resource == NAMESPACES:
+            name = _key(body)[1]
+            if deleted:
+                self._namespaces.pop(name, None)
+            else:
+                self._namespaces[name] = dict((body.get("metadata") or {}).get("labels") or {})
+        elif resource == INFERENCE_SERVICES:
+            if deleted:
+                self._inference_services.pop(_key(body), None)
+            else:
+                self._inference_services[_key(body)] = body
+        else:
+            raise ValueError(f"{resource.kind} is not cached")
+
+    def _put_technology(self, key: Key, body: Body | None) -> None:
+        for component in self._components_of.pop(key, set()):
+            composites = self._composites_of.get(component)
+            if composites is not None:
+                composites.discard(key)
+                if not composites:
+                    del self._composites_of[component]
+        if body is None:
+            self._technologies.pop(key, None)
+            return
+        self._technologies[key] = body
+        components = _components(key[0], body)
+        if components:
+            self._components_of[key] = components
+            for component in components:
+                self._composites_of.setdefault(component, set()).add(key)
+
+    def _put_review(self, key: Key, body: Body | None) -> None:
+        namespace, name = key
+        previous = self._review_technology.pop(key, None)
+        if previous is not None:
+            reviews = self._reviews.get((namespace, previous))
+            if reviews is not None:
+                reviews.pop(name, None)
+                if not reviews:
+                    del self._reviews[(namespace, previous)]
+        if body is None:
+            return
+        technology = str((body.get("spec") or {}).get("technology") or "")
+        self._review_technology[key] = technology
+        self._reviews.setdefault((namespace, technology), {})[name] = body
+
+    # --- reading it -----------------------------------------------------------------------
+
+    def technology(self, namespace: str, name: str) -> Body | None:
+        return self._technologies.get((namespace, name))
+
+    def technology_keys(self, namespaces: Iterable[str] | None = None) -> list[Key]:
+        if namespaces is None:
+            return list(self._technologies)
+        wanted = set(namespaces)
+        return [key for key in self._technologies if key[0] in wanted]
+
+    def composites_of(self, namespace: str, name: str) -> list[Key]:
+        return sorted(self._composites_of.get((namespace, name), ()))
+
+    def reviews_of(self, namespace: str, technology: str) -> list[Body]:
+        return list(self._reviews.get((namespace, technology), {}).values())
+
+    def namespace_labels(self, namespace: str) -> Labels | None:
+        """None: no such namespace seen."""
+        labels = self._namespaces.get(namespace)
+        return None if labels is None else dict(labels)
+
+    def namespaces(self) -> list[str]:
+        return sorted(self._namespaces)
+
+    def inference_service(self, namespace: str, name: str) -> Body | None:
+        return self._inference_services.get((namespace, name))
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "technologies": len(self._technologies),
+            "reviews": len(self._review_technology),
+            "namespaces": len(self._namespaces),
+            "inferenceservices": len(self._inference_services),
+        }
+
+
+async def prime(client: KubeClient, cache: ClusterCache) -> None:
+    """List every kind the operator reads, before kopf starts watching them."""
+    for resource in CACHED:
+        try:
+            items = await client.list(resource)
+        except NotFound:
+            # KServe not installed (yet): nothing to govern, and kopf will say so too.
+            logger.warning("%s cannot be listed; treating as none", resource.plural)
+            items = []
+        for item in items:
+            # A list's items carry no kind; watch events, and our event recorder, do.
+            cache.apply(resource, None, {
+                "apiVersion": resource.api_version, "kind": resource.kind, **item,
+            })
+    logger.info("cache primed: %s", cache.sizes())

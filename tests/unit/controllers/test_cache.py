@@ -1,0 +1,165 @@
+"""The operator's cache: kept current by watch events, and policies parsed once per change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mltrl_operator.api.policy import MLTRLPolicySpec
+from mltrl_operator.controllers.cache import ClusterCache
+from mltrl_operator.controllers.context import ReadYourWrites
+from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.k8s.resources import (
+    INFERENCE_SERVICES,
+    NAMESPACES,
+    POLICIES,
+    REVIEWS,
+    TECHNOLOGIES,
+)
+
+
+def _meta(name: str, namespace: str | None = None, version: str = "1") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "resourceVersion": version}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def technology(name: str, components: tuple[str, ...] = (), version: str = "1") -> dict[str, Any]:
+    return {
+        "metadata": _meta(name, "ml", version),
+        "spec": {"components": [{"name": c} for c in components]} if components else {},
+    }
+
+
+def review(name: str, technology: str) -> dict[str, Any]:
+    return {"metadata": _meta(name, "ml"), "spec": {"technology": technology}}
+
+
+def policy(name: str, minimum: int, team: str = "ml") -> dict[str, Any]:
+    return {"metadata": _meta(name), "spec": {
+        "namespaceSelector": {"matchLabels": {"team": team}},
+        "serving": {"minimumLevel": minimum},
+    }}
+
+
+def namespace(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {**_meta(name), "labels": labels}}
+
+
+def test_events_add_change_and_remove_technologies() -> None:
+    cache = ClusterCache()
+    cache.apply(TECHNOLOGIES, None, technology("ranker"))
+    cache.apply(TECHNOLOGIES, "ADDED", technology("scorer"))
+    assert sorted(cache.technology_keys()) == [("ml", "ranker"), ("ml", "scorer")]
+    cache.apply(TECHNOLOGIES, "MODIFIED", technology("ranker", version="2"))
+    assert cache.technology("ml", "ranker")["metadata"]["resourceVersion"] == "2"  # type: ignore[index]
+    cache.apply(TECHNOLOGIES, "DELETED", technology("ranker", version="2"))
+    assert cache.technology("ml", "ranker") is None
+    assert cache.technology_keys(["other"]) == []
+
+
+def test_composites_follow_their_component_lists() -> None:
+    cache = ClusterCache()
+    cache.apply(TECHNOLOGIES, None, technology("pipeline", ("ranker", "scorer")))
+    assert cache.composites_of("ml", "ranker") == [("ml", "pipeline")]
+    cache.apply(TECHNOLOGIES, "MODIFIED", technology("pipeline", ("scorer",)))
+    assert cache.composites_of("ml", "ranker") == []
+    assert cache.composites_of("ml", "scorer") == [("ml", "pipeline")]
+    cache.apply(TECHNOLOGIES, "DELETED", technology("pipeline", ("scorer",)))
+    assert cache.composites_of("ml", "scorer") == []
+
+
+def test_reviews_are_found_by_their_technology_even_when_it_changes() -> None:
+    cache = ClusterCache()
+    cache.apply(REVIEWS, None, review("to-5", "ranker"))
+    cache.apply(REVIEWS, None, review("to-6", "ranker"))
+    assert [r["metadata"]["name"] for r in cache.reviews_of("ml", "ranker")] == ["to-5", "to-6"]
+    cache.apply(REVIEWS, "MODIFIED", review("to-6", "scorer"))
+    assert [r["metadata"]["name"] for r in cache.reviews_of("ml", "ranker")] == ["to-5"]
+    assert [r["metadata"]["name"] for r in cache.reviews_of("ml", "scorer")] == ["to-6"]
+    cache.apply(REVIEWS, "DELETED", review("to-5", "ranker"))
+    assert cache.reviews_of("ml", "ranker") == []
+    assert cache.sizes()["reviews"] == 1
+
+
+def test_namespaces_and_inference_services() -> None:
+    cache = ClusterCache()
+    cache.apply(NAMESPACES, None, namespace("ml", team="ml"))
+    assert cache.namespace_labels("ml") == {"team": "ml"}
+    assert cache.namespace_labels("nowhere") is None
+    cache.apply(NAMESPACES, "DELETED", namespace("ml"))
+    assert cache.namespaces() == []
+    isvc = {"metadata": _meta("ranker", "ml")}
+    cache.apply(INFERENCE_SERVICES, "ADDED", isvc)
+    assert cache.inference_service("ml", "ranker") is isvc
+    cache.apply(INFERENCE_SERVICES, "DELETED", isvc)
+    assert cache.inference_service("ml", "ranker") is None
+
+
+def test_the_view_prefers_our_own_writes_until_the_watch_shows_them() -> None:
+    cache, writes = ClusterCache(), ReadYourWrites()
+    old = technology("ranker", version="1")
+    cache.apply(TECHNOLOGIES, None, old)
+    stored = technology("ranker", version="2")
+    writes.remember(("MLTechnology", "ml", "ranker"), old, stored)
+    view = ClusterView(cache, writes)
+    assert view.technology("ml", "ranker") is stored
+    cache.apply(TECHNOLOGIES, "MODIFIED", stored)
+    assert view.technology("ml", "ranker") is stored
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    original = MLTRLPolicySpec.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[MLTRLPolicySpec], value: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(cls, value, *args, **kwargs)
+
+    monkeypatch.setattr(MLTRLPolicySpec, "model_validate", classmethod(counting))
+    return calls
+
+
+def test_policies_are_parsed_once_per_change(parses: list[int]) -> None:
+    cache = ClusterCache()
+    cache.apply(NAMESPACES, None, namespace("a", team="ml"))
+    cache.apply(NAMESPACES, None, namespace("b", team="other"))
+    cache.apply(POLICIES, None, policy("strict", 7))
+    cache.apply(POLICIES, None, policy("loose", 3, team="other"))
+    view = ClusterView(cache)
+    for _ in range(3):
+        assert view.policy_for("a").minimum_serving_level == 7
+        assert view.policy_for("b").minimum_serving_level == 3
+    assert [p.name for p in view.policies()] == ["loose", "strict"]
+    assert len(parses) == 2
+    version = cache.policies.version
+    # Its status written back: the same spec, nothing to parse or fan out.
+    cache.apply(POLICIES, "MODIFIED", {**policy("strict", 7), "status": {"namespaces": ["a"]}})
+    assert cache.policies.version == version
+    assert view.policy_for("a").minimum_serving_level == 7
+    assert len(parses) == 2
+
+
+def test_a_changed_or_removed_policy_applies_at_once() -> None:
+    cache = ClusterCache()
+    cache.apply(NAMESPACES, None, namespace("a", team="ml"))
+    cache.apply(POLICIES, None, policy("strict", 7))
+    view = ClusterView(cache)
+    assert view.policy_for("a").minimum_serving_level == 7
+    cache.apply(POLICIES, "MODIFIED", policy("strict", 8))
+    assert view.policy_for("a").minimum_serving_level == 8
+    cache.apply(NAMESPACES, "MODIFIED", namespace("a", team="nobody"))
+    assert view.policy_for("a").sources == ()
+    cache.apply(NAMESPACES, "MODIFIED", namespace("a", team="ml"))
+    cache.apply(POLICIES, "DELETED", policy("strict", 8))
+    assert view.policy_for("a").sources == ()
+
+
+def test_a_policy_that_cannot_be_read_fails_every_reconcile_rather_than_stop_applying() -> None:
+    cache = ClusterCache()
+    cache.apply(POLICIES, None, {"metadata": _meta("broken"), "spec": {"serving": "yes"}})
+    with pytest.raises(ValueError):
+        ClusterView(cache).policy_for("a")
