@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from mltrl_operator.domain.gating import GateAction, demotion_action
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.serving import desired_inference_service
 from mltrl_operator.domain.technology import InferenceServiceFacts
+from mltrl_operator.k8s.errors import NotFound
 from mltrl_operator.k8s.events import NORMAL, WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
 
@@ -94,18 +96,37 @@ async def _stop_without_model(
         return None
     if (current["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
         return current
-    namespace = technology["metadata"]["namespace"]
-    updated = await ctx.client.patch(
-        INFERENCE_SERVICES, namespace, isvc_name,
-        {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}},
+    updated = await _patch_inference_service(
+        ctx, current, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
     )
-    ctx.writes.remember(("InferenceService", namespace, isvc_name), current, updated)
     await ctx.events.record(
         technology, type=WARNING, reason="ServingStopped", now=now,
         message=f"stopped InferenceService {isvc_name}: rolled back with no earlier "
         "known-good model to serve",
     )
     return updated
+
+
+async def _patch_inference_service(
+    ctx: OperatorContext, current: Body, patch: dict[str, Any]
+) -> Body:
+    namespace, name = current["metadata"]["namespace"], current["metadata"]["name"]
+    ref = ("InferenceService", namespace, name)
+    try:
+        updated: Body = await ctx.client.patch(INFERENCE_SERVICES, namespace, name, patch)
+    except NotFound:
+        # Deleted while our watch was away: remember it gone, so the retry creates it.
+        ctx.writes.remember(ref, current, None)
+        raise
+    ctx.writes.remember(ref, current, updated)
+    return updated
+
+
+async def _delete_inference_service(ctx: OperatorContext, current: Body) -> None:
+    namespace, name = current["metadata"]["namespace"], current["metadata"]["name"]
+    with contextlib.suppress(NotFound):  # already gone: what we wanted
+        await ctx.client.delete(INFERENCE_SERVICES, namespace, name)
+    ctx.writes.remember(("InferenceService", namespace, name), current, None)
 
 
 async def sync_serving(
@@ -148,8 +169,7 @@ async def sync_serving(
         patch = _alignment_patch(current, desired)
         if not patch:
             return current
-        updated = await client.patch(INFERENCE_SERVICES, namespace, isvc_name, patch)
-        ctx.writes.remember(ref, current, updated)
+        updated = await _patch_inference_service(ctx, current, patch)
         was_stopped = (current["metadata"].get("annotations") or {}).get(STOP_ANNOTATION)
         reason, message = (
             ("ServingResumed", f"resumed InferenceService {isvc_name}")
@@ -164,8 +184,7 @@ async def sync_serving(
     if current is None:
         return None
     if not wants_serving:
-        await client.delete(INFERENCE_SERVICES, namespace, isvc_name)
-        ctx.writes.remember(ref, current, None)
+        await _delete_inference_service(ctx, current)
         await ctx.events.record(
             technology, type=NORMAL, reason="ServingRemoved", now=now,
             message=f"deleted InferenceService {isvc_name}: serving is disabled or no model is set",
@@ -176,8 +195,7 @@ async def sync_serving(
         (c.message for c in status.conditions if c.type == "ServingAllowed"), ""
     )
     if action is GateAction.DELETE:
-        await client.delete(INFERENCE_SERVICES, namespace, isvc_name)
-        ctx.writes.remember(ref, current, None)
+        await _delete_inference_service(ctx, current)
         await ctx.events.record(
             technology, type=WARNING, reason="ServingDeleted", now=now,
             message=f"deleted InferenceService {isvc_name}: below the required level. "
@@ -188,11 +206,9 @@ async def sync_serving(
         annotations = current["metadata"].get("annotations") or {}
         if annotations.get(STOP_ANNOTATION) == "true":
             return current
-        updated = await client.patch(
-            INFERENCE_SERVICES, namespace, isvc_name,
-            {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}},
+        updated = await _patch_inference_service(
+            ctx, current, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
         )
-        ctx.writes.remember(ref, current, updated)
         await ctx.events.record(
             technology, type=WARNING, reason="ServingStopped", now=now,
             message=f"stopped InferenceService {isvc_name}: below the required level. "
