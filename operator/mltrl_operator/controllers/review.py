@@ -108,9 +108,12 @@ async def _reconcile_locked(
         return None
     if old_status.phase in TERMINAL or metadata.get("deletionTimestamp"):
         return None
-    evaluation, technology, applied_at = await _evaluate_and_apply(
-        ctx, view, namespace, name, spec
-    )
+    try:
+        evaluation, technology, applied_at = await _evaluate_and_apply(
+            ctx, view, namespace, name, spec, metadata.get("resourceVersion")
+        )
+    except _ReviewMoved:
+        return None  # its own next event (or none: it is gone) reconciles it afresh
     now = ctx.clock()
     status = _review_status(
         old_status, evaluation, int(metadata.get("generation") or 1), now, applied_at
@@ -128,8 +131,31 @@ async def _reconcile_locked(
     return ReviewOutcome(phase=evaluation.phase, applied=bool(applied_at))
 
 
+class _ReviewMoved(Exception):
+    """The review changed or went away since the snapshot being evaluated."""
+
+
+async def _confirm_unchanged(
+    ctx: OperatorContext, namespace: str, name: str, resource_version: str | None
+) -> None:
+    """One read before a review moves a technology: a snapshot from a watch that missed an
+    edit or a deletion (a resumed HA replica, a watch restarted after 410 Gone) must never
+    promote anything."""
+    try:
+        current = await ctx.client.get(REVIEWS, namespace, name)
+    except NotFound:
+        raise _ReviewMoved() from None
+    if (current.get("metadata") or {}).get("resourceVersion") != resource_version:
+        raise _ReviewMoved()
+
+
 async def _evaluate_and_apply(
-    ctx: OperatorContext, view: ClusterView, namespace: str, name: str, spec: LevelReviewSpec
+    ctx: OperatorContext,
+    view: ClusterView,
+    namespace: str,
+    name: str,
+    spec: LevelReviewSpec,
+    resource_version: str | None,
 ) -> tuple[ReviewEvaluation, Body | None, str | None]:
     technology = view.technology(namespace, spec.technology)
     policy = view.policy_for(namespace)
@@ -152,6 +178,7 @@ async def _evaluate_and_apply(
             except StaleSnapshot:
                 technology = await _refetch(ctx, namespace, spec.technology)
             continue
+        await _confirm_unchanged(ctx, namespace, name, resource_version)
         now = ctx.clock()
         status = apply_review_to_status(
             MLTechnologyStatus.model_validate(technology.get("status") or {}),
@@ -208,7 +235,7 @@ async def _announce(
 
 
 async def reconcile_or_retry(ctx: OperatorContext, view: ClusterView, body: Body) -> None:
-    """Reconcile, and on failure try again later with backoff, from the then-current index."""
+    """Reconcile, and on failure try again later with backoff, from the then-current cache."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     technology = (body.get("spec") or {}).get("technology", "")
     key = ("LevelReview", namespace, name)
