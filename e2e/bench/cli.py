@@ -233,8 +233,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rollback alerts, and as many demotion alerts (default 100)")
     parser.add_argument("--idle-seconds", type=float, default=None, help="default 60")
     parser.add_argument("--variants", default=None,
-                        help="who starts at each scale, comma-separated (default: all of "
-                        + ", ".join(VARIANTS) + ")")
+                        help="who starts at each scale, comma-separated (default: "
+                        + ",".join(Config().variants) + "; known: " + ", ".join(VARIANTS) + ")")
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="print the tables of an earlier run's JSON, run nothing")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep logs here (default: a temporary directory)")
     return parser.parse_args(argv)
@@ -263,6 +265,9 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.report:
+        print(report.render(json.loads(args.report.read_text())))
+        return 0
     config = config_from(args)
     out = args.out or REPO / "bench-results" / (
         datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "") + ".json"
