@@ -95,12 +95,12 @@ def costs(results: dict[str, Any]) -> str:
 def scaling(results: dict[str, Any]) -> str:
     rows = [
         [run["who"], run["technologies"], run["seconds_to_current"], run.get("x_bare_kopf"),
-         run["peak_rss_mib"], run["cpu_seconds"], run["requests_until_settled"],
-         run["writes_until_settled"]]
+         run["peak_rss_mib"], run["cpu_seconds"], run.get("sandbox_cpu_seconds"),
+         run["requests_until_settled"], run["writes_until_settled"]]
         for run in results["scale"]["runs"]
     ]
     text = table(["start-up", "technologies (+ reviews)", "s to all current", "x bare",
-                  "peak RSS MiB", "CPU s", "requests", "writes"], rows)
+                  "peak RSS MiB", "CPU s", "sandbox CPU s", "requests", "writes"], rows)
     growth = dict(results["scale"].get("growth") or {})
     between = growth.pop("between", None)
     if between:

@@ -654,10 +654,13 @@ async def scale(config: Config, size: int, workdir: Path, variant: str) -> dict[
         watches = await stack.enter_async_context(
             watching(sandbox.client, TECHNOLOGIES, REVIEWS)
         )
+        sandbox_cpu = sandbox.proc.cpu_seconds() or 0.0
         operator, start = await start_and_wait(
             sandbox, world, watches, variant=variant, timeout=config.start_timeout,
             stack=stack,
         )
+        # The API server shares the machine: its CPU over the same span attributes the time.
+        start["sandbox_cpu_seconds"] = round((sandbox.proc.cpu_seconds() or 0.0) - sandbox_cpu, 2)
         log(f"  {who}: every status current after {start['seconds_to_current']} s, "
             f"peak RSS {start['peak_rss_mib']} MiB")
         await asyncio.sleep(0)
