@@ -73,7 +73,9 @@ class ReadYourWrites:
         if entry is None:
             return body
         stale, stored = entry
-        if _version(body) in stale:
+        if body is stored or _version(body) in stale:
+            # `body is stored`: a caller handing back what this returned earlier; only a
+            # snapshot from the watch can show that the watch has caught up.
             return stored
         del self._written[ref]  # the watch has caught up with (or gone past) our writes
         return body

@@ -163,3 +163,22 @@ def test_a_policy_that_cannot_be_read_fails_every_reconcile_rather_than_stop_app
     cache.apply(POLICIES, None, {"metadata": _meta("broken"), "spec": {"serving": "yes"}})
     with pytest.raises(ValueError):
         ClusterView(cache).policy_for("a")
+
+
+def test_our_own_write_handed_back_is_not_taken_for_the_watch_catching_up() -> None:
+    """A reconcile freshens what the view already freshened: the cache still holds the old
+    snapshot, so forgetting our write here would let the next reconcile act on it again."""
+    cache, writes = ClusterCache(), ReadYourWrites()
+    old = review("ranker-to-5", "ranker")
+    cache.apply(REVIEWS, None, old)
+    stored = {**review("ranker-to-5", "ranker"), "status": {"phase": "Applied"}}
+    stored["metadata"]["resourceVersion"] = "2"
+    writes.remember(("LevelReview", "ml", "ranker-to-5"), old, stored)
+    view = ClusterView(cache, writes)
+    [seen] = view.reviews_of("ml", "ranker")
+    assert writes.fresh(("LevelReview", "ml", "ranker-to-5"), seen) is stored
+    [again] = view.reviews_of("ml", "ranker")  # the watch has not delivered version 2 yet
+    assert again["status"] == {"phase": "Applied"}
+    delivered = {**stored, "metadata": {**stored["metadata"]}}
+    cache.apply(REVIEWS, "MODIFIED", delivered)
+    assert view.reviews_of("ml", "ranker") == [delivered]
