@@ -161,6 +161,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(f"{n} technologies: operator peak RSS", "< 400 MiB", rss,
                     rss < 400 if full else None),
         ]
+    for run in runs:
+        announced, promoted = run.get("review_applied_events"), run["promoted_at_start"]
+        found.append(_target(
+            f"{run['technologies']} technologies: each promotion at start-up announced once",
+            f"= {promoted} ReviewApplied events", announced, announced == promoted,
+        ))
     growth = (results["scale"].get("growth") or {}).get("mltrl") or {}
     for key in ("seconds_to_current", "peak_rss"):
         value = growth.get(key)

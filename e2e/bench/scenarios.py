@@ -360,6 +360,8 @@ async def start_and_wait(
         "writes_until_current": stats["total_writes"],
         "requests_until_settled": settled["total_requests"],
         "writes_until_settled": settled["total_writes"],
+        "writes_by_kind_until_current": stats["writes"],
+        "writes_by_kind_until_settled": settled["writes"],
         "watch_events_seen": techs.events + reviews.events,
         **operator.memory(),
     }
@@ -666,6 +668,13 @@ async def scale(config: Config, size: int, workdir: Path, variant: str) -> dict[
         await asyncio.sleep(0)
         start["seed_seconds"] = round(sandbox.seed_seconds, 2)
         start["promoted_at_start"] = sum(t.approved for t in world.technologies.values())
+        if not operator.bare:
+            # Each promotion is applied, and announced, once: a stale snapshot acting twice
+            # shows here (and in the writes after "current") even when the end state is right.
+            events = await sandbox.client.request("GET", "/api/v1/events")
+            start["review_applied_events"] = sum(
+                1 for event in events.get("items", []) if event.get("reason") == "ReviewApplied"
+            )
         start["after_settling"] = operator.memory()
         start["sandbox_peak_rss_mib"] = mib(sandbox.proc.peak_rss_kib())
         return start

@@ -74,6 +74,8 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         assert 0 < entry["seconds_to_current"] < TINY.start_timeout
         assert entry["peak_rss_mib"] > 20
         assert entry["writes_until_settled"] >= entry["technologies"]
+        if entry["who"] == "mltrl":
+            assert entry["review_applied_events"] == entry["promoted_at_start"] > 0
     growth = results["scale"]["growth"]
     assert growth["between"] == [12, 24]
     for who in TINY.variants:
