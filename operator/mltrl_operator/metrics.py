@@ -16,10 +16,11 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -40,32 +41,42 @@ def _listing(name: str, values: tuple[str, ...]) -> str:
     return f"{name}: {'|'.join(values)}"
 
 
-TECHNOLOGY_LEVEL = Gauge(
-    "mltrl_technology_level",
-    "An MLTechnology's current readiness level (0-9). Labels: namespace, technology.",
-    TECHNOLOGY_LABELS,
-    registry=REGISTRY,
-)
-TECHNOLOGY_TARGET_LEVEL = Gauge(
-    "mltrl_technology_target_level",
-    "An MLTechnology's spec.targetLevel (0-9). Labels: namespace, technology.",
-    TECHNOLOGY_LABELS,
-    registry=REGISTRY,
-)
-TECHNOLOGY_EFFECTIVE_LEVEL = Gauge(
-    "mltrl_technology_effective_level",
-    "The lowest of an MLTechnology's level and its components' effective levels. "
-    "Labels: namespace, technology.",
-    TECHNOLOGY_LABELS,
-    registry=REGISTRY,
-)
-SERVING_ALLOWED = Gauge(
-    "mltrl_serving_allowed",
-    "1 when an MLTechnology's effective level meets the serving gate, else 0. "
-    "Labels: namespace, technology.",
-    TECHNOLOGY_LABELS,
-    registry=REGISTRY,
-)
+class _TechnologyGauges(Collector):
+    """The per-technology gauges, built at scrape time from one small record per
+    technology. A labelled child per series costs about 0.8 KiB: 30 MiB for the four
+    series of 10,000 technologies (docs/benchmarks.md), where a record costs a tenth."""
+
+    FAMILIES = (
+        ("mltrl_technology_level",
+         "An MLTechnology's current readiness level (0-9). Labels: namespace, technology."),
+        ("mltrl_technology_target_level",
+         "An MLTechnology's spec.targetLevel (0-9). Labels: namespace, technology."),
+        ("mltrl_technology_effective_level",
+         "The lowest of an MLTechnology's level and its components' effective levels. "
+         "Labels: namespace, technology."),
+        ("mltrl_serving_allowed",
+         "1 when an MLTechnology's effective level meets the serving gate, else 0. "
+         "Labels: namespace, technology."),
+    )
+
+    def __init__(self) -> None:
+        # (namespace, name) -> (level, target level, effective level, serving allowed)
+        self.records: dict[tuple[str, str], tuple[int | None, int, int | None, int]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = [
+            GaugeMetricFamily(name, documentation, labels=TECHNOLOGY_LABELS)
+            for name, documentation in self.FAMILIES
+        ]
+        for (namespace, name), values in list(self.records.items()):
+            for family, value in zip(families, values, strict=True):
+                if value is not None:
+                    family.add_metric((namespace, name), value)
+        yield from families
+
+
+TECHNOLOGY_GAUGES = _TechnologyGauges()
+REGISTRY.register(TECHNOLOGY_GAUGES)
 REVIEW_OUTCOMES = Counter(
     "mltrl_review_outcomes",
     "LevelReviews reaching a phase. " + _listing("phase", REVIEW_PHASES) + ".",
@@ -160,24 +171,14 @@ def observe_technology(
     effective_level: int | None,
     serving_allowed: bool,
 ) -> None:
-    TECHNOLOGY_TARGET_LEVEL.labels(namespace, name).set(target_level)
-    SERVING_ALLOWED.labels(namespace, name).set(1 if serving_allowed else 0)
-    if level is not None:
-        TECHNOLOGY_LEVEL.labels(namespace, name).set(level)
-    if effective_level is not None:
-        TECHNOLOGY_EFFECTIVE_LEVEL.labels(namespace, name).set(effective_level)
+    TECHNOLOGY_GAUGES.records[(namespace, name)] = (
+        level, target_level, effective_level, 1 if serving_allowed else 0
+    )
 
 
 def forget_technology(namespace: str, name: str) -> None:
     """A deleted technology's series go away, rather than keep reporting its last level."""
-    for gauge in (
-        TECHNOLOGY_LEVEL,
-        TECHNOLOGY_TARGET_LEVEL,
-        TECHNOLOGY_EFFECTIVE_LEVEL,
-        SERVING_ALLOWED,
-    ):
-        with contextlib.suppress(KeyError):
-            gauge.remove(namespace, name)
+    TECHNOLOGY_GAUGES.records.pop((namespace, name), None)
 
 
 def count_review_outcome(phase: str) -> None:
