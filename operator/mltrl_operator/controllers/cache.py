@@ -41,6 +41,25 @@ def _key(body: Body) -> Key:
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
+_UNREAD_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _slim(body: Body) -> Body:
+    """The object without what the operator never reads and a real API server adds:
+    managedFields and kubectl's copy of the last applied manifest can be larger than the
+    rest of the object, and the cache holds every object of five kinds."""
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if "managedFields" not in metadata and _UNREAD_ANNOTATION not in annotations:
+        return body
+    slim = {key: value for key, value in metadata.items() if key != "managedFields"}
+    if _UNREAD_ANNOTATION in annotations:
+        slim["annotations"] = {
+            key: value for key, value in annotations.items() if key != _UNREAD_ANNOTATION
+        }
+    return {**body, "metadata": slim}
+
+
 def _components(namespace: str, body: Body) -> set[Key]:
     return {
         (str(component.get("namespace") or namespace), str(component.get("name")))
@@ -114,6 +133,7 @@ class ClusterCache:
     def apply(self, resource: ResourceRef, event_type: str | None, body: Body) -> None:
         """One watch event (`event_type` None: kopf's initial listing)."""
         deleted = event_type == "DELETED"
+        body = _slim(body)
         if resource == TECHNOLOGIES:
             self._put_technology(_key(body), None if deleted else body)
         elif resource == REVIEWS:

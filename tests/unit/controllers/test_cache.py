@@ -182,3 +182,20 @@ def test_our_own_write_handed_back_is_not_taken_for_the_watch_catching_up() -> N
     delivered = {**stored, "metadata": {**stored["metadata"]}}
     cache.apply(REVIEWS, "MODIFIED", delivered)
     assert view.reviews_of("ml", "ranker") == [delivered]
+
+
+def test_what_the_operator_never_reads_is_not_kept() -> None:
+    cache = ClusterCache()
+    body = technology("ranker")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    body["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": '{"spec": {}}',
+        "team.example.com/owner": "ml-platform",
+    }
+    cache.apply(TECHNOLOGIES, "ADDED", body)
+    kept = cache.technology("ml", "ranker")
+    assert kept is not None
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["annotations"] == {"team.example.com/owner": "ml-platform"}
+    assert kept["metadata"]["resourceVersion"] == "1"
+    assert "managedFields" in body["metadata"]  # the event's own body is left alone
