@@ -114,6 +114,8 @@ def _derive(results: dict[str, Any]) -> None:
                 "seconds_to_current": exponent(n1, small["seconds_to_current"], n2,
                                                large["seconds_to_current"]),
                 "peak_rss": exponent(n1, small["peak_rss_mib"], n2, large["peak_rss_mib"]),
+                # CPU is the work done, whatever else the machine ran meanwhile.
+                "cpu_seconds": exponent(n1, small["cpu_seconds"], n2, large["cpu_seconds"]),
             }
         empty = results["scale"].get("empty_rss_mib")
         small, large = by.get(("mltrl", n1)), by.get(("mltrl", n2))

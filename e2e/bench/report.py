@@ -106,8 +106,8 @@ def scaling(results: dict[str, Any]) -> str:
     if between:
         n1, n2 = between
         text += f"\n\ngrowth exponent k (y ~ n^k) between {n1} and {n2}:\n\n" + table(
-            ["who", "k: s to all current", "k: peak RSS", "k: peak RSS above empty"],
-            [[who, k.get("seconds_to_current"), k.get("peak_rss"),
+            ["who", "k: s to all current", "k: CPU s", "k: peak RSS", "k: peak RSS above empty"],
+            [[who, k.get("seconds_to_current"), k.get("cpu_seconds"), k.get("peak_rss"),
               k.get("peak_rss_above_empty")] for who, k in growth.items()],
         )
     empty = results["scale"].get("empty_rss_mib")
