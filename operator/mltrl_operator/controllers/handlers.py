@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import kopf
@@ -71,10 +70,6 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         # kopf starts watching only once this is done, so no handler sees a partial cache.
         ctx: OperatorContext = memo["ctx"]
         await prime(ctx.client, ctx.cache)
-        # What exists now (modules, kopf, pydantic's schemas) lives as long as the process:
-        # kept out of the collector, a full collection no longer stalls every handler for
-        # a walk over it (the 100 ms outliers in docs/benchmarks.md).
-        gc.freeze()
 
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(

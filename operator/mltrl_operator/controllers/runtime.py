@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -40,6 +41,16 @@ async def serve_metrics(host: str, port: int) -> AsyncIterator[web.AppRunner]:
         await runner.cleanup()
 
 
+def tune_garbage_collector() -> None:
+    """The operator holds every object of five kinds, nearly all of it plain JSON without
+    reference cycles, so the collector's default pace (a full walk of the heap every few
+    hundred thousand allocations) spent a fifth of the start-up at 10,000 technologies
+    and stalled handlers for up to 100 ms (docs/benchmarks.md)."""
+    # Imported modules, kopf and pydantic's schemas live as long as the process.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 async def run_operator(
     connection: Connection,
     *,
@@ -64,6 +75,7 @@ async def run_operator(
                 await stack.enter_async_context(serve_metrics(metrics_host, metrics_port))
             for service in services:
                 await stack.enter_async_context(service(client, clock))
+            tune_garbage_collector()
             settings = configure(kopf.OperatorSettings())
             settings.peering.mandatory = peering is not None
             await kopf.operator(
