@@ -88,12 +88,10 @@ def _alignment_patch(current: Body, desired: Body) -> Body:
     return patch
 
 
-async def _stop_without_model(
-    ctx: OperatorContext, technology: Body, current: Body | None, isvc_name: str, now: datetime
-) -> Body | None:
-    """A rollback that found no earlier known-good model: nothing may serve."""
-    if current is None:
-        return None
+async def _stop(
+    ctx: OperatorContext, technology: Body, current: Body, why: str, now: datetime
+) -> Body:
+    """Stopped, not deleted: KServe keeps the object and its history and serves nothing."""
     if (current["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
         return current
     updated = await _patch_inference_service(
@@ -101,8 +99,7 @@ async def _stop_without_model(
     )
     await ctx.events.record(
         technology, type=WARNING, reason="ServingStopped", now=now,
-        message=f"stopped InferenceService {isvc_name}: rolled back with no earlier "
-        "known-good model to serve",
+        message=f"stopped InferenceService {current['metadata']['name']}: {why}",
     )
     return updated
 
@@ -155,8 +152,13 @@ async def sync_serving(
     rollback = status.serving.rollback if status.serving else None
     if wants_serving and gate_open and healthy and spec.model is not None:
         model = rollback.model if rollback else spec.model
-        if model is None:
-            return await _stop_without_model(ctx, technology, current, isvc_name, now)
+        if model is None:  # a rollback that found no earlier known-good model
+            if current is None:
+                return None
+            return await _stop(
+                ctx, technology, current,
+                "rolled back with no earlier known-good model to serve", now,
+            )
         desired = desired_inference_service(isvc_name, namespace, name, uid, spec, model)
         if current is None:
             created = await client.create(INFERENCE_SERVICES, namespace, desired)
@@ -203,16 +205,6 @@ async def sync_serving(
         )
         return None
     if action is GateAction.STOP:
-        annotations = current["metadata"].get("annotations") or {}
-        if annotations.get(STOP_ANNOTATION) == "true":
-            return current
-        updated = await _patch_inference_service(
-            ctx, current, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
-        )
-        await ctx.events.record(
-            technology, type=WARNING, reason="ServingStopped", now=now,
-            message=f"stopped InferenceService {isvc_name}: below the required level. "
-            f"{gate_message}".strip(),
-        )
-        return updated
+        why = f"below the required level. {gate_message}".strip()
+        return await _stop(ctx, technology, current, why, now)
     return current
