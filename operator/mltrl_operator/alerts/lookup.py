@@ -8,15 +8,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from mltrl_operator.alerts.config import ReceiverConfig
-from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective_policy
 from mltrl_operator.domain.serving import TECHNOLOGY_LABEL
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import NotFound
-from mltrl_operator.k8s.resources import INFERENCE_SERVICES, NAMESPACES, POLICIES
+from mltrl_operator.k8s.lookups import NamespaceLabels, read_policies
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES
 
 Key = tuple[str, str]
 
@@ -88,37 +86,14 @@ class PolicyCache:
         self._ttl = ttl
         self._monotonic = monotonic
         self._policies: tuple[float, list[NamedPolicy]] | None = None
-        self._labels: dict[str, tuple[float, dict[str, str]]] = {}
-
-    def _fresh(self, stamp: float) -> bool:
-        return self._monotonic() - stamp < self._ttl
+        self._labels = NamespaceLabels(client, ttl, monotonic)
 
     async def _all_policies(self) -> list[NamedPolicy]:
-        if self._policies is not None and self._fresh(self._policies[0]):
+        if self._policies is not None and self._monotonic() - self._policies[0] < self._ttl:
             return self._policies[1]
-        policies = []
-        for item in await self._client.list(POLICIES):
-            name = (item.get("metadata") or {}).get("name", "")
-            try:
-                spec = MLTRLPolicySpec.model_validate(item.get("spec") or {})
-            except ValidationError as error:
-                logger.warning("MLTRLPolicy %s cannot be read, ignored for alerts: %s", name, error)
-                continue
-            policies.append(NamedPolicy(name=name, spec=spec))
+        policies = await read_policies(self._client)
         self._policies = (self._monotonic(), policies)
         return policies
 
-    async def _namespace_labels(self, namespace: str) -> dict[str, str]:
-        cached = self._labels.get(namespace)
-        if cached is not None and self._fresh(cached[0]):
-            return cached[1]
-        try:
-            body = await self._client.get(NAMESPACES, None, namespace)
-            labels = dict((body.get("metadata") or {}).get("labels") or {})
-        except NotFound:
-            labels = {}
-        self._labels[namespace] = (self._monotonic(), labels)
-        return labels
-
     async def policy_for(self, namespace: str) -> EffectivePolicy:
-        return effective_policy(await self._all_policies(), await self._namespace_labels(namespace))
+        return effective_policy(await self._all_policies(), await self._labels.of(namespace))
