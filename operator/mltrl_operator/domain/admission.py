@@ -37,6 +37,7 @@ from mltrl_operator.domain.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.domain.validation import (
     Key,
     component_key,
+    display_key,
     validate_components,
     validate_review_spec,
     validate_technology,
@@ -318,10 +319,6 @@ def inference_service_verdict(
 # --- MLTechnology ------------------------------------------------------------------------
 
 
-def _display(key: Key, namespace: str) -> str:
-    return key[1] if key[0] == namespace else f"{key[0]}/{key[1]}"
-
-
 def technology_errors(
     spec: MLTechnologySpec,
     *,
@@ -343,7 +340,7 @@ def technology_errors(
             errors.append(
                 FieldError(
                     f"spec.components[{index}]",
-                    f"mltech {_display(key, namespace)} does not exist",
+                    f"mltech {display_key(key, namespace)} does not exist",
                 )
             )
     errors += validate_components(spec, name=name, namespace=namespace, edges=edges)

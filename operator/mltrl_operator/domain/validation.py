@@ -158,7 +158,8 @@ def find_component_cycle(root: Key, edges: Mapping[Key, Sequence[Key]]) -> list[
     return None if path is None else [root, *path[1:]]
 
 
-def _display(key: Key, namespace: str) -> str:
+def display_key(key: Key, namespace: str) -> str:
+    """A technology as a user would name it from `namespace`."""
     return key[1] if key[0] == namespace else f"{key[0]}/{key[1]}"
 
 
@@ -182,7 +183,7 @@ def validate_components(
             continue
         path = _shortest_path(key, root, graph)
         if path is not None:
-            cycle = " -> ".join(_display(node, namespace) for node in [root, *path])
+            cycle = " -> ".join(display_key(node, namespace) for node in [root, *path])
             errors.append(FieldError(f"spec.components[{index}]", f"forms a cycle {cycle}"))
     return errors
 
