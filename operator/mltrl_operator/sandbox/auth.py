@@ -26,6 +26,17 @@ class UserInfo:
 ADMIN = UserInfo("admin", (MASTERS, "system:authenticated"))
 
 
+def user_info_wire(user: UserInfo) -> dict[str, object]:
+    """The authentication.k8s.io UserInfo shape, as admission reviews and
+    SelfSubjectReviews carry it."""
+    info: dict[str, object] = {"username": user.username, "groups": list(user.groups)}
+    if user.uid:
+        info["uid"] = user.uid
+    if user.extra:
+        info["extra"] = {key: list(values) for key, values in user.extra.items()}
+    return info
+
+
 class Authenticator:
     """Maps bearer tokens to users; without a token table every token is the admin."""
 

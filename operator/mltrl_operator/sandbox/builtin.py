@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from .auth import user_info_wire
 from .meta import age
 from .resources import AGE, Column, Obj, ResourceType
 
@@ -95,21 +96,12 @@ _WITH_GENERATION = {
 }
 
 
-def _user_info(user: Any) -> Obj:
-    info: Obj = {"username": user.username, "groups": list(user.groups)}
-    if user.uid:
-        info["uid"] = user.uid
-    if user.extra:
-        info["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return info
-
-
 def _self_subject_review(body: Obj, user: Any) -> Obj:
     """`kubectl auth whoami`: who the server takes the requester to be."""
     return {
         **body,
         "metadata": {"creationTimestamp": None},
-        "status": {"userInfo": _user_info(user)},
+        "status": {"userInfo": user_info_wire(user)},
     }
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 
 from .admission import AdmissionDenied, AdmissionRequest
-from .auth import UserInfo
+from .auth import user_info_wire
 from .cel import CelError, evaluate_condition
 from .patch import PatchError, json_patch
 from .resources import Obj
@@ -123,15 +123,6 @@ def _labels(obj: Obj | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
-def _user_info(user: UserInfo) -> Obj:
-    info: Obj = {"username": user.username, "groups": list(user.groups)}
-    if user.uid:
-        info["uid"] = user.uid
-    if user.extra:
-        info["extra"] = {key: list(values) for key, values in user.extra.items()}
-    return info
-
-
 def admission_request(req: AdmissionRequest) -> Obj:
     rt = req.resource
     kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
@@ -144,7 +135,7 @@ def admission_request(req: AdmissionRequest) -> Obj:
         "requestResource": resource,
         "name": req.name,
         "operation": req.operation,
-        "userInfo": _user_info(req.user),
+        "userInfo": user_info_wire(req.user),
         "object": req.object,
         "oldObject": req.old_object,
         "dryRun": req.dry_run,
