@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -216,15 +217,31 @@ class Operator:
 
 
 @contextlib.contextmanager
-def running(workdir: Path, *, kserve: bool = True) -> Iterator[tuple[Sandbox, Operator]]:
+def running(
+    workdir: Path,
+    *,
+    kserve: bool = True,
+    operator: Callable[[Sandbox], Operator] | None = None,
+) -> Iterator[tuple[Sandbox, Operator]]:
+    """The sandbox with an operator in it (`mltrl run`, unless `operator` builds another)."""
     sandbox = Sandbox(workdir, kserve=kserve).start()
-    operator = Operator(sandbox, workdir / "operator.log")
+    started = (operator or (lambda s: Operator(s, workdir / "operator.log")))(sandbox)
     try:
-        operator.start()
-        yield sandbox, operator
+        started.start()
+        yield sandbox, started
     finally:
-        operator.stop()
+        started.stop()
         sandbox.stop()
+
+
+_namespaces = itertools.count()
+
+
+def fresh_namespace(sandbox: Sandbox, request: Any, prefix: str) -> str:
+    """A fresh namespace for one test, labelled so the test's own policy selects only it."""
+    name = f"{prefix}{next(_namespaces)}-{request.node.name.replace('_', '-')}"
+    name = name[:50].rstrip("-").lower()
+    return sandbox.namespace(name, {"mltrl-test": name})
 
 
 def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ technology owner), bob (a QA reviewer), mallory, or a CI service account in a tr
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import ssl
 import urllib.request
@@ -19,14 +18,19 @@ import yaml
 
 from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
-from tests.integration.harness import MLTRL, Process, Sandbox, eventually, free_port
+from tests.integration.harness import (
+    MLTRL,
+    Process,
+    Sandbox,
+    eventually,
+    free_port,
+    fresh_namespace,
+)
 
 OPERATOR = operator_username()
 CI = "system:serviceaccount:ci:approver"
 CI_GROUP = "system:serviceaccounts:ci"
 USERS = ("alice", "bob", "mallory", CI, OPERATOR)
-
-_counter = itertools.count()
 
 
 class SecureSandbox(Sandbox):
@@ -134,5 +138,4 @@ def sandbox(gated: tuple[SecureSandbox, WebhookOperator]) -> SecureSandbox:
 @pytest.fixture
 def namespace(sandbox: SecureSandbox, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test, labelled so a test's own policy selects only it."""
-    name = f"a{next(_counter)}-{request.node.name.replace('_', '-')}"[:50].rstrip("-").lower()
-    return sandbox.namespace(name, {"mltrl-test": name})
+    return fresh_namespace(sandbox, request, "a")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Sandbox
+from tests.integration.harness import Sandbox, running
 from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
 
 
@@ -14,11 +14,7 @@ def operated(tmp_path: Path) -> Iterator[tuple[Sandbox, MonitoredOperator]]:
     """The sandbox and `mltrl run` with its alert receiver and metrics, for one test."""
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    sandbox = Sandbox(tmp_path).start()
-    operator = MonitoredOperator(sandbox, tmp_path / "operator.log", token_file)
-    try:
-        operator.start()
-        yield sandbox, operator
-    finally:
-        operator.stop()
-        sandbox.stop()
+    with running(
+        tmp_path, operator=lambda s: MonitoredOperator(s, tmp_path / "operator.log", token_file)
+    ) as both:
+        yield both  # type: ignore[misc]  # a MonitoredOperator, built just above

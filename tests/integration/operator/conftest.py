@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Operator, Sandbox, running
-
-_counter = itertools.count()
+from tests.integration.harness import Operator, Sandbox, fresh_namespace, running
 
 
 @pytest.fixture(scope="module")
@@ -31,5 +28,4 @@ def operator(cluster: tuple[Sandbox, Operator]) -> Operator:
 @pytest.fixture
 def namespace(sandbox: Sandbox, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test, labelled so a test's own policy selects only it."""
-    name = f"t{next(_counter)}-{request.node.name.replace('_', '-')}"[:50].rstrip("-").lower()
-    return sandbox.namespace(name, {"mltrl-test": name})
+    return fresh_namespace(sandbox, request, "t")
