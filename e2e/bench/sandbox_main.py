@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mltrl_operator.api import crdgen
-from mltrl_operator.sandbox.crds import default_crd_documents
-from mltrl_operator.sandbox.server import SandboxServer
+from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.server import SandboxServer
 
 # Watchers that start from an older resourceVersion than the kept history get 410; with
 # tens of thousands of objects written at start-up, keep more than the default.

@@ -474,7 +474,7 @@ async def prepare_alerts(sandbox: Sandbox, world: World, watches: list[Watch],
     1.1.0 (known good too), so a rollback has somewhere to go. The stand-in is stopped
     before anything is measured."""
     from mltrl_operator.k8s.connection import Connection
-    from mltrl_operator.sandbox.kserve import KServeStandIn
+    from mltrl_sandbox.kserve import KServeStandIn
 
     started = time.perf_counter()
     techs = watches[0]

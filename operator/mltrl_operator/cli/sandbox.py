@@ -16,14 +16,14 @@ from mltrl_operator.cli.services import alert_services
 from mltrl_operator.controllers.runtime import Clock, Service, run_operator
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import from_kubeconfig
-from mltrl_operator.sandbox.crds import default_crd_documents
-from mltrl_operator.sandbox.kserve import KServeStandIn
-from mltrl_operator.sandbox.server import SandboxServer
 from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
 from mltrl_operator.webhooks.server import WebhookServer
+from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.kserve import KServeStandIn
+from mltrl_sandbox.server import SandboxServer
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mltrl_operator.sandbox.crds import default_crd_documents
-from mltrl_operator.sandbox.server import SandboxThread
+from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.server import SandboxThread
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 REPO = Path(__file__).resolve().parents[3]

@@ -1,4 +1,4 @@
-"""`python -m mltrl_operator.sandbox` in the foreground, stopped with Ctrl-C."""
+"""`python -m mltrl_sandbox` in the foreground, stopped with Ctrl-C."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_runs_in_the_foreground_until_interrupted(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "mltrl_operator.sandbox",
+            "mltrl_sandbox",
             "--port",
             "0",
             "--crds",

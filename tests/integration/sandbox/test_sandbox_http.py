@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from conftest import GIZMO_CRD, WIDGET_CRD, crd
 
-from mltrl_operator.sandbox.admission import AdmissionDenied, AdmissionRequest
-from mltrl_operator.sandbox.auth import UserInfo
-from mltrl_operator.sandbox.server import SandboxServer
+from mltrl_sandbox.admission import AdmissionDenied, AdmissionRequest
+from mltrl_sandbox.auth import UserInfo
+from mltrl_sandbox.server import SandboxServer
 
 BASE = "/apis/example.com/v1/namespaces/default/widgets"
 KUBECTL_TABLE = (

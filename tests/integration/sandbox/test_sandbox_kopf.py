@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import WIDGET_CRD, Kubectl, crd, eventually
 
-from mltrl_operator.sandbox.server import SandboxThread
+from mltrl_sandbox.server import SandboxThread
 
 pytestmark = pytest.mark.integration
 

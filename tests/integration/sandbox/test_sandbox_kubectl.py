@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import WIDGET_CRD, Kubectl, eventually
 
-from mltrl_operator.sandbox.server import SandboxThread
+from mltrl_sandbox.server import SandboxThread
 
 pytestmark = pytest.mark.integration
 

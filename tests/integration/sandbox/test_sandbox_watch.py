@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from conftest import WIDGET_CRD, crd
 
-from mltrl_operator.sandbox.server import SandboxServer
+from mltrl_sandbox.server import SandboxServer
 
 BASE = "/apis/example.com/v1/namespaces/default/widgets"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"

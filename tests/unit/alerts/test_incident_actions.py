@@ -27,8 +27,8 @@ from mltrl_operator.controllers.incidents import (
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import JOBS, NAMESPACES, TECHNOLOGIES
-from mltrl_operator.sandbox.crds import default_crd_documents
-from mltrl_operator.sandbox.server import SandboxServer
+from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.server import SandboxServer
 
 from .conftest import NAMESPACE, NOW
 

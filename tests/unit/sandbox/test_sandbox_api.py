@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from mltrl_operator.sandbox.api import Api
-from mltrl_operator.sandbox.builtin import builtin_types
-from mltrl_operator.sandbox.errors import ApiError
-from mltrl_operator.sandbox.resources import Registry, ResourceType
-from mltrl_operator.sandbox.store import Store
+from mltrl_sandbox.api import Api
+from mltrl_sandbox.builtin import builtin_types
+from mltrl_sandbox.errors import ApiError
+from mltrl_sandbox.resources import Registry, ResourceType
+from mltrl_sandbox.store import Store
 
 CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mltrl_operator.sandbox import jsonpath
+from mltrl_sandbox import jsonpath
 
 STATUS = {
     "status": {

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from mltrl_operator.sandbox.patch import (
+from mltrl_sandbox.patch import (
     PatchError,
     apply_merge,
     json_patch,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from mltrl_operator.sandbox import meta, protobuf
+from mltrl_sandbox import meta, protobuf
 
 
 def varint(n: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mltrl_operator.sandbox import schema
+from mltrl_sandbox import schema
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

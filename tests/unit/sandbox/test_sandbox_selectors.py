@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mltrl_operator.sandbox.selectors import (
+from mltrl_sandbox.selectors import (
     SelectorError,
     fields_match,
     labels_match,

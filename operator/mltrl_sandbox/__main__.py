@@ -1,4 +1,4 @@
-"""`python -m mltrl_operator.sandbox`: run the sandbox API server in the foreground."""
+"""`python -m mltrl_sandbox`: run the sandbox API server in the foreground."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .server import SandboxServer, serve_forever
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mltrl_operator.sandbox",
+        prog="python -m mltrl_sandbox",
         description="An in-memory Kubernetes-compatible API server for tests and demos.",
     )
     parser.add_argument("--host", default="127.0.0.1")
