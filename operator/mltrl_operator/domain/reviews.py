@@ -156,6 +156,12 @@ def _rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
     return combine_rules(spec.to_level, [policy.rule_for(level) for level in levels])
 
 
+def promotion_rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
+    """What a promotion review must meet: the rule evaluate_review checks it against
+    (kubectl mltrl builds review skeletons from it)."""
+    return _rule(spec, policy)
+
+
 def _evidence_unmet(required: EvidenceRequirement, presented: Evidence | None) -> str | None:
     # A document without a uri, a check without a result and a metric without a value never
     # get here: validate_review_spec makes such a review Invalid first.

@@ -1,0 +1,228 @@
+"""Writing to reviews as the user: a skeleton, one piece of evidence, one's own decision.
+
+Every write is a JSON patch that touches one list entry and guards it with `test` ops, so
+a concurrent writer is never overwritten: a missing list is created only if the object is
+still the version read; one's own entry is replaced only if it is still one's own; any
+other entry is never touched. A failed guard re-reads and tries again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mltrl_operator.api.review import Decision, EvidenceKind, ReviewPhase
+from mltrl_operator.cli.kubectl_mltrl.session import (
+    Body,
+    PluginError,
+    Session,
+    explain,
+    meta,
+    review_spec,
+    review_status,
+    tech_spec,
+    tech_status,
+)
+from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.progress import (
+    current_level,
+    evaluate,
+    evidence_entry,
+    required_rule,
+    skeleton_spec,
+)
+from mltrl_operator.domain.requirements import describe_requirement
+from mltrl_operator.k8s.errors import ApiError, Conflict
+from mltrl_operator.k8s.resources import REVIEWS
+
+ATTEMPTS = 5
+RECORDS = frozenset({ReviewPhase.APPLIED, ReviewPhase.REJECTED})
+
+
+def upsert_ops(body: Body, field: str, key: str, key_value: str, entry: Body) -> list[Body]:
+    """A JSON patch that sets the entry of spec.<field> whose <key> is key_value and touches
+    nothing else. Pure, so its guards are tested without a server."""
+    spec = body.get("spec") or {}
+    items = spec.get(field)
+    path = f"/spec/{field}"
+    if not items:
+        version = meta(body).get("resourceVersion")
+        guard = [{"op": "test", "path": "/metadata/resourceVersion", "value": version}]
+        if items is None:
+            return [*guard, {"op": "add", "path": path, "value": [entry]}]
+        return [*guard, {"op": "test", "path": path, "value": []},
+                {"op": "add", "path": f"{path}/-", "value": entry}]
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get(key) == key_value:
+            return [
+                {"op": "test", "path": f"{path}/{index}/{key}", "value": key_value},
+                {"op": "replace", "path": f"{path}/{index}", "value": entry},
+            ]
+    return [
+        {"op": "test", "path": f"{path}/{len(items) - 1}", "value": items[-1]},
+        {"op": "add", "path": f"{path}/-", "value": entry},
+    ]
+
+
+def _guard_failed(error: ApiError) -> bool:
+    text = str(error.body.get("message") or "").lower()
+    return isinstance(error, Conflict) or "test" in text or "resourceversion" in text
+
+
+async def _write_entry(session: Session, name: str, field: str, key: str, key_value: str,
+                       entry: Body) -> Body:
+    namespace = session.namespace
+    for _ in range(ATTEMPTS):
+        body = await session.review(name)
+        _refuse_records(body, name, namespace)
+        ops = upsert_ops(body, field, key, key_value, entry)
+        try:
+            return await session.json_patch(REVIEWS, namespace, name, ops)
+        except ApiError as error:
+            if error.status in (409, 422) and _guard_failed(error):
+                continue  # someone wrote in between: read again
+            raise PluginError(
+                f'levelreview "{name}" in namespace "{namespace}" refused the change: '
+                f"{explain(error)}"
+            ) from None
+    raise PluginError(
+        f'levelreview "{name}" in namespace "{namespace}" kept changing while writing; '
+        "try again"
+    )
+
+
+def _refuse_records(body: Body, name: str, namespace: str) -> None:
+    phase = review_status(body).phase
+    if phase in RECORDS:
+        raise PluginError(
+            f'levelreview "{name}" in namespace "{namespace}" is {phase}: it is a record and '
+            f"cannot change; open a new review with kubectl mltrl review new "
+            f"{(body.get('spec') or {}).get('technology')} -n {namespace}"
+        )
+
+
+async def evidence(session: Session, name: str, evidence_name: str, *, passed: bool | None,
+                   value: float | None, uri: str | None, kind: str | None,
+                   description: str | None) -> Body:
+    body = await session.review(name)
+    spec = review_spec(body)
+    if spec is None:
+        raise PluginError(f'levelreview "{name}" cannot be read; fix it with kubectl edit')
+    presented = {e.name: e for e in spec.evidence}
+    chosen: EvidenceKind | None = EvidenceKind(kind) if kind else None
+    if chosen is None and evidence_name in presented:
+        chosen = presented[evidence_name].kind
+    if chosen is None and spec.to_level > spec.from_level:
+        policy = await session.policy_for(session.namespace)
+        required = evidence_entry(
+            required_rule(spec.technology, spec.from_level, spec.to_level, policy), evidence_name
+        )
+        chosen = required.kind if required else None
+        description = description or (required.description if required else None)
+    if chosen is None:
+        chosen = (EvidenceKind.CHECK if passed is not None
+                  else EvidenceKind.METRIC if value is not None else EvidenceKind.DOCUMENT)
+    entry: Body = {"name": evidence_name, "kind": str(chosen)}
+    previous = presented.get(evidence_name)
+    if previous is not None and previous.kind is chosen:
+        entry = previous.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for field, given in (("passed", passed), ("value", value), ("uri", uri),
+                         ("description", description)):
+        if given is not None:
+            entry[field] = given
+    needed = {EvidenceKind.CHECK: "passed", EvidenceKind.METRIC: "value",
+              EvidenceKind.DOCUMENT: "uri"}[chosen]
+    if needed not in entry:
+        flag = {"passed": "--passed or --failed", "value": "--value V", "uri": "--uri U"}[needed]
+        raise PluginError(f"evidence '{evidence_name}' is a {chosen}: give {flag}")
+    return await _write_entry(session, name, "evidence", "name", evidence_name, entry)
+
+
+async def decide(session: Session, name: str, *, decision: Decision, role: str,
+                 comment: str | None) -> Body:
+    me = await session.whoami()
+    if me is None:
+        raise PluginError(
+            "cannot tell who you are (the API server does not answer SelfSubjectReviews); "
+            "record the decision with kubectl edit"
+        )
+    entry: Body = {"reviewer": me, "role": role, "decision": str(decision)}
+    if comment:
+        entry["comment"] = comment
+    return await _write_entry(session, name, "approvals", "reviewer", me, entry)
+
+
+def _skeleton_name(technology: str, to_level: int, taken: set[str]) -> str:
+    base = f"{technology}-to-{to_level}"
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+async def new_review(session: Session, technology: str, to_level: int | None,
+                     review_type: str, reason: str | None, name: str | None,
+                     dry_run: bool) -> tuple[Body, list[str]]:
+    """Creates the skeleton; returns it with the requirements it must meet, in the words of
+    status.unmet. Evidence is left for `kubectl mltrl evidence` to fill: an entry without
+    its result would make the review Invalid, not Pending."""
+    namespace = session.namespace
+    body = await session.technology(technology)
+    spec, status = tech_spec(body), tech_status(body)
+    level = current_level(spec, status)
+    if review_type == "recertify":
+        raise PluginError(
+            "--type recertify needs level expiry, which this operator does not have yet; "
+            "use --type entry to promote or --type change for a switchback"
+        )
+    target = to_level if to_level is not None else level + 1
+    if review_type == "change" and target >= level:
+        raise PluginError(f"--type change moves {technology} down: give --to below {level}")
+    policy = await session.policy_for(namespace)
+    review = skeleton_spec(technology, level, target)
+    if target < level:
+        review = review.model_copy(update={"reason": reason or None,
+                                           "switchback_type": "review"})
+    evaluation = evaluate("", review, technology, spec, status, policy)
+    if evaluation.errors:
+        problems = "; ".join(str(e) for e in evaluation.errors)
+        raise PluginError(f"a review of {technology} from level {level} to {target} would be "
+                          f"invalid: {problems}")
+    lines = list(evaluation.unmet)
+    if target > level:
+        rule = required_rule(technology, level, target, policy)
+        lines = [
+            f"{describe_requirement(r)}: kubectl mltrl evidence REVIEW {r.name} "
+            + {EvidenceKind.CHECK: "--passed --uri URL", EvidenceKind.METRIC: "--value V",
+               EvidenceKind.DOCUMENT: "--uri URL"}[r.kind]
+            for r in rule.evidence
+        ] + [u for u in evaluation.unmet if not u.startswith("missing ")]
+    taken = {str(meta(r).get("name")) for r in await session.reviews(namespace)}
+    review_name = name or _skeleton_name(technology, target, taken)
+    manifest: Body = {
+        "metadata": {"name": review_name, "namespace": namespace,
+                     "labels": {"mltrl.dev/technology": technology}},
+        "spec": review.to_wire(),
+    }
+    manifest["spec"]["evidence"] = []
+    manifest["spec"]["approvals"] = []
+    if dry_run:
+        return {"apiVersion": REVIEWS.api_version, "kind": REVIEWS.kind, **manifest}, lines
+    try:
+        created = await session.create(REVIEWS, namespace, manifest)
+    except ApiError as error:
+        raise PluginError(
+            f'cannot create levelreview "{review_name}" in namespace "{namespace}": '
+            f"{explain(error)}"
+        ) from None
+    return created, [line.replace("REVIEW", review_name) for line in lines]
+
+
+def describe_target(level: int) -> str:
+    return describe_level(level)
+
+
+def summary(body: Body) -> dict[str, Any]:
+    status = review_status(body)
+    return {"name": meta(body).get("name"), "phase": str(status.phase or "Unevaluated"),
+            "unmet": list(status.unmet)}

@@ -1,0 +1,275 @@
+"""What each command shows, as plain data: gathered from the cluster, decided by the domain.
+
+Every view is a dict (what `-o json|yaml` prints); the renderers turn them into tables,
+words, markdown or HTML. The CLI and the dashboard share these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from mltrl_operator.api.review import ReviewPhase
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.cli.kubectl_mltrl.session import (
+    Body,
+    PluginError,
+    Session,
+    meta,
+    named_reviews,
+    review_records,
+    review_spec,
+    review_status,
+    tech_spec,
+    tech_status,
+    technology_records,
+)
+from mltrl_operator.domain.card import Card, CardError, build_card
+from mltrl_operator.domain.levels import level_name, phase_of
+from mltrl_operator.domain.maturity import assess
+from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, matching_policies
+from mltrl_operator.domain.progress import NamedReview, current_level, next_step
+
+View = dict[str, Any]
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def age(value: str | None, now: datetime) -> str:
+    """kubectl's compact age: 45s, 12m, 5h, 3d."""
+    then = _parse_time(value)
+    if then is None:
+        return "<unknown>"
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _at_level_since(status: MLTechnologyStatus | None) -> str | None:
+    if status is None or not status.history:
+        return None
+    return status.history[-1].at
+
+
+class PolicyCache:
+    """One policy read per command; the effective policy per namespace, computed once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._policies: list[NamedPolicy] | None = None
+        self._effective: dict[str, EffectivePolicy] = {}
+
+    async def all(self) -> list[NamedPolicy]:
+        if self._policies is None:
+            self._policies = await self.session.policies()
+        return self._policies
+
+    async def for_namespace(self, namespace: str) -> EffectivePolicy:
+        if namespace not in self._effective:
+            self._effective[namespace] = await self.session.policy_for(
+                namespace, await self.all()
+            )
+        return self._effective[namespace]
+
+    async def governed(self, namespaces: Sequence[str]) -> frozenset[str]:
+        policies = await self.all()
+        covered = set()
+        for namespace in namespaces:
+            labels = await self.session.namespace_labels(namespace)
+            if matching_policies(policies, labels):
+                covered.add(namespace)
+        return frozenset(covered)
+
+
+def _reviews_by_namespace(bodies: list[Body]) -> dict[str, list[NamedReview]]:
+    grouped: dict[str, list[NamedReview]] = {}
+    for body in bodies:
+        grouped.setdefault(str(meta(body).get("namespace") or ""), []).extend(
+            named_reviews([body])
+        )
+    return grouped
+
+
+async def portfolio(session: Session, now: datetime, sort_by: str = "namespace") -> View:
+    techs = await session.technologies(session.scope)
+    reviews = _reviews_by_namespace(await session.reviews(session.scope))
+    policies = PolicyCache(session)
+    rows = []
+    for body in techs:
+        m = meta(body)
+        namespace, name = str(m.get("namespace") or ""), str(m.get("name"))
+        spec, status = tech_spec(body), tech_status(body)
+        level = current_level(spec, status)
+        step = next_step(name, spec, status, reviews.get(namespace, []),
+                         await policies.for_namespace(namespace))
+        serving = status.serving if status else None
+        rows.append({
+            "namespace": namespace,
+            "name": name,
+            "level": level,
+            "levelName": level_name(level),
+            "phase": str(phase_of(level)),
+            "effectiveLevel": status.effective_level if status else None,
+            "serving": str(serving.state) if serving else "Unknown",
+            "nextLevel": step.level if step else None,
+            "needs": len(step.unmet) if step else 0,
+            "needsList": list(step.unmet) if step else [],
+            "openReview": step.review if step else None,
+            "owner": spec.owner,
+            "team": spec.team or "",
+            "atLevelSince": _at_level_since(status),
+            "ageAtLevel": age(_at_level_since(status), now),
+            "targetLevel": spec.target_level,
+        })
+    keys = {
+        "namespace": lambda r: (r["namespace"], r["name"]),
+        "name": lambda r: (r["name"], r["namespace"]),
+        "level": lambda r: (-r["level"], r["namespace"], r["name"]),
+        "phase": lambda r: (r["level"], r["namespace"], r["name"]),
+        "needs": lambda r: (-r["needs"], r["namespace"], r["name"]),
+        "team": lambda r: (r["team"], r["name"]),
+        "owner": lambda r: (r["owner"], r["name"]),
+        "age": lambda r: (r["atLevelSince"] or "", r["name"]),
+    }
+    if sort_by not in keys:
+        raise PluginError(f"--sort-by must be one of {', '.join(keys)}, not {sort_by!r}")
+    rows.sort(key=keys[sort_by])
+    return {"kind": "Portfolio", "namespace": session.scope, "items": rows}
+
+
+def _open(phase: ReviewPhase | None) -> bool:
+    return phase in (None, ReviewPhase.PENDING, ReviewPhase.APPROVED)
+
+
+async def technology_status(session: Session, name: str, now: datetime) -> View:
+    namespace = session.namespace
+    body = await session.technology(name, namespace)
+    spec, status = tech_spec(body), tech_status(body)
+    review_bodies = [
+        r for r in await session.reviews(namespace)
+        if (r.get("spec") or {}).get("technology") == name
+    ]
+    policy = await PolicyCache(session).for_namespace(namespace)
+    step = next_step(name, spec, status, named_reviews(review_bodies), policy)
+    level = current_level(spec, status)
+    serving = status.serving if status else None
+    conditions = {c.type: c for c in (status.conditions if status else [])}
+    allowed = conditions.get("ServingAllowed")
+    reviews = []
+    for r in review_bodies:
+        rs, rst = review_spec(r), review_status(r)
+        reviews.append({
+            "name": meta(r).get("name"),
+            "from": rs.from_level if rs else None,
+            "to": rs.to_level if rs else None,
+            "phase": str(rst.phase) if rst.phase else "Unevaluated",
+            "unmet": list(rst.unmet),
+            "approvedBy": list(rst.approved_by),
+            "message": rst.message,
+            "open": _open(rst.phase),
+        })
+    incidents = [
+        i.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for i in (status.incidents if status else [])
+    ]
+    return {
+        "kind": "TechnologyStatus",
+        "namespace": namespace,
+        "name": name,
+        "owner": spec.owner,
+        "team": spec.team,
+        "level": level,
+        "levelName": level_name(level),
+        "phase": str(phase_of(level)),
+        "effectiveLevel": status.effective_level if status else None,
+        "targetLevel": spec.target_level,
+        "atLevelSince": _at_level_since(status),
+        "ageAtLevel": age(_at_level_since(status), now),
+        "serving": {
+            "state": str(serving.state) if serving else "Unknown",
+            "allowed": serving.allowed if serving else False,
+            "requiredLevel": serving.required_level if serving else None,
+            "why": allowed.message if allowed else "the operator has not evaluated it yet",
+            "inferenceService": serving.inference_service if serving else None,
+            "modelVersion": serving.model_version if serving else None,
+            "rollback": serving.rollback.model_dump(by_alias=True, mode="json")
+            if serving and serving.rollback else None,
+        },
+        "next": None if step is None else {
+            "level": step.level,
+            "levelName": level_name(step.level),
+            "review": step.review,
+            "unmet": list(step.unmet),
+        },
+        "reviews": reviews,
+        "incidents": incidents,
+        "openIncidents": [i for i in incidents if i.get("state") == "Pending"],
+        "waivers": [],
+        "expiry": None,
+        "notes": [
+            "waivers and level expiry are not part of this operator's API yet: none apply",
+        ],
+    }
+
+
+async def history(session: Session, name: str) -> View:
+    """The level record. Today it is status.history (the 50 newest changes, gone with the
+    object); the audit record that outlives the object (issue 15) replaces this source."""
+    body = await session.technology(name)
+    status = tech_status(body)
+    entries = [
+        t.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for t in (status.history if status else [])
+    ]
+    return {
+        "kind": "LevelHistory",
+        "namespace": session.namespace,
+        "name": name,
+        "source": "status.history",
+        "items": entries,
+    }
+
+
+async def card(session: Session, name: str, level: int | None) -> Card:
+    body = await session.technology(name)
+    spec: MLTechnologySpec = tech_spec(body)
+    reviews = {}
+    for r in await session.reviews(session.namespace):
+        rs = review_spec(r)
+        if rs is not None and rs.technology == name:
+            reviews[str(meta(r).get("name"))] = rs
+    try:
+        return build_card(
+            name=name, namespace=session.namespace, uid=str(meta(body).get("uid") or ""),
+            spec=spec, status=tech_status(body), reviews=reviews, level=level,
+        )
+    except CardError as error:
+        raise PluginError(f"{error} (in namespace \"{session.namespace}\")") from None
+
+
+def card_view(value: Card) -> View:
+    return {"kind": "TRLCard", **asdict(value), "title": value.title}
+
+
+async def report(session: Session, grouping: str) -> View:
+    techs = technology_records(await session.technologies(session.scope))
+    reviews = review_records(await session.reviews(session.scope))
+    namespaces = sorted({t.namespace for t in techs})
+    governed = await PolicyCache(session).governed(namespaces)
+    result = assess(techs, reviews, governed, grouping)
+    return {"kind": "MaturityReport", "scope": session.scope or "all namespaces",
+            **asdict(result)}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
