@@ -222,20 +222,31 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
     }
 
 
-async def history(session: Session, name: str) -> View:
-    """The level record. Today it is status.history (the 50 newest changes, gone with the
-    object); the audit record that outlives the object (issue 15) replaces this source."""
-    body = await session.technology(name)
+async def level_record(session: Session, name: str) -> tuple[str, list[View]]:
+    """The one source of a technology's level changes. Today: status.history (the newest
+    50, gone with the object). The audit record that outlives the object replaces this
+    function's body, and every caller (history, the dashboard) follows."""
+    try:
+        body = await session.technology(name)
+    except PluginError as error:
+        raise PluginError(
+            f"{error}; a deleted technology's level record went with it (status.history): "
+            "this cluster keeps no audit record that outlives the object"
+        ) from None
     status = tech_status(body)
-    entries = [
+    return "status.history", [
         t.model_dump(by_alias=True, exclude_none=True, mode="json")
         for t in (status.history if status else [])
     ]
+
+
+async def history(session: Session, name: str) -> View:
+    source, entries = await level_record(session, name)
     return {
         "kind": "LevelHistory",
         "namespace": session.namespace,
         "name": name,
-        "source": "status.history",
+        "source": source,
         "items": entries,
     }
 
