@@ -107,22 +107,20 @@ async def _portfolio(session: Session, request: web.Request) -> tuple[str, str]:
             f"<div class=\"rung phase-{phase_of(level)}\"><h3>{level} "
             f"{escape(LEVEL_NAMES[level])}</h3>{techs}</div>"
         )
-    rows = "".join(
-        f"<tr><td><a href=\"{_tech_href(r['namespace'], r['name'])}\">{escape(r['name'])}</a>"
-        f"</td><td>{escape(r['namespace'])}</td><td>{r['level']} {escape(r['levelName'])}</td>"
-        f"<td>{escape(r['phase'])}</td><td>{escape(r['serving'])}</td>"
-        f"<td>{r['needs'] if r['nextLevel'] is not None else '-'}</td>"
-        f"<td>{escape(r['owner'])}</td><td>{escape(r['team'])}</td>"
-        f"<td>{escape(r['ageAtLevel'])}</td></tr>"
+    rows = [
+        [f"<a href=\"{_tech_href(r['namespace'], r['name'])}\">{escape(r['name'])}</a>",
+         escape(r["namespace"]), f"{r['level']} {escape(r['levelName'])}", escape(r["phase"]),
+         escape(r["serving"]), str(r["needs"]) if r["nextLevel"] is not None else "-",
+         escape(r["owner"]), escape(r["team"]), escape(r["ageAtLevel"])]
         for r in view["items"]
-    )
+    ]
+    table = render.html_table(
+        ["name", "namespace", "level", "phase", "serving", "needs", "owner", "team",
+         "at level"], rows, "no technologies")
     body = (
         f"<h1>Portfolio: {len(view['items'])} technologies</h1>"
         f"<div class=\"ladder\">{''.join(rungs)}</div>"
-        "<h2>Every technology</h2><section class=\"scroll\"><table><thead><tr><th>name</th>"
-        "<th>namespace</th><th>level</th><th>phase</th><th>serving</th><th>needs</th>"
-        "<th>owner</th><th>team</th><th>at level</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        f"<h2>Every technology</h2><section>{table}</section>"
     )
     return "MLTRL portfolio", body
 
@@ -147,23 +145,23 @@ async def _technology(session: Session, request: web.Request) -> tuple[str, str]
         + f", {len(nxt['unmet'])} still needed</p>{_list(nxt['unmet'])}"
     )
     serving = status["serving"]
-    reviews = "".join(
-        f"<tr><td>{escape(str(r['name']))}</td><td>{r['from']} → {r['to']}</td>"
-        f"<td>{escape(r['phase'])}</td><td>{_list(r['unmet'])}</td>"
-        f"<td>{escape(', '.join(r['approvedBy']))}</td></tr>"
-        for r in status["reviews"]
-    ) or "<tr><td colspan=\"5\">no reviews</td></tr>"
-    incidents = "".join(
-        f"<tr><td>{escape(i.get('alertName', ''))}</td><td>{escape(i.get('action', ''))}</td>"
-        f"<td>{escape(i.get('state', ''))}</td><td>{escape(i.get('message', ''))}</td></tr>"
-        for i in status["incidents"]
-    ) or "<tr><td colspan=\"4\">no incidents</td></tr>"
-    changes = "".join(
-        f"<tr><td>{escape(t['at'])}</td><td>{t.get('from', '-')}</td><td>{t['to']}</td>"
-        f"<td>{escape(t['kind'])}</td><td>{escape(t.get('review') or t.get('alert') or '')}</td>"
-        f"<td>{escape(', '.join(t.get('by') or []))}</td></tr>"
-        for t in history["items"]
-    ) or "<tr><td colspan=\"6\">no level changes</td></tr>"
+    reviews = render.html_table(
+        ["review", "levels", "phase", "unmet", "approved by"],
+        [[escape(str(r["name"])), f"{r['from']} → {r['to']}", escape(r["phase"]),
+          _list(r["unmet"]), escape(", ".join(r["approvedBy"]))] for r in status["reviews"]],
+        "no reviews")
+    incidents = render.html_table(
+        ["alert", "action", "state", "message"],
+        [[escape(i.get("alertName", "")), escape(i.get("action", "")),
+          escape(i.get("state", "")), escape(i.get("message", ""))]
+         for i in status["incidents"]],
+        "no incidents")
+    changes = render.html_table(
+        ["at", "from", "to", "kind", "cause", "by"],
+        [[escape(t["at"]), str(t.get("from", "-")), str(t["to"]), escape(t["kind"]),
+          escape(t.get("review") or t.get("alert") or ""), escape(", ".join(t.get("by") or []))]
+         for t in history["items"]],
+        "no level changes")
     card_html = render.card_fragment(
         card, lambda lvl: _tech_href(namespace, name, f"?level={lvl}#card")
     )
@@ -177,15 +175,9 @@ async def _technology(session: Session, request: web.Request) -> tuple[str, str]
         f"<dt>Serving</dt><dd>{escape(serving['state'])}: {escape(serving['why'])}</dd>"
         f"<dt>At this level for</dt><dd>{escape(status['ageAtLevel'])}</dd>"
         f"</dl><h2>Next level</h2>{next_html}</section>"
-        "<section><h2>Reviews</h2><div class=\"scroll\"><table><thead><tr><th>review</th>"
-        "<th>levels</th><th>phase</th><th>unmet</th><th>approved by</th></tr></thead>"
-        f"<tbody>{reviews}</tbody></table></div></section>"
-        "<section><h2>Incidents</h2><div class=\"scroll\"><table><thead><tr><th>alert</th>"
-        "<th>action</th><th>state</th><th>message</th></tr></thead>"
-        f"<tbody>{incidents}</tbody></table></div></section>"
-        "<section><h2>History</h2><div class=\"scroll\"><table><thead><tr><th>at</th>"
-        "<th>from</th><th>to</th><th>kind</th><th>cause</th><th>by</th></tr></thead>"
-        f"<tbody>{changes}</tbody></table></div></section>"
+        f"<section><h2>Reviews</h2>{reviews}</section>"
+        f"<section><h2>Incidents</h2>{incidents}</section>"
+        f"<section><h2>History</h2>{changes}</section>"
         f"<div id=\"card\" class=\"box\">{card_html}</div>"
     )
     return f"{name}: MLTRL", body

@@ -147,7 +147,8 @@ header .live{margin-left:auto;font-size:.8rem;opacity:.8}
 main{padding:1rem;max-width:1200px;margin:0 auto}
 h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
 section,.box{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:.8rem 1rem;
-margin-bottom:1rem;overflow-wrap:anywhere}
+margin-bottom:1rem}
+dd,a,.tech{overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:minmax(8rem,16rem) 1fr;gap:.3rem 1rem;margin:0}
 dt{font-weight:600;color:#47505e}dd{margin:0}
 .gap{color:#a33;font-style:italic}
@@ -163,9 +164,35 @@ border-bottom:1px solid #eceff3;vertical-align:top}
 .tech{display:block;background:#f0f3f7;border-radius:6px;padding:.3rem;margin:.2rem 0;
 font-size:.8rem;color:#1d2330;text-decoration:none;overflow-wrap:anywhere}
 .tech small{display:block;color:#5b6472}
+.empty-note{color:#5b6472}
 @media (max-width:800px){.ladder{grid-template-columns:1fr}.rung{min-height:0}
-dl{grid-template-columns:1fr}dt{margin-top:.4rem}}
+dl{grid-template-columns:1fr}dt{margin-top:.4rem}
+table,tbody,tr,td{display:block;width:100%}thead{display:none}
+tr{border-bottom:1px solid #dde1e7;padding:.4rem 0}td{border:0;padding:.1rem 0;
+overflow-wrap:anywhere}
+td[data-label]::before{content:attr(data-label) ": ";font-weight:600;color:#47505e}}
 """
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str,
+               classes: Sequence[Sequence[str]] | None = None) -> str:
+    """Cells are HTML already escaped. On a phone the rows stack, each cell labelled by its
+    column (data-label), so nothing needs a sideways scroll."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    if not rows:
+        body = f'<tr><td class="empty-note" colspan="{len(headers)}">{escape(empty)}</td></tr>'
+    else:
+        body = "".join(
+            "<tr>" + "".join(
+                f'<td data-label="{escape(h)}"'
+                + (f' class="{escape(classes[r][c])}"' if classes and classes[r][c] else "")
+                + f">{cell}</td>"
+                for c, (h, cell) in enumerate(zip(headers, row, strict=True))
+            ) + "</tr>"
+            for r, row in enumerate(rows)
+        )
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def page(title: str, body: str, nav: str = "") -> str:
@@ -241,12 +268,10 @@ def report_markdown(view: View) -> str:
 
 
 def _verdict_html(verdict: dict[str, Any], heading: str) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(s['criterion'])}</td>"
-        f"<td class=\"{'met' if s['met'] else 'unmet'}\">{'yes' if s['met'] else 'no'}</td>"
-        f"<td>{escape(s['observed'])}</td></tr>"
-        for s in verdict["signals"]
-    )
+    signals = verdict["signals"]
+    rows = [[escape(s["criterion"]), "yes" if s["met"] else "no", escape(s["observed"])]
+            for s in signals]
+    classes = [["", "met" if s["met"] else "unmet", ""] for s in signals]
     missing = "".join(f"<li>{escape(m)}</li>" for m in verdict["missing_for_next"]) \
         or "<li>nothing: the top level</li>"
     techs = ""
@@ -255,9 +280,8 @@ def _verdict_html(verdict: dict[str, Any], heading: str) -> str:
     return (
         f"<section><h2>{escape(heading)}: {escape(verdict['subject'])}: "
         f"<span class=\"level\">{escape(verdict['name'])}</span></h2>{techs}"
-        "<div class=\"scroll\"><table><thead><tr><th>criterion</th><th>met</th><th>observed"
-        f"</th></tr></thead><tbody>{rows}</tbody></table></div>"
-        f"<p>Missing for the next level:</p><ul class=\"unmet\">{missing}</ul></section>"
+        + html_table(["criterion", "met", "observed"], rows, "no signals", classes)
+        + f"<p>Missing for the next level:</p><ul class=\"unmet\">{missing}</ul></section>"
     )
 
 
