@@ -113,6 +113,9 @@ def promote_fraud_detection(sandbox: PluginSandbox) -> None:
     sandbox.plugin("alice", "evidence", "fraud-detection-to-7", "integration-tests", "--passed",
                    "--uri", "https://ci.example.com/payments/fraud-detection/runs/812", *ns)
     sandbox.plugin("alice", "evidence", "fraud-detection-to-7", "auc", "--value", "0.94", *ns)
+    sandbox.plugin("alice", "debrief", "fraud-detection-to-7",
+                   "--accomplished", "Integrated with the payment gateway (alice, bob)",
+                   "--learned", "Feature freshness matters more than model size", *ns)
     sandbox.plugin("bob", "approve", "fraud-detection-to-7", "--role", "qa", *ns)
     sandbox.plugin("carol", "approve", "fraud-detection-to-7", "--role", "product-owner", *ns)
     eventually(lambda: level_of(sandbox, "fraud-detection", "payments") == 7, timeout=60,

@@ -53,6 +53,9 @@ def test_fraud_detection_cards_at_6_and_7(fraud_detection_at_7: PluginSandbox) -
     assert "  - transactions 2026-10" in at_7
     assert "**Key assumptions:** _not recorded_" in at_7
     assert "## Gaps\n\n" in at_7 and "- Testing and data: Key assumptions" in at_7
+    assert "**Learned:** Feature freshness matters more than model size" in at_7
+    assert "- Stage debrief: Punted or de-scoped" in at_7
+    assert "- Stage debrief: Learned" not in at_7
     assert "promotion from level 6" in at_7 and "by review fraud-detection-to-7" in at_7
 
     at_6 = sandbox.plugin("carol", "card", "fraud-detection", "--level", "6", "-o", "md",

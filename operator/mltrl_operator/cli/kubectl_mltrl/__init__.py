@@ -88,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--description")
     output(ev)
 
+    debrief = command("debrief", "answer the stage debrief's four questions on a review")
+    debrief.add_argument("review")
+    debrief.add_argument("--accomplished", help="what was accomplished, and by whom")
+    debrief.add_argument("--punted", help="what was punted or de-scoped")
+    debrief.add_argument("--learned", help="what was learned")
+    debrief.add_argument("--technical-debt", dest="technicalDebt",
+                         help="what technical debt was gained or mitigated")
+    output(debrief)
+
     for name, help_ in (("approve", "approve a review as yourself, in a role"),
                         ("reject", "reject a review as yourself, saying why")):
         p = command(name, help_)
@@ -160,6 +169,14 @@ async def _evidence(session: Session, args: argparse.Namespace) -> str:
     return f'evidence "{args.name}" recorded on levelreview "{args.review}"'
 
 
+async def _debrief(session: Session, args: argparse.Namespace) -> str:
+    answers = {key: getattr(args, key) for key in reviewing.DEBRIEF_FIELDS}
+    body = await reviewing.debrief(session, args.review, answers)
+    if args.output in STRUCTURED:
+        return render.structured(body, args.output)
+    return f'debrief recorded on levelreview "{args.review}"'
+
+
 def _decider(decision: Decision) -> Handler:
     async def handler(session: Session, args: argparse.Namespace) -> str:
         body = await reviewing.decide(session, args.review, decision=decision,
@@ -210,6 +227,7 @@ HANDLERS: dict[str, Handler] = {
     "status": _status,
     "review": _review_new,
     "evidence": _evidence,
+    "debrief": _debrief,
     "approve": _decider(Decision.APPROVE),
     "reject": _decider(Decision.REJECT),
     "history": _history,

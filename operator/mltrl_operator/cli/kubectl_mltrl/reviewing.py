@@ -150,6 +150,31 @@ async def decide(session: Session, name: str, *, decision: Decision, role: str,
     return await _write_entry(session, name, "approvals", "reviewer", me, entry)
 
 
+DEBRIEF_FIELDS = ("accomplished", "punted", "learned", "technicalDebt")
+
+
+async def debrief(session: Session, name: str, answers: dict[str, str]) -> Body:
+    """The stage debrief's four answers; a merge patch of just the answers given, so an
+    answer someone else wrote meanwhile stays."""
+    given = {key: value for key, value in answers.items() if value}
+    if not given:
+        raise PluginError("give at least one of --accomplished, --punted, --learned, "
+                          "--technical-debt")
+    body = await session.review(name)
+    _refuse_records(body, name, session.namespace)
+    try:
+        return await session.client.request(
+            "PATCH", REVIEWS.path(session.namespace, name),
+            body={"spec": {"debrief": given}}, content_type="application/merge-patch+json",
+            params={"fieldManager": "kubectl-mltrl"},
+        )
+    except ApiError as error:
+        raise PluginError(
+            f'levelreview "{name}" in namespace "{session.namespace}" refused the debrief: '
+            f"{explain(error)}"
+        ) from None
+
+
 def _skeleton_name(technology: str, to_level: int, taken: set[str]) -> str:
     base = f"{technology}-to-{to_level}"
     if base not in taken:
