@@ -179,3 +179,19 @@ def test_errors_name_the_object_the_namespace_and_what_to_do(sandbox: PluginSand
                              check=False)
     assert too_far.returncode == 1 and "would be invalid" in too_far.stderr
     assert "one level at a time" in too_far.stderr
+
+
+def test_a_switchback_by_review_and_a_dry_run(sandbox: PluginSandbox, namespace: str) -> None:
+    setup(sandbox, namespace)
+    ns = ("-n", namespace)
+    dry = sandbox.plugin_json("alice", "review", "new", "churn", "--dry-run", *ns)
+    assert dry["review"]["metadata"]["name"] == "churn-to-5"
+    assert "kubectl mltrl evidence churn-to-5 unit-tests --passed --uri URL" in dry["needs"][0]
+    assert sandbox.get("lvlreview", "churn-to-5", namespace) is None, "a dry run creates nothing"
+    # 4 is the entry level: there is nothing to go back to yet
+    below = sandbox.plugin("alice", "review", "new", "churn", "--type", "change", "--to", "3",
+                           "--reason", "x", *ns, check=False)
+    assert below.returncode == 1 and "below the technology's entry level 4" in below.stderr
+    unreasoned = sandbox.plugin("alice", "review", "new", "churn", "--type", "change", "--to",
+                                "5", *ns, check=False)
+    assert unreasoned.returncode == 1 and "--type change moves churn down" in unreasoned.stderr

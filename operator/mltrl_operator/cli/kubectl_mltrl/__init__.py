@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--type", dest="review_type", choices=("entry", "change", "recertify"),
                      default="entry", help="entry: a promotion; change: a review switchback")
     new.add_argument("--reason", help="why (required for a switchback)")
+    new.add_argument("--switchback", choices=("discovery", "embedded", "review"),
+                     default="review", help="the kind of switchback (with --type change)")
     new.add_argument("--name", help="the review's name (default TECH-to-N)")
     new.add_argument("--dry-run", action="store_true", help="print the review, create nothing")
     output(new)
@@ -146,7 +148,7 @@ async def _status(session: Session, args: argparse.Namespace) -> str:
 async def _review_new(session: Session, args: argparse.Namespace) -> str:
     body, needs = await reviewing.new_review(
         session, args.technology, args.to_level, args.review_type, args.reason, args.name,
-        args.dry_run,
+        args.dry_run, args.switchback,
     )
     if args.output in STRUCTURED:
         return render.structured({"review": body, "needs": needs}, args.output)

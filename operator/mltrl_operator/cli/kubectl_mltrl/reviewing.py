@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mltrl_operator.api.review import Decision, EvidenceKind, ReviewPhase
+from mltrl_operator.api.technology import SwitchbackType
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
     PluginError,
@@ -187,7 +188,7 @@ def _skeleton_name(technology: str, to_level: int, taken: set[str]) -> str:
 
 async def new_review(session: Session, technology: str, to_level: int | None,
                      review_type: str, reason: str | None, name: str | None,
-                     dry_run: bool) -> tuple[Body, list[str]]:
+                     dry_run: bool, switchback: str = "review") -> tuple[Body, list[str]]:
     """Creates the skeleton; returns it with the requirements it must meet, in the words of
     status.unmet. Evidence is left for `kubectl mltrl evidence` to fill: an entry without
     its result would make the review Invalid, not Pending."""
@@ -207,7 +208,7 @@ async def new_review(session: Session, technology: str, to_level: int | None,
     review = skeleton_spec(technology, level, target)
     if target < level:
         review = review.model_copy(update={"reason": reason or None,
-                                           "switchback_type": "review"})
+                                           "switchback_type": SwitchbackType(switchback)})
     evaluation = evaluate("", review, technology, spec, status, policy)
     if evaluation.errors:
         problems = "; ".join(str(e) for e in evaluation.errors)
@@ -231,6 +232,7 @@ async def new_review(session: Session, technology: str, to_level: int | None,
     }
     manifest["spec"]["evidence"] = []
     manifest["spec"]["approvals"] = []
+    lines = [line.replace("REVIEW", review_name) for line in lines]
     if dry_run:
         return {"apiVersion": REVIEWS.api_version, "kind": REVIEWS.kind, **manifest}, lines
     try:
@@ -240,7 +242,7 @@ async def new_review(session: Session, technology: str, to_level: int | None,
             f'cannot create levelreview "{review_name}" in namespace "{namespace}": '
             f"{explain(error)}"
         ) from None
-    return created, [line.replace("REVIEW", review_name) for line in lines]
+    return created, lines
 
 
 def describe_target(level: int) -> str:
