@@ -302,14 +302,19 @@ def capacity_stage(
     teams: Sequence[Verdict],
     techs: Sequence[TechnologyRecord],
     reviews: Sequence[ReviewRecord],
-    governed_namespaces: frozenset[str],
+    governed_namespaces: frozenset[str] | None,
 ) -> Verdict:
     namespaces = sorted({t.namespace for t in techs})
     served = [t for t in techs if _served(t)]
     reviewed_teams = {
         r.namespace for r in _applied_promotions(reviews)
     }
-    governed = [ns for ns in namespaces if ns in governed_namespaces]
+    governed = [ns for ns in namespaces if ns in (governed_namespaces or ())]
+    policy_observed = (
+        _count("namespaces covered by an MLTRLPolicy", len(governed), len(namespaces))
+        if governed_namespaces is not None
+        else "cannot tell: the MLTRLPolicies or namespaces are not readable with your credentials"
+    )
     productized = [t for t in techs if _level(t) >= 6]
     at_least = sum(1 for v in teams if v.level >= 2)
     automated = sum(1 for v in teams if v.level >= 3)
@@ -321,8 +326,7 @@ def capacity_stage(
         (2, "models provided as a service", bool(served),
          _count("technologies served", len(served), len(techs))),
         (3, "ML work formalised: policies govern every namespace with technologies",
-         bool(namespaces) and len(governed) == len(namespaces),
-         _count("namespaces covered by an MLTRLPolicy", len(governed), len(namespaces))),
+         bool(namespaces) and len(governed) == len(namespaces), policy_observed),
         (3, "reviews are the common process across teams", len(reviewed_teams) >= 2,
          f"applied promotion reviews in {len(reviewed_teams)} namespaces"),
         (3, "most teams version models and data (MLOps level 2 or more)",
@@ -354,7 +358,7 @@ def _stage_name(level: int) -> str:
 def assess(
     techs: Sequence[TechnologyRecord],
     reviews: Sequence[ReviewRecord],
-    governed_namespaces: frozenset[str],
+    governed_namespaces: frozenset[str] | None,
     grouping: str = "team",
 ) -> MaturityReport:
     if grouping not in ("team", "namespace"):

@@ -108,3 +108,34 @@ def evidence_entry(rule: LevelRule, name: str) -> Evidence | None:
         if required.name == name:
             return Evidence(name=name, kind=required.kind, description=required.description)
     return None
+
+
+@dataclass(frozen=True)
+class PublishedReview:
+    """An open review as the operator evaluated it (its status)."""
+
+    name: str
+    from_level: int
+    to_level: int
+    unmet: tuple[str, ...]
+
+
+def published_step(
+    spec: MLTechnologySpec,
+    status: MLTechnologyStatus | None,
+    reviews: Sequence[PublishedReview],
+) -> NextStep | None:
+    """The next step from what the operator published, for readers who may not read the
+    policy: an open review's status.unmet, else status.nextLevel's requirements. Both were
+    computed by the operator from evaluate_review and the policy's rule."""
+    level = current_level(spec, status)
+    if level >= MAX_LEVEL or level >= spec.target_level:
+        return None
+    open_ = [r for r in reviews if r.from_level == level and r.to_level > level]
+    if open_:
+        review = min(open_, key=lambda r: (len(r.unmet), r.name))
+        return NextStep(review.to_level, review.name, review.unmet, ReviewPhase.PENDING)
+    if status is None or status.next_level is None:
+        return NextStep(level + 1, None, (), ReviewPhase.PENDING)
+    return NextStep(status.next_level.level, None, tuple(status.next_level.requirements),
+                    ReviewPhase.PENDING)

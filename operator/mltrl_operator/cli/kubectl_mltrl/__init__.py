@@ -131,8 +131,15 @@ def parser() -> argparse.ArgumentParser:
 Handler = Callable[[Session, argparse.Namespace], Awaitable[str]]
 
 
+def _warn(view: dict[str, Any]) -> None:
+    if view.get("warning"):
+        print(f"warning: {view['warning']}; showing what the operator published instead",
+              file=sys.stderr)
+
+
 async def _ls(session: Session, args: argparse.Namespace) -> str:
     view = await views.portfolio(session, views.now_utc(), args.sort_by)
+    _warn(view)
     if args.output in STRUCTURED:
         return render.structured(view, args.output)
     return render.portfolio_table(view, session.all_namespaces)
@@ -140,6 +147,7 @@ async def _ls(session: Session, args: argparse.Namespace) -> str:
 
 async def _status(session: Session, args: argparse.Namespace) -> str:
     view = await views.technology_status(session, args.technology, views.now_utc())
+    _warn(view)
     if args.output in STRUCTURED:
         return render.structured(view, args.output)
     return render.status_text(view)
@@ -208,6 +216,7 @@ async def _card(session: Session, args: argparse.Namespace) -> str:
 
 async def _report(session: Session, args: argparse.Namespace) -> str:
     view = await views.report(session, args.by)
+    _warn(view)
     if args.output in STRUCTURED:
         return render.structured(view, args.output)
     if args.output == "md":

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltrl_operator.api.review import Decision, EvidenceKind, ReviewPhase
-from mltrl_operator.api.technology import SwitchbackType
+from mltrl_operator.api.review import Decision, EvidenceKind, LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.technology import MLTechnologyStatus, SwitchbackType
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
     PluginError,
+    PolicyUnreadable,
     Session,
     explain,
     meta,
@@ -112,7 +113,13 @@ async def evidence(session: Session, name: str, evidence_name: str, *, passed: b
     if chosen is None and evidence_name in presented:
         chosen = presented[evidence_name].kind
     if chosen is None and spec.to_level > spec.from_level:
-        policy = await session.policy_for(session.namespace)
+        try:
+            policy = await session.policy_for(session.namespace)
+        except PolicyUnreadable as error:
+            raise PluginError(
+                f"{error}; without it the kind of '{evidence_name}' is unknown: give --kind "
+                "check, metric or document"
+            ) from None
         required = evidence_entry(
             required_rule(spec.technology, spec.from_level, spec.to_level, policy), evidence_name
         )
@@ -204,11 +211,16 @@ async def new_review(session: Session, technology: str, to_level: int | None,
     target = to_level if to_level is not None else level + 1
     if review_type == "change" and target >= level:
         raise PluginError(f"--type change moves {technology} down: give --to below {level}")
-    policy = await session.policy_for(namespace)
     review = skeleton_spec(technology, level, target)
     if target < level:
         review = review.model_copy(update={"reason": reason or None,
                                            "switchback_type": SwitchbackType(switchback)})
+    try:
+        policy = await session.policy_for(namespace)
+    except PolicyUnreadable:
+        # The operator will judge the review; say what it published about the next level.
+        return await _create(session, technology, target, name, dry_run, review,
+                             _published_needs(status, target))
     evaluation = evaluate("", review, technology, spec, status, policy)
     if evaluation.errors:
         problems = "; ".join(str(e) for e in evaluation.errors)
@@ -223,6 +235,20 @@ async def new_review(session: Session, technology: str, to_level: int | None,
                EvidenceKind.DOCUMENT: "--uri URL"}[r.kind]
             for r in rule.evidence
         ] + [u for u in evaluation.unmet if not u.startswith("missing ")]
+    return await _create(session, technology, target, name, dry_run, review, lines)
+
+
+def _published_needs(status: MLTechnologyStatus | None, target: int) -> list[str]:
+    if status and status.next_level and status.next_level.level == target:
+        return list(status.next_level.requirements)
+    return ["(the policy is not readable with your credentials: the review's status.unmet "
+            "will say what it needs)"]
+
+
+async def _create(session: Session, technology: str, target: int, name: str | None,
+                  dry_run: bool, review: LevelReviewSpec, lines: list[str]
+                  ) -> tuple[Body, list[str]]:
+    namespace = session.namespace
     taken = {str(meta(r).get("name")) for r in await session.reviews(namespace)}
     review_name = name or _skeleton_name(technology, target, taken)
     manifest: Body = {

@@ -31,6 +31,12 @@ class PluginError(Exception):
     """A problem the user can act on: printed as is, exit code 1."""
 
 
+class PolicyUnreadable(PluginError):
+    """The user may not read the MLTRLPolicies or the namespace labels that pick them (in a
+    cluster, namespace users usually cannot): the plugin falls back to what the operator
+    published in status, computed by the same functions."""
+
+
 def load_connection(kubeconfig: str | None, context: str | None) -> credentials.Connection:
     """The one call into the operator's credentials code (kubeconfig, $KUBECONFIG, in-cluster,
     ~/.kube/config, in kubectl's order), so a change of loader is a change here only."""
@@ -119,7 +125,7 @@ class Session:
         try:
             return await read_policies(self.client)
         except ApiError as error:
-            raise PluginError(
+            raise PolicyUnreadable(
                 f"cannot read the MLTRLPolicies that decide what reviews need: {explain(error)}; "
                 "ask your platform team for read access to mltrlpolicies"
             ) from None
@@ -130,7 +136,7 @@ class Session:
         except NotFound:
             return {}
         except ApiError as error:
-            raise PluginError(
+            raise PolicyUnreadable(
                 f'cannot read namespace "{namespace}" to find its policy: {explain(error)}'
             ) from None
         return dict((body.get("metadata") or {}).get("labels") or {})

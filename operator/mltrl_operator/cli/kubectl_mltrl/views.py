@@ -15,6 +15,7 @@ from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
     PluginError,
+    PolicyUnreadable,
     Session,
     meta,
     named_reviews,
@@ -29,7 +30,13 @@ from mltrl_operator.domain.card import Card, CardError, build_card
 from mltrl_operator.domain.levels import level_name, phase_of
 from mltrl_operator.domain.maturity import assess
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, matching_policies
-from mltrl_operator.domain.progress import NamedReview, current_level, next_step
+from mltrl_operator.domain.progress import (
+    NextStep,
+    PublishedReview,
+    current_level,
+    next_step,
+    published_step,
+)
 
 View = dict[str, Any]
 
@@ -67,36 +74,65 @@ class PolicyCache:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._policies: list[NamedPolicy] | None = None
-        self._effective: dict[str, EffectivePolicy] = {}
+        self._effective: dict[str, EffectivePolicy | None] = {}
+        self.unreadable: str | None = None
 
     async def all(self) -> list[NamedPolicy]:
         if self._policies is None:
             self._policies = await self.session.policies()
         return self._policies
 
-    async def for_namespace(self, namespace: str) -> EffectivePolicy:
+    async def for_namespace(self, namespace: str) -> EffectivePolicy | None:
+        """None when the user may not read the policy: callers fall back to what the
+        operator published."""
         if namespace not in self._effective:
-            self._effective[namespace] = await self.session.policy_for(
-                namespace, await self.all()
-            )
+            try:
+                self._effective[namespace] = await self.session.policy_for(
+                    namespace, await self.all()
+                )
+            except PolicyUnreadable as error:
+                self.unreadable = str(error)
+                self._effective[namespace] = None
         return self._effective[namespace]
 
-    async def governed(self, namespaces: Sequence[str]) -> frozenset[str]:
-        policies = await self.all()
-        covered = set()
-        for namespace in namespaces:
-            labels = await self.session.namespace_labels(namespace)
-            if matching_policies(policies, labels):
-                covered.add(namespace)
+    async def governed(self, namespaces: Sequence[str]) -> frozenset[str] | None:
+        try:
+            policies = await self.all()
+            covered = set()
+            for namespace in namespaces:
+                labels = await self.session.namespace_labels(namespace)
+                if matching_policies(policies, labels):
+                    covered.add(namespace)
+        except PolicyUnreadable as error:
+            self.unreadable = str(error)
+            return None
         return frozenset(covered)
 
 
-def _reviews_by_namespace(bodies: list[Body]) -> dict[str, list[NamedReview]]:
-    grouped: dict[str, list[NamedReview]] = {}
+def _published(bodies: list[Body], technology: str) -> list[PublishedReview]:
+    found = []
     for body in bodies:
-        grouped.setdefault(str(meta(body).get("namespace") or ""), []).extend(
-            named_reviews([body])
-        )
+        spec, status = review_spec(body), review_status(body)
+        if spec is None or spec.technology != technology or not _open(status.phase):
+            continue
+        found.append(PublishedReview(str(meta(body).get("name")), spec.from_level,
+                                     spec.to_level, tuple(status.unmet)))
+    return found
+
+
+def step_for(name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None,
+             review_bodies: list[Body], policy: EffectivePolicy | None) -> NextStep | None:
+    """The next step, decided here from the policy when it can be read, else as the
+    operator published it; both come from evaluate_review."""
+    if policy is None:
+        return published_step(spec, status, _published(review_bodies, name))
+    return next_step(name, spec, status, named_reviews(review_bodies), policy)
+
+
+def _reviews_by_namespace(bodies: list[Body]) -> dict[str, list[Body]]:
+    grouped: dict[str, list[Body]] = {}
+    for body in bodies:
+        grouped.setdefault(str(meta(body).get("namespace") or ""), []).append(body)
     return grouped
 
 
@@ -110,8 +146,8 @@ async def portfolio(session: Session, now: datetime, sort_by: str = "namespace")
         namespace, name = str(m.get("namespace") or ""), str(m.get("name"))
         spec, status = tech_spec(body), tech_status(body)
         level = current_level(spec, status)
-        step = next_step(name, spec, status, reviews.get(namespace, []),
-                         await policies.for_namespace(namespace))
+        step = step_for(name, spec, status, reviews.get(namespace, []),
+                        await policies.for_namespace(namespace))
         serving = status.serving if status else None
         rows.append({
             "namespace": namespace,
@@ -144,7 +180,9 @@ async def portfolio(session: Session, now: datetime, sort_by: str = "namespace")
     if sort_by not in keys:
         raise PluginError(f"--sort-by must be one of {', '.join(keys)}, not {sort_by!r}")
     rows.sort(key=keys[sort_by])
-    return {"kind": "Portfolio", "namespace": session.scope, "items": rows}
+    return {"kind": "Portfolio", "namespace": session.scope, "items": rows,
+            "needsFrom": "operator status" if policies.unreadable else "policy",
+            "warning": policies.unreadable}
 
 
 def _open(phase: ReviewPhase | None) -> bool:
@@ -159,8 +197,8 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
         r for r in await session.reviews(namespace)
         if (r.get("spec") or {}).get("technology") == name
     ]
-    policy = await PolicyCache(session).for_namespace(namespace)
-    step = next_step(name, spec, status, named_reviews(review_bodies), policy)
+    policies = PolicyCache(session)
+    step = step_for(name, spec, status, review_bodies, await policies.for_namespace(namespace))
     level = current_level(spec, status)
     serving = status.serving if status else None
     conditions = {c.type: c for c in (status.conditions if status else [])}
@@ -214,6 +252,8 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
         "reviews": reviews,
         "incidents": incidents,
         "openIncidents": [i for i in incidents if i.get("state") == "Pending"],
+        "needsFrom": "operator status" if policies.unreadable else "policy",
+        "warning": policies.unreadable,
         "waivers": [],
         "expiry": None,
         "notes": [
@@ -276,10 +316,11 @@ async def report(session: Session, grouping: str) -> View:
     techs = technology_records(await session.technologies(session.scope))
     reviews = review_records(await session.reviews(session.scope))
     namespaces = sorted({t.namespace for t in techs})
-    governed = await PolicyCache(session).governed(namespaces)
+    policies = PolicyCache(session)
+    governed = await policies.governed(namespaces)
     result = assess(techs, reviews, governed, grouping)
     return {"kind": "MaturityReport", "scope": session.scope or "all namespaces",
-            **asdict(result)}
+            **asdict(result), "warning": policies.unreadable}
 
 
 def now_utc() -> datetime:
