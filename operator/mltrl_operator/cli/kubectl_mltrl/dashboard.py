@@ -118,11 +118,19 @@ async def _portfolio(session: Session, request: web.Request) -> tuple[str, str]:
         ["name", "namespace", "level", "phase", "serving", "needs", "owner", "team",
          "at level"], rows, "no technologies")
     body = (
-        f"<h1>Portfolio: {len(view['items'])} technologies</h1>"
+        f"<h1>Portfolio: {len(view['items'])} technologies</h1>{_warning(view)}"
         f"<div class=\"ladder\">{''.join(rungs)}</div>"
         f"<h2>Every technology</h2><section>{table}</section>"
     )
     return "MLTRL portfolio", body
+
+
+def _warning(view: dict[str, object]) -> str:
+    text = view.get("warning")
+    if not text:
+        return ""
+    return (f'<p class="warning">{escape(str(text))}; showing what the operator published '
+            "instead.</p>")
 
 
 def _list(items: list[str]) -> str:
@@ -166,7 +174,7 @@ async def _technology(session: Session, request: web.Request) -> tuple[str, str]
         card, lambda lvl: _tech_href(namespace, name, f"?level={lvl}#card")
     )
     body = (
-        f"<h1>{escape(name)} <small>({escape(namespace)})</small></h1>"
+        f"<h1>{escape(name)} <small>({escape(namespace)})</small></h1>{_warning(status)}"
         "<section><h2>Status</h2><dl>"
         f"<dt>Level</dt><dd id=\"level\">{status['level']} {escape(status['levelName'])} "
         f"({escape(status['phase'])})</dd>"
@@ -186,7 +194,7 @@ async def _technology(session: Session, request: web.Request) -> tuple[str, str]
 async def _report(session: Session, request: web.Request) -> tuple[str, str]:
     by = request.query.get("by", "team")
     view = await views.report(session, by if by in ("team", "namespace") else "team")
-    return "ML maturity report", render.report_fragment(view)
+    return "ML maturity report", _warning(view) + render.report_fragment(view)
 
 
 Page = Callable[[Session, web.Request], Awaitable[tuple[str, str]]]

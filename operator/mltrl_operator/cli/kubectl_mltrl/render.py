@@ -165,6 +165,7 @@ border-bottom:1px solid #eceff3;vertical-align:top}
 font-size:.8rem;color:#1d2330;text-decoration:none;overflow-wrap:anywhere}
 .tech small{display:block;color:#5b6472}
 .empty-note{color:#5b6472}
+.warning{background:#fff4d6;border:1px solid #e5c22e;border-radius:8px;padding:.5rem .8rem}
 @media (max-width:800px){.ladder{grid-template-columns:1fr}.rung{min-height:0}
 dl{grid-template-columns:1fr}dt{margin-top:.4rem}
 table,tbody,tr,td{display:block;width:100%}thead{display:none}
