@@ -3,6 +3,7 @@ product owner), through real kubectl, the admission webhooks and the operator.""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -42,6 +43,10 @@ def test_a_whole_promotion_with_the_plugin_only(sandbox: PluginSandbox, namespac
     needs = "\n".join(created["needs"])
     assert "kubectl mltrl evidence churn-to-5 unit-tests --passed" in needs
     assert "kubectl mltrl evidence churn-to-5 accuracy --value V" in needs
+    # and carries the names in the object, for `kubectl get -o yaml` readers
+    hint = review["metadata"]["annotations"]["mltrl.dev/required-evidence"]
+    assert json.loads(hint) == [{"name": "unit-tests", "kind": "check"},
+                                {"name": "accuracy", "kind": "metric"}]
     # what the plugin says is still needed is what the operator writes in status.unmet
     unmet = eventually(lambda: (review_body(sandbox, "churn-to-5", namespace)
                                 .get("status") or {}).get("unmet"), timeout=60,

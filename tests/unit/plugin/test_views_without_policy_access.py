@@ -65,9 +65,9 @@ class NamespaceUserClient:
 
     async def request(self, method: str, path: str, *, body: Any = None, **_: Any
                       ) -> dict[str, Any]:
-        assert method == "POST"
+        assert method in ("POST", "PATCH")
         self.created.append(body)
-        return cast(dict[str, Any], body)
+        return {"written": body}
 
 
 def session(*objects: dict[str, Any]) -> Session:
@@ -91,6 +91,7 @@ async def test_status_shows_an_open_reviews_published_unmet() -> None:
 async def test_a_review_can_still_be_opened_and_says_what_the_operator_asks() -> None:
     plain = session(TECH)
     body, needs = await new_review(plain, "fraud", None, "entry", None, None, dry_run=False)
+    body = body["written"]
     assert body["spec"] == {"technology": "fraud", "fromLevel": 6, "toLevel": 7,
                             "evidence": [], "approvals": []}
     assert needs == ["check 'integration-tests' has passed",
@@ -108,3 +109,13 @@ async def test_the_report_says_it_cannot_tell_about_policies() -> None:
     observed = [s["observed"] for s in view["organisation"]["signals"]]
     assert any("cannot tell: the MLTRLPolicies or namespaces are not readable" in o
                for o in observed)
+
+
+async def test_the_skeletons_hint_gives_the_kind_when_the_policy_is_unreadable() -> None:
+    hinted = {**REVIEW, "metadata": {**REVIEW["metadata"], "annotations": {
+        "mltrl.dev/required-evidence": '[{"name":"auc","kind":"metric"}]'}}}
+    written = await evidence(session(TECH, hinted), "fraud-to-7", "auc", passed=None,
+                             value=0.93, uri=None, kind=None, description=None)
+    ops = written["written"]
+    assert ops[-1] == {"op": "add", "path": "/spec/evidence",
+                       "value": [{"name": "auc", "kind": "metric", "value": 0.93}]}

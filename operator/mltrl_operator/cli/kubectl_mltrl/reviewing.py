@@ -7,6 +7,7 @@ other entry is never touched. A failed guard re-reads and tries again."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mltrl_operator.api.review import Decision, EvidenceKind, LevelReviewSpec, ReviewPhase
@@ -24,6 +25,7 @@ from mltrl_operator.cli.kubectl_mltrl.session import (
     tech_status,
 )
 from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.progress import (
     current_level,
     evaluate,
@@ -36,6 +38,10 @@ from mltrl_operator.k8s.errors import ApiError, Conflict
 from mltrl_operator.k8s.resources import REVIEWS
 
 ATTEMPTS = 5
+# The evidence the policy asked for when the skeleton was made, in the object itself so
+# `kubectl get -o yaml` shows what to fill. A hint for people and for `evidence` (the kind
+# of each item); the operator decides from the policy, and status.unmet is the live answer.
+REQUIRED_EVIDENCE = "mltrl.dev/required-evidence"
 RECORDS = frozenset({ReviewPhase.APPLIED, ReviewPhase.REJECTED})
 
 
@@ -113,17 +119,21 @@ async def evidence(session: Session, name: str, evidence_name: str, *, passed: b
     if chosen is None and evidence_name in presented:
         chosen = presented[evidence_name].kind
     if chosen is None and spec.to_level > spec.from_level:
+        policy: EffectivePolicy | None
         try:
             policy = await session.policy_for(session.namespace)
         except PolicyUnreadable as error:
-            raise PluginError(
-                f"{error}; without it the kind of '{evidence_name}' is unknown: give --kind "
-                "check, metric or document"
-            ) from None
-        required = evidence_entry(
+            hinted = _required_hint(body).get(evidence_name)
+            if hinted is None:
+                raise PluginError(
+                    f"{error}; without it the kind of '{evidence_name}' is unknown: give "
+                    "--kind check, metric or document"
+                ) from None
+            policy, chosen = None, hinted
+        required = None if policy is None else evidence_entry(
             required_rule(spec.technology, spec.from_level, spec.to_level, policy), evidence_name
         )
-        chosen = required.kind if required else None
+        chosen = required.kind if required else chosen
         description = description or (required.description if required else None)
     if chosen is None:
         chosen = (EvidenceKind.CHECK if passed is not None
@@ -227,15 +237,26 @@ async def new_review(session: Session, technology: str, to_level: int | None,
         raise PluginError(f"a review of {technology} from level {level} to {target} would be "
                           f"invalid: {problems}")
     lines = list(evaluation.unmet)
+    required: list[Body] = []
     if target > level:
         rule = required_rule(technology, level, target, policy)
+        required = [{"name": r.name, "kind": str(r.kind)} for r in rule.evidence]
         lines = [
             f"{describe_requirement(r)}: kubectl mltrl evidence REVIEW {r.name} "
             + {EvidenceKind.CHECK: "--passed --uri URL", EvidenceKind.METRIC: "--value V",
                EvidenceKind.DOCUMENT: "--uri URL"}[r.kind]
             for r in rule.evidence
         ] + [u for u in evaluation.unmet if not u.startswith("missing ")]
-    return await _create(session, technology, target, name, dry_run, review, lines)
+    return await _create(session, technology, target, name, dry_run, review, lines, required)
+
+
+def _required_hint(body: Body) -> dict[str, EvidenceKind]:
+    raw = (meta(body).get("annotations") or {}).get(REQUIRED_EVIDENCE)
+    try:
+        items = json.loads(raw) if raw else []
+        return {str(i["name"]): EvidenceKind(i["kind"]) for i in items}
+    except (ValueError, TypeError, KeyError):
+        return {}
 
 
 def _published_needs(status: MLTechnologyStatus | None, target: int) -> list[str]:
@@ -246,8 +267,8 @@ def _published_needs(status: MLTechnologyStatus | None, target: int) -> list[str
 
 
 async def _create(session: Session, technology: str, target: int, name: str | None,
-                  dry_run: bool, review: LevelReviewSpec, lines: list[str]
-                  ) -> tuple[Body, list[str]]:
+                  dry_run: bool, review: LevelReviewSpec, lines: list[str],
+                  required: list[Body] | None = None) -> tuple[Body, list[str]]:
     namespace = session.namespace
     taken = {str(meta(r).get("name")) for r in await session.reviews(namespace)}
     review_name = name or _skeleton_name(technology, target, taken)
@@ -256,6 +277,10 @@ async def _create(session: Session, technology: str, target: int, name: str | No
                      "labels": {"mltrl.dev/technology": technology}},
         "spec": review.to_wire(),
     }
+    if required:
+        manifest["metadata"]["annotations"] = {
+            REQUIRED_EVIDENCE: json.dumps(required, separators=(",", ":"))
+        }
     manifest["spec"]["evidence"] = []
     manifest["spec"]["approvals"] = []
     lines = [line.replace("REVIEW", review_name) for line in lines]
