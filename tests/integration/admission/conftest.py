@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
+from mltrl_sandbox.certs import make_serving_certificate
 from tests.integration.harness import (
     MLTRL,
     Process,

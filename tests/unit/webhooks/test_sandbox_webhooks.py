@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mltrl_operator.webhooks.certs import ServingCertificate, make_serving_certificate
 from mltrl_sandbox.cel import CelError, evaluate
+from mltrl_sandbox.certs import ServingCertificate, make_serving_certificate
 from mltrl_sandbox.server import SandboxServer
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]

@@ -1,4 +1,8 @@
-"""`mltrl sandbox`: the in-memory API server with the operator (and KServe's stand-in)."""
+"""`mltrl sandbox`: the in-memory API server with the operator (and KServe's stand-in).
+
+The only part of the sandbox that knows the operator (it runs it beside the API server);
+the API server itself knows nothing of it (import-linter keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,16 @@ from mltrl_operator.cli.services import alert_services
 from mltrl_operator.controllers.runtime import Clock, Service, run_operator
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import from_kubeconfig
-from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
 from mltrl_operator.webhooks.server import WebhookServer
-from mltrl_sandbox.crds import default_crd_documents
-from mltrl_sandbox.kserve import KServeStandIn
-from mltrl_sandbox.server import SandboxServer
+
+from .certs import make_serving_certificate
+from .client import SandboxClient
+from .crds import default_crd_documents
+from .kserve import KServeStandIn
+from .server import SandboxServer
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
@@ -112,7 +118,7 @@ async def sandbox(args: argparse.Namespace) -> int:
     tasks = []
     ending: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if not args.no_kserve:
-        tasks.append(asyncio.create_task(KServeStandIn(connection).run(stop)))
+        tasks.append(asyncio.create_task(KServeStandIn(SandboxClient.from_kubeconfig(kubeconfig)).run(stop)))
     if not args.no_operator:
         tasks.append(asyncio.create_task(run_operator(
             operator_connection, stop_flag=stop, metrics_port=args.metrics_port,
