@@ -5,6 +5,7 @@ and no test-only dependency; the sandbox's wheel declares its own dependencies a
 from __future__ import annotations
 
 import email
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,10 +18,16 @@ from tests.delivery.support import REPO
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
+    # Built from a copy: pip builds in the source tree, and leaves build/ behind.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "operator", source / "operator", ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
     out = tmp_path_factory.mktemp("wheels")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
-         str(REPO), str(REPO / "operator" / "mltrl_sandbox")],
+         str(source), str(source / "operator" / "mltrl_sandbox")],
         check=True, capture_output=True, timeout=300,
     )
     found = {path.name.split("-")[0]: zipfile.ZipFile(path) for path in out.glob("*.whl")}

@@ -135,6 +135,7 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     async with SandboxServer(tokens=TOKENS) as server, aiohttp.ClientSession() as session:
+        await server.grant("edit", users=["bob"], groups=["ci"])  # RBAC: they edit everywhere
         yield Api(server, session)
 
 
