@@ -91,10 +91,9 @@ class AggregationController:
             if not changed:
                 return
 
-    async def _run(self) -> None:
-        watcher = Watcher(lambda _obj: True)
-        self.api.store.subscribe(CLUSTER_ROLES, watcher, None)
+    async def _run(self, watcher: Watcher) -> None:
         try:
+            await self.reconcile()
             while True:
                 event = await watcher.queue.get()
                 if event is None:
@@ -107,7 +106,10 @@ class AggregationController:
             self.api.store.unsubscribe(CLUSTER_ROLES, watcher)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="clusterrole-aggregation")
+        # Subscribed now, not when the task first runs: no write in between goes unseen.
+        watcher = Watcher(lambda _obj: True)
+        self.api.store.subscribe(CLUSTER_ROLES, watcher, None)
+        self._task = asyncio.create_task(self._run(watcher), name="clusterrole-aggregation")
 
     async def stop(self) -> None:
         if self._task is not None:
