@@ -38,6 +38,7 @@ USER_ROLES: dict[str, tuple[str, ...]] = {
     "alice": ("edit",),
     "mallory": ("edit",),
     "bob": ("edit", "mltrl-reviewer"),
+    "carol": ("mltrl-reviewer",),
     "system:serviceaccount:ci:approver": ("mltrl-reviewer",),
     "paula": ("mltrl-policy-admin",),
 }
