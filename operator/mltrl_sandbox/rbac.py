@@ -28,6 +28,10 @@ CLUSTER_ROLES = f"clusterroles.{GROUP}"
 ROLE_BINDINGS = f"rolebindings.{GROUP}"
 CLUSTER_ROLE_BINDINGS = f"clusterrolebindings.{GROUP}"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+FULL_AUTHORITY = (
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+    {"nonResourceURLs": ["*"], "verbs": ["*"]},
+)
 
 _VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
           "DELETE": "delete"}
@@ -235,6 +239,17 @@ class Authorizer:
             if self.allowed(escalate):
                 return
             self._confirm_held(request, [r for r in obj.get("rules") or [] if isinstance(r, dict)])
+            # an aggregationRule can gather anything: it takes holding everything
+            if obj.get("aggregationRule") and not all(
+                covers([g.rule for g in self.grants(user, namespace)], rule)
+                for rule in FULL_AUTHORITY
+            ):
+                raise AdmissionDenied(
+                    _forbidden_text(rt.group, rt.plural, request.name,
+                                    "must have cluster-admin privileges to use the "
+                                    "aggregationRule"),
+                    403, "Forbidden",
+                )
         elif rt.plural in ("rolebindings", "clusterrolebindings"):
             ref = obj.get("roleRef") or {}
             kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))

@@ -167,6 +167,20 @@ def test_roles_and_bindings_grant_only_what_their_author_holds(sandbox: Sandbox)
     sandbox.as_user("alice", "create", "-f", "-", input=escalating, check=True)
     assert "not currently held" in sandbox.as_user("alice", "create", "-f", "-", input=binding(
         "RoleBinding", "ci-root", "team", "ClusterRole", "cluster-admin", "ci")).stderr
+    # an aggregationRule can gather anything: only who holds everything may set one
+    sandbox.apply([json.loads(rbac("ClusterRole", "clusterrole-writer", rules=[
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+         "verbs": ["create"]}])), json.loads(binding(
+             "ClusterRoleBinding", "alice-writes-clusterroles", None, "ClusterRole",
+             "clusterrole-writer", "alice"))])
+    gathering = rbac("ClusterRole", "gather-all", aggregationRule={"clusterRoleSelectors": [
+        {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}]})
+    refused = sandbox.as_user("alice", "create", "-f", "-", input=gathering)
+    assert refused.stderr.strip() == (
+        f'{FORBIDDEN}error when creating "STDIN": clusterroles.rbac.authorization.k8s.io '
+        '"gather-all" is forbidden: must have cluster-admin privileges to use the '
+        "aggregationRule"
+    )
 
 
 def test_aggregation_fills_the_user_facing_roles(sandbox: Sandbox) -> None:
