@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .admission import AdmissionDenied, AdmissionRequest
@@ -357,7 +357,3 @@ def forbidden(attrs: Attributes) -> ApiError:
         if attrs.name:
             details["name"] = attrs.name
     return ApiError(403, "Forbidden", message, details)
-
-
-def for_user(attrs: Attributes, user: UserInfo) -> Attributes:
-    return replace(attrs, user=user)
