@@ -58,10 +58,11 @@ class Reviews:
     def self_subject_access_review(self, body: Obj, user: UserInfo) -> Obj:
         return self._decide(body, user, "SelfSubjectAccessReview")
 
-    def subject_access_review(self, body: Obj, requester: UserInfo) -> Obj:
+    def subject_access_review(self, body: Obj, requester: UserInfo,
+                              kind: str = "SubjectAccessReview") -> Obj:
         spec = _spec(body)
         if not spec.get("user") and not spec.get("groups"):
-            raise invalid_object(GROUP, "SubjectAccessReview", "", [invalid(
+            raise invalid_object(GROUP, kind, "", [invalid(
                 "spec.user", "", "at least one of user or group must be specified")])
         extra = spec.get("extra") or {}
         subject = UserInfo(
@@ -69,7 +70,23 @@ class Reviews:
             str(spec.get("uid") or ""),
             {str(k): tuple(v) for k, v in extra.items() if isinstance(v, list)},
         )
-        return self._decide(body, subject, "SubjectAccessReview")
+        return self._decide(body, subject, kind)
+
+    def local_subject_access_review(self, body: Obj, requester: UserInfo) -> Obj:
+        """A SubjectAccessReview within the namespace it is created in (namespace admins
+        may create them)."""
+        namespace = (body.get("metadata") or {}).get("namespace", "")
+        attributes = _spec(body).get("resourceAttributes")
+        if isinstance(attributes, dict) and attributes.get("namespace") not in (
+            None, "", namespace
+        ):
+            raise invalid_object(GROUP, "LocalSubjectAccessReview", "", [invalid(
+                "spec.resourceAttributes.namespace", attributes.get("namespace"),
+                "must match metadata.namespace")])
+        if isinstance(attributes, dict):
+            body = {**body, "spec": {**_spec(body), "resourceAttributes": {
+                **attributes, "namespace": namespace}}}
+        return self.subject_access_review(body, requester, "LocalSubjectAccessReview")
 
     def self_subject_rules_review(self, body: Obj, user: UserInfo) -> Obj:
         spec = _spec(body)

@@ -167,6 +167,7 @@ class SandboxServer:
             ("selfsubjectaccessreviews", reviews.self_subject_access_review),
             ("selfsubjectrulesreviews", reviews.self_subject_rules_review),
             ("subjectaccessreviews", reviews.subject_access_review),
+            ("localsubjectaccessreviews", reviews.local_subject_access_review),
         ):
             kind = self.registry.get("authorization.k8s.io/v1", plural)
             if kind is not None:

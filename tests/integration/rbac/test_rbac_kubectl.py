@@ -221,3 +221,15 @@ def test_subject_access_review_needs_its_own_permission(sandbox: Sandbox, tmp_pa
     refused = sandbox.as_user("alice", "create", "-f", "-", input=review)
     assert 'User "alice" cannot create resource "subjectaccessreviews" in API group ' \
         '"authorization.k8s.io" at the cluster scope' in refused.stderr
+    # a namespace admin asks within the namespace: LocalSubjectAccessReview
+    sandbox.apply(json.loads(binding("RoleBinding", "paula-admin", "team", "ClusterRole",
+                                     "admin", "paula")))
+    local = json.loads(review) | {"kind": "LocalSubjectAccessReview",
+                                  "metadata": {"namespace": "team"}}
+    answer = json.loads(sandbox.as_user("paula", "create", "-f", "-", "-o", "json",
+                                        input=json.dumps(local), check=True).stdout)
+    assert answer["status"]["allowed"] is True
+    local["spec"]["resourceAttributes"]["namespace"] = "elsewhere"
+    refused = sandbox.as_user("paula", "create", "-f", "-", input=json.dumps(local))
+    assert "spec.resourceAttributes.namespace: Invalid value: \"elsewhere\": must match " \
+        "metadata.namespace" in refused.stderr
