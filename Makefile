@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint typecheck layers unit crds manifests docs sandbox bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml operator/mltrl_sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./operator/mltrl_sandbox
 	touch $(STAMP)
 
 test: $(STAMP) lint typecheck layers

@@ -473,14 +473,14 @@ async def prepare_alerts(sandbox: Sandbox, world: World, watches: list[Watch],
     InferenceServices Ready (1.0.0 becomes known good), then the rollback ones move to
     1.1.0 (known good too), so a rollback has somewhere to go. The stand-in is stopped
     before anything is measured."""
-    from mltrl_operator.k8s.connection import Connection
+    from mltrl_sandbox.client import SandboxClient
     from mltrl_sandbox.kserve import KServeStandIn
 
     started = time.perf_counter()
     techs = watches[0]
     rollback, demote = world.roles["rollback"], world.roles["demote"]
     stop = asyncio.Event()
-    stand_in = asyncio.create_task(KServeStandIn(Connection(server=sandbox.client.url)).run(stop))
+    stand_in = asyncio.create_task(KServeStandIn(SandboxClient(sandbox.client.url)).run(stop))
     try:
         await until_current(
             [techs], [lambda o: _serving_state(o) == "Serving" and "1.0.0" in _versions(o)],

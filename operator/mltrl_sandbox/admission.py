@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import UserInfo
 from .resources import ResourceType
+from .users import UserInfo
 
 Obj = dict[str, Any]
 

@@ -1,47 +1,35 @@
-"""Bearer-token authentication and impersonation (`kubectl --as/--as-group`)."""
+"""Authentication (bearer tokens), impersonation (`kubectl --as/--as-group`) and, in one
+place, authorization: every request passes the RBAC authorizer (rbac.py) before any
+handler sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from .errors import ApiError, unauthorized
+from .rbac import Attributes, Authorizer, request_attributes, service_account_name
+from .users import ADMIN, AUTHENTICATED, MASTERS, UserInfo, user_info_wire
 
-MASTERS = "system:masters"
+__all__ = ["ADMIN", "MASTERS", "Authenticator", "UserInfo", "auth_middleware",
+           "user_info_wire"]
 
-
-@dataclass(frozen=True)
-class UserInfo:
-    username: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # who really sent the request, when it impersonates someone else
-    impersonated_by: UserInfo | None = None
-
-
-ADMIN = UserInfo("admin", (MASTERS, "system:authenticated"))
-
-
-def user_info_wire(user: UserInfo) -> dict[str, object]:
-    """The authentication.k8s.io UserInfo shape, as admission reviews and
-    SelfSubjectReviews carry it."""
-    info: dict[str, object] = {"username": user.username, "groups": list(user.groups)}
-    if user.uid:
-        info["uid"] = user.uid
-    if user.extra:
-        info["extra"] = {key: list(values) for key, values in user.extra.items()}
-    return info
+AUTHENTICATION_GROUP = "authentication.k8s.io"
 
 
 class Authenticator:
-    """Maps bearer tokens to users; without a token table every token is the admin."""
+    """Maps bearer tokens to users; without a token table every token is the admin.
+    Impersonation needs the `impersonate` verb on what is impersonated."""
 
-    def __init__(self, tokens: Mapping[str, tuple[str, list[str]]] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, tuple[str, list[str]]] | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self.tokens = dict(tokens) if tokens is not None else None
+        self.authorizer = authorizer
 
     def authenticate(self, request: web.Request) -> UserInfo:
         header = request.headers.get("Authorization", "")
@@ -50,36 +38,51 @@ class Authenticator:
             user = ADMIN
         elif token in self.tokens:
             name, groups = self.tokens[token]
-            user = UserInfo(name, (*groups, "system:authenticated"))
+            user = UserInfo(name, tuple(dict.fromkeys((*groups, AUTHENTICATED))))
         else:
             raise unauthorized()
         return self._impersonate(request, user)
 
-    @staticmethod
-    def _impersonate(request: web.Request, user: UserInfo) -> UserInfo:
+    def _may(self, user: UserInfo, resource: str, name: str, *, group: str = "",
+             namespace: str = "", subresource: str = "") -> None:
+        attrs = Attributes(user, "impersonate", True, group, "v1", resource, subresource,
+                           namespace, name)
+        if self.authorizer is not None:
+            self.authorizer.check(attrs)
+        elif MASTERS not in user.groups:
+            raise ApiError(403, "Forbidden", "impersonation needs an authorizer")
+
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
         name = request.headers.get("Impersonate-User")
         groups = tuple(request.headers.getall("Impersonate-Group", []))
+        uid = request.headers.get("Impersonate-Uid", "")
         if not name and not groups:
             return user
-        if MASTERS not in user.groups:
-            raise ApiError(
-                403,
-                "Forbidden",
-                f'users "{name}" is forbidden: User "{user.username}" cannot impersonate '
-                'resource "users" in API group "" at the cluster scope',
-            )
         if not name:
             raise ApiError(
                 400, "BadRequest", "requested Impersonate-Group without Impersonate-User"
             )
+        account = service_account_name(name)
+        if account:
+            self._may(user, "serviceaccounts", account[1], namespace=account[0])
+        else:
+            self._may(user, "users", name)
+        for group in groups:
+            self._may(user, "groups", group)
+        if account:  # a service account's own groups come with it, unrequested
+            groups = (*groups, "system:serviceaccounts", f"system:serviceaccounts:{account[0]}")
+        if uid:
+            self._may(user, "uids", uid, group=AUTHENTICATION_GROUP)
         extra: dict[str, tuple[str, ...]] = {}
         for header, value in request.headers.items():
             if header.lower().startswith("impersonate-extra-"):
                 key = header[len("impersonate-extra-") :].lower()
+                self._may(user, "userextras", value, group=AUTHENTICATION_GROUP,
+                          subresource=key)
                 extra[key] = (*extra.get(key, ()), value)
-        if "system:authenticated" not in groups and name != "system:anonymous":
-            groups = (*groups, "system:authenticated")
-        return UserInfo(name, groups, request.headers.get("Impersonate-Uid", ""), extra, user)
+        if AUTHENTICATED not in groups and name != "system:anonymous":
+            groups = (*groups, AUTHENTICATED)
+        return UserInfo(name, tuple(dict.fromkeys(groups)), uid, extra, user)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,6 +95,10 @@ def auth_middleware(authenticator: Authenticator) -> Middleware:
             return await handler(request)
         try:
             user = authenticator.authenticate(request)
+            if authenticator.authorizer is not None:
+                authenticator.authorizer.check(
+                    request_attributes(user, request.method, request.path, request.query)
+                )
         except ApiError as err:
             return web.json_response(err.status(), status=err.code)
         # Readable as request["user"]; stored without __setitem__, which warns about

@@ -105,13 +105,9 @@ def _self_subject_review(body: Obj, user: Any) -> Obj:
     }
 
 
-def _self_subject_access_review(body: Obj, user: Any) -> Obj:
-    """`kubectl auth can-i`: there is no RBAC in the sandbox, so everything is allowed."""
-    return {
-        **body,
-        "metadata": {"creationTimestamp": None},
-        "status": {"allowed": True, "reason": "the sandbox has no authorization"},
-    }
+def _answered_by_the_authorizer(body: Obj, user: Any) -> Obj:
+    """Access reviews: the server wires its RBAC authorizer in (reviews.py)."""
+    raise NotImplementedError("access reviews are answered by the server's authorizer")
 
 
 def builtin_types() -> list[ResourceType]:
@@ -269,8 +265,9 @@ def _builtin_types() -> list[ResourceType]:
             "selfsubjectaccessreview",
             "SelfSubjectAccessReview",
             False,
-            virtual=_self_subject_access_review,
+            virtual=_answered_by_the_authorizer,
         ),
+        *_rbac_types(),
         ResourceType(
             "apiextensions.k8s.io",
             "v1",
@@ -282,6 +279,60 @@ def _builtin_types() -> list[ResourceType]:
             status_subresource=True,
             columns=(Column("Created At", "string", ".metadata.creationTimestamp", format="date"),),
         ),
+    ]
+
+
+def _role_ref(obj: Obj) -> str:
+    ref = obj.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _subjects(kind: str) -> Any:
+    def names(obj: Obj) -> str:
+        found = []
+        for subject in obj.get("subjects") or []:
+            if isinstance(subject, dict) and subject.get("kind") == kind:
+                name = subject.get("name", "")
+                found.append(f"{subject.get('namespace', '')}/{name}"
+                             if kind == "ServiceAccount" else name)
+        return ", ".join(found)
+
+    return names
+
+
+_BINDING_COLUMNS = (
+    Column("Role", "string", func=_role_ref),
+    AGE,
+    Column("Users", "string", func=_subjects("User"), priority=1),
+    Column("Groups", "string", func=_subjects("Group"), priority=1),
+    Column("ServiceAccounts", "string", func=_subjects("ServiceAccount"), priority=1),
+)
+
+
+def _rbac_types() -> list[ResourceType]:
+    """rbac.authorization.k8s.io/v1 and the authorization.k8s.io/v1 reviews (issue 14;
+    the RBAC authorizer reads these kinds from the store by group and plural)."""
+    rbac = "rbac.authorization.k8s.io"
+    created = (Column("Created At", "string", ".metadata.creationTimestamp", format="date"),)
+    return [
+        ResourceType(rbac, "v1", "roles", "role", "Role", True, name_rule="segment",
+                     columns=created),
+        ResourceType(rbac, "v1", "clusterroles", "clusterrole", "ClusterRole", False,
+                     name_rule="segment", columns=created),
+        ResourceType(rbac, "v1", "rolebindings", "rolebinding", "RoleBinding", True,
+                     name_rule="segment", columns=_BINDING_COLUMNS),
+        ResourceType(rbac, "v1", "clusterrolebindings", "clusterrolebinding",
+                     "ClusterRoleBinding", False, name_rule="segment",
+                     columns=_BINDING_COLUMNS),
+        ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
+                     "selfsubjectrulesreview", "SelfSubjectRulesReview", False,
+                     virtual=_answered_by_the_authorizer),
+        ResourceType("authorization.k8s.io", "v1", "localsubjectaccessreviews",
+                     "localsubjectaccessreview", "LocalSubjectAccessReview", True,
+                     virtual=_answered_by_the_authorizer),
+        ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews",
+                     "subjectaccessreview", "SubjectAccessReview", False,
+                     virtual=_answered_by_the_authorizer),
     ]
 
 

@@ -301,6 +301,13 @@ class Handlers:
                 raise errors.bad_request(
                     f"the object provided is unrecognized (must be of type {rt.kind})"
                 )
+            if t.namespace:  # LocalSubjectAccessReview: the URL's namespace is the object's
+                found = body.get("metadata")
+                metadata: Obj = found if isinstance(found, dict) else {}
+                if metadata.get("namespace") not in (None, "", t.namespace):
+                    raise errors.bad_request("the namespace of the provided object does not "
+                                             "match the namespace sent on the request")
+                body = {**body, "metadata": {**metadata, "namespace": t.namespace}}
             return json_response(rt.virtual(body, request.get("user", ADMIN)), 201)
         if method == "POST" and t.name is None:
             record("create", rt.group_resource)

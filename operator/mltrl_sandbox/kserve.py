@@ -14,13 +14,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from mltrl_operator.k8s.client import KubeClient, watch_events
-from mltrl_operator.k8s.connection import Connection
-from mltrl_operator.k8s.errors import ApiError
-from mltrl_operator.k8s.resources import INFERENCE_SERVICES
+from .client import ClientError, SandboxClient
 
 STOP_ANNOTATION = "serving.kserve.io/stop"
 DOMAIN = "sandbox.example.com"
+INFERENCE_SERVICES = "/apis/serving.kserve.io/v1beta1/inferenceservices"
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +69,8 @@ def _needs_update(body: dict[str, Any], status: dict[str, Any]) -> bool:
 
 
 class KServeStandIn:
-    def __init__(self, connection: Connection) -> None:
-        self._client = KubeClient(connection)
+    def __init__(self, client: SandboxClient) -> None:
+        self._client = client
 
     async def reconcile(self, body: dict[str, Any]) -> None:
         if body["metadata"].get("deletionTimestamp"):
@@ -82,21 +80,20 @@ class KServeStandIn:
         if not _needs_update(body, status):
             return
         metadata = body["metadata"]
-        with contextlib.suppress(ApiError):
-            await self._client.patch(
-                INFERENCE_SERVICES,
-                metadata["namespace"],
-                metadata["name"],
-                {"status": {**status, "url": status.get("url"), "address": status.get("address")}},
-                subresource="status",
+        path = (f"/apis/serving.kserve.io/v1beta1/namespaces/{metadata['namespace']}"
+                f"/inferenceservices/{metadata['name']}/status")
+        patch = {"status": {**status, "url": status.get("url"), "address": status.get("address")}}
+        with contextlib.suppress(ClientError):
+            await self._client.request(
+                "PATCH", path, patch, content_type="application/merge-patch+json"
             )
 
     async def _watch_once(self) -> None:
-        listing = await self._client.request("GET", INFERENCE_SERVICES.path())
+        listing = await self._client.request("GET", INFERENCE_SERVICES)
         for item in listing.get("items", []):
             await self.reconcile(item)
         version = listing.get("metadata", {}).get("resourceVersion")
-        async for event in watch_events(self._client, INFERENCE_SERVICES, resource_version=version):
+        async for event in self._client.watch(INFERENCE_SERVICES, version):
             if event.get("type") in ("ADDED", "MODIFIED"):
                 await self.reconcile(event["object"])
             elif event.get("type") == "ERROR":
@@ -110,7 +107,7 @@ class KServeStandIn:
                 await asyncio.wait({watcher, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 for task in (watcher, stopper):
                     task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ApiError, OSError):
+                with contextlib.suppress(asyncio.CancelledError, ClientError, OSError):
                     await watcher
                 if not stop.is_set():
                     await asyncio.sleep(0.5)

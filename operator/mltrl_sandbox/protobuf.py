@@ -92,7 +92,57 @@ ACCESS_REVIEW_SPEC: Layout = {
     2: ("nonResourceAttributes", "msg", {1: ("path", "str", None), 2: ("verb", "str", None)}),
 }
 
+# rbac.authorization.k8s.io/v1 (`kubectl create role|clusterrole|rolebinding|...`)
+POLICY_RULE: Layout = {
+    1: ("verbs", "*str", None),
+    2: ("apiGroups", "*str", None),
+    3: ("resources", "*str", None),
+    4: ("resourceNames", "*str", None),
+    5: ("nonResourceURLs", "*str", None),
+}
+LABEL_SELECTOR: Layout = {
+    1: ("matchLabels", "map_str", None),
+    2: ("matchExpressions", "*msg", {
+        1: ("key", "str", None), 2: ("operator", "str", None), 3: ("values", "*str", None),
+    }),
+}
+SUBJECT: Layout = {
+    1: ("kind", "str", None),
+    2: ("apiGroup", "str", None),
+    3: ("name", "str", None),
+    4: ("namespace", "str", None),
+}
+ROLE_REF: Layout = {
+    1: ("apiGroup", "str", None), 2: ("kind", "str", None), 3: ("name", "str", None),
+}
+BINDING: Layout = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("subjects", "*msg", SUBJECT),
+    3: ("roleRef", "msg", ROLE_REF),
+}
+
 KINDS: dict[str, Layout] = {
+    "Role": {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "*msg", POLICY_RULE)},
+    "ClusterRole": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("rules", "*msg", POLICY_RULE),
+        3: ("aggregationRule", "msg", {1: ("clusterRoleSelectors", "*msg", LABEL_SELECTOR)}),
+    },
+    "RoleBinding": BINDING,
+    "ClusterRoleBinding": BINDING,
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("namespace", "str", None)}),
+    },
+    "SubjectAccessReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {
+            **ACCESS_REVIEW_SPEC,
+            3: ("user", "str", None),
+            4: ("groups", "*str", None),
+            6: ("uid", "str", None),
+        }),
+    },
     "SelfSubjectReview": {1: ("metadata", "msg", OBJECT_META)},
     "SelfSubjectAccessReview": {
         1: ("metadata", "msg", OBJECT_META),

@@ -1,7 +1,8 @@
 """The sandbox API server: an in-memory, Kubernetes-compatible API server on loopback.
 
 It is a test/demo harness, good enough for real `kubectl` and for kopf; it is not a
-cluster (no pods run, no RBAC). It calls the admission webhooks that
+cluster (no pods run). It authorizes every request with RBAC as kube-apiserver does
+(rbac.py, wired in auth.py) and calls the admission webhooks that
 Validating/MutatingWebhookConfigurations name (webhooks.py).
 
     in asyncio code:   async with SandboxServer(crds) as server: ...
@@ -26,12 +27,16 @@ import yaml
 from aiohttp import web
 
 from .admission import AdmissionHook
+from .aggregation import AggregationController
 from .api import CRD_STORAGE, NAMESPACES, Api
 from .auth import Authenticator, auth_middleware
+from .bootstrap import cluster_role_bindings, cluster_roles
 from .builtin import builtin_types
 from .crds import default_crd_documents
 from .handlers import Handlers
+from .rbac import Authorizer
 from .resources import Obj, Registry
+from .reviews import Reviews
 from .stats import Stats
 from .store import Store
 from .webhooks import WebhookCaller
@@ -105,7 +110,8 @@ class SandboxServer:
     """A Kubernetes-compatible API server on loopback, serving builtin kinds and CRDs.
 
     `tokens` maps bearer tokens to (username, groups); None accepts any token as user
-    "admin" in group "system:masters".  kubectl sends tokens only over https, so use
+    "admin" in group "system:masters"; every other user may do only what RBAC grants.
+    kubectl sends tokens only over https, so use
     `tls=True` (a self-signed CA, written into kubeconfigs) when tokens matter to
     kubectl; Python clients send them over plain http too.  `history_limit` bounds the
     watch history kept
@@ -137,7 +143,9 @@ class SandboxServer:
         self.store = Store(history_limit)
         self.api = Api(self.registry, self.store)
         self.stats = Stats()
-        self.authenticator = Authenticator(tokens)
+        self.authorizer = Authorizer(self.store)
+        self._install_rbac()
+        self.authenticator = Authenticator(tokens, self.authorizer)
         self.handlers = Handlers(
             self.api,
             self.registry,
@@ -150,6 +158,58 @@ class SandboxServer:
         self.webhooks = WebhookCaller(self.store)
         self.api.mutating_admission.append(self.webhooks.mutate)
         self.api.validating_admission.append(self.webhooks.validate)
+
+    def _install_rbac(self) -> None:
+        """RBAC in one place: access reviews answered by the authorizer, escalation
+        checked on writing roles and bindings, aggregated ClusterRoles kept filled."""
+        reviews = Reviews(self.authorizer)
+        for plural, answer in (
+            ("selfsubjectaccessreviews", reviews.self_subject_access_review),
+            ("selfsubjectrulesreviews", reviews.self_subject_rules_review),
+            ("subjectaccessreviews", reviews.subject_access_review),
+            ("localsubjectaccessreviews", reviews.local_subject_access_review),
+        ):
+            kind = self.registry.get("authorization.k8s.io/v1", plural)
+            if kind is not None:
+                kind.virtual = answer
+        self.api.validating_admission.append(self.authorizer.admit_escalation)
+        self.aggregation = AggregationController(self.api)
+
+    async def _seed_rbac(self) -> None:
+        """kube-apiserver's bootstrap roles and bindings (bootstrap.py)."""
+        for plural, documents in (("clusterroles", cluster_roles()),
+                                  ("clusterrolebindings", cluster_role_bindings())):
+            kind = self.registry.get("rbac.authorization.k8s.io/v1", plural)
+            assert kind is not None
+            for document in documents:
+                if self.store.get(kind.storage, None, document["metadata"]["name"]) is None:
+                    await self.api.create(kind, None, document)
+        await self.aggregation.reconcile()
+
+    async def grant(
+        self, role: str, *, users: Iterable[str] = (), groups: Iterable[str] = (),
+        namespace: str | None = None, rules: list[Obj] | None = None,
+    ) -> None:
+        """Bind a ClusterRole (creating it from `rules` if given) to users and groups, in
+        one namespace (RoleBinding) or everywhere (ClusterRoleBinding), as the admin
+        would with kubectl; for tests and the launcher."""
+        rbac = "rbac.authorization.k8s.io"
+        if rules is not None:
+            kind = self.registry.get(f"{rbac}/v1", "clusterroles")
+            assert kind is not None
+            await self.api.create(kind, None, {"metadata": {"name": role}, "rules": rules})
+        subjects = [{"kind": "User", "apiGroup": rbac, "name": u} for u in users]
+        subjects += [{"kind": "Group", "apiGroup": rbac, "name": g} for g in groups]
+        names = "-".join(s["name"] for s in subjects).replace(":", "-")
+        binding = {
+            "metadata": {"name": f"{role}-{names}"[:250]},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": role},
+            "subjects": subjects,
+        }
+        plural = "rolebindings" if namespace else "clusterrolebindings"
+        kind = self.registry.get(f"{rbac}/v1", plural)
+        assert kind is not None
+        await self.api.create(kind, namespace, binding)
 
     @property
     def mutating_admission(self) -> list[AdmissionHook]:
@@ -170,6 +230,7 @@ class SandboxServer:
         for name in DEFAULT_NAMESPACES:
             if self.store.get(NAMESPACES, None, name) is None:
                 await self.api.create(namespaces, None, {"metadata": {"name": name}})
+        await self._seed_rbac()
         for crd in self.crds:
             name = (crd.get("metadata") or {}).get("name", "")
             if self.store.get(CRD_STORAGE, None, name) is None:
@@ -189,6 +250,7 @@ class SandboxServer:
             self._ssl, self.ca_pem = _self_signed(self.host)
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
         await site.start()
+        self.aggregation.start()
         for address in self._runner.addresses:
             if isinstance(address, tuple):
                 self.port = int(address[1])
@@ -196,6 +258,7 @@ class SandboxServer:
 
     async def stop(self) -> None:
         self.handlers.closing.set()
+        await self.aggregation.stop()
         self.store.close_all_watchers()
         if self._runner is not None:
             await self._runner.cleanup()

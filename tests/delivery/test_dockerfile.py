@@ -76,7 +76,8 @@ def test_dockerignore_lets_through_exactly_what_is_copied() -> None:
     for path in ("operator/mltrl_operator/cli/__init__.py", "pyproject.toml", "README.md"):
         assert not _ignored(path, patterns), path
     for path in (".venv", ".git", "tests", "docs", "operator/mltrl_operator.egg-info",
-                 "operator/mltrl_operator/__pycache__"):
+                 "operator/mltrl_operator/__pycache__", "operator/mltrl_sandbox",
+                 "operator/mltrl_sandbox/server.py"):
         assert _ignored(path, patterns), path
 
 

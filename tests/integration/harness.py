@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import itertools
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +27,68 @@ KUBECTL = BIN / "kubectl"
 MLTRL = BIN / "mltrl"
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
+
+# The operator's service account, as the chart creates it (release mltrl-operator).
+OPERATOR_USER = "system:serviceaccount:mltrl-system:mltrl-operator"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+# People, bound as a platform team binds the chart's user roles: mltrl-viewer and
+# mltrl-editor through the aggregation into view and edit; the others directly.
+USER_ROLES: dict[str, tuple[str, ...]] = {
+    "vera": ("view",),
+    "alice": ("edit",),
+    "mallory": ("edit",),
+    "bob": ("edit", "mltrl-reviewer"),
+    "carol": ("mltrl-reviewer",),
+    "system:serviceaccount:ci:approver": ("mltrl-reviewer",),
+    "paula": ("mltrl-policy-admin",),
+}
+# What KServe's install gives namespace editors and viewers (its CRD is the sandbox's own).
+KSERVE_USER_ROLES = [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": f"kserve-{verb}",
+                  "labels": {f"rbac.authorization.k8s.io/aggregate-to-{role}": "true"}},
+     "rules": [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+                "verbs": verbs}]}
+    for verb, role, verbs in (
+        ("view", "view", ["get", "list", "watch"]),
+        ("edit", "edit", ["create", "delete", "deletecollection", "patch", "update"]),
+    )
+]
+
+
+@functools.cache
+def chart_rbac(values_json: str = "{}") -> list[dict[str, Any]]:
+    """The chart's ServiceAccount, ClusterRoles and bindings, rendered by the real Helm
+    engine (tools/render_manifests.py) with these values: the RBAC the operator and the
+    users get in a cluster, not a copy of it."""
+    from tests.delivery.support import tool
+
+    rendered = tool("render_manifests").render_chart(json.loads(values_json))
+    return [
+        document
+        for path, text in sorted(rendered.items())
+        if not path.endswith("NOTES.txt")
+        for document in yaml.safe_load_all(text)
+        if document and document.get("kind") in RBAC_KINDS
+    ]
+
+
+def user_bindings() -> list[dict[str, Any]]:
+    bindings = []
+    for user, roles in USER_ROLES.items():
+        account = user.split(":") if user.startswith("system:serviceaccount:") else None
+        subject = ({"kind": "ServiceAccount", "namespace": account[2], "name": account[3]}
+                   if account else
+                   {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user})
+        for role in roles:
+            bindings.append({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{role}-{user.replace(':', '-')}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role},
+                "subjects": [subject],
+            })
+    return bindings
 
 T = TypeVar("T")
 
@@ -86,18 +151,30 @@ class Process:
 
 
 class Sandbox:
-    """`mltrl sandbox --no-operator` in a subprocess, plus kubectl against it."""
+    """`mltrl sandbox --no-operator` in a subprocess, plus kubectl against it.
 
-    def __init__(self, workdir: Path, *, kserve: bool = True) -> None:
+    With `rbac`, it is a cluster with users: HTTPS, a token for the operator's service
+    account and for each of USER_ROLES's people, and, once started, exactly the chart's
+    RBAC (rendered with `chart_values`) and the people's bindings. kubectl acts as the
+    admin (system:masters) unless told `as_user`.
+    """
+
+    def __init__(self, workdir: Path, *, kserve: bool = True, rbac: bool = False,
+                 chart_values: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
+        self.rbac = rbac
+        self.chart_values = chart_values or {}
         args = [str(MLTRL), "sandbox", "--port", str(self.port), "--dir", str(workdir),
                 "--no-operator"]
         if not kserve:
             args.append("--no-kserve")
+        if rbac:
+            for user in (OPERATOR_USER, *USER_ROLES):
+                args += ["--user", user]
         self.process = Process(args, workdir / "sandbox.log")
         self.kubeconfig = workdir / "kubeconfig"
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if rbac else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Sandbox:
         self.process.start()
@@ -105,13 +182,37 @@ class Sandbox:
             lambda: self.kubeconfig.exists() and self._answers(), timeout=30,
             what=f"the sandbox to listen\n{self.process.output()}",
         )
+        if self.rbac:
+            self.install_rbac()
         return self
+
+    def install_rbac(self) -> None:
+        """What a platform team does: install the chart's RBAC, bind the people."""
+        self.namespace("mltrl-system")
+        self.apply([*chart_rbac(json.dumps(self.chart_values, sort_keys=True)),
+                    *KSERVE_USER_ROLES, *user_bindings()])
+        # ClusterRole aggregation is a controller: wait until edit carries the chart's rules
+        eventually(lambda: self.as_user("alice", "auth", "can-i", "create", "mltechnologies",
+                                        "-n", "default").stdout.strip() == "yes",
+                   what="the chart's mltrl-editor to be aggregated into edit")
+
+    def _context(self) -> ssl.SSLContext | None:
+        if not self.url.startswith("https"):
+            return None
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+        return ssl.create_default_context(cadata=ca.decode())
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/version", timeout=1) as response:
+            headers = {}
+            if self.url.startswith("https"):
+                token = yaml.safe_load(self.kubeconfig.read_text())["users"][0]["user"]["token"]
+                headers["Authorization"] = f"Bearer {token}"
+            request = urllib.request.Request(f"{self.url}/version", headers=headers)
+            with urllib.request.urlopen(request, timeout=1, context=self._context()) as response:
                 return bool(response.status == 200)
-        except OSError:
+        except (OSError, ValueError, KeyError, TypeError):
             return False
 
     def stop(self) -> None:
@@ -130,6 +231,11 @@ class Sandbox:
                 f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result
+
+    def as_user(self, user: str, *args: str, input: str | None = None, check: bool = False
+                ) -> subprocess.CompletedProcess[str]:
+        """kubectl with that user's own token (its kubeconfig context)."""
+        return self.kubectl("--context", user, *args, input=input, check=check)
 
     def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]]) -> str:
         if not isinstance(manifest, str):
@@ -150,13 +256,15 @@ class Sandbox:
         return document
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/sandbox/stats", timeout=5) as response:
+        with urllib.request.urlopen(
+            f"{self.url}/sandbox/stats", timeout=5, context=self._context()
+        ) as response:
             payload: dict[str, Any] = json.loads(response.read())
             return payload
 
     def reset_stats(self) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.url}/sandbox/stats/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=self._context()) as response:
             payload: dict[str, Any] = json.loads(response.read())
             return payload
 
@@ -181,13 +289,15 @@ class Sandbox:
 
 
 class Operator:
-    """`mltrl run` against the sandbox in a subprocess, so a test can kill and restart it."""
+    """`mltrl run` against the sandbox in a subprocess, so a test can kill and restart it;
+    on a sandbox with RBAC, as its service account with the chart's RBAC."""
 
     def __init__(self, sandbox: Sandbox, log: Path) -> None:
         self.sandbox = sandbox
         self.health_port = free_port()
+        identity = ["--context", OPERATOR_USER] if sandbox.rbac else []
         self.process = Process(
-            [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig),
+            [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig), *identity,
              "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
             log,
         )
@@ -223,8 +333,9 @@ def running(
     kserve: bool = True,
     operator: Callable[[Sandbox], Operator] | None = None,
 ) -> Iterator[tuple[Sandbox, Operator]]:
-    """The sandbox with an operator in it (`mltrl run`, unless `operator` builds another)."""
-    sandbox = Sandbox(workdir, kserve=kserve).start()
+    """The sandbox with an operator in it (`mltrl run`, unless `operator` builds another),
+    running as its service account with exactly the chart's RBAC, as in a cluster."""
+    sandbox = Sandbox(workdir, kserve=kserve, rbac=True).start()
     started = (operator or (lambda s: Operator(s, workdir / "operator.log")))(sandbox)
     try:
         started.start()

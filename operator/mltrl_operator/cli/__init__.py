@@ -1,4 +1,4 @@
-"""`mltrl`: run the operator, start the sandbox, or regenerate the CRDs."""
+"""`mltrl`: run the operator, regenerate the CRDs, or a plugin's command (`mltrl sandbox`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from mltrl_operator.alerts.config import ConfigError
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.options import parser
+from mltrl_operator.cli.plugins import plugin_commands
 from mltrl_operator.cli.process import configure_logging
 from mltrl_operator.webhooks.config import WebhookConfigError
 
@@ -27,13 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     if args.command == "crds":
         return _crds(args)
-    # Imported here: `mltrl run` in a cluster never needs the sandbox's modules.
-    if args.command == "run":
-        from mltrl_operator.cli.run import run as runner
-    else:
-        from mltrl_operator.cli.sandbox import sandbox as runner
     try:
-        return asyncio.run(runner(args))
+        if args.command == "run":
+            from mltrl_operator.cli.run import run
+
+            return asyncio.run(run(args))
+        return asyncio.run(plugin_commands()[args.command].run(args))
     except (ConfigError, WebhookConfigError) as error:
         print(f"mltrl {args.command}: {error}", file=sys.stderr)
         return 2

@@ -12,12 +12,13 @@ from mltrl_operator.alerts.config import (
     MAX_BODY_BYTES,
     TOKEN_ENV,
 )
-from mltrl_operator.webhooks.configuration import operator_username
+
+from .plugins import plugin_commands
 
 DEFAULT_PEERING = "mltrl-operator"
 
 
-def _add_monitoring(command: argparse.ArgumentParser) -> None:
+def add_monitoring(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("monitoring")
     group.add_argument(
         "--metrics-port", type=int, default=None,
@@ -68,10 +69,10 @@ def _add_webhooks(command: argparse.ArgumentParser) -> None:
     group.add_argument("--webhook-host", default="0.0.0.0", help="address for the webhooks")
     group.add_argument("--webhook-cert", default=None, help="the serving certificate (PEM)")
     group.add_argument("--webhook-key", default=None, help="the certificate's key (PEM)")
-    _add_trusted_group(group)
+    add_trusted_group(group)
 
 
-def _add_trusted_group(group: Any) -> None:
+def add_trusted_group(group: Any) -> None:
     group.add_argument(
         "--webhook-trusted-group", action="append", default=[], metavar="GROUP",
         help="members may record LevelReview approvals in other reviewers' names, e.g. "
@@ -81,7 +82,9 @@ def _add_trusted_group(group: Any) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
+        prog="mltrl", description="ML Technology Readiness Levels on Kubernetes.",
+        epilog="`mltrl sandbox` comes with the mltrl-sandbox package (a test and demo "
+        "harness, installed beside the operator in development).",
     )
     root.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     commands = root.add_subparsers(dest="command", required=True)
@@ -101,37 +104,11 @@ def parser() -> argparse.ArgumentParser:
         "--priority", type=int, default=None,
         help="this replica's peering priority (default: random, so replicas differ)",
     )
-    _add_monitoring(run)
+    add_monitoring(run)
     _add_webhooks(run)
 
-    sandbox = commands.add_parser(
-        "sandbox", help="start a local sandbox API server with the operator running in it"
-    )
-    sandbox.add_argument("--port", type=int, default=8001, help="port to listen on (0: any)")
-    sandbox.add_argument("--dir", default=".sandbox", help="where to write the kubeconfig")
-    sandbox.add_argument("--no-operator", action="store_true", help="start the API server only")
-    sandbox.add_argument(
-        "--no-kserve", action="store_true",
-        help="do not run the stand-in that marks InferenceServices Ready",
-    )
-    sandbox.add_argument(
-        "--tls", action="store_true",
-        help="serve HTTPS with a made-up CA (in the kubeconfig); implied by --user",
-    )
-    sandbox.add_argument(
-        "--user", action="append", default=[], metavar="NAME[=GROUP,...]",
-        help="a user kubectl can act as (--user NAME): adds a token user and a context of "
-        "that name to the kubeconfig; repeatable. Service accounts "
-        "(system:serviceaccount:NS:NAME) get their groups",
-    )
-    webhooks = sandbox.add_argument_group("admission webhooks")
-    webhooks.add_argument(
-        "--webhooks", action="store_true",
-        help="run the admission webhooks in the operator (as its service account "
-        f"{operator_username()}) and register them with the sandbox; implies --tls",
-    )
-    _add_trusted_group(webhooks)
-    _add_monitoring(sandbox)
+    for name, command in plugin_commands().items():
+        command.add_arguments(commands.add_parser(name, help=command.help))
 
     crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
     crds.add_argument("directory", nargs="?", default="crds")

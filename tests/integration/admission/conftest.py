@@ -1,6 +1,7 @@
 """A sandbox over HTTPS with token users, the operator as its service account serving the
 admission webhooks, and the webhook configurations registered: kubectl acts as alice (a
-technology owner), bob (a QA reviewer), mallory, or a CI service account in a trusted group.
+technology owner), bob (a QA reviewer), mallory, or a CI service account in a trusted group,
+each bound to the chart's user roles (harness.USER_ROLES), the operator with the chart's RBAC.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
+from mltrl_sandbox.certs import make_serving_certificate
 from tests.integration.harness import (
     MLTRL,
     Process,
@@ -122,6 +123,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureSand
     operator = WebhookOperator(sandbox, workdir)
     try:
         sandbox.start()
+        sandbox.install_rbac()  # the chart's RBAC, and the people bound to its roles
         operator.start()
         sandbox.apply(webhook_configurations(operator.url, operator.certificate.ca_pem))
         yield sandbox, operator

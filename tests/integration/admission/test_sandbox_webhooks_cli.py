@@ -30,6 +30,12 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
             "levelreviews.validate.mltrl.dev", "mltechnologies.validate.mltrl.dev",
             "mltrlpolicies.validate.mltrl.dev", "inferenceservices.validate.mltrl.dev",
         ]
+        # As in a cluster, alice may do nothing until bound; the chart's mltrl-editor is
+        # aggregated into edit.
+        denied = sandbox.as_user("alice", "get", "mltech", "-n", "default")
+        assert 'User "alice" cannot list resource "mltechnologies"' in denied.stderr
+        sandbox.kubectl("create", "clusterrolebinding", "alice-edit", "--clusterrole=edit",
+                        "--user=alice")
         refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(
             technology("backwards", "default", entry_level=5, target_level=4)))
         assert refused.returncode != 0

@@ -85,7 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token_file.write_text(TOKEN + "\n")
     started: list[Any] = []
     try:
-        sandbox = Sandbox(workdir).start()
+        sandbox = Sandbox(workdir, rbac=True).start()  # the operator with the chart's RBAC
         started.append(sandbox)
         operator = MonitoredOperator(sandbox, workdir / "operator.log", token_file).start()
         started.append(operator)

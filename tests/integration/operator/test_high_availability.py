@@ -7,13 +7,22 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import MLTRL, Operator, Process, Sandbox, eventually
+from tests.integration.harness import (
+    MLTRL,
+    OPERATOR_USER,
+    Operator,
+    Process,
+    Sandbox,
+    eventually,
+)
 from tests.integration.operator.scenarios import policy, review, technology
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
 pytestmark = pytest.mark.integration
 
 PEERING = "mltrl-operator"
+# The replicas run as the operator's service account with the chart's RBAC for HA.
+HA_CHART = {"ha": {"enabled": True}}
 
 
 def peering_crd(plural: str, kind: str, scope: str) -> dict[str, Any]:
@@ -41,7 +50,7 @@ def peer_priorities(sandbox: Sandbox) -> dict[str, int]:
 def replica(sandbox: Sandbox, workdir: Path, name: str, priority: int) -> Operator:
     operator = Operator(sandbox, workdir / f"{name}.log")
     operator.process = Process(
-        [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig),
+        [str(MLTRL), "run", "--kubeconfig", str(sandbox.kubeconfig), "--context", OPERATOR_USER,
          "--liveness", f"http://127.0.0.1:{operator.health_port}/healthz",
          f"--peering={PEERING}", "--priority", str(priority)],
         workdir / f"{name}.log", env={"POD_ID": name},
@@ -57,7 +66,7 @@ def with_peering(sandbox: Sandbox) -> None:
 
 
 def test_one_replica_acts_and_the_other_takes_over(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path, kserve=False).start()
+    sandbox = Sandbox(tmp_path, kserve=False, rbac=True, chart_values=HA_CHART).start()
     replicas: list[Operator] = []
     try:
         with_peering(sandbox)
@@ -101,7 +110,7 @@ def test_a_resumed_replica_never_acts_on_a_review_deleted_while_it_waited(
 ) -> None:
     """The waiting replica's view is as old as its start; the watch it resumes re-lists
     what exists, but says nothing of what was deleted meanwhile."""
-    sandbox = Sandbox(tmp_path, kserve=False).start()
+    sandbox = Sandbox(tmp_path, kserve=False, rbac=True, chart_values=HA_CHART).start()
     replicas: list[Operator] = []
     try:
         with_peering(sandbox)

