@@ -24,7 +24,8 @@ from tests.integration.harness import (
     fresh_namespace,
 )
 
-CI = "system:serviceaccount:ci:release"
+# Bound as the harness binds people to the chart's roles (USER_ROLES).
+CI = "system:serviceaccount:ci:approver"
 USERS = ("alice", "bob", "carol", CI)
 
 
@@ -47,6 +48,8 @@ class PluginSandbox(Sandbox):
             and self.kubectl("get", "namespaces", check=False).returncode == 0,
             timeout=60, what=f"the sandbox and its webhooks\n{self.process.output()}",
         )
+        # People act with the chart's user roles, as a platform team binds them.
+        self.install_rbac()
         return self
 
     def env(self) -> dict[str, str]:

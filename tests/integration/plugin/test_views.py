@@ -35,14 +35,14 @@ def test_ls_shows_the_portfolio_and_sorts(sandbox: PluginSandbox, namespace: str
 def test_status_in_words(sandbox: PluginSandbox, namespace: str) -> None:
     sandbox.apply([policy(namespace), technology(namespace, "churn")])
     reconciled(sandbox, "churn", namespace, 4)
-    text = sandbox.plugin("carol", "status", "churn", "-n", namespace).stdout
+    text = sandbox.plugin("bob", "status", "churn", "-n", namespace).stdout
     assert f"churn (namespace {namespace}, owner alice, team growth)" in text
     assert "Level:    4 Proof of Concept (PoC) Development (Prototyping)" in text
     assert "Serving:  Disabled" in text
     assert "Next:     level 5 Machine Learning \"Capability\" (no open review yet); " \
         "5 still needed:" in text
     assert f"open one: kubectl mltrl review new churn -n {namespace}" in text
-    view = yaml.safe_load(sandbox.plugin("carol", "status", "churn", "-n", namespace,
+    view = yaml.safe_load(sandbox.plugin("bob", "status", "churn", "-n", namespace,
                                          "-o", "yaml").stdout)
     assert view["next"]["unmet"][0] == "missing check 'unit-tests'"
     assert view["reviews"] == [] and view["incidents"] == []
@@ -76,3 +76,16 @@ def test_the_plugin_uses_the_kubeconfig_identity(sandbox: PluginSandbox,
     assert [a["reviewer"] for a in stored["spec"]["approvals"]] == ["bob"]
     wrong = sandbox.plugin(None, "ls", "--context", "nobody", check=False)
     assert wrong.returncode == 1 and "kubeconfig has no context named 'nobody'" in wrong.stderr
+
+
+def test_a_reviewer_who_may_not_read_policies_sees_what_the_operator_published(
+    sandbox: PluginSandbox, namespace: str
+) -> None:
+    # carol holds only the chart's mltrl-reviewer role, which does not read MLTRLPolicies:
+    # the plugin says so and shows the requirements the operator put in status.nextLevel.
+    sandbox.apply([policy(namespace), technology(namespace, "churn")])
+    reconciled(sandbox, "churn", namespace, 4)
+    shown = sandbox.plugin("carol", "status", "churn", "-n", namespace)
+    assert "showing what the operator published instead" in shown.stderr
+    assert "Next:     level 5 Machine Learning \"Capability\"" in shown.stdout
+    assert "the owner's approval does not count (separation of duties)" in shown.stdout
