@@ -10,7 +10,8 @@ from pathlib import Path
 from mltrl_operator.alerts.config import ConfigError
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.options import parser
-from mltrl_operator.cli.process import configure_logging
+from mltrl_operator.cli.process import PortInUse, check_ports, configure_logging
+from mltrl_operator.k8s.connection import CredentialsError
 from mltrl_operator.webhooks.config import WebhookConfigError
 
 __all__ = ["main", "parser"]
@@ -33,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from mltrl_operator.cli.sandbox import sandbox as runner
     try:
+        check_ports(args)
         return asyncio.run(runner(args))
-    except (ConfigError, WebhookConfigError) as error:
+    except (ConfigError, WebhookConfigError, CredentialsError, PortInUse) as error:
         print(f"mltrl {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

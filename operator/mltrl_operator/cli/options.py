@@ -12,6 +12,7 @@ from mltrl_operator.alerts.config import (
     MAX_BODY_BYTES,
     TOKEN_ENV,
 )
+from mltrl_operator.k8s.client import Etiquette
 from mltrl_operator.webhooks.configuration import operator_username
 
 DEFAULT_PEERING = "mltrl-operator"
@@ -79,16 +80,50 @@ def _add_trusted_group(group: Any) -> None:
     )
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it says it already or has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or "default:" in text or default in (None, False, [], ""):
+            return text
+        if default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
+        prog="mltrl", description="ML Technology Readiness Levels on Kubernetes.",
+        formatter_class=_ShowDefaults,
     )
     root.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     commands = root.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the operator against a cluster")
-    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    run.add_argument("--context", help="kubeconfig context to use")
+    run = commands.add_parser(
+        "run", help="run the operator against a cluster", formatter_class=_ShowDefaults
+    )
+    run.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file, or files separated by ':' and merged as kubectl does "
+        "(default: $KUBECONFIG, else the pod's service account, else ~/.kube/config)",
+    )
+    run.add_argument("--context", help="kubeconfig context to use (default: its current one)")
+    api = run.add_argument_group("API etiquette")
+    api.add_argument(
+        "--qps", type=float, default=Etiquette.qps,
+        help="client-side limit on the operator's own requests per second, sustained "
+        "(0: no limit)",
+    )
+    api.add_argument(
+        "--burst", type=int, default=Etiquette.burst,
+        help="requests that may go at once after a quiet spell",
+    )
+    api.add_argument(
+        "--request-timeout", type=float, default=Etiquette.timeout,
+        help="seconds for one API request",
+    )
     run.add_argument(
         "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
@@ -105,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     _add_webhooks(run)
 
     sandbox = commands.add_parser(
-        "sandbox", help="start a local sandbox API server with the operator running in it"
+        "sandbox", help="start a local sandbox API server with the operator running in it",
+        formatter_class=_ShowDefaults,
     )
     sandbox.add_argument("--port", type=int, default=8001, help="port to listen on (0: any)")
     sandbox.add_argument("--dir", default=".sandbox", help="where to write the kubeconfig")
@@ -133,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     _add_trusted_group(webhooks)
     _add_monitoring(sandbox)
 
-    crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
+    crds = commands.add_parser(
+        "crds", help="regenerate the CRDs from the API models", formatter_class=_ShowDefaults
+    )
     crds.add_argument("directory", nargs="?", default="crds")
     return root

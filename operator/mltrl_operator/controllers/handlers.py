@@ -16,7 +16,6 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
-from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
     NAMESPACES,
@@ -49,21 +48,8 @@ def _owner_technology(body: Any) -> str | None:
     return None
 
 
-def build_registry(connection: Connection) -> kopf.OperatorRegistry:
+def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(
-            server=connection.server,
-            token=connection.token,
-            scheme="Bearer" if connection.token else None,
-            ca_path=connection.ca_file,
-            insecure=connection.insecure,
-            certificate_path=connection.cert_file,
-            private_key_path=connection.key_file,
-            default_namespace=connection.default_namespace,
-        )
 
     @kopf.on.startup(registry=registry, backoff=2.0)
     async def prime_cache(memo: Any, **_: Any) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -17,7 +18,7 @@ from aiohttp import web
 from mltrl_operator.controllers.context import OperatorContext, utc_now
 from mltrl_operator.controllers.handlers import build_registry
 from mltrl_operator.controllers.settings import configure
-from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.metrics import metrics_app
 
@@ -27,6 +28,12 @@ Service = Callable[[KubeClient, Clock], AbstractAsyncContextManager[Any]]
 the alert receiver; the entry point builds it, since controllers may not import it."""
 
 logger = logging.getLogger(__name__)
+
+
+async def kopf_tasks() -> set[asyncio.Task[object]]:
+    """The tasks running before kopf starts, which its shutdown must leave alone (as
+    kopf.operator() does; we call its two halves to re-take the signals in between)."""
+    return set(asyncio.all_tasks())
 
 
 @contextlib.asynccontextmanager
@@ -39,6 +46,55 @@ async def serve_metrics(host: str, port: int) -> AsyncIterator[web.AppRunner]:
         yield runner
     finally:
         await runner.cleanup()
+
+
+EXPIRY_MARGIN_SECONDS = 300.0
+"""kopf logs in again this long before an exec credential expires, as the package does."""
+
+
+def connection_info(connection: Connection) -> kopf.ConnectionInfo:
+    """What kopf needs to connect, from the credentials our own client uses right now."""
+    scheme, _, token = (connection.headers().get("Authorization") or "").partition(" ")
+    expiry = connection.expiry() if connection.loader is not None else None
+    expiration = None
+    if expiry is not None and connection.context != "in-cluster":
+        renew_at = max(time.time() + 10, expiry - EXPIRY_MARGIN_SECONDS)
+        expiration = datetime.fromtimestamp(renew_at, UTC)
+    return kopf.ConnectionInfo(
+        server=connection.server,
+        scheme=scheme or None,
+        token=token or None,
+        ca_path=connection.ca_file,
+        insecure=connection.insecure,
+        certificate_path=connection.cert_file,
+        private_key_path=connection.key_file,
+        default_namespace=connection.default_namespace,
+        proxy_url=connection.proxy,
+        trust_env=True,
+        expiration=expiration,
+    )
+
+
+def install_login(registry: kopf.OperatorRegistry, connection: Connection) -> None:
+    """kopf logs in through the same credentials as our client, never a frozen copy.
+
+    kopf calls this at start, when the credential it was given expires, and after any 401
+    it meets: the first call takes the credentials just loaded; an expiry asks the package
+    for the current ones (which re-runs an exec plugin); a 401 logs in afresh."""
+    handed_out: list[kopf.ConnectionInfo] = []
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: object) -> kopf.ConnectionInfo:
+        if handed_out:
+            last = handed_out[-1].expiration
+            if last is not None and datetime.now(UTC) >= last:
+                connection.recheck()
+                await connection.authorization()
+            else:
+                await connection.relogin()
+        info = connection_info(connection)
+        handed_out[:] = [info]
+        return info
 
 
 def tune_garbage_collector() -> None:
@@ -63,11 +119,19 @@ async def run_operator(
     services: Sequence[Service] = (),
     peering: str | None = None,
     priority: int = 0,
+    etiquette: Etiquette | None = None,
+    reclaim_signals: Callable[[], None] | None = None,
 ) -> None:
     """Run until `stop_flag` is set. Without `peering` the operator is standalone: run one
     replica. With it, replicas meet in that ClusterKopfPeering and only the live one of
-    highest priority handles events; the peering object must exist (the chart creates it)."""
-    client = KubeClient(connection)
+    highest priority handles events; the peering object must exist (the chart creates it).
+
+    `reclaim_signals` puts the caller's SIGINT/SIGTERM handlers back once kopf has
+    installed its own (which fail on a second signal and know nothing of our deadline)."""
+    if connection.tls_server_name:
+        logger.warning("tls-server-name %s: kopf's own connection cannot set it; its TLS "
+                       "check uses the server's host name", connection.tls_server_name)
+    client = KubeClient(connection, etiquette=etiquette)
     context = OperatorContext(client=client, clock=clock)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -78,8 +142,11 @@ async def run_operator(
             tune_garbage_collector()
             settings = configure(kopf.OperatorSettings())
             settings.peering.mandatory = peering is not None
-            await kopf.operator(
-                registry=build_registry(connection),
+            registry = build_registry()
+            install_login(registry, connection)
+            existing = await kopf_tasks()
+            tasks = await kopf.spawn_tasks(
+                registry=registry,
                 settings=settings,
                 memo=kopf.Memo(ctx=context),
                 clusterwide=True,
@@ -90,6 +157,9 @@ async def run_operator(
                 ready_flag=ready_flag,
                 liveness_endpoint=liveness_endpoint,
             )
+            if reclaim_signals is not None:
+                reclaim_signals()
+            await kopf.run_tasks(tasks, ignored=existing)
     finally:
         await context.retries.close()
         await client.close()
