@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -88,16 +89,20 @@ class Process:
 class Sandbox:
     """`mltrl sandbox --no-operator` in a subprocess, plus kubectl against it."""
 
-    def __init__(self, workdir: Path, *, kserve: bool = True) -> None:
+    def __init__(self, workdir: Path, *, kserve: bool = True, users: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = free_port()
         args = [str(MLTRL), "sandbox", "--port", str(self.port), "--dir", str(workdir),
                 "--no-operator"]
         if not kserve:
             args.append("--no-kserve")
+        for user in users:  # token users: the sandbox then serves HTTPS (its CA in kubeconfig)
+            args += ["--user", user]
         self.process = Process(args, workdir / "sandbox.log")
         self.kubeconfig = workdir / "kubeconfig"
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if users else 'http'}://127.0.0.1:{self.port}"
+        # The harness's own probes of its own sandbox; kubectl checks the CA as usual.
+        self._tls = ssl._create_unverified_context() if users else None
 
     def start(self) -> Sandbox:
         self.process.start()
@@ -109,7 +114,10 @@ class Sandbox:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/version", timeout=1) as response:
+            request = urllib.request.Request(
+                f"{self.url}/version", headers={"Authorization": "Bearer admin-token"}
+            )
+            with urllib.request.urlopen(request, timeout=1, context=self._tls) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
@@ -150,13 +158,15 @@ class Sandbox:
         return document
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/sandbox/stats", timeout=5) as response:
+        with urllib.request.urlopen(
+            f"{self.url}/sandbox/stats", timeout=5, context=self._tls
+        ) as response:
             payload: dict[str, Any] = json.loads(response.read())
             return payload
 
     def reset_stats(self) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.url}/sandbox/stats/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=self._tls) as response:
             payload: dict[str, Any] = json.loads(response.read())
             return payload
 

@@ -194,7 +194,7 @@ class KubeClient:
                 payload = {"message": text}
             if status == 401 and not relogged and self.connection.loader is not None:
                 relogged = True
-                logger.info("401 from the API server: logging in afresh (%s)",
+                logger.debug("401 from the API server: logging in afresh (%s)",
                             self.connection.context)
                 await self.connection.relogin(generation)
                 continue
