@@ -38,7 +38,20 @@ def _observe(
 ) -> ClusterView:
     """Bring the cache up to this event, first thing in every handler, and view it."""
     ctx.cache.apply(resource, event.get("type"), snapshot(body))
+    ctx.relister.notice(ctx.client, ctx.cache, resource, event.get("type"), body,
+                        lambda _, gone: _after_relist(ctx, gone))
     return ClusterView(ctx.cache, ctx.writes)
+
+
+async def _after_relist(ctx: OperatorContext, gone: list[tuple[str, str]]) -> None:
+    """Objects deleted while a watch was away (controllers/relist.py): reconcile the
+    technologies of their namespaces (all of them for cluster-scoped kinds)."""
+    view = ClusterView(ctx.cache, ctx.writes)
+    namespaces = {namespace for namespace, _ in gone}
+    keys = view.technology_keys(None if "" in namespaces else namespaces)
+    await reconcile_many(ctx, view, keys)
+    for namespace, name in keys:
+        await reconcile_reviews_of(ctx, view, namespace, name)
 
 
 def _owner_technology(body: Any) -> str | None:
