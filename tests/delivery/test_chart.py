@@ -164,7 +164,7 @@ def test_operator_arguments_follow_the_runtime_contract() -> None:
         "run",
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=9090",
-        "--qps=50",
+        "--qps=0",
         "--burst=100",
         "--request-timeout=30",
         "--alerts-port=9091",

@@ -86,7 +86,8 @@ class _ShowDefaults(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if "%(default)" in text or "default:" in text or default in (None, False, [], ""):
+        unset = default is None or default is False or default == [] or default == ""
+        if "%(default)" in text or "default:" in text or unset:
             return text
         if default is argparse.SUPPRESS or not action.option_strings:
             return text

@@ -37,8 +37,11 @@ logger = logging.getLogger(__name__)
 class Etiquette:
     """How hard the client may lean on the API server (`mltrl run --qps/--burst`)."""
 
-    qps: float = 50.0
-    """Sustained requests per second; 0 turns the limit off."""
+    qps: float = 0.0
+    """Sustained requests per second; 0 (the default) leaves pacing to the API server's
+    Priority and Fairness, whose 429s and Retry-After are honoured. At 10,000
+    technologies start-up writes about 40,000 times (docs/benchmarks.md): 50 per second
+    would stretch it from 40 s to 14 minutes."""
     burst: int = 100
     """Requests that may go at once after a quiet spell."""
     timeout: float = 30.0

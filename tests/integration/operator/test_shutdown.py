@@ -133,7 +133,7 @@ def test_help_shows_the_defaults() -> None:
     result = subprocess.run([str(MLTRL), "run", "--help"], capture_output=True, text=True,
                             timeout=30, check=True)
     text = " ".join(result.stdout.split())
-    assert "--qps QPS" in text and "(default: 50.0)" in text
+    assert "--qps QPS" in text and "(default: 0.0)" in text
     assert "--burst BURST" in text and "(default: 100)" in text
     result = subprocess.run([str(MLTRL), "sandbox", "--help"], capture_output=True, text=True,
                             timeout=30, check=True)
