@@ -223,3 +223,32 @@ def test_kopf_gets_the_same_credentials(tmp_path: Path) -> None:
     assert info.default_namespace == "team-a"
     assert info.expiration is None
     assert json.dumps(info.server)
+
+
+async def test_kopf_logs_in_afresh_after_a_401_rather_than_reusing_a_frozen_token(
+    tmp_path: Path,
+) -> None:
+    """kopf calls its login handler at start and again after any 401 it meets."""
+    import kopf
+
+    from mltrl_operator.controllers.runtime import install_login
+
+    plugin = write_exec_plugin(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("before")
+    path = kubeconfig(tmp_path / "config", user={"exec": {
+        "apiVersion": EXEC_API, "command": str(plugin),
+        "args": [str(token), str(tmp_path / "runs"), "60"],
+    }})
+    connection = load_connection(str(path))
+    registry = kopf.OperatorRegistry()
+    install_login(registry, connection)
+    from kopf._core.intents.causes import Activity
+
+    [handler] = registry._activities.get_handlers(activity=Activity.AUTHENTICATION)
+    first = await handler.fn()
+    assert first.token == "before"
+    token.write_text("after-rotation")
+    again = await handler.fn()  # kopf met a 401 with the first one
+    assert again.token == "after-rotation"
+    assert await connection.authorization() == "Bearer after-rotation"
