@@ -69,8 +69,7 @@ def connection_info(connection: Connection) -> kopf.ConnectionInfo:
         certificate_path=connection.cert_file,
         private_key_path=connection.key_file,
         default_namespace=connection.default_namespace,
-        proxy_url=connection.proxy,
-        trust_env=True,
+        proxy_url=connection.effective_proxy(),
         expiration=expiration,
     )
 

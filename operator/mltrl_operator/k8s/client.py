@@ -112,6 +112,7 @@ class KubeClient:
         self._limiter = RateLimiter(etiquette.qps, etiquette.burst)
         self._session: aiohttp.ClientSession | None = None
         self._session_generation = -1
+        self._proxy: str | None = None
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -130,16 +131,16 @@ class KubeClient:
                 base_url=self.connection.server,
                 connector=aiohttp.TCPConnector(ssl=self.connection.ssl_context()),
                 timeout=self._timeout,
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as kubectl honours them
             )
             self._session_generation = self.connection.generation
+            self._proxy = self.connection.effective_proxy()
         return self._session
 
     def _transport(self) -> dict[str, Any]:
         """Per-request options that come from the kubeconfig's cluster entry."""
         options: dict[str, Any] = {}
-        if self.connection.proxy:
-            options["proxy"] = self.connection.proxy
+        if self._proxy:
+            options["proxy"] = self._proxy
         if self.connection.tls_server_name:
             options["server_hostname"] = self.connection.tls_server_name
         return options

@@ -252,3 +252,22 @@ async def test_kopf_logs_in_afresh_after_a_401_rather_than_reusing_a_frozen_toke
     again = await handler.fn()  # kopf met a 401 with the first one
     assert again.token == "after-rotation"
     assert await connection.authorization() == "Bearer after-rotation"
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ({"HTTPS_PROXY": "http://corp:3128"}, "http://corp:3128"),
+    ({"https_proxy": "http://corp:3128", "NO_PROXY": ".internal,10.0.0.0"}, None),
+    ({}, None),
+], ids=["proxied", "no-proxy", "none"])
+def test_https_proxy_from_the_environment_unless_no_proxy_spares_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str],
+    expected: str | None,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "HTTP_PROXY",
+                 "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    connection = load_connection(str(kubeconfig(tmp_path / "c", server="https://api.internal")))
+    assert connection.effective_proxy() == expected
+    assert connection_info(connection).proxy_url == expected
