@@ -137,8 +137,13 @@ async def sandbox(args: argparse.Namespace) -> int:
     # ending on its own ends the sandbox too.
     await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, timeout=3)
-    await server.stop()
+    # The server's ends of the operator's watches run in this loop too, and kopf waits for
+    # every task it did not start before it returns: stop the server alongside the
+    # operator, not after it, or kopf waits out its 5 s for them.
+    await asyncio.gather(server.stop(), *(_finish(task) for task in tasks))
     return 0
+
+
+async def _finish(task: asyncio.Task[Any]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, timeout=3.5)

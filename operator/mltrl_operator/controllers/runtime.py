@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +31,63 @@ the alert receiver; the entry point builds it, since controllers may not import 
 logger = logging.getLogger(__name__)
 
 
-async def kopf_tasks() -> set[asyncio.Task[object]]:
-    """The tasks running before kopf starts, which its shutdown must leave alone (as
-    kopf.operator() does; we call its two halves to re-take the signals in between)."""
-    return set(asyncio.all_tasks())
+HANDLER_GRACE_SECONDS = 2.0
+"""After a stop, how long kopf's handlers and requests in flight may take to finish before
+they are cancelled (kopf's own wait is 5 s, the whole stop's budget: docs/operations.md)."""
+
+
+async def run_kopf_until_stopped(
+    tasks: Collection[asyncio.Task[Any]], ignored: Collection[asyncio.Task[Any]],
+    stop_flag: asyncio.Event | None,
+) -> None:
+    """kopf.run_tasks, but once `stop_flag` is set, kopf gets HANDLER_GRACE_SECONDS to
+    wind down; then it is cancelled, which it answers by cancelling what is left (a
+    request retrying against an API server that has gone, say)."""
+    runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=ignored), name="kopf")
+    if stop_flag is None:
+        await runner
+        return
+    stopped = asyncio.create_task(stop_flag.wait(), name="stop flag")
+    try:
+        await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():
+            await asyncio.wait({runner}, timeout=HANDLER_GRACE_SECONDS)
+        if not runner.done():
+            logger.info("kopf did not stop within %gs: cancelling what is left",
+                        HANDLER_GRACE_SECONDS)
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            return
+        await runner
+    finally:
+        stopped.cancel()
+
+
+class NotKopfs(Collection[asyncio.Task[Any]]):
+    """The tasks kopf's shutdown must leave alone: those running before it started (as
+    kopf.operator() does; we call its two halves to re-take the signals in between), and
+    any not running kopf's own code. kopf waits up to 5 s for every other task in the loop
+    to finish, and an idle keep-alive connection to our webhook or alerts server (the API
+    server keeps them open) never does: SIGTERM would then take over 5 s. Our servers
+    close their own connections when kopf returns."""
+
+    def __init__(self) -> None:
+        self._before = set(asyncio.all_tasks())
+
+    def __contains__(self, task: object) -> bool:
+        if task in self._before:
+            return True
+        if not isinstance(task, asyncio.Task):
+            return False
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is None or f"{os.sep}kopf{os.sep}" not in code.co_filename
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(self._before)
+
+    def __len__(self) -> int:
+        return len(self._before)
 
 
 @contextlib.asynccontextmanager
@@ -143,7 +197,7 @@ async def run_operator(
             settings.peering.mandatory = peering is not None
             registry = build_registry()
             install_login(registry, connection)
-            existing = await kopf_tasks()
+            existing = NotKopfs()
             tasks = await kopf.spawn_tasks(
                 registry=registry,
                 settings=settings,
@@ -158,7 +212,7 @@ async def run_operator(
             )
             if reclaim_signals is not None:
                 reclaim_signals()
-            await kopf.run_tasks(tasks, ignored=existing)
+            await run_kopf_until_stopped(tasks, existing, stop_flag)
     finally:
         await context.retries.close()
         await client.close()

@@ -85,16 +85,23 @@ def test_a_second_signal_ends_it_at_once(sandbox: Sandbox, tmp_path: Path) -> No
     assert "Traceback" not in output and "InvalidStateError" not in output, output
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGTERM],
-                         ids=["sigterm", "sigint", "sigterm-again"])
-def test_the_sandbox_with_webhooks_stops_within_5s(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(("sig", "when"), [
+    (signal.SIGTERM, "Admission webhooks: https://"),
+    (signal.SIGINT, "Admission webhooks: https://"),
+    # While kopf is still starting its watches: the moment a full run once caught.
+    (signal.SIGTERM, "Press Ctrl-C to stop."),
+    (signal.SIGTERM, "cache primed"),
+], ids=["sigterm", "sigint", "sigterm-while-starting", "sigterm-as-it-starts-watching"])
+def test_the_sandbox_with_webhooks_stops_within_5s(
+    tmp_path: Path, sig: signal.Signals, when: str
+) -> None:
     port = free_port()
     process = Process([str(MLTRL), "sandbox", "--webhooks", "--port", str(port),
                        "--dir", str(tmp_path)], tmp_path / "sandbox.log").start()
     assert process.popen is not None
     try:
-        eventually(lambda: "Admission webhooks: https://" in process.output(), timeout=60,
-                   what=f"the webhooks to register\n{process.output()}")
+        eventually(lambda: when in process.output(), timeout=60, interval=0.01,
+                   what=f"{when!r} in the output\n{process.output()}")
         took = stop_with(process.popen, sig)
     finally:
         process.kill()
