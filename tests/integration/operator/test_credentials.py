@@ -29,9 +29,9 @@ OPERATOR = operator_username()
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False, users=(OPERATOR,)).start()
-    try:
-        yield started
+    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False, users=(OPERATOR,))
+    try:  # stopped even if it never answers
+        yield started.start()
     finally:
         started.stop()
 

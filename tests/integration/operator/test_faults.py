@@ -108,9 +108,9 @@ class FaultyProxy:
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     (tmp_path / "sandbox").mkdir()
-    started = Sandbox(tmp_path / "sandbox", kserve=False).start()
-    try:
-        yield started
+    started = Sandbox(tmp_path / "sandbox", kserve=False)
+    try:  # stopped even if it never answers
+        yield started.start()
     finally:
         started.stop()
 

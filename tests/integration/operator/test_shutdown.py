@@ -29,9 +29,9 @@ REPETITIONS = 20
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False).start()
-    try:
-        with_peering(started)
+    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False)
+    try:  # stopped even if it never answers
+        with_peering(started.start())
         yield started
     finally:
         started.stop()
