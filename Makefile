@@ -39,8 +39,9 @@ manifests: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
+SANDBOX_PORT ?= 8001
 sandbox: $(STAMP)
-	$(BIN)/mltrl sandbox --alerts-port 9091 --metrics-port 9090
+	$(BIN)/mltrl sandbox --port $(SANDBOX_PORT) --alerts-port 9091 --metrics-port 9090
 
 # Benchmarks against the sandbox and bare kopf (docs/benchmarks.md): about half an hour on
 # two cores. `make bench BENCH_ARGS=--quick` is the two-minute version.

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from mltrl_operator.cli.process import stop_on_signals
+
 from .server import SandboxServer, serve_forever
 
 
@@ -35,8 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sandbox API server at {server.url}; kubeconfig: {args.kubeconfig}", flush=True)
         print(f"  export KUBECONFIG={args.kubeconfig.resolve()}", flush=True)
 
+    async def serve() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)  # SIGINT or SIGTERM, even if inherited as ignored
+        await serve_forever(
+            args.crds, args.host, args.port, args.kubeconfig, on_ready=ready, stop=stop
+        )
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(args.crds, args.host, args.port, args.kubeconfig, on_ready=ready))
+        asyncio.run(serve())
     return 0
 
 

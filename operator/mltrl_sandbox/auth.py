@@ -4,6 +4,7 @@ handler sees it."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -52,6 +53,21 @@ class Authenticator:
         elif MASTERS not in user.groups:
             raise ApiError(403, "Forbidden", "impersonation needs an authorizer")
 
+    def rotate(self, username: str) -> str | None:
+        """A new token for `username`; its old ones are refused from now on. None: no such
+        token user. (Tests rotate the operator's token mid-run, as a kubelet does.)"""
+        if self.tokens is None:
+            return None
+        old = [token for token, (name, _) in self.tokens.items() if name == username]
+        if not old:
+            return None
+        groups = self.tokens[old[0]][1]
+        for token in old:
+            del self.tokens[token]
+        new = secrets.token_urlsafe(18)
+        self.tokens[new] = (username, groups)
+        return new
+
     def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
         name = request.headers.get("Impersonate-User")
         groups = tuple(request.headers.getall("Impersonate-Group", []))
@@ -88,9 +104,29 @@ class Authenticator:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+ROTATE_TOKEN_PATH = "/sandbox/rotate-token"
+"""POST ?user=NAME, as a system:masters user: {"token": the user's new token}."""
+
+
+def _rotate_token(authenticator: Authenticator, request: web.Request) -> web.Response:
+    try:
+        caller = authenticator.authenticate(request)
+    except ApiError as err:
+        return web.json_response(err.status(), status=err.code)
+    if request.method != "POST" or MASTERS not in caller.groups:
+        return web.json_response({"message": "only system:masters may rotate tokens"},
+                                 status=403)
+    token = authenticator.rotate(request.query.get("user", ""))
+    if token is None:
+        return web.json_response({"message": "no such token user"}, status=404)
+    return web.json_response({"token": token})
+
+
 def auth_middleware(authenticator: Authenticator) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == ROTATE_TOKEN_PATH:
+            return _rotate_token(authenticator, request)
         if request.path.startswith("/sandbox/"):
             return await handler(request)
         try:

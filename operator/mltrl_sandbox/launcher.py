@@ -146,7 +146,7 @@ async def sandbox(args: argparse.Namespace) -> int:
         Path(args.dir) / "kubeconfig", others={name: token for name, (token, _) in users.items()}
     ).resolve()
     stop = asyncio.Event()
-    stop_on_signals(stop)
+    reclaim_signals = stop_on_signals(stop)
     connection = from_kubeconfig(kubeconfig)
     operator_connection = connection
     rbac_source = ""
@@ -165,6 +165,7 @@ async def sandbox(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(run_operator(
             operator_connection, stop_flag=stop, metrics_port=args.metrics_port,
             metrics_host=args.metrics_host, services=services,
+            reclaim_signals=reclaim_signals,
         )))
         ending.append(tasks[-1])
     print(f"Sandbox API server listening on {server.url}", flush=True)
@@ -185,12 +186,17 @@ async def sandbox(args: argparse.Namespace) -> int:
               f"'Authorization: Bearer <{args.alerts_token_file}>'", flush=True)
     print("Then try: kubectl apply -f manifests/examples/ && kubectl get mltech", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
-    # kopf installs its own SIGINT/SIGTERM handlers over ours and then ends the operator
-    # task: that ends the sandbox too.
+    # A signal sets `stop` (the operator puts our handlers back over kopf's); the operator
+    # ending on its own ends the sandbox too.
     await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, timeout=10)
-    await server.stop()
+    # The server's ends of the operator's watches run in this loop too, and kopf waits for
+    # every task it did not start before it returns: stop the server alongside the
+    # operator, not after it, or kopf waits out its 5 s for them.
+    await asyncio.gather(server.stop(), *(_finish(task) for task in tasks))
     return 0
+
+
+async def _finish(task: asyncio.Task[Any]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, timeout=3.5)

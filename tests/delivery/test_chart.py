@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from mltrl_operator.cli.process import SHUTDOWN_SECONDS
 from tests.delivery.support import CHART, REPO, require, tool
 
 KUBERNETES_VERSION = "1.37.0"  # the newest schema set kubernetes-validate 1.37 ships
@@ -163,6 +164,9 @@ def test_operator_arguments_follow_the_runtime_contract() -> None:
         "run",
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=9090",
+        "--qps=0",
+        "--burst=100",
+        "--request-timeout=30",
         "--alerts-port=9091",
         "--alerts-token-file=/etc/mltrl/alerts/token",
         "--webhook-port=9443",
@@ -177,6 +181,10 @@ def test_operator_arguments_follow_the_runtime_contract() -> None:
     mounts = {m["name"]: m["mountPath"] for m in operator["volumeMounts"]}
     assert mounts["webhook-tls"] == "/etc/mltrl/webhook-tls"
     assert mounts["alerts-token"] == "/etc/mltrl/alerts"
+    # The operator exits within 5 s of SIGTERM (cli/process.SHUTDOWN_SECONDS): the kubelet
+    # need not wait the default 30 s, and must not kill it before it signs out.
+    pod = one(render("defaults"), "Deployment")["spec"]["template"]["spec"]
+    assert SHUTDOWN_SECONDS < 5 < pod["terminationGracePeriodSeconds"] <= 15
 
 
 def test_single_replica_is_recreated_and_ha_rolls_with_peering() -> None:

@@ -155,12 +155,14 @@ class Sandbox:
 
     With `rbac`, it is a cluster with users: HTTPS, a token for the operator's service
     account and for each of USER_ROLES's people, and, once started, exactly the chart's
-    RBAC (rendered with `chart_values`) and the people's bindings. kubectl acts as the
-    admin (system:masters) unless told `as_user`.
+    RBAC (rendered with `chart_values`) and the people's bindings. `users` adds token
+    users of its own (the sandbox then serves HTTPS too). kubectl acts as the admin
+    (system:masters) unless told `as_user`.
     """
 
     def __init__(self, workdir: Path, *, kserve: bool = True, rbac: bool = False,
-                 chart_values: dict[str, Any] | None = None) -> None:
+                 chart_values: dict[str, Any] | None = None,
+                 users: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.rbac = rbac
@@ -169,12 +171,12 @@ class Sandbox:
                 "--no-operator"]
         if not kserve:
             args.append("--no-kserve")
-        if rbac:
-            for user in (OPERATOR_USER, *USER_ROLES):
-                args += ["--user", user]
+        token_users = [*((OPERATOR_USER, *USER_ROLES) if rbac else ()), *users]
+        for user in dict.fromkeys(token_users):
+            args += ["--user", user]
         self.process = Process(args, workdir / "sandbox.log")
         self.kubeconfig = workdir / "kubeconfig"
-        self.url = f"{'https' if rbac else 'http'}://127.0.0.1:{self.port}"
+        self.url = f"{'https' if token_users else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Sandbox:
         self.process.start()

@@ -11,7 +11,8 @@ from mltrl_operator.alerts.config import ConfigError
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.options import parser
 from mltrl_operator.cli.plugins import plugin_commands
-from mltrl_operator.cli.process import configure_logging
+from mltrl_operator.cli.process import PortInUse, check_ports, configure_logging
+from mltrl_operator.k8s.connection import CredentialsError
 from mltrl_operator.webhooks.config import WebhookConfigError
 
 __all__ = ["main", "parser"]
@@ -29,12 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "crds":
         return _crds(args)
     try:
+        check_ports(args)
         if args.command == "run":
             from mltrl_operator.cli.run import run
 
             return asyncio.run(run(args))
         return asyncio.run(plugin_commands()[args.command].run(args))
-    except (ConfigError, WebhookConfigError) as error:
+    except (ConfigError, WebhookConfigError, CredentialsError, PortInUse) as error:
         print(f"mltrl {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

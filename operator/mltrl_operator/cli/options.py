@@ -12,6 +12,7 @@ from mltrl_operator.alerts.config import (
     MAX_BODY_BYTES,
     TOKEN_ENV,
 )
+from mltrl_operator.k8s.client import Etiquette
 
 from .plugins import plugin_commands
 
@@ -80,18 +81,53 @@ def add_trusted_group(group: Any) -> None:
     )
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it says it already or has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == [] or default == ""
+        if "%(default)" in text or "default:" in text or unset:
+            return text
+        if default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mltrl", description="ML Technology Readiness Levels on Kubernetes.",
         epilog="`mltrl sandbox` comes with the mltrl-sandbox package (a test and demo "
         "harness, installed beside the operator in development).",
+        formatter_class=_ShowDefaults,
     )
     root.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     commands = root.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the operator against a cluster")
-    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    run.add_argument("--context", help="kubeconfig context to use")
+    run = commands.add_parser(
+        "run", help="run the operator against a cluster", formatter_class=_ShowDefaults
+    )
+    run.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file, or files separated by ':' and merged as kubectl does "
+        "(default: $KUBECONFIG, else the pod's service account, else ~/.kube/config)",
+    )
+    run.add_argument("--context", help="kubeconfig context to use (default: its current one)")
+    api = run.add_argument_group("API etiquette")
+    api.add_argument(
+        "--qps", type=float, default=Etiquette.qps,
+        help="client-side limit on the operator's own requests per second, sustained "
+        "(0: no limit)",
+    )
+    api.add_argument(
+        "--burst", type=int, default=Etiquette.burst,
+        help="requests that may go at once after a quiet spell",
+    )
+    api.add_argument(
+        "--request-timeout", type=float, default=Etiquette.timeout,
+        help="seconds for one API request",
+    )
     run.add_argument(
         "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
@@ -108,8 +144,12 @@ def parser() -> argparse.ArgumentParser:
     _add_webhooks(run)
 
     for name, command in plugin_commands().items():
-        command.add_arguments(commands.add_parser(name, help=command.help))
+        command.add_arguments(
+            commands.add_parser(name, help=command.help, formatter_class=_ShowDefaults)
+        )
 
-    crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
+    crds = commands.add_parser(
+        "crds", help="regenerate the CRDs from the API models", formatter_class=_ShowDefaults
+    )
     crds.add_argument("directory", nargs="?", default="crds")
     return root

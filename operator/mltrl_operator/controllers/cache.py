@@ -93,6 +93,9 @@ class _Policies:
             self._effective = {}
         return changed
 
+    def names(self) -> list[str]:
+        return list(self._specs)
+
     def parsed(self) -> list[NamedPolicy]:
         # A spec that does not parse raises here, at every reconcile, rather than being
         # skipped: a policy the operator cannot read must not silently stop applying.
@@ -214,6 +217,20 @@ class ClusterCache:
 
     def inference_service(self, namespace: str, name: str) -> Body | None:
         return self._inference_services.get((namespace, name))
+
+    def keys(self, resource: ResourceRef) -> list[Key]:
+        """Every (namespace, name) held of one kind; cluster-scoped kinds have namespace ""."""
+        if resource == TECHNOLOGIES:
+            return list(self._technologies)
+        if resource == REVIEWS:
+            return list(self._review_technology)
+        if resource == POLICIES:
+            return [("", name) for name in self.policies.names()]
+        if resource == NAMESPACES:
+            return [("", name) for name in self._namespaces]
+        if resource == INFERENCE_SERVICES:
+            return list(self._inference_services)
+        raise ValueError(f"{resource.kind} is not cached")
 
     def sizes(self) -> dict[str, int]:
         return {

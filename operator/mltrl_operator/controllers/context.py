@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mltrl_operator.controllers.cache import ClusterCache
+from mltrl_operator.controllers.relist import Relister
 from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
@@ -89,6 +90,7 @@ class OperatorContext:
     writes: ReadYourWrites = field(default_factory=ReadYourWrites)
     retries: Retries = field(default_factory=Retries)
     cache: ClusterCache = field(default_factory=ClusterCache)
+    relister: Relister = field(default_factory=Relister)  # the cache after a watch 410
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.client)

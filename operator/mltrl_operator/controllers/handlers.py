@@ -16,7 +16,6 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
-from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
     NAMESPACES,
@@ -39,7 +38,20 @@ def _observe(
 ) -> ClusterView:
     """Bring the cache up to this event, first thing in every handler, and view it."""
     ctx.cache.apply(resource, event.get("type"), snapshot(body))
+    ctx.relister.notice(ctx.client, ctx.cache, resource, event.get("type"), body,
+                        lambda _, gone: _after_relist(ctx, gone))
     return ClusterView(ctx.cache, ctx.writes)
+
+
+async def _after_relist(ctx: OperatorContext, gone: list[tuple[str, str]]) -> None:
+    """Objects deleted while a watch was away (controllers/relist.py): reconcile the
+    technologies of their namespaces (all of them for cluster-scoped kinds)."""
+    view = ClusterView(ctx.cache, ctx.writes)
+    namespaces = {namespace for namespace, _ in gone}
+    keys = view.technology_keys(None if "" in namespaces else namespaces)
+    await reconcile_many(ctx, view, keys)
+    for namespace, name in keys:
+        await reconcile_reviews_of(ctx, view, namespace, name)
 
 
 def _owner_technology(body: Any) -> str | None:
@@ -49,21 +61,8 @@ def _owner_technology(body: Any) -> str | None:
     return None
 
 
-def build_registry(connection: Connection) -> kopf.OperatorRegistry:
+def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(
-            server=connection.server,
-            token=connection.token,
-            scheme="Bearer" if connection.token else None,
-            ca_path=connection.ca_file,
-            insecure=connection.insecure,
-            certificate_path=connection.cert_file,
-            private_key_path=connection.key_file,
-            default_namespace=connection.default_namespace,
-        )
 
     @kopf.on.startup(registry=registry, backoff=2.0)
     async def prime_cache(memo: Any, **_: Any) -> None:

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -17,7 +19,7 @@ from aiohttp import web
 from mltrl_operator.controllers.context import OperatorContext, utc_now
 from mltrl_operator.controllers.handlers import build_registry
 from mltrl_operator.controllers.settings import configure
-from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.metrics import metrics_app
 
@@ -27,6 +29,65 @@ Service = Callable[[KubeClient, Clock], AbstractAsyncContextManager[Any]]
 the alert receiver; the entry point builds it, since controllers may not import it."""
 
 logger = logging.getLogger(__name__)
+
+
+HANDLER_GRACE_SECONDS = 2.0
+"""After a stop, how long kopf's handlers and requests in flight may take to finish before
+they are cancelled (kopf's own wait is 5 s, the whole stop's budget: docs/operations.md)."""
+
+
+async def run_kopf_until_stopped(
+    tasks: Collection[asyncio.Task[Any]], ignored: Collection[asyncio.Task[Any]],
+    stop_flag: asyncio.Event | None,
+) -> None:
+    """kopf.run_tasks, but once `stop_flag` is set, kopf gets HANDLER_GRACE_SECONDS to
+    wind down; then it is cancelled, which it answers by cancelling what is left (a
+    request retrying against an API server that has gone, say)."""
+    runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=ignored), name="kopf")
+    if stop_flag is None:
+        await runner
+        return
+    stopped = asyncio.create_task(stop_flag.wait(), name="stop flag")
+    try:
+        await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():
+            await asyncio.wait({runner}, timeout=HANDLER_GRACE_SECONDS)
+        if not runner.done():
+            logger.info("kopf did not stop within %gs: cancelling what is left",
+                        HANDLER_GRACE_SECONDS)
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            return
+        await runner
+    finally:
+        stopped.cancel()
+
+
+class NotKopfs(Collection[asyncio.Task[Any]]):
+    """The tasks kopf's shutdown must leave alone: those running before it started (as
+    kopf.operator() does; we call its two halves to re-take the signals in between), and
+    any not running kopf's own code. kopf waits up to 5 s for every other task in the loop
+    to finish, and an idle keep-alive connection to our webhook or alerts server (the API
+    server keeps them open) never does: SIGTERM would then take over 5 s. Our servers
+    close their own connections when kopf returns."""
+
+    def __init__(self) -> None:
+        self._before = set(asyncio.all_tasks())
+
+    def __contains__(self, task: object) -> bool:
+        if task in self._before:
+            return True
+        if not isinstance(task, asyncio.Task):
+            return False
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is None or f"{os.sep}kopf{os.sep}" not in code.co_filename
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(self._before)
+
+    def __len__(self) -> int:
+        return len(self._before)
 
 
 @contextlib.asynccontextmanager
@@ -39,6 +100,54 @@ async def serve_metrics(host: str, port: int) -> AsyncIterator[web.AppRunner]:
         yield runner
     finally:
         await runner.cleanup()
+
+
+EXPIRY_MARGIN_SECONDS = 300.0
+"""kopf logs in again this long before an exec credential expires, as the package does."""
+
+
+def connection_info(connection: Connection) -> kopf.ConnectionInfo:
+    """What kopf needs to connect, from the credentials our own client uses right now."""
+    scheme, _, token = (connection.headers().get("Authorization") or "").partition(" ")
+    expiry = connection.expiry() if connection.loader is not None else None
+    expiration = None
+    if expiry is not None and connection.context != "in-cluster":
+        renew_at = max(time.time() + 10, expiry - EXPIRY_MARGIN_SECONDS)
+        expiration = datetime.fromtimestamp(renew_at, UTC)
+    return kopf.ConnectionInfo(
+        server=connection.server,
+        scheme=scheme or None,
+        token=token or None,
+        ca_path=connection.ca_file,
+        insecure=connection.insecure,
+        certificate_path=connection.cert_file,
+        private_key_path=connection.key_file,
+        default_namespace=connection.default_namespace,
+        proxy_url=connection.effective_proxy(),
+        expiration=expiration,
+    )
+
+
+def install_login(registry: kopf.OperatorRegistry, connection: Connection) -> None:
+    """kopf logs in through the same credentials as our client, never a frozen copy.
+
+    kopf calls this at start, when the credential it was given expires, and after any 401
+    it meets: the first call takes the credentials just loaded; an expiry asks the package
+    for the current ones (which re-runs an exec plugin); a 401 logs in afresh."""
+    handed_out: list[kopf.ConnectionInfo] = []
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: object) -> kopf.ConnectionInfo:
+        if handed_out:
+            last = handed_out[-1].expiration
+            if last is not None and datetime.now(UTC) >= last:
+                connection.recheck()
+                await connection.authorization()
+            else:
+                await connection.relogin()
+        info = connection_info(connection)
+        handed_out[:] = [info]
+        return info
 
 
 def tune_garbage_collector() -> None:
@@ -63,11 +172,19 @@ async def run_operator(
     services: Sequence[Service] = (),
     peering: str | None = None,
     priority: int = 0,
+    etiquette: Etiquette | None = None,
+    reclaim_signals: Callable[[], None] | None = None,
 ) -> None:
     """Run until `stop_flag` is set. Without `peering` the operator is standalone: run one
     replica. With it, replicas meet in that ClusterKopfPeering and only the live one of
-    highest priority handles events; the peering object must exist (the chart creates it)."""
-    client = KubeClient(connection)
+    highest priority handles events; the peering object must exist (the chart creates it).
+
+    `reclaim_signals` puts the caller's SIGINT/SIGTERM handlers back once kopf has
+    installed its own (which fail on a second signal and know nothing of our deadline)."""
+    if connection.tls_server_name:
+        logger.warning("tls-server-name %s: kopf's own connection cannot set it; its TLS "
+                       "check uses the server's host name", connection.tls_server_name)
+    client = KubeClient(connection, etiquette=etiquette)
     context = OperatorContext(client=client, clock=clock)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -78,8 +195,11 @@ async def run_operator(
             tune_garbage_collector()
             settings = configure(kopf.OperatorSettings())
             settings.peering.mandatory = peering is not None
-            await kopf.operator(
-                registry=build_registry(connection),
+            registry = build_registry()
+            install_login(registry, connection)
+            existing = NotKopfs()
+            tasks = await kopf.spawn_tasks(
+                registry=registry,
                 settings=settings,
                 memo=kopf.Memo(ctx=context),
                 clusterwide=True,
@@ -90,6 +210,9 @@ async def run_operator(
                 ready_flag=ready_flag,
                 liveness_endpoint=liveness_endpoint,
             )
+            if reclaim_signals is not None:
+                reclaim_signals()
+            await run_kopf_until_stopped(tasks, existing, stop_flag)
     finally:
         await context.retries.close()
         await client.close()

@@ -25,6 +25,7 @@ from mltrl_operator.api.review import EvidenceKind, LevelReviewSpec
 from mltrl_operator.api.technology import AlertAction, ComponentRef, MLTechnologySpec
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.levels import DEFAULT_DEMOTE_LEVEL
+from mltrl_operator.domain.predictor import predictor_errors
 from mltrl_operator.domain.requirements import number
 
 Key = tuple[str, str]
@@ -78,6 +79,7 @@ def _serving_errors(spec: MLTechnologySpec) -> list[FieldError]:
                 "the technology would never be served",
             )
         )
+    errors += predictor_errors(serving.predictor)  # KServe's contract: domain/predictor.py
     if not isinstance(serving.predictor.get("model", {}), dict):
         errors.append(
             FieldError(

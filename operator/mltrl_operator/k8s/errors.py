@@ -21,11 +21,19 @@ class Conflict(ApiError):
     pass
 
 
+class Unauthorized(ApiError):
+    """401 even after a fresh login: the credentials are not (or no longer) accepted."""
+
+
+class Gone(ApiError):
+    """410: a watch's resourceVersion or a list's continue token is too old."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 401: Unauthorized,
+                                         410: Gone}
+
+
 def raise_for(status: int, body: dict[str, Any] | str) -> None:
     if status < 400:
         return
-    if status == 404:
-        raise NotFound(status, body)
-    if status == 409:
-        raise Conflict(status, body)
-    raise ApiError(status, body)
+    raise _BY_STATUS.get(status, ApiError)(status, body)

@@ -17,7 +17,9 @@ STANDARD = {
     "copy",
     "dataclasses",
     "datetime",
+    "difflib",
     "enum",
+    "re",
     "types",
     "typing",
 }
