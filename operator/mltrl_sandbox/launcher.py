@@ -21,7 +21,7 @@ from mltrl_operator.cli.process import stop_on_signals
 from mltrl_operator.cli.services import alert_services
 from mltrl_operator.controllers.runtime import Clock, Service, run_operator
 from mltrl_operator.k8s.client import KubeClient
-from mltrl_operator.k8s.connection import from_kubeconfig
+from mltrl_operator.k8s.connection import load_connection
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
@@ -147,12 +147,12 @@ async def sandbox(args: argparse.Namespace) -> int:
     ).resolve()
     stop = asyncio.Event()
     reclaim_signals = stop_on_signals(stop)
-    connection = from_kubeconfig(kubeconfig)
+    connection = load_connection(str(kubeconfig))
     operator_connection = connection
     rbac_source = ""
     if args.webhooks:
         rbac_source = await _install_operator_rbac(server)
-        operator_connection = from_kubeconfig(kubeconfig, operator_username())
+        operator_connection = load_connection(str(kubeconfig), operator_username())
         services.append(
             _sandbox_webhooks(server, Path(args.dir).resolve(), args.webhook_trusted_group)
         )

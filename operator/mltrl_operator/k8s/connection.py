@@ -54,9 +54,6 @@ class CredentialsError(RuntimeError):
     message names the context and the problem in one line."""
 
 
-ConnectionError_ = CredentialsError  # the name this module's callers used before
-
-
 Loader = Callable[[], Configuration]
 
 
@@ -300,12 +297,3 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     connection._header = connection._current_header()
     connection._checked = time.monotonic()
     return connection
-
-
-def discover(kubeconfig: str | None = None, context: str | None = None) -> Connection:
-    """Kept for callers of the old name; see `load_connection`."""
-    return load_connection(kubeconfig, context)
-
-
-def from_kubeconfig(path: Path | str, context: str | None = None) -> Connection:
-    return load_connection(str(path), context)

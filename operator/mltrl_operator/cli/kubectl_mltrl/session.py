@@ -41,8 +41,8 @@ def load_connection(kubeconfig: str | None, context: str | None) -> credentials.
     """The one call into the operator's credentials code (kubeconfig, $KUBECONFIG, in-cluster,
     ~/.kube/config, in kubectl's order), so a change of loader is a change here only."""
     try:
-        return credentials.discover(kubeconfig, context)
-    except (credentials.ConnectionError_, OSError, KeyError) as error:
+        return credentials.load_connection(kubeconfig, context)
+    except (credentials.CredentialsError, OSError, KeyError) as error:
         raise PluginError(f"cannot load the kubeconfig: {error}") from error
 
 
