@@ -29,7 +29,8 @@ OPERATOR = operator_username()
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False, users=(OPERATOR,))
+    # A cluster with users: the operator's service account holds exactly the chart's RBAC.
+    started = Sandbox(tmp_path_factory.mktemp("sandbox"), kserve=False, rbac=True)
     try:  # stopped even if it never answers
         yield started.start()
     finally:
