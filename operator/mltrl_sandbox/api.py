@@ -20,10 +20,9 @@ from typing import Any
 import yaml
 
 from . import crds as crdlib
-from . import errors, jsonpath, meta, schema
+from . import errors, jsonpath, meta, schema, strategies
 from .admission import AdmissionDenied, AdmissionHook, AdmissionRequest
 from .auth import ADMIN, UserInfo
-from .builtin import prepare_builtin
 from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
 from .resources import Obj, Registry, ResourceType
 from .selectors import (
@@ -310,7 +309,7 @@ class Api:
         return obj
 
     def _normalize(self, rt: ResourceType, obj: Obj, opts: WriteOptions, verb: str) -> list[str]:
-        unknown = schema.prune(obj, rt.schema)
+        unknown = schema.prune(obj, rt.value_schema())
         warnings: list[str] = []
         if unknown and opts.field_validation == "Strict":
             detail = "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
@@ -320,7 +319,7 @@ class Api:
             raise errors.bad_request(detail)
         if unknown and opts.field_validation in ("", "Warn"):  # Warn is the server default
             warnings = [f'unknown field "{u}"' for u in unknown]
-        schema.apply_defaults(obj, rt.schema)
+        schema.apply_defaults(obj, rt.value_schema())
         return warnings
 
     # admission
@@ -361,8 +360,8 @@ class Api:
                 warnings.extend(request.warnings)
             if mutating and result is not None and obj is not None:
                 obj = self._decode(rt, result, m.get("namespace"))
-                schema.prune(obj, rt.schema)
-                schema.apply_defaults(obj, rt.schema)
+                schema.prune(obj, rt.value_schema())
+                schema.apply_defaults(obj, rt.value_schema())
         return obj
 
     # create
@@ -400,24 +399,41 @@ class Api:
         if rt.status_subresource:
             obj.pop("status", None)
         if rt.builtin:
-            prepare_builtin(rt, obj, None, self._cluster_ip() if rt.plural == "services" else "")
+            cluster_ip = self._cluster_ip() if rt.group_resource == "services" else ""
+            strategies.prepare(rt, obj, None, cluster_ip)
         if rt.storage == CRD_STORAGE:
             crdlib.crd_defaults(obj)
         mutated = await self._admit(
-            self.mutating_admission, rt, "CREATE", "", obj, None, opts, mutating=True,
+            self.mutating_admission,
+            rt,
+            "CREATE",
+            "",
+            obj,
+            None,
+            opts,
+            mutating=True,
             warnings=warnings,
         )
         assert mutated is not None
         obj = mutated
         m = obj["metadata"]
         problems = meta.name_errors(m.get("name"), rt.name_rule) + meta.metadata_errors(m)
-        problems += schema.validate(obj, rt.schema)
+        problems += schema.validate(obj, rt.value_schema())
+        if rt.builtin:
+            problems += strategies.validation_errors(rt, obj, None)
         if rt.storage == CRD_STORAGE:
             problems += crdlib.validate_crd(obj)
         if problems:
             raise errors.invalid_object(rt.group, rt.kind, m.get("name") or "", problems)
         await self._admit(
-            self.validating_admission, rt, "CREATE", "", obj, None, opts, mutating=False,
+            self.validating_admission,
+            rt,
+            "CREATE",
+            "",
+            obj,
+            None,
+            opts,
+            mutating=False,
             warnings=warnings,
         )
         if self.store.get(rt.storage, m.get("namespace"), m["name"]) is not None:
@@ -551,19 +567,29 @@ class Api:
                 else:
                     obj.pop("status", None)
             if rt.builtin:
-                prepare_builtin(rt, obj, old, "")
+                strategies.prepare(rt, obj, old, "")
             if rt.storage == CRD_STORAGE:
                 crdlib.crd_defaults(obj)
         mutated = await self._admit(
-            self.mutating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=True,
+            self.mutating_admission,
+            rt,
+            "UPDATE",
+            subresource,
+            obj,
+            old,
+            opts,
+            mutating=True,
             warnings=warnings,
         )
         assert mutated is not None
         obj = mutated
         if subresource == "status":
-            problems = schema.validate(obj, rt.schema, only="status")
+            problems = schema.validate(obj, rt.value_schema(), only="status")
         else:
-            problems = meta.metadata_errors(obj["metadata"]) + schema.validate(obj, rt.schema)
+            problems = meta.metadata_errors(obj["metadata"])
+            problems += schema.validate(obj, rt.value_schema())
+            if rt.builtin:
+                problems += strategies.validation_errors(rt, obj, old)
         if rt.storage == CRD_STORAGE and not subresource:
             problems += crdlib.validate_crd(obj)
         if old["metadata"].get("deletionTimestamp"):
@@ -585,7 +611,14 @@ class Api:
         if problems:
             raise errors.invalid_object(rt.group, rt.kind, name, problems)
         await self._admit(
-            self.validating_admission, rt, "UPDATE", subresource, obj, old, opts, mutating=False,
+            self.validating_admission,
+            rt,
+            "UPDATE",
+            subresource,
+            obj,
+            old,
+            opts,
+            mutating=False,
             warnings=warnings,
         )
         if rt.tracks_generation and _content(obj, rt) != _content(old, rt):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from .auth import user_info_wire
@@ -90,6 +89,16 @@ _EVENT_COLUMNS = (
 
 _WITH_GENERATION = {
     "jobs.batch",
+    "cronjobs.batch",
+    "deployments.apps",
+    "statefulsets.apps",
+    "daemonsets.apps",
+    "replicasets.apps",
+    "poddisruptionbudgets.policy",
+    "ingresses.networking.k8s.io",
+    "networkpolicies.networking.k8s.io",
+    "validatingadmissionpolicies.admissionregistration.k8s.io",
+    "validatingadmissionpolicybindings.admissionregistration.k8s.io",
     "customresourcedefinitions.apiextensions.k8s.io",
     "validatingwebhookconfigurations.admissionregistration.k8s.io",
     "mutatingwebhookconfigurations.admissionregistration.k8s.io",
@@ -114,6 +123,43 @@ def _self_subject_access_review(body: Obj, user: Any) -> Obj:
     }
 
 
+def _job_duration(obj: Obj) -> str:
+    status = obj.get("status") or {}
+    return "" if not status.get("startTime") else age(status["startTime"]) or ""
+
+
+def _ready(obj: Obj) -> str:
+    status = obj.get("status") or {}
+    wanted = (obj.get("spec") or {}).get("replicas", 1)
+    return f"{status.get('readyReplicas', 0)}/{wanted}"
+
+
+def _pod_ready(obj: Obj) -> str:
+    containers = ((obj.get("spec") or {}).get("containers")) or []
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    return f"{sum(1 for c in statuses if c.get('ready'))}/{len(containers)}"
+
+
+_REPLICAS_SCALE = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
+
+
+def _kind(
+    group: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    *,
+    singular: str = "",
+    **extra: Any,
+) -> ResourceType:
+    """A built-in kind; its schema comes from Kubernetes' published ones (`kubeschemas`)."""
+    return ResourceType(group, "v1", plural, singular or kind.lower(), kind, namespaced, **extra)
+
+
 def builtin_types() -> list[ResourceType]:
     types = _builtin_types()
     for rt in types:
@@ -122,12 +168,16 @@ def builtin_types() -> list[ResourceType]:
 
 
 def _builtin_types() -> list[ResourceType]:
+    """What the sandbox serves besides CRDs: the kinds charts, kubectl and the operator use.
+
+    Names, scopes, short names and categories are those of kube-apiserver's discovery;
+    the schemas (validation, `kubectl explain`) are Kubernetes' published ones.
+    """
+    workload = ("all",)
     return [
-        ResourceType(
+        _kind(
             "",
-            "v1",
             "namespaces",
-            "namespace",
             "Namespace",
             False,
             short_names=("ns",),
@@ -136,26 +186,20 @@ def _builtin_types() -> list[ResourceType]:
             columns=(Column("Status", "string", ".status.phase"), AGE),
             selectable_fields={"status.phase": ".status.phase"},
         ),
-        ResourceType(
+        _kind(
             "",
-            "v1",
             "events",
-            "event",
             "Event",
-            True,
             short_names=("ev",),
             columns=_EVENT_COLUMNS,
             name_column=False,
             selectable_fields=_EVENT_FIELDS,
             name_rule="segment",
         ),
-        ResourceType(
+        _kind(
             "events.k8s.io",
-            "v1",
             "events",
-            "event",
             "Event",
-            True,
             short_names=("ev",),
             storage="events",
             name_rule="segment",
@@ -163,24 +207,19 @@ def _builtin_types() -> list[ResourceType]:
             from_view=events_v1_to_core_event,
             columns=_EVENT_COLUMNS,
             name_column=False,
+            schema_gvk=("", "v1", "Event"),
         ),
-        ResourceType(
+        _kind(
             "",
-            "v1",
             "configmaps",
-            "configmap",
             "ConfigMap",
-            True,
             short_names=("cm",),
             columns=(Column("Data", "integer", func=_count("data")), AGE),
         ),
-        ResourceType(
+        _kind(
             "",
-            "v1",
             "secrets",
-            "secret",
             "Secret",
-            True,
             columns=(
                 Column("Type", "string", ".type"),
                 Column("Data", "integer", func=_secret_data),
@@ -188,24 +227,13 @@ def _builtin_types() -> list[ResourceType]:
             ),
             selectable_fields={"type": ".type"},
         ),
-        ResourceType(
+        _kind("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+        _kind(
             "",
-            "v1",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            True,
-            short_names=("sa",),
-        ),
-        ResourceType(
-            "",
-            "v1",
             "services",
-            "service",
             "Service",
-            True,
             short_names=("svc",),
-            categories=("all",),
+            categories=workload,
             status_subresource=True,
             name_rule="label",
             columns=(
@@ -215,67 +243,191 @@ def _builtin_types() -> list[ResourceType]:
                 AGE,
             ),
         ),
-        ResourceType(
+        _kind(
+            "",
+            "pods",
+            "Pod",
+            short_names=("po",),
+            categories=workload,
+            status_subresource=True,
+            columns=(
+                Column("Ready", "string", func=_pod_ready),
+                Column("Status", "string", ".status.phase"),
+                AGE,
+            ),
+            selectable_fields={"spec.nodeName": ".spec.nodeName", "status.phase": ".status.phase"},
+        ),
+        _kind("", "endpoints", "Endpoints", short_names=("ep",)),
+        _kind(
+            "",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            short_names=("pvc",),
+            status_subresource=True,
+        ),
+        _kind("", "limitranges", "LimitRange", short_names=("limits",)),
+        _kind(
+            "", "resourcequotas", "ResourceQuota", short_names=("quota",), status_subresource=True
+        ),
+        _kind(
+            "apps",
+            "deployments",
+            "Deployment",
+            short_names=("deploy",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+            columns=(
+                Column("Ready", "string", func=_ready),
+                Column("Up-to-date", "integer", ".status.updatedReplicas"),
+                Column("Available", "integer", ".status.availableReplicas"),
+                AGE,
+            ),
+        ),
+        _kind(
+            "apps",
+            "statefulsets",
+            "StatefulSet",
+            short_names=("sts",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+        ),
+        _kind(
+            "apps",
+            "daemonsets",
+            "DaemonSet",
+            short_names=("ds",),
+            categories=workload,
+            status_subresource=True,
+        ),
+        _kind(
+            "apps",
+            "replicasets",
+            "ReplicaSet",
+            short_names=("rs",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+        ),
+        _kind("apps", "controllerrevisions", "ControllerRevision"),
+        _kind(
+            "batch",
+            "jobs",
+            "Job",
+            categories=workload,
+            status_subresource=True,
+            columns=(
+                Column("Completions", "string", func=_job_completions),
+                Column("Duration", "string", func=_job_duration),
+                AGE,
+            ),
+        ),
+        _kind(
+            "batch",
+            "cronjobs",
+            "CronJob",
+            short_names=("cj",),
+            categories=workload,
+            status_subresource=True,
+            columns=(Column("Schedule", "string", ".spec.schedule"), AGE),
+        ),
+        _kind(
+            "policy",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            short_names=("pdb",),
+            status_subresource=True,
+        ),
+        _kind("rbac.authorization.k8s.io", "roles", "Role"),
+        _kind("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", False),
+        _kind(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "RoleBinding",
+            columns=(Column("Role", "string", ".roleRef.name"), AGE),
+        ),
+        _kind(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            False,
+            columns=(Column("Role", "string", ".roleRef.name"), AGE),
+        ),
+        _kind(
+            "networking.k8s.io",
+            "networkpolicies",
+            "NetworkPolicy",
+            short_names=("netpol",),
+            singular="networkpolicy",
+        ),
+        _kind(
+            "networking.k8s.io",
+            "ingresses",
+            "Ingress",
+            short_names=("ing",),
+            singular="ingress",
+            status_subresource=True,
+        ),
+        _kind(
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "PriorityClass",
+            False,
+            short_names=("pc",),
+            singular="priorityclass",
+        ),
+        _kind(
             "coordination.k8s.io",
-            "v1",
             "leases",
-            "lease",
             "Lease",
-            True,
             columns=(Column("Holder", "string", ".spec.holderIdentity"), AGE),
         ),
-        ResourceType(
-            "batch",
-            "v1",
-            "jobs",
-            "job",
-            "Job",
-            True,
-            categories=("all",),
-            status_subresource=True,
-            columns=(Column("Completions", "string", func=_job_completions), AGE),
-        ),
-        ResourceType(
+        _kind(
             "admissionregistration.k8s.io",
-            "v1",
             "validatingwebhookconfigurations",
-            "validatingwebhookconfiguration",
             "ValidatingWebhookConfiguration",
             False,
             columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
         ),
-        ResourceType(
+        _kind(
             "admissionregistration.k8s.io",
-            "v1",
             "mutatingwebhookconfigurations",
-            "mutatingwebhookconfiguration",
             "MutatingWebhookConfiguration",
             False,
             columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
         ),
-        ResourceType(
+        _kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            False,
+            singular="validatingadmissionpolicy",
+            status_subresource=True,
+        ),
+        _kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            False,
+        ),
+        _kind(
             "authentication.k8s.io",
-            "v1",
             "selfsubjectreviews",
-            "selfsubjectreview",
             "SelfSubjectReview",
             False,
             virtual=_self_subject_review,
         ),
-        ResourceType(
+        _kind(
             "authorization.k8s.io",
-            "v1",
             "selfsubjectaccessreviews",
-            "selfsubjectaccessreview",
             "SelfSubjectAccessReview",
             False,
             virtual=_self_subject_access_review,
         ),
-        ResourceType(
+        _kind(
             "apiextensions.k8s.io",
-            "v1",
             "customresourcedefinitions",
-            "customresourcedefinition",
             "CustomResourceDefinition",
             False,
             short_names=("crd", "crds"),
@@ -283,26 +435,3 @@ def _builtin_types() -> list[ResourceType]:
             columns=(Column("Created At", "string", ".metadata.creationTimestamp", format="date"),),
         ),
     ]
-
-
-def prepare_builtin(rt: ResourceType, obj: Obj, old: Obj | None, cluster_ip: str) -> None:
-    """Server-side fields the real controllers/strategies would fill in (in place)."""
-    if rt.group_resource == "namespaces":
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        if old is None:
-            obj["status"] = {"phase": "Active"}
-    elif rt.group_resource == "secrets":
-        obj.setdefault("type", "Opaque")
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
-            data = obj.setdefault("data", {})
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-    elif rt.group_resource == "services":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        if old is not None and (old.get("spec") or {}).get("clusterIP"):
-            spec["clusterIP"] = old["spec"]["clusterIP"]
-        else:
-            spec.setdefault("clusterIP", cluster_ip)
-        spec.setdefault("clusterIPs", [spec["clusterIP"]])

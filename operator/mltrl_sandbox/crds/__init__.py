@@ -78,6 +78,7 @@ def resource_types(crd: Obj) -> list[ResourceType]:
                 if schema
                 else {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 status_subresource="status" in (version.get("subresources") or {}),
+                scale=(version.get("subresources") or {}).get("scale"),
                 columns=_columns(version),
                 builtin=False,
                 selectable_fields={
