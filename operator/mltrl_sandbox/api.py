@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 CRD_STORAGE = "customresourcedefinitions.apiextensions.k8s.io"
 NAMESPACES = "namespaces"
+# the NamespaceLifecycle admission plugin refuses to delete these
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -656,6 +658,10 @@ class Api:
         opts = opts or WriteOptions()
         options = options or {}
         old = self._stored(rt, namespace, name)
+        if rt.storage == NAMESPACES and name in IMMORTAL_NAMESPACES:
+            raise errors.forbidden(
+                rt.group, rt.plural, name, "this namespace may not be deleted"
+            )
         pre = options.get("preconditions") or {}
         m = old["metadata"]
         if pre.get("uid") and pre["uid"] != m.get("uid"):

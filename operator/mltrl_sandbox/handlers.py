@@ -151,6 +151,13 @@ class Handlers:
         if len(parts) == 3 and parts[0] == "apis":
             found = discovery.api_resource_list(self.registry, f"{parts[1]}/{parts[2]}")
             return json_response(found) if found else None
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", JSON)
+            if "json" not in accept and "*/*" not in accept:
+                # client-go asks for gnostic protobuf, which the sandbox does not encode;
+                # "not found" makes kubectl go on without (406 would fail its validation)
+                return None
+            return web.Response(body=self.openapi.swagger(), content_type=JSON)
         if path == "/openapi/v3":
             return json_response(self.openapi.index())
         if path.startswith("/openapi/v3/"):
@@ -341,6 +348,11 @@ class Handlers:
             if "propagationPolicy" in q:
                 options["propagationPolicy"] = q["propagationPolicy"]
             opts = self._options(request)
+            body_dry_run = options.get("dryRun") or []
+            if not isinstance(body_dry_run, list) or any(d != "All" for d in body_dry_run):
+                raise errors.bad_request(f"Invalid dry run value: {body_dry_run}")
+            # kubectl sends dryRun in the DeleteOptions body, not in the query
+            opts.dry_run = opts.dry_run or bool(body_dry_run)
             if t.name is None:
                 record("deletecollection", rt.group_resource)
                 deleted = await self.api.delete_collection(
