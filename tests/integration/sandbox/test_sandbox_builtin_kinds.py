@@ -1,0 +1,154 @@
+"""Built-in kinds served from Kubernetes' published schemas, tried with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import Kubectl
+
+pytestmark = pytest.mark.integration
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27", ports: [{containerPort: 80}]}]
+"""
+
+
+def test_discovery_lists_the_groups_a_chart_uses(kubectl: Kubectl) -> None:
+    resources = kubectl("api-resources", "-o", "name").split()
+    for wanted in (
+        "pods",
+        "services",
+        "configmaps",
+        "secrets",
+        "serviceaccounts",
+        "namespaces",
+        "events",
+        "deployments.apps",
+        "statefulsets.apps",
+        "jobs.batch",
+        "cronjobs.batch",
+        "poddisruptionbudgets.policy",
+        "roles.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io",
+        "leases.coordination.k8s.io",
+        "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "events.events.k8s.io",
+    ):
+        assert wanted in resources
+
+
+def test_explain_reads_the_published_schema(kubectl: Kubectl) -> None:
+    data = kubectl("explain", "configmap.data")
+    assert "FIELD: data <map[string]string>" in data
+    assert "Data contains the configuration data" in data
+    ports = kubectl("explain", "deployment.spec.template.spec.containers.ports")
+    assert "containerPort\t<integer> -required-" in ports
+    assert "pdb" in kubectl("api-resources", "--api-group=policy")
+
+
+def test_a_job_whose_pods_restart_always_is_refused(kubectl: Kubectl) -> None:
+    job = """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: always}
+spec:
+  template:
+    spec:
+      containers: [{name: c, image: "busybox:1"}]
+"""
+    error = kubectl.fails("apply", "-f", "-", stdin=job)
+    assert 'spec.template.spec.restartPolicy: Unsupported value: "Always"' in error
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=job.replace(
+            "spec:\n      containers", "spec:\n      restartPolicy: Never\n      containers"
+        ),
+    )
+    shown = json.loads(kubectl("get", "job", "always", "-o", "json"))
+    assert shown["spec"]["backoffLimit"] == 6
+    assert shown["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+
+
+def test_invalid_built_in_objects_are_refused_like_kube_apiserver(kubectl: Kubectl) -> None:
+    unknown = DEPLOYMENT.replace("ports:", "bogus: 1, ports:")
+    error = kubectl.fails("apply", "-f", "-", stdin=unknown)
+    assert 'unknown field "spec.template.spec.containers[0].bogus"' in error
+    wrong_type = DEPLOYMENT.replace("containerPort: 80", "containerPort: eighty")
+    error = kubectl.fails("apply", "-f", "-", stdin=wrong_type)
+    assert "containerPort" in error and "integer" in error
+    mismatch = DEPLOYMENT.replace("labels: {app: web}", "labels: {app: other}")
+    error = kubectl.fails("apply", "-f", "-", stdin=mismatch)
+    assert "`selector` does not match template `labels`" in error
+    no_name = DEPLOYMENT.replace("name: web, image", "image")
+    error = kubectl.fails("apply", "-f", "-", stdin=no_name)
+    assert "spec.template.spec.containers[0].name: Required value" in error
+
+
+def test_a_deployment_is_defaulted_and_creates_no_pods(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=DEPLOYMENT)
+    shown = json.loads(kubectl("get", "deployment", "web", "-o", "json"))
+    spec = shown["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    # No controllers: nothing makes ReplicaSets or Pods.
+    assert "No resources found" in kubectl.run("get", "pods,replicasets").stderr
+
+
+def test_immutable_config_and_secret_type_cannot_change(kubectl: Kubectl) -> None:
+    kubectl("create", "configmap", "frozen", "--from-literal=a=1")
+    kubectl("patch", "configmap", "frozen", "-p", '{"immutable": true}')
+    error = kubectl.fails("patch", "configmap", "frozen", "-p", '{"data": {"a": "2"}}')
+    assert "data: Forbidden: field is immutable when `immutable` is set" in error
+    error = kubectl.fails("patch", "configmap", "frozen", "-p", '{"immutable": false}')
+    assert "immutable: Forbidden" in error
+    kubectl("create", "secret", "generic", "typed", "--from-literal=a=1")
+    error = kubectl.fails("patch", "secret", "typed", "-p", '{"type": "kubernetes.io/tls"}')
+    assert 'type: Invalid value: "kubernetes.io/tls": field is immutable' in error
+
+
+def test_an_event_about_another_namespace_is_refused(kubectl: Kubectl) -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "elsewhere", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "kube-system"},
+        "reason": "Test",
+        "message": "about a pod elsewhere",
+    }
+    error = kubectl.fails("create", "-f", "-", stdin=json.dumps(event))
+    assert 'involvedObject.namespace: Invalid value: "kube-system": does not match' in error
+    event["involvedObject"]["namespace"] = "default"  # type: ignore[index]
+    kubectl("create", "-f", "-", stdin=json.dumps(event))
+
+
+def test_immortal_namespaces_cannot_be_deleted(kubectl: Kubectl) -> None:
+    for name in ("default", "kube-system", "kube-public"):
+        error = kubectl.fails("delete", "namespace", name)
+        assert f'namespaces "{name}" is forbidden: this namespace may not be deleted' in error
+    assert "kube-public" in kubectl("get", "namespaces", "-o", "name")
+
+
+def test_server_dry_run_delete_keeps_the_object(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "dry-ns")
+    kubectl("create", "configmap", "kept", "-n", "dry-ns")
+    out = kubectl("delete", "configmap", "kept", "-n", "dry-ns", "--dry-run=server")
+    assert "(server dry run)" in out
+    out = kubectl("delete", "namespace", "dry-ns", "--dry-run=server")
+    assert "(server dry run)" in out
+    assert "kept" in kubectl("get", "configmap", "kept", "-n", "dry-ns", "-o", "name")
+    assert "Active" in kubectl("get", "namespace", "dry-ns")
