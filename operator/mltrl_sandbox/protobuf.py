@@ -123,6 +123,14 @@ KINDS: dict[str, Layout] = {
         4: ("automountServiceAccountToken", "bool", None),
     },
     "Service": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+    # what typed clients (Helm purging its release Secrets) send with DELETE
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int", None),
+        2: ("preconditions", "msg", {1: ("uid", "str", None), 2: ("resourceVersion", "str", None)}),
+        3: ("orphanDependents", "bool", None),
+        4: ("propagationPolicy", "str", None),
+        5: ("dryRun", "*str", None),
+    },
 }
 
 
