@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from . import crds as crdlib
-from . import errors, jsonpath, meta, schema, strategies
+from . import errors, jsonbody, jsonpath, meta, schema, strategies
 from .admission import AdmissionDenied, AdmissionHook, AdmissionRequest
 from .auth import ADMIN, UserInfo
 from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
@@ -107,12 +107,71 @@ def _same_object(a: Obj, b: Obj) -> bool:
     return ma == mb and rest_a == rest_b
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+_META_GO_TYPES = {
+    "labels": (dict, "map[string]string"),
+    "annotations": (dict, "map[string]string"),
+    "finalizers": (list, "[]string"),
+    "ownerReferences": (list, "[]v1.OwnerReference"),
+    "managedFields": (list, "[]v1.ManagedFieldsEntry"),
+    "name": (str, "string"),
+    "generateName": (str, "string"),
+    "namespace": (str, "string"),
+}
+
+
+def _go_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string"
+
+
+def _check_metadata_types(metadata: Obj) -> None:
+    """What Go's decoder refuses in ObjectMeta (e.g. `annotations: []`): a 400, as there."""
+    for key, (kind, go_type) in _META_GO_TYPES.items():
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise errors.bad_request(
+                f"json: cannot unmarshal {_go_kind(value)} into Go struct field "
+                f"ObjectMeta.metadata.{key} of type {go_type}"
+            )
+
+
+# etcd's default request limit (--max-request-bytes): the largest object it will store
+MAX_OBJECT_BYTES = 1536 * 1024
+
+
+def _check_size(obj: Obj) -> None:
+    size = len(json.dumps(obj, separators=(",", ":")))
+    if size > MAX_OBJECT_BYTES:
+        raise errors.ApiError(
+            413,
+            "RequestEntityTooLarge",
+            f"etcdserver: request is too large ({size} bytes; etcd stores at most "
+            f"{MAX_OBJECT_BYTES})",
+        )
+
+
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        return str(data["start"][0]), str(data["start"][1])
+        return int(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise errors.bad_request(f"continue key is not valid: {exc}") from exc
+
+
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted "
+    "between the time the first chunk was returned and now may show up in the list."
+)
 
 
 def _encode_continue(rv: int, key: tuple[str, str]) -> str:
@@ -212,7 +271,15 @@ class Api:
         ns = namespace if rt.namespaced else None
         rv = self.store.rv
         by_name = [f.value for f in fields if f.field == "metadata.name" and not f.negate]
-        if by_name and (ns is not None or not rt.namespaced):
+        start: tuple[str, str] | None = None
+        if continue_token:
+            # Every page of a list shows the first page's snapshot (etcd reads at its rv).
+            rv, start = _decode_continue(continue_token)
+            try:
+                candidates = self.store.snapshot(rt.storage, ns, rv)
+            except TooOld as exc:
+                raise errors.gone(_CONTINUE_EXPIRED) from exc
+        elif by_name and (ns is not None or not rt.namespaced):
             # A name lookup (kubectl wait/delete, informers by name) needs no scan.
             found = self.store.get(rt.storage, ns, by_name[0])
             candidates = [found] if found is not None else []
@@ -222,8 +289,7 @@ class Api:
         selected = [o for o in candidates if matches(o)]
         token = ""
         remaining = None
-        if continue_token:
-            start = _decode_continue(continue_token)
+        if start is not None:
             selected = [
                 o
                 for o in selected
@@ -297,6 +363,7 @@ class Api:
         if not isinstance(obj.get("metadata"), dict):
             obj["metadata"] = {}
         m = obj["metadata"]
+        _check_metadata_types(m)
         if rt.namespaced:
             if m.get("namespace") and namespace and m["namespace"] != namespace:
                 raise errors.bad_request(
@@ -446,6 +513,7 @@ class Api:
             m["generation"] = 1
         if rt.storage == CRD_STORAGE:
             obj["status"] = crdlib.established_status(obj)
+        _check_size(obj)
         if opts.dry_run:
             return WriteResult(self.answer(rt, obj), warnings, created=True)
         self.store.put(rt.storage, obj, None)
@@ -517,9 +585,19 @@ class Api:
         opts = opts or WriteOptions()
         if patch_type not in PATCH_TYPES or patch_type == "application/apply-patch+cbor":
             raise errors.unsupported_media_type(patch_type)
+        if patch_type == STRATEGIC_PATCH and not rt.builtin:
+            # Custom resources have no Go structs to carry patch strategies.
+            raise errors.ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml",
+            )
         try:
             text = raw.decode("utf-8")
-            patch = yaml.safe_load(text) if patch_type == APPLY_PATCH else json.loads(text)
+            patch = yaml.safe_load(text) if patch_type == APPLY_PATCH else jsonbody.loads(text)
+            jsonbody.check_numbers(patch)
         except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"error decoding patch: {exc}") from exc
         if patch_type == APPLY_PATCH and not opts.field_manager:
@@ -547,6 +625,16 @@ class Api:
         requested_rv = obj["metadata"].get("resourceVersion")
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name)
+        requested_uid = obj["metadata"].get("uid")
+        if requested_uid and requested_uid != old["metadata"].get("uid"):
+            # A write meant for an earlier object of the same name must not land on this one.
+            raise errors.conflict(
+                rt.group,
+                rt.plural,
+                name,
+                f"Precondition failed: UID in precondition: {requested_uid}, "
+                f"UID in object meta: {old['metadata'].get('uid')}",
+            )
         warnings = self._normalize(rt, obj, opts, verb)
         if subresource == "status":
             status = obj.get("status")
@@ -629,6 +717,7 @@ class Api:
         if _same_object(obj, old):
             # Real API servers skip no-op writes: no new resourceVersion, no watch event.
             return WriteResult(self.answer(rt, old), warnings)
+        _check_size(obj)
         if opts.dry_run:
             return WriteResult(self.answer(rt, obj), warnings)
         finishing = obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
@@ -645,6 +734,80 @@ class Api:
         self._check_owners(rt.storage, obj)
         return WriteResult(self.answer(rt, obj), warnings)
 
+    # the /scale subresource
+
+    def _scale(self, rt: ResourceType, obj: Obj) -> Obj:
+        assert rt.scale is not None
+        m = obj["metadata"]
+        replicas = jsonpath.first(obj, rt.scale["specReplicasPath"])
+        status: Obj = {"replicas": jsonpath.first(obj, rt.scale["statusReplicasPath"]) or 0}
+        selector_path = rt.scale.get("labelSelectorPath")
+        selector = jsonpath.first(obj, selector_path) if selector_path else None
+        if rt.builtin:
+            # Deployments and friends report their spec.selector as a selector string.
+            wanted = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(wanted.items())) or None
+        if selector:
+            status["selector"] = selector
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: m[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in m
+            },
+            "spec": {"replicas": replicas} if replicas is not None else {},
+            "status": status,
+        }
+
+    def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        return self._scale(rt, self._stored(rt, namespace, name))
+
+    async def write_scale(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        patch_type: str = "",
+    ) -> Obj:
+        """PUT or PATCH of the Scale: only spec.replicas reaches the object."""
+        assert rt.scale is not None
+        old = self._stored(rt, namespace, name)
+        if patch_type:
+            scale = copy.deepcopy(self._scale(rt, old))
+            try:
+                if patch_type == JSON_PATCH:
+                    body = json_patch(scale, body)
+                else:
+                    body = merge_patch(scale, body)
+            except PatchError as exc:
+                raise errors.ApiError(exc.code, "Invalid", str(exc)) from exc
+        if not isinstance(body, dict) or body.get("kind", "Scale") != "Scale":
+            raise errors.bad_request("the object provided is unrecognized (must be of type Scale)")
+        wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.group, rt.plural, name)
+        replicas = (body.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid_object(
+                "autoscaling",
+                "Scale",
+                name,
+                [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            )
+        obj = copy.deepcopy(old)
+        node = obj
+        *parents, leaf = rt.scale["specReplicasPath"].lstrip(".").split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = replicas
+        obj["metadata"].pop("resourceVersion", None)
+        result = await self._write_update(rt, old, obj, opts, "scale", "update")
+        return self._scale(rt, result.object)
+
     # delete
 
     async def delete(
@@ -659,9 +822,7 @@ class Api:
         options = options or {}
         old = self._stored(rt, namespace, name)
         if rt.storage == NAMESPACES and name in IMMORTAL_NAMESPACES:
-            raise errors.forbidden(
-                rt.group, rt.plural, name, "this namespace may not be deleted"
-            )
+            raise errors.forbidden(rt.group, rt.plural, name, "this namespace may not be deleted")
         pre = options.get("preconditions") or {}
         m = old["metadata"]
         if pre.get("uid") and pre["uid"] != m.get("uid"):

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, protobuf, table
-from .api import PATCH_TYPES, Api, WriteOptions
+from . import discovery, errors, jsonbody, protobuf, table
+from .api import JSON_PATCH, MERGE_PATCH, PATCH_TYPES, STRATEGIC_PATCH, Api, WriteOptions
 from .auth import ADMIN
 from .openapi import OpenAPICache
 from .resources import Obj, Registry, ResourceType
@@ -75,6 +75,18 @@ def negotiate(accept: str, params: Any) -> Negotiated:
         if "as" not in opts:
             return Negotiated("object")
     return Negotiated("object")
+
+
+async def read_limited(request: web.Request) -> bytes:
+    """The body, within kube-apiserver's 3 MiB request limit (the server's client_max_size)."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise errors.ApiError(
+            413,
+            "RequestEntityTooLarge",
+            f"Request entity too large: limit is {request.app._client_max_size}",
+        ) from exc
 
 
 def _partial(obj: Obj) -> Obj:
@@ -185,7 +197,9 @@ class Handlers:
             return None
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and not (sub == "status" and rt.status_subresource):
+        if sub and not (
+            (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale)
+        ):
             return None
         if rt.namespaced and name is not None and namespace is None:
             return None
@@ -212,7 +226,7 @@ class Handlers:
         )
 
     async def _body(self, request: web.Request) -> Any:
-        raw = await request.read()
+        raw = await read_limited(request)
         ctype = request.content_type
         if not raw:
             return None
@@ -223,9 +237,11 @@ class Handlers:
                 raise errors.ApiError(415, "UnsupportedMediaType", str(exc)) from exc
         try:
             if ctype in ("application/yaml", "application/x-yaml"):
-                return yaml.safe_load(raw.decode())
+                loaded = yaml.safe_load(raw.decode())
+                jsonbody.check_numbers(loaded)
+                return loaded
             if ctype in (JSON, "", "application/octet-stream", "text/plain"):
-                return json.loads(raw)
+                return jsonbody.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"error decoding request body: {exc}") from exc
         raise errors.unsupported_media_type(ctype)
@@ -295,6 +311,8 @@ class Handlers:
                     "items": listing.items,
                 }
             )
+        if t.subresource == "scale":
+            return await self._scale(request, t)
         if method == "GET":
             record("get", rt.group_resource, t.subresource)
             assert t.name is not None
@@ -336,7 +354,7 @@ class Handlers:
                 t.namespace,
                 t.name,
                 ctype,
-                await request.read(),
+                await read_limited(request),
                 self._options(request),
                 t.subresource,
             )
@@ -368,6 +386,27 @@ class Handlers:
                 )
             record("delete", rt.group_resource)
             return json_response(await self.api.delete(rt, t.namespace, t.name, options, opts))
+        raise errors.method_not_allowed()
+
+    async def _scale(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        self.stats.record(request.method.lower(), t.rt.group_resource, "scale")
+        if request.method == "GET":
+            return json_response(self.api.get_scale(t.rt, t.namespace, t.name))
+        opts = self._options(request)
+        if request.method == "PUT":
+            body = await self._body(request)
+            return json_response(await self.api.write_scale(t.rt, t.namespace, t.name, body, opts))
+        if request.method == "PATCH":
+            ctype = request.content_type
+            if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+                raise errors.unsupported_media_type(ctype)
+            try:
+                patch = jsonbody.loads(await read_limited(request))
+            except ValueError as exc:
+                raise errors.bad_request(f"error decoding patch: {exc}") from exc
+            scale = await self.api.write_scale(t.rt, t.namespace, t.name, patch, opts, ctype)
+            return json_response(scale)
         raise errors.method_not_allowed()
 
     # watch

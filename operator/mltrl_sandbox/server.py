@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # CRDs can be large (KServe's is megabytes); the real server accepts up to 3 MiB objects.
-MAX_BODY = 64 * 1024 * 1024
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 
 
 def kubeconfig_document(

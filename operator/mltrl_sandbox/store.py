@@ -48,7 +48,12 @@ class Watcher:
             if now_matches and not before:
                 event = Event("ADDED", event.object, event.old, event.rv)
             elif before and not now_matches:
-                self.queue.put_nowait(Event("DELETED", event.object, event.old, event.rv))
+                # The watcher never saw the new state: it is told of the last one it
+                # matched, at the new resourceVersion (as kube-apiserver's watch cache does).
+                old = event.old
+                assert old is not None
+                last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(event.rv)}}
+                self.queue.put_nowait(Event("DELETED", last, event.old, event.rv))
                 return
         if now_matches:
             self.queue.put_nowait(event)
@@ -102,6 +107,29 @@ class Store:
     def by_uid(self, uid: str) -> Obj | None:
         ref = self.uids.get(uid)
         return self.get(*ref) if ref else None
+
+    def snapshot(self, storage: str, namespace: str | None, rv: int) -> list[Obj]:
+        """The objects as they were at `rv` (for continued lists), in key order.
+
+        Rebuilt from the current objects by undoing the history after `rv`; raises
+        TooOld when that history has been evicted (etcd's compaction, on a real server).
+        """
+        bucket = self.buckets.get(storage)
+        if bucket is None:
+            return []
+        if bucket.evicted_rv > rv:
+            raise TooOld(rv, bucket.evicted_rv)
+        objects = dict(bucket.objects)
+        for event in reversed(bucket.history):
+            if event.rv <= rv:
+                break
+            key = _key(event.object)
+            if event.type == "ADDED":
+                objects.pop(key, None)
+            elif event.old is not None:
+                objects[key] = event.old
+        keys = sorted(k for k in objects if namespace is None or k[0] == namespace)
+        return [objects[k] for k in keys]
 
     def list(self, storage: str, namespace: str | None = None) -> list[Obj]:
         """Objects in key order (namespace, name), as etcd would return them."""

@@ -187,6 +187,19 @@ def _selector_matches_template(spec: Any) -> list[FieldError]:
     return []
 
 
+MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's data, as kube-apiserver checks
+
+
+def _data_size(obj: Obj) -> list[FieldError]:
+    total = 0
+    for key in ("data", "binaryData", "stringData"):
+        for name, value in (obj.get(key) or {}).items():
+            total += len(name) + len(str(value))
+    if total > MAX_DATA_BYTES:
+        return [FieldError("TooLong", "data", f"may not be more than {MAX_DATA_BYTES} bytes")]
+    return []
+
+
 def _update_errors(rt: ResourceType, obj: Obj, old: Obj) -> list[FieldError]:
     resource = rt.group_resource
     problems: list[FieldError] = []
@@ -241,6 +254,8 @@ def validation_errors(rt: ResourceType, obj: Obj, old: Obj | None) -> list[Field
                     "does not match event.namespace",
                 )
             )
+    elif resource in ("configmaps", "secrets"):
+        problems += _data_size(obj)
     elif resource == "pods" and isinstance(spec, dict) and not spec.get("containers"):
         problems.append(required("spec.containers"))
     if old is not None:
