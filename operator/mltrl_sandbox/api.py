@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 
 from . import crds as crdlib
-from . import errors, jsonbody, jsonpath, meta, schema, strategies
+from . import errors, fieldmanager, jsonbody, jsonpath, meta, schema, strategies
 from .admission import AdmissionDenied, AdmissionHook, AdmissionRequest
 from .auth import ADMIN, UserInfo
-from .patch import PatchError, apply_merge, json_patch, merge_patch, strategic_merge
+from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .resources import Obj, Registry, ResourceType
 from .selectors import (
     FieldRequirement,
@@ -74,6 +74,14 @@ class WriteOptions:
     field_validation: str = ""  # "", "Strict", "Warn" or "Ignore"
     field_manager: str = ""
     force: bool = False
+    user_agent: str = ""
+    # managedFields for a create that is an apply (set by `patch`)
+    applied_fields: list[Obj] | None = None
+
+    @property
+    def manager(self) -> str:
+        """The fieldManager, else the User-Agent's product (as kube-apiserver does)."""
+        return self.field_manager or self.user_agent.split("/", 1)[0][:128] or "unknown"
 
 
 @dataclass
@@ -513,6 +521,10 @@ class Api:
             m["generation"] = 1
         if rt.storage == CRD_STORAGE:
             obj["status"] = crdlib.established_status(obj)
+        if opts.applied_fields is not None:
+            m["managedFields"] = opts.applied_fields
+        else:
+            m["managedFields"] = fieldmanager.updated(rt, None, obj, opts.manager)
         _check_size(obj)
         if opts.dry_run:
             return WriteResult(self.answer(rt, obj), warnings, created=True)
@@ -564,10 +576,8 @@ class Api:
             if patch_type == STRATEGIC_PATCH:
                 if not isinstance(patch, dict):
                     raise PatchError("strategic merge patch must be a JSON object", 400)
-                return strategic_merge(current, patch)
-            if not isinstance(patch, dict):
-                raise PatchError("apply configuration must be an object", 400)
-            return apply_merge(current, patch)
+                return strategic_merge(current, patch, None, rt.value_schema())
+            raise PatchError(f"unsupported patch type {patch_type}", 415)
         except PatchError as exc:
             reason = "BadRequest" if exc.code == 400 else "Invalid"
             raise errors.ApiError(exc.code, reason, str(exc)) from exc
@@ -603,11 +613,9 @@ class Api:
         if patch_type == APPLY_PATCH and not opts.field_manager:
             raise errors.bad_request("fieldManager is required for apply requests")
         old = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
+        if patch_type == APPLY_PATCH:
+            return await self._apply(rt, namespace, name, old, patch, opts, subresource)
         if old is None:
-            if patch_type == APPLY_PATCH and not subresource:
-                if isinstance(patch, dict):
-                    patch.setdefault("metadata", {}).setdefault("name", name)
-                return await self.create(rt, namespace, patch, opts)
             raise errors.not_found(rt.group, rt.plural, name)
         patched = self._patched(rt, old, patch_type, patch)
         obj = self._decode(rt, patched, namespace)
@@ -618,8 +626,72 @@ class Api:
             )
         return await self._write_update(rt, old, obj, opts, subresource, "patch")
 
+    async def _apply(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        old: Obj | None,
+        config: Any,
+        opts: WriteOptions,
+        subresource: str,
+    ) -> WriteResult:
+        """Server-side apply: field ownership decides what merges, conflicts and goes."""
+        if not isinstance(config, dict):
+            raise errors.bad_request("apply configuration must be an object")
+        for key in ("apiVersion", "kind"):
+            if not config.get(key):
+                raise errors.bad_request(f"{key} must be set")
+        config.setdefault("metadata", {}).setdefault("name", name)
+        if not isinstance(config["metadata"], dict):
+            raise errors.bad_request("metadata must be an object")
+        decoded = self._decode(rt, config, namespace)
+        if decoded["metadata"].get("name") != name:
+            raise errors.bad_request(
+                f"the name of the object ({decoded['metadata'].get('name')}) does not match "
+                f"the name on the URL ({name})"
+            )
+        if old is None:
+            if subresource:
+                raise errors.not_found(rt.group, rt.plural, name)
+            paths = fieldmanager.field_set(rt, decoded)
+            entry = fieldmanager.apply_entry(rt, opts.manager, set(paths), subresource)
+            opts.applied_fields = [entry]
+            return await self.create(rt, namespace, config, opts)
+        try:
+            merged, managed = fieldmanager.apply(
+                rt,
+                copy.deepcopy(old),
+                decoded,
+                opts.manager,
+                force=opts.force,
+                subresource=subresource,
+            )
+        except fieldmanager.Conflicts as conflicts:
+            details = dict(errors.conflict(rt.group, rt.plural, name).details or {})
+            details["causes"] = [
+                {
+                    "type": "FieldManagerConflict",
+                    "message": f'conflict with "{manager}" using {version}',
+                    "field": path,
+                }
+                for path, manager, version in conflicts.conflicts
+            ]
+            raise errors.ApiError(409, "Conflict", str(conflicts), details) from conflicts
+        wanted_rv = decoded["metadata"].get("resourceVersion")
+        merged["metadata"]["resourceVersion"] = wanted_rv or old["metadata"]["resourceVersion"]
+        obj = self._decode(rt, self.present(rt, merged), namespace)
+        return await self._write_update(rt, old, obj, opts, subresource, "patch", managed)
+
     async def _write_update(
-        self, rt: ResourceType, old: Obj, obj: Obj, opts: WriteOptions, subresource: str, verb: str
+        self,
+        rt: ResourceType,
+        old: Obj,
+        obj: Obj,
+        opts: WriteOptions,
+        subresource: str,
+        verb: str,
+        managed: list[Obj] | None = None,
     ) -> WriteResult:
         name = old["metadata"]["name"]
         requested_rv = obj["metadata"].get("resourceVersion")
@@ -714,6 +786,12 @@ class Api:
         if rt.tracks_generation and _content(obj, rt) != _content(old, rt):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if managed is None:
+            managed = fieldmanager.updated(rt, old, obj, opts.manager, subresource)
+        if managed:
+            obj["metadata"]["managedFields"] = managed
+        else:
+            obj["metadata"].pop("managedFields", None)
         if _same_object(obj, old):
             # Real API servers skip no-op writes: no new resourceVersion, no watch event.
             return WriteResult(self.answer(rt, old), warnings)

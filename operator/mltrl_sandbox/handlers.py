@@ -223,6 +223,7 @@ class Handlers:
             field_validation=validation,
             field_manager=q.get("fieldManager", ""),
             force=q.get("force", "") == "true",
+            user_agent=request.headers.get("User-Agent", ""),
         )
 
     async def _body(self, request: web.Request) -> Any:
