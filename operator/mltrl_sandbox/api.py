@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from . import cel, errors, fieldmanager, jsonbody, jsonpath, meta, schema, strategies
 from . import crds as crdlib
-from . import errors, fieldmanager, jsonbody, jsonpath, meta, schema, strategies
 from .admission import AdmissionDenied, AdmissionHook, AdmissionRequest
 from .auth import ADMIN, UserInfo
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -498,6 +498,8 @@ class Api:
         problems += schema.validate(obj, rt.value_schema())
         if rt.builtin:
             problems += strategies.validation_errors(rt, obj, None)
+        elif not problems:
+            problems += cel.rule_errors(obj, rt.schema)
         if rt.storage == CRD_STORAGE:
             problems += crdlib.validate_crd(obj)
         if problems:
@@ -747,11 +749,15 @@ class Api:
         obj = mutated
         if subresource == "status":
             problems = schema.validate(obj, rt.value_schema(), only="status")
+            if not rt.builtin and not problems:
+                problems += cel.rule_errors(obj, rt.schema, old, only="status")
         else:
             problems = meta.metadata_errors(obj["metadata"])
             problems += schema.validate(obj, rt.value_schema())
             if rt.builtin:
                 problems += strategies.validation_errors(rt, obj, old)
+            elif not problems:
+                problems += cel.rule_errors(obj, rt.schema, old)
         if rt.storage == CRD_STORAGE and not subresource:
             problems += crdlib.validate_crd(obj)
         if old["metadata"].get("deletionTimestamp"):

@@ -317,3 +317,66 @@ def test_the_scale_subresource_of_a_crd_that_asks(kubectl: Kubectl) -> None:
     assert "widgets/scale" not in kubectl("get", "--raw", "/apis/example.com/v1")
     error = kubectl.fails("scale", "widget", "smp", "--replicas=2")
     assert "NotFound" in error or "not found" in error
+
+
+# CEL validation rules
+
+RULED_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ranges.example.com}
+spec:
+  group: example.com
+  names: {kind: Range, plural: ranges, singular: range}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-validations:
+                - rule: self.min <= self.max
+                  message: min must not exceed max
+                - rule: self.unit == oldSelf.unit
+                  message: unit is immutable
+                - rule: self.unit.lowerAscii() == self.unit
+                  messageExpression: "'unit ' + self.unit + ' must be lower case'"
+              properties:
+                min: {type: integer}
+                max: {type: integer}
+                unit: {type: string}
+                steps:
+                  type: array
+                  items: {type: integer}
+                  x-kubernetes-validations:
+                    - rule: self.isSorted()
+                      message: steps must be sorted
+"""
+
+
+def _range(**spec: Any) -> str:
+    return json.dumps({"apiVersion": "example.com/v1", "kind": "Range",
+                       "metadata": {"name": "r"}, "spec": spec})  # fmt: skip
+
+
+def test_crd_validation_rules_are_enforced_with_cel(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=RULED_CRD)
+    kubectl("wait", "--for=condition=Established", "crd/ranges.example.com")
+    error = kubectl.fails("apply", "-f", "-", stdin=_range(min=5, max=1, unit="s"))
+    assert 'The Range "r" is invalid: spec: Invalid value: "object": min must not exceed max' in (
+        error
+    )
+    error = kubectl.fails("apply", "-f", "-", stdin=_range(min=1, max=5, unit="S"))
+    assert "unit S must be lower case" in error
+    error = kubectl.fails("apply", "-f", "-", stdin=_range(min=1, max=5, unit="s", steps=[3, 1]))
+    assert 'spec.steps: Invalid value: "array": steps must be sorted' in error
+    kubectl("apply", "-f", "-", stdin=_range(min=1, max=5, unit="s", steps=[1, 3]))
+    # A transition rule judges updates against the stored object.
+    error = kubectl.fails("apply", "-f", "-", stdin=_range(min=1, max=5, unit="ms"))
+    assert "unit is immutable" in error
+    kubectl("apply", "-f", "-", stdin=_range(min=2, max=5, unit="s"))
