@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 from . import meta
-from .kubeschemas import definitions, resolve
+from .kubeschemas import definition, resolve
 from .resources import Obj, ResourceType
 
 Path = tuple[str, ...]
@@ -129,7 +129,7 @@ def _walk(value: Any, schema: Schema | None, prefix: Path, out: dict[Path, Any])
 def _root_schema(rt: ResourceType) -> Schema:
     """The kind's schema with ObjectMeta's (finalizers a set, ownerReferences by uid)."""
     schema = resolve(rt.value_schema()) or {}
-    props = {**(schema.get("properties") or {}), "metadata": definitions()[_OBJECT_META]}
+    props = {**(schema.get("properties") or {}), "metadata": definition(_OBJECT_META) or {}}
     return {**schema, "properties": props}
 
 

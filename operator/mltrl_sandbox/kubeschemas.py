@@ -4,7 +4,7 @@ kubernetes-validate ships the JSON schemas generated from kube-apiserver's OpenA
 document, one directory per Kubernetes version; `_definitions.json` holds every
 definition with its `x-kubernetes-*` extensions (patch merge keys, list types, group-
 version-kinds).  The sandbox takes the newest version's definitions, read once on first
-use (about 20 ms), and turns them back into OpenAPI form: the generator made every type
+use (8 ms), and turns each definition it uses back into OpenAPI form: the generator made every type
 nullable (`["string", "null"]`), the API server's documents say `"string"`.
 
 References stay references (`#/$defs/<name>`); `resolve` follows them during
@@ -84,21 +84,29 @@ def _int_or_string(schema: Schema) -> Schema:
 
 
 @functools.cache
-def definitions() -> dict[str, Schema]:
-    """Every published definition by name (e.g. io.k8s.api.core.v1.PodSpec)."""
+def _raw() -> dict[str, Schema]:
     with (schema_directory() / "_definitions.json").open("rb") as handle:
-        raw = json.load(handle)["$defs"]
-    defs: dict[str, Schema] = {name: _openapi_form(schema) for name, schema in raw.items()}
-    name = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
-    if name in defs:
-        defs[name] = _int_or_string(defs[name])
-    return defs
+        loaded: dict[str, Schema] = json.load(handle)["$defs"]
+    return loaded
+
+
+@functools.cache
+def definition(name: str) -> Schema | None:
+    """One published definition (e.g. io.k8s.api.core.v1.PodSpec) in OpenAPI form,
+    converted on first use: a start-up that validates a Namespace converts a handful."""
+    raw = _raw().get(name)
+    if raw is None:
+        return None
+    if name == "io.k8s.apimachinery.pkg.util.intstr.IntOrString":
+        return _int_or_string(raw)
+    converted: Schema = _openapi_form(raw)
+    return converted
 
 
 @functools.cache
 def _by_gvk() -> dict[tuple[str, str, str], str]:
     found: dict[tuple[str, str, str], str] = {}
-    for name, schema in definitions().items():
+    for name, schema in _raw().items():
         for gvk in schema.get("x-kubernetes-group-version-kind") or []:
             key = (gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", ""))
             # Shared kinds (DeleteOptions, WatchEvent) carry many GVKs; the first name wins.
@@ -112,7 +120,7 @@ def definition_name(group: str, version: str, kind: str) -> str | None:
 
 def kind_schema(group: str, version: str, kind: str) -> Schema | None:
     name = definition_name(group, version, kind)
-    return definitions()[name] if name else None
+    return definition(name) if name else None
 
 
 def resolve(schema: Schema | None) -> Schema | None:
@@ -121,21 +129,20 @@ def resolve(schema: Schema | None) -> Schema | None:
         return None
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(REF_PREFIX):
-        return definitions().get(ref[len(REF_PREFIX) :])
+        return definition(ref[len(REF_PREFIX) :])
     return schema
 
 
 def referenced(names: list[str]) -> dict[str, Schema]:
     """The named definitions and everything they refer to, transitively."""
-    defs = definitions()
     out: dict[str, Schema] = {}
     pending = list(names)
     while pending:
         name = pending.pop()
-        if name in out or name not in defs:
-            continue
-        out[name] = defs[name]
-        pending.extend(_refs(defs[name]))
+        found = None if name in out else definition(name)
+        if found is not None:
+            out[name] = found
+            pending.extend(_refs(found))
     return out
 
 
