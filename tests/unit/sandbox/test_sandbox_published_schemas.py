@@ -49,7 +49,7 @@ def test_a_pod_is_pruned_and_validated_against_the_published_schema() -> None:
         "spec": {
             "containers": [{"image": "x", "bogus": 1, "ports": [{"containerPort": "80"}]}],
             "nodeName": None,
-        },  # fmt: skip
+        },
     }
     rt = _rt("pods")
     unknown = schema.prune(pod, rt.value_schema())
