@@ -15,7 +15,7 @@ import logging
 import secrets as pysecrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -37,6 +37,7 @@ from .selectors import (
 from .store import Event, Store, TooOld, Watcher
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CRD_STORAGE = "customresourcedefinitions.apiextensions.k8s.io"
 NAMESPACES = "namespaces"
@@ -97,6 +98,11 @@ class ListResult:
     resource_version: str
     continue_token: str = ""
     remaining: int | None = None
+
+
+def clone(obj: _T) -> _T:
+    """A private deep copy of JSON data (several times faster than copy.deepcopy)."""
+    return cast(_T, json.loads(json.dumps(obj)))
 
 
 def _content(obj: Obj, rt: ResourceType) -> Obj:
@@ -206,7 +212,7 @@ class Api:
 
     def answer(self, rt: ResourceType, obj: Obj) -> Obj:
         """A private copy for callers: stored objects must never be modified in place."""
-        return copy.deepcopy(self.present(rt, obj))
+        return clone(self.present(rt, obj))
 
     def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
@@ -365,7 +371,7 @@ class Api:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata"), dict):
@@ -567,7 +573,7 @@ class Api:
         return await self._write_update(rt, old, obj, opts, subresource, "update")
 
     def _patched(self, rt: ResourceType, old: Obj, patch_type: str, patch: Any) -> Any:
-        current = copy.deepcopy(self.present(rt, old))
+        current = clone(self.present(rt, old))
         try:
             if patch_type == MERGE_PATCH:
                 if not isinstance(patch, dict):
@@ -608,8 +614,7 @@ class Api:
             )
         try:
             text = raw.decode("utf-8")
-            patch = yaml.safe_load(text) if patch_type == APPLY_PATCH else jsonbody.loads(text)
-            jsonbody.check_numbers(patch)
+            patch = jsonbody.load_yaml(text) if patch_type == APPLY_PATCH else jsonbody.loads(text)
         except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"error decoding patch: {exc}") from exc
         if patch_type == APPLY_PATCH and not opts.field_manager:
@@ -663,7 +668,7 @@ class Api:
         try:
             merged, managed = fieldmanager.apply(
                 rt,
-                copy.deepcopy(old),
+                clone(old),
                 decoded,
                 opts.manager,
                 force=opts.force,
@@ -712,7 +717,7 @@ class Api:
         warnings = self._normalize(rt, obj, opts, verb)
         if subresource == "status":
             status = obj.get("status")
-            obj = copy.deepcopy(old)
+            obj = clone(old)
             if status is None:
                 obj.pop("status", None)
             else:
@@ -882,7 +887,7 @@ class Api:
                 name,
                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             )
-        obj = copy.deepcopy(old)
+        obj = clone(old)
         node = obj
         *parents, leaf = rt.scale["specReplicasPath"].lstrip(".").split(".")
         for key in parents:

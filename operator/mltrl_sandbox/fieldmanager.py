@@ -251,7 +251,10 @@ def updated(
     sub = "status" if subresource == "status" else ""
     before = field_set(rt, old, sub) if old is not None else {}
     after = field_set(rt, new, sub)
-    halves = {"": set(field_set(rt, new)), "status": set(field_set(rt, new, "status"))}
+    if rt.status_subresource:
+        halves = {"": set(field_set(rt, new)), "status": set(field_set(rt, new, "status"))}
+    else:
+        halves = {"": set(after), "status": set(after)}
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
     entries = _entries(old) if old is not None else []
     mine_index = next(

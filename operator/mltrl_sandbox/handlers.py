@@ -238,9 +238,7 @@ class Handlers:
                 raise errors.ApiError(415, "UnsupportedMediaType", str(exc)) from exc
         try:
             if ctype in ("application/yaml", "application/x-yaml"):
-                loaded = yaml.safe_load(raw.decode())
-                jsonbody.check_numbers(loaded)
-                return loaded
+                return jsonbody.load_yaml(raw.decode())
             if ctype in (JSON, "", "application/octet-stream", "text/plain"):
                 return jsonbody.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:

@@ -11,6 +11,8 @@ import json
 import math
 from typing import Any
 
+import yaml
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -44,3 +46,20 @@ def check_numbers(value: Any) -> None:
             raise BodyError(f"json: cannot unmarshal number {item} into Go value of type int64")
         elif isinstance(item, float) and not math.isfinite(item):
             raise BodyError(f"json: unsupported value: {item}")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as Kubernetes reads it (into JSON): a timestamp stays a string."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load without datetimes, refusing what `loads` refuses."""
+    value = yaml.load(text, Loader=_YamlLoader)
+    check_numbers(value)
+    return value
