@@ -263,3 +263,23 @@ def _walk(value: Any, old: Any, schema: Schema, path: str) -> list[FieldError]:
     for suffix, child, before, sub in _children(value, old, resolved):
         errors.extend(_walk(child, before, sub, path + suffix))
     return errors
+
+
+def schema_rule_errors(schema: Any, path: str) -> list[FieldError]:
+    """Rules of a CRD's schema that do not compile (refused when the CRD is written)."""
+    found: list[FieldError] = []
+    if isinstance(schema, dict):
+        for index, rule in enumerate(schema.get("x-kubernetes-validations") or []):
+            source = rule.get("rule") if isinstance(rule, dict) else None
+            where = f"{path}.x-kubernetes-validations[{index}].rule"
+            try:
+                compile_expression(str(source or ""))
+            except CelError as error:
+                found.append(FieldError("Invalid", where, str(error), source))
+        for key, value in schema.items():
+            if key == "properties" and isinstance(value, dict):
+                for name, sub in value.items():
+                    found += schema_rule_errors(sub, f"{path}.properties[{name}]")
+            elif key in ("items", "additionalProperties") and isinstance(value, dict):
+                found += schema_rule_errors(value, f"{path}.{key}")
+    return found

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..cel import schema_rule_errors
 from ..errors import FieldError, invalid, required
 from ..meta import timestamp
 from ..resources import AGE, Column, Obj, ResourceType
@@ -135,6 +136,8 @@ def validate_crd(crd: Obj) -> list[FieldError]:
             errors.append(
                 required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required")
             )
+        elif "x-kubernetes-validations" in repr(schema):
+            errors += schema_rule_errors(schema, "spec.validation.openAPIV3Schema")
     return errors
 
 

@@ -380,3 +380,15 @@ def test_crd_validation_rules_are_enforced_with_cel(kubectl: Kubectl) -> None:
     error = kubectl.fails("apply", "-f", "-", stdin=_range(min=1, max=5, unit="ms"))
     assert "unit is immutable" in error
     kubectl("apply", "-f", "-", stdin=_range(min=2, max=5, unit="s"))
+
+
+def test_a_crd_whose_rule_does_not_compile_is_refused(kubectl: Kubectl) -> None:
+    broken = (
+        RULED_CRD.replace("ranges", "brokens")
+        .replace("Range", "Broken")
+        .replace("range}", "broken}")
+        .replace("self.min <= self.max", "self.min <=")
+    )
+    error = kubectl.fails("apply", "-f", "-", stdin=broken)
+    assert "x-kubernetes-validations[0].rule: Invalid value" in error
+    assert "compilation failed" in error
