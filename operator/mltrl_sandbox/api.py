@@ -114,8 +114,8 @@ def _content(obj: Obj, rt: ResourceType) -> Obj:
 
 
 def _same_object(a: Obj, b: Obj) -> bool:
-    ma = {k: v for k, v in a["metadata"].items() if k not in ("resourceVersion", "managedFields")}
-    mb = {k: v for k, v in b["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    ma = {k: v for k, v in a["metadata"].items() if k != "resourceVersion"}
+    mb = {k: v for k, v in b["metadata"].items() if k != "resourceVersion"}
     rest_a = {k: v for k, v in a.items() if k not in ("metadata", "apiVersion")}
     rest_b = {k: v for k, v in b.items() if k not in ("metadata", "apiVersion")}
     return ma == mb and rest_a == rest_b
@@ -701,6 +701,7 @@ class Api:
         managed: list[Obj] | None = None,
     ) -> WriteResult:
         name = old["metadata"]["name"]
+        owners = old  # whose managedFields the write starts from
         requested_rv = obj["metadata"].get("resourceVersion")
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name)
@@ -729,7 +730,12 @@ class Api:
                     m[key] = old["metadata"][key]
                 else:
                     m.pop(key, None)
-            m.pop("managedFields", None)
+            requested = m.pop("managedFields", None)
+            if isinstance(requested, list) and requested != old["metadata"].get("managedFields"):
+                # A client may rewrite ownership (kubectl moving client-side apply's fields
+                # to server-side apply); `[{}]` clears it.
+                entries = [e for e in requested if isinstance(e, dict) and e.get("manager")]
+                owners = {**old, "metadata": {**old["metadata"], "managedFields": entries}}
             if rt.status_subresource:
                 if "status" in old:
                     obj["status"] = old["status"]
@@ -798,7 +804,7 @@ class Api:
             obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if managed is None:
-            managed = fieldmanager.updated(rt, old, obj, opts.manager, subresource)
+            managed = fieldmanager.updated(rt, owners, obj, opts.manager, subresource)
         if managed:
             obj["metadata"]["managedFields"] = managed
         else:

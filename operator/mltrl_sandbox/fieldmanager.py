@@ -271,6 +271,8 @@ def updated(
         else:
             kept[index] = paths - changed
     mine = _entry(manager, "Update", rt.api_version, mine_paths, sub) if mine_paths else None
+    if mine_index is not None and not changed:
+        mine = entries[mine_index] if mine_paths else None  # unchanged: keep its time
     return _rebuild(entries, kept, mine)
 
 
@@ -389,4 +391,6 @@ def apply(
         for index, entry in enumerate(entries)
     }
     mine = _entry(manager, "Apply", rt.api_version, set(applied), sub)
+    if mine_index is not None and before == set(applied) and not taken:
+        mine = entries[mine_index]  # the same configuration again: keep its time
     return merged, _rebuild(entries, kept, mine)

@@ -392,3 +392,24 @@ def test_a_crd_whose_rule_does_not_compile_is_refused(kubectl: Kubectl) -> None:
     error = kubectl.fails("apply", "-f", "-", stdin=broken)
     assert "x-kubernetes-validations[0].rule: Invalid value" in error
     assert "compilation failed" in error
+
+
+def test_moving_from_client_side_to_server_side_apply(kubectl: Kubectl) -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "moved"},
+              "data": {"a": "1"}}  # fmt: skip
+    kubectl("apply", "-f", "-", stdin=json.dumps(config))
+    changed = {**config, "data": {"a": "2"}}
+    error = kubectl.fails("apply", "--server-side", "-f", "-", stdin=json.dumps(changed))
+    assert 'conflict with "kubectl-client-side-apply"' in error  # as on a real cluster
+    # Applying the same values succeeds, and kubectl then rewrites managedFields (a JSON
+    # patch) so that its server-side manager owns what client-side apply owned.
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(config))
+    managers = _managers(_get(kubectl, "configmap", "moved"))
+    assert ("kubectl-client-side-apply", "Update") not in managers
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(changed))
+    shown = _get(kubectl, "configmap", "moved")
+    assert shown["data"] == {"a": "2"}
+    version = shown["metadata"]["resourceVersion"]
+    # The same configuration again changes nothing, not even the resourceVersion.
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(changed))
+    assert _get(kubectl, "configmap", "moved")["metadata"]["resourceVersion"] == version
