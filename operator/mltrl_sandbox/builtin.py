@@ -160,6 +160,28 @@ def _kind(
     return ResourceType(group, "v1", plural, singular or kind.lower(), kind, namespaced, **extra)
 
 
+def _access_review(body: Obj, user: Any) -> Obj:
+    """SubjectAccessReview and LocalSubjectAccessReview: no RBAC here, so allowed."""
+    return {
+        **body,
+        "metadata": {"creationTimestamp": None},
+        "status": {"allowed": True, "reason": "the sandbox has no authorization"},
+    }
+
+
+def _self_subject_rules_review(body: Obj, user: Any) -> Obj:
+    """`kubectl auth can-i --list`: everything, for everyone (no RBAC here)."""
+    return {
+        **body,
+        "metadata": {"creationTimestamp": None},
+        "status": {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        },
+    }
+
+
 def builtin_types() -> list[ResourceType]:
     types = _builtin_types()
     for rt in types:
@@ -424,6 +446,26 @@ def _builtin_types() -> list[ResourceType]:
             "SelfSubjectAccessReview",
             False,
             virtual=_self_subject_access_review,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            False,
+            virtual=_self_subject_rules_review,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            False,
+            virtual=_access_review,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            virtual=_access_review,
         ),
         _kind(
             "apiextensions.k8s.io",

@@ -98,6 +98,10 @@ KINDS: dict[str, Layout] = {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", ACCESS_REVIEW_SPEC),
     },
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("namespace", "str", None)}),
+    },
     "Namespace": {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", {1: ("finalizers", "*str", None)}),

@@ -43,6 +43,9 @@ def test_discovery_lists_the_groups_a_chart_uses(kubectl: Kubectl) -> None:
         "validatingwebhookconfigurations.admissionregistration.k8s.io",
         "customresourcedefinitions.apiextensions.k8s.io",
         "events.events.k8s.io",
+        "selfsubjectrulesreviews.authorization.k8s.io",
+        "subjectaccessreviews.authorization.k8s.io",
+        "localsubjectaccessreviews.authorization.k8s.io",
     ):
         assert wanted in resources
 
