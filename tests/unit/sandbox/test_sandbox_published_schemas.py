@@ -11,6 +11,7 @@ from mltrl_sandbox import fieldmanager, jsonbody, kubeschemas, schema, strategie
 from mltrl_sandbox.builtin import builtin_types
 from mltrl_sandbox.patch import strategic_merge
 from mltrl_sandbox.resources import ResourceType
+from mltrl_sandbox.store import Store, TooOld, Watcher
 
 TYPES = {rt.group_resource: rt for rt in builtin_types()}
 
@@ -110,3 +111,18 @@ def test_bodies_refuse_what_go_refuses() -> None:
         "a": 9223372036854775807,
         "b": 1.5,
     }
+
+
+def test_history_older_than_the_compaction_window_is_gone() -> None:
+    now = [0.0]
+    store = Store(compaction_seconds=300, clock=lambda: now[0])
+    first = store.put("configmaps", {"metadata": {"name": "a", "namespace": "n"}}, None)
+    since = int(first["metadata"]["resourceVersion"])
+    store.put("configmaps", {"metadata": {"name": "b", "namespace": "n"}}, None)
+    store.subscribe("configmaps", Watcher(lambda _: True), since)  # within the window
+    assert [o["metadata"]["name"] for o in store.snapshot("configmaps", None, since)] == ["a"]
+    now[0] = 301.0
+    with pytest.raises(TooOld):
+        store.subscribe("configmaps", Watcher(lambda _: True), since)
+    with pytest.raises(TooOld):
+        store.snapshot("configmaps", None, since)
