@@ -1,10 +1,11 @@
 """Decoding the protobuf request bodies kubectl sends for a few builtin kinds.
 
 kubectl's typed clients (`kubectl create namespace|configmap|secret|serviceaccount|
-service`) send `application/vnd.kubernetes.protobuf` bodies and cannot be told to use
-JSON.  This decodes the Kubernetes envelope (magic `k8s\\0` + runtime.Unknown) and the
-fields of those kinds (field numbers from k8s.io/api's generated.proto) into the JSON
-form.  Other kinds are refused with 415 naming the kind.
+service|role|clusterrole|rolebinding|clusterrolebinding`) send
+`application/vnd.kubernetes.protobuf` bodies and cannot be told to use JSON.  This
+decodes the Kubernetes envelope (magic `k8s\\0` + runtime.Unknown) and the fields of
+those kinds (field numbers from k8s.io/api's generated.proto) into the JSON form.
+Other kinds are refused with 415 naming the kind.
 """
 
 from __future__ import annotations
@@ -92,7 +93,48 @@ ACCESS_REVIEW_SPEC: Layout = {
     2: ("nonResourceAttributes", "msg", {1: ("path", "str", None), 2: ("verb", "str", None)}),
 }
 
+# rbac.authorization.k8s.io/v1 (`kubectl create role|clusterrole|rolebinding|...`)
+POLICY_RULE: Layout = {
+    1: ("verbs", "*str", None),
+    2: ("apiGroups", "*str", None),
+    3: ("resources", "*str", None),
+    4: ("resourceNames", "*str", None),
+    5: ("nonResourceURLs", "*str", None),
+}
+LABEL_SELECTOR: Layout = {
+    1: ("matchLabels", "map_str", None),
+    2: (
+        "matchExpressions",
+        "*msg",
+        {1: ("key", "str", None), 2: ("operator", "str", None), 3: ("values", "*str", None)},
+    ),
+}
+SUBJECT: Layout = {
+    1: ("kind", "str", None),
+    2: ("apiGroup", "str", None),
+    3: ("name", "str", None),
+    4: ("namespace", "str", None),
+}
+ROLE_REF: Layout = {
+    1: ("apiGroup", "str", None),
+    2: ("kind", "str", None),
+    3: ("name", "str", None),
+}
+ROLE: Layout = {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "*msg", POLICY_RULE)}
+BINDING: Layout = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("subjects", "*msg", SUBJECT),
+    3: ("roleRef", "msg", ROLE_REF),
+}
+
 KINDS: dict[str, Layout] = {
+    "Role": ROLE,
+    "ClusterRole": {
+        **ROLE,
+        3: ("aggregationRule", "msg", {1: ("clusterRoleSelectors", "*msg", LABEL_SELECTOR)}),
+    },
+    "RoleBinding": BINDING,
+    "ClusterRoleBinding": BINDING,
     "SelfSubjectReview": {1: ("metadata", "msg", OBJECT_META)},
     "SelfSubjectAccessReview": {
         1: ("metadata", "msg", OBJECT_META),

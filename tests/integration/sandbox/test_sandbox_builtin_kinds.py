@@ -155,3 +155,30 @@ def test_server_dry_run_delete_keeps_the_object(kubectl: Kubectl) -> None:
     assert "(server dry run)" in out
     assert "kept" in kubectl("get", "configmap", "kept", "-n", "dry-ns", "-o", "name")
     assert "Active" in kubectl("get", "namespace", "dry-ns")
+
+
+def test_kubectl_create_of_rbac_kinds_is_decoded(kubectl: Kubectl) -> None:
+    """kubectl's typed commands send protobuf; the RBAC kinds' bodies are decoded."""
+    kubectl("create", "clusterrole", "pod-reader", "--verb=get,list", "--resource=pods")
+    kubectl("create", "clusterrole", "aggregated", "--aggregation-rule=team=a")
+    kubectl("create", "rolebinding", "reads", "--clusterrole=pod-reader", "--user=bob",
+            "--serviceaccount=default:robot")  # fmt: skip
+    role = json.loads(kubectl("get", "clusterrole", "pod-reader", "-o", "json"))
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    aggregated = json.loads(kubectl("get", "clusterrole", "aggregated", "-o", "json"))
+    assert aggregated["aggregationRule"] == {
+        "clusterRoleSelectors": [{"matchLabels": {"team": "a"}}]
+    }
+    binding = json.loads(kubectl("get", "rolebinding", "reads", "-o", "json"))
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "pod-reader",
+    }
+    assert {(s["kind"], s["name"]) for s in binding["subjects"]} == {
+        ("User", "bob"),
+        ("ServiceAccount", "robot"),
+    }
+    error = kubectl.fails("patch", "rolebinding", "reads", "--type=merge",
+                          "-p", '{"roleRef": {"name": "other"}}')  # fmt: skip
+    assert "roleRef: Invalid value" in error and "cannot change roleRef" in error
