@@ -11,6 +11,7 @@ No controller runs: a Deployment creates no ReplicaSet or Pod, a Job never start
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from .errors import FieldError, invalid, required
@@ -190,14 +191,41 @@ def _selector_matches_template(spec: Any) -> list[FieldError]:
 MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's data, as kube-apiserver checks
 
 
-def _data_size(obj: Obj) -> list[FieldError]:
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY_RULE = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+    "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+    "'[-._a-zA-Z0-9]+')"
+)
+# what each Secret type must carry in its data
+_SECRET_KEYS = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/basic-auth": (),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+}
+
+
+def _data_errors(obj: Obj, secret: bool) -> list[FieldError]:
+    """Keys, total size and (for Secrets) the keys their type requires."""
+    problems: list[FieldError] = []
     total = 0
-    for key in ("data", "binaryData", "stringData"):
+    for key in ("data", "binaryData"):
         for name, value in (obj.get(key) or {}).items():
             total += len(name) + len(str(value))
+            if not _CONFIG_KEY.match(name) or name in (".", ".."):
+                problems.append(invalid(f"{key}[{name}]", name, _CONFIG_KEY_RULE))
     if total > MAX_DATA_BYTES:
-        return [FieldError("TooLong", "data", f"may not be more than {MAX_DATA_BYTES} bytes")]
-    return []
+        problems.append(
+            FieldError("TooLong", "data", f"may not be more than {MAX_DATA_BYTES} bytes")
+        )
+    if secret:
+        data = obj.get("data") or {}
+        for needed in _SECRET_KEYS.get(str(obj.get("type")), ()):
+            if needed not in data:
+                problems.append(required(f"data[{needed}]"))
+    return problems
 
 
 def _update_errors(rt: ResourceType, obj: Obj, old: Obj) -> list[FieldError]:
@@ -255,7 +283,7 @@ def validation_errors(rt: ResourceType, obj: Obj, old: Obj | None) -> list[Field
                 )
             )
     elif resource in ("configmaps", "secrets"):
-        problems += _data_size(obj)
+        problems += _data_errors(obj, secret=resource == "secrets")
     elif resource == "pods" and isinstance(spec, dict) and not spec.get("containers"):
         problems.append(required("spec.containers"))
     if old is not None:

@@ -182,3 +182,14 @@ def test_kubectl_create_of_rbac_kinds_is_decoded(kubectl: Kubectl) -> None:
     error = kubectl.fails("patch", "rolebinding", "reads", "--type=merge",
                           "-p", '{"roleRef": {"name": "other"}}')  # fmt: skip
     assert "roleRef: Invalid value" in error and "cannot change roleRef" in error
+
+
+def test_config_keys_and_secret_types_are_checked(kubectl: Kubectl) -> None:
+    error = kubectl.fails("create", "configmap", "badkey", "--from-literal=bad key=1")
+    assert "a valid config key must consist of alphanumeric characters" in error
+    tls = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "half-tls"},
+           "type": "kubernetes.io/tls", "data": {"tls.crt": "Y2VydA=="}}  # fmt: skip
+    error = kubectl.fails("apply", "-f", "-", stdin=json.dumps(tls))
+    assert "data[tls.key]: Required value" in error
+    tls["data"]["tls.key"] = "a2V5"  # type: ignore[index]
+    kubectl("apply", "-f", "-", stdin=json.dumps(tls))
