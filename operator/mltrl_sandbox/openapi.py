@@ -292,12 +292,10 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     }
     common = [name_param, ns_param] if rt.namespaced else [name_param]
     list_ref = f"{item}List"
-    patch_body = _body(
-        PATCH,
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-    )
+    patch_types = ["application/json-patch+json", "application/merge-patch+json"]
+    if rt.builtin:  # strategic merge needs the built-in kinds' patch strategies
+        patch_types.append("application/strategic-merge-patch+json")
+    patch_body = _body(PATCH, *patch_types, "application/apply-patch+yaml")
     paths: dict[str, Obj] = {
         collection: {
             "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
