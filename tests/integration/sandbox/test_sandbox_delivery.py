@@ -91,6 +91,10 @@ def test_helm_installs_upgrades_rolls_back_and_uninstalls_the_chart(
     deployment = _deployment(kubectl)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Helm 4 installs with server-side apply: the fields are owned by an Apply manager.
+    shown = _json(kubectl, "get", "deployments", "-n", NAMESPACE, "--show-managed-fields")
+    (entry,) = shown["items"][0]["metadata"]["managedFields"]
+    assert entry["operation"] == "Apply" and "f:spec" in entry["fieldsV1"]
     roles = kubectl("get", "clusterroles", "-o", "name")
     for role in ("mltrl-viewer", "mltrl-editor", "mltrl-reviewer", "mltrl-policy-admin"):
         assert f"clusterrole.rbac.authorization.k8s.io/{role}" in roles
