@@ -228,9 +228,46 @@ def _data_errors(obj: Obj, secret: bool) -> list[FieldError]:
     return problems
 
 
+_POD_UPDATE = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+    "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+    "(allow it to be set to 1 if it was previously negative)"
+)
+_STATEFULSET_UPDATE = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+    "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+    "'minReadySeconds' are forbidden"
+)
+
+
+def _pod_spec_frozen(spec: Any) -> Any:
+    """A pod spec without what an update may change."""
+    frozen = dict(spec) if isinstance(spec, dict) else {}
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+        frozen.pop(key, None)
+    for key in ("containers", "initContainers"):
+        frozen[key] = [
+            {k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
+            for c in frozen.get(key) or []
+        ]
+    return frozen
+
+
 def _update_errors(rt: ResourceType, obj: Obj, old: Obj) -> list[FieldError]:
     resource = rt.group_resource
     problems: list[FieldError] = []
+    if resource == "pods" and _pod_spec_frozen(obj.get("spec")) != _pod_spec_frozen(
+        old.get("spec")
+    ):
+        problems.append(FieldError("Forbidden", "spec", _POD_UPDATE))
+    if resource == "statefulsets.apps":
+        mutable = ("replicas", "ordinals", "template", "updateStrategy",
+                   "persistentVolumeClaimRetentionPolicy", "minReadySeconds")  # fmt: skip
+        before = {k: v for k, v in (old.get("spec") or {}).items() if k not in mutable}
+        after = {k: v for k, v in (obj.get("spec") or {}).items() if k not in mutable}
+        if before != after:
+            problems.append(FieldError("Forbidden", "spec", _STATEFULSET_UPDATE))
     if resource in ("configmaps", "secrets") and old.get("immutable") is True:
         if obj.get("immutable") is not True:
             problems.append(

@@ -193,3 +193,15 @@ def test_config_keys_and_secret_types_are_checked(kubectl: Kubectl) -> None:
     assert "data[tls.key]: Required value" in error
     tls["data"]["tls.key"] = "a2V5"  # type: ignore[index]
     kubectl("apply", "-f", "-", stdin=json.dumps(tls))
+
+
+def test_a_pod_takes_only_the_updates_kube_apiserver_allows(kubectl: Kubectl) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}  # fmt: skip
+    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    kubectl("set", "image", "pod/p", "c=busybox:2")
+    error = kubectl.fails("patch", "pod", "p", "-p", '{"spec": {"hostname": "elsewhere"}}')
+    assert "spec: Forbidden: pod updates may not change fields other than" in error
+    shown = json.loads(kubectl("get", "pod", "p", "-o", "json"))
+    assert shown["spec"]["containers"][0]["image"] == "busybox:2"
+    assert "status" not in shown or not shown["status"].get("phase")  # nothing runs it
