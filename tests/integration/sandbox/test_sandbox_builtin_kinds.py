@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from conftest import Kubectl
@@ -205,3 +206,52 @@ def test_a_pod_takes_only_the_updates_kube_apiserver_allows(kubectl: Kubectl) ->
     shown = json.loads(kubectl("get", "pod", "p", "-o", "json"))
     assert shown["spec"]["containers"][0]["image"] == "busybox:2"
     assert "status" not in shown or not shown["status"].get("phase")  # nothing runs it
+
+
+def _contains(wanted: Any, got: Any, path: str = "") -> list[str]:
+    """Where `got` lacks or differs from what `wanted` sets (empty values aside)."""
+    if isinstance(wanted, dict):
+        problems = []
+        for key, value in wanted.items():
+            if value in ({}, [], None):
+                continue
+            if not isinstance(got, dict) or key not in got:
+                problems.append(f"{path}.{key} missing")
+            else:
+                problems += _contains(value, got[key], f"{path}.{key}")
+        return problems
+    if isinstance(wanted, list):
+        if not isinstance(got, list) or len(wanted) != len(got):
+            return [f"{path}: {wanted} != {got}"]
+        return [
+            p
+            for i, (w, g) in enumerate(zip(wanted, got, strict=True))
+            for p in _contains(w, g, f"{path}[{i}]")
+        ]
+    return [] if wanted == got else [f"{path}: {wanted!r} != {got!r}"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create", "deployment", "made", "--image=nginx:1.27", "--port=80", "--replicas=3"],
+        ["create", "job", "made", "--image=busybox:1", "--", "echo", "hi"],
+        ["create", "cronjob", "made", "--image=busybox:1", "--schedule=*/5 * * * *", "--", "date"],
+        ["run", "made", "--image=busybox:1", "--env=A=1", "--port=8080", "--restart=Never",
+         "--", "sleep", "10"],
+    ],
+    ids=["deployment", "job", "cronjob", "run"],
+)  # fmt: skip
+def test_kubectl_typed_commands_send_protobuf_the_sandbox_decodes(
+    kubectl: Kubectl, command: list[str]
+) -> None:
+    """kubectl's own client-side rendering is the oracle for what its protobuf said."""
+    split = command.index("--") if "--" in command else len(command)
+    flags, rest = command[:split], command[split:]
+    rendered = json.loads(kubectl(*flags, "--dry-run=client", "-o", "json", *rest))
+    stored = json.loads(kubectl(*flags, "-o", "json", *rest))
+    rendered["metadata"].pop("creationTimestamp", None)
+    rendered.pop("status", None)
+    assert _contains(rendered, stored) == []
+    kind = stored["kind"].lower()
+    kubectl("delete", kind, "made")
