@@ -344,6 +344,23 @@ class Api:
             raise errors.bad_request(
                 f'resourceVersion: Invalid value: "{resource_version}": must be a number'
             ) from exc
+        if since > self.store.rv:
+            # A version this server never reached (a client of a sandbox that restarted):
+            # kube-apiserver's watch cache answers this, and clients relist.
+            raise errors.ApiError(
+                504,
+                "Timeout",
+                f"Timeout: Too large resource version: {since}, current: {self.store.rv}",
+                {
+                    "causes": [
+                        {
+                            "reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version",
+                        }
+                    ],
+                    "retryAfterSeconds": 1,
+                },
+            )
         try:
             self.store.subscribe(rt.storage, watcher, since)
         except TooOld as exc:

@@ -232,6 +232,16 @@ def test_a_watch_from_an_evicted_resource_version_is_told_410(
     assert "too old resource version" in event["object"]["message"]
 
 
+def test_a_watch_from_a_version_the_server_never_reached_is_refused(kubectl: Kubectl) -> None:
+    current = json.loads(kubectl("get", "--raw", "/api/v1/namespaces"))["metadata"]
+    ahead = int(current["resourceVersion"]) + 1000
+    done = kubectl.run(
+        "get", "--raw", f"/api/v1/namespaces?watch=1&resourceVersion={ahead}", check=False
+    )
+    assert done.returncode != 0
+    assert "Too large resource version" in done.stderr
+
+
 def test_a_continued_list_serves_the_first_pages_snapshot(kubectl: Kubectl) -> None:
     kubectl("create", "namespace", "pages")
     for name in ("a", "b", "c", "d"):
