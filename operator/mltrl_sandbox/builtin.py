@@ -1,4 +1,9 @@
-"""Builtin kinds the sandbox stores: plain objects on the same CRUD/watch machinery."""
+"""The built-in kinds the sandbox serves: plain objects on the same CRUD/watch machinery.
+
+What each kind is called and where it lives is listed here (as kube-apiserver's
+discovery has it); its schema is Kubernetes' published one (`kubeschemas`), its
+defaults and Go rules are in `strategies`.
+"""
 
 from __future__ import annotations
 
