@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # CRDs can be large (KServe's is megabytes); the real server accepts up to 3 MiB objects.
-MAX_BODY = 64 * 1024 * 1024
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 
 
 def kubeconfig_document(
@@ -170,8 +170,10 @@ class SandboxServer:
             ("localsubjectaccessreviews", reviews.local_subject_access_review),
         ):
             kind = self.registry.get("authorization.k8s.io/v1", plural)
-            if kind is not None:
-                kind.virtual = answer
+            # builtin.py registers every review kind; one left unwired would answer with
+            # NotImplementedError instead of the authorizer's decision
+            assert kind is not None, f"authorization.k8s.io/v1 {plural} is not registered"
+            kind.virtual = answer
         self.api.validating_admission.append(self.authorizer.admit_escalation)
         self.aggregation = AggregationController(self.api)
 
