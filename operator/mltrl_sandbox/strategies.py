@@ -17,6 +17,11 @@ from typing import Any
 from .errors import FieldError, invalid, required
 from .resources import Obj, ResourceType
 
+# kube-apiserver labels every namespace with its own name (Namespace defaulting and the
+# namespace strategy's Canonicalize), on create and on every update, so that
+# namespaceSelectors can pick namespaces by name; a client cannot change or remove it.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
 
 def _dict(parent: Obj, key: str) -> Obj:
     value = parent.get(key)
@@ -109,6 +114,9 @@ def prepare(rt: ResourceType, obj: Obj, old: Obj | None, cluster_ip: str) -> Non
     resource = rt.group_resource
     spec = obj.get("spec")
     if resource == "namespaces":
+        name = obj["metadata"].get("name")
+        if isinstance(name, str) and name:
+            _dict(obj["metadata"], "labels")[NAMESPACE_NAME_LABEL] = name
         _dict(obj, "spec").setdefault("finalizers", ["kubernetes"])
         if old is None:
             obj["status"] = {"phase": "Active"}

@@ -147,6 +147,46 @@ def test_immortal_namespaces_cannot_be_deleted(kubectl: Kubectl) -> None:
     assert "kube-public" in kubectl("get", "namespaces", "-o", "name")
 
 
+def test_every_namespace_carries_its_name_as_a_label(kubectl: Kubectl) -> None:
+    """kube-apiserver sets `kubernetes.io/metadata.name` on create and on every update, so
+    a namespaceSelector (the chart's webhooks use one) can match namespaces by name."""
+    label = "kubernetes.io/metadata.name"
+
+    def labels(name: str) -> dict[str, str]:
+        shown = json.loads(kubectl("get", "namespace", name, "-o", "json"))
+        return shown["metadata"].get("labels") or {}  # type: ignore[no-any-return]
+
+    assert labels("default")[label] == "default"
+    assert labels("kube-system")[label] == "kube-system"
+    kubectl("create", "namespace", "named-ns")  # protobuf
+    assert labels("named-ns") == {label: "named-ns"}
+    assert kubectl("get", "namespaces", "-l", f"{label}=named-ns", "-o", "name").split() == [
+        "namespace/named-ns"
+    ]
+    # a client can neither change nor remove it
+    kubectl("label", "namespace", "named-ns", f"{label}=other", "team=a", "--overwrite")
+    assert labels("named-ns") == {label: "named-ns", "team": "a"}
+    kubectl("label", "namespace", "named-ns", f"{label}-")
+    assert labels("named-ns")[label] == "named-ns"
+    # generateName: the label is the name the server made up
+    made = json.loads(
+        kubectl(
+            "create", "-o", "json", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"generateName": "gen-"}}),
+        )
+    )
+    generated = made["metadata"]["name"]
+    assert generated.startswith("gen-") and made["metadata"]["labels"] == {label: generated}
+    # server-side apply that never mentions it keeps it
+    applied = {"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "applied-ns", "labels": {"team": "b"}}}
+    kubectl("apply", "--server-side", "--field-manager=ci", "-f", "-", stdin=json.dumps(applied))
+    del applied["metadata"]["labels"]
+    kubectl("apply", "--server-side", "--field-manager=ci", "-f", "-", stdin=json.dumps(applied))
+    assert labels("applied-ns") == {label: "applied-ns"}
+
+
 def test_server_dry_run_delete_keeps_the_object(kubectl: Kubectl) -> None:
     kubectl("create", "namespace", "dry-ns")
     kubectl("create", "configmap", "kept", "-n", "dry-ns")
