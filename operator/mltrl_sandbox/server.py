@@ -28,7 +28,7 @@ from aiohttp import web
 
 from .admission import AdmissionHook
 from .aggregation import AggregationController
-from .api import CRD_STORAGE, NAMESPACES, Api
+from .api import CRD_STORAGE, NAMESPACES, Api, WriteOptions
 from .auth import Authenticator, auth_middleware
 from .bootstrap import cluster_role_bindings, cluster_roles
 from .builtin import builtin_types
@@ -104,6 +104,13 @@ def _self_signed(host: str) -> tuple[ssl.SSLContext, bytes]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     return context, ca.cert_pem.bytes()
+
+
+# Who the server's own writes are from, as `--show-managed-fields` names them: the
+# objects kube-apiserver creates at start (default namespaces, the bootstrap policy) are
+# its own; `grant` stands in for an admin's `kubectl create`.
+SELF = "kube-apiserver"
+AS_KUBECTL_CREATE = "kubectl-create"
 
 
 class SandboxServer:
@@ -185,7 +192,7 @@ class SandboxServer:
             assert kind is not None
             for document in documents:
                 if self.store.get(kind.storage, None, document["metadata"]["name"]) is None:
-                    await self.api.create(kind, None, document)
+                    await self.api.create(kind, None, document, WriteOptions(field_manager=SELF))
         await self.aggregation.reconcile()
 
     async def grant(
@@ -199,7 +206,8 @@ class SandboxServer:
         if rules is not None:
             kind = self.registry.get(f"{rbac}/v1", "clusterroles")
             assert kind is not None
-            await self.api.create(kind, None, {"metadata": {"name": role}, "rules": rules})
+            await self.api.create(kind, None, {"metadata": {"name": role}, "rules": rules},
+                                  WriteOptions(field_manager=AS_KUBECTL_CREATE))
         subjects = [{"kind": "User", "apiGroup": rbac, "name": u} for u in users]
         subjects += [{"kind": "Group", "apiGroup": rbac, "name": g} for g in groups]
         names = "-".join(s["name"] for s in subjects).replace(":", "-")
@@ -211,7 +219,8 @@ class SandboxServer:
         plural = "rolebindings" if namespace else "clusterrolebindings"
         kind = self.registry.get(f"{rbac}/v1", plural)
         assert kind is not None
-        await self.api.create(kind, namespace, binding)
+        await self.api.create(kind, namespace, binding,
+                              WriteOptions(field_manager=AS_KUBECTL_CREATE))
 
     @property
     def mutating_admission(self) -> list[AdmissionHook]:
@@ -231,7 +240,8 @@ class SandboxServer:
         assert namespaces is not None and crd_type is not None
         for name in DEFAULT_NAMESPACES:
             if self.store.get(NAMESPACES, None, name) is None:
-                await self.api.create(namespaces, None, {"metadata": {"name": name}})
+                namespace = {"metadata": {"name": name}}
+                await self.api.create(namespaces, None, namespace, WriteOptions(field_manager=SELF))
         await self._seed_rbac()
         for crd in self.crds:
             name = (crd.get("metadata") or {}).get("name", "")
