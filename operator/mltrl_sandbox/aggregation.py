@@ -23,6 +23,9 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 CONTROLLER = UserInfo("system:kube-controller-manager", (MASTERS, "system:authenticated"))
+# the field manager kube-controller-manager's aggregation controller writes the rules as
+# (`kubectl get clusterrole edit --show-managed-fields`)
+MANAGER = "clusterrole-aggregation-controller"
 
 
 def selector_matches(selector: Obj, labels: Mapping[str, str]) -> bool:
@@ -84,7 +87,7 @@ class AggregationController:
                 updated = {**copy.deepcopy(role), "rules": rules}
                 try:
                     await self.api.update(rt, None, role["metadata"]["name"], updated,
-                                          WriteOptions(user=CONTROLLER))
+                                          WriteOptions(user=CONTROLLER, field_manager=MANAGER))
                     changed = True
                 except ApiError as error:  # a concurrent write: the next event retries
                     log.debug("aggregating %s: %s", role["metadata"]["name"], error)

@@ -1,8 +1,12 @@
-"""Builtin kinds the sandbox stores: plain objects on the same CRUD/watch machinery."""
+"""The built-in kinds the sandbox serves: plain objects on the same CRUD/watch machinery.
+
+What each kind is called and where it lives is listed here (as kube-apiserver's
+discovery has it); its schema is Kubernetes' published one (`kubeschemas`), its
+defaults and Go rules are in `strategies`.
+"""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from .auth import user_info_wire
@@ -90,6 +94,16 @@ _EVENT_COLUMNS = (
 
 _WITH_GENERATION = {
     "jobs.batch",
+    "cronjobs.batch",
+    "deployments.apps",
+    "statefulsets.apps",
+    "daemonsets.apps",
+    "replicasets.apps",
+    "poddisruptionbudgets.policy",
+    "ingresses.networking.k8s.io",
+    "networkpolicies.networking.k8s.io",
+    "validatingadmissionpolicies.admissionregistration.k8s.io",
+    "validatingadmissionpolicybindings.admissionregistration.k8s.io",
     "customresourcedefinitions.apiextensions.k8s.io",
     "validatingwebhookconfigurations.admissionregistration.k8s.io",
     "mutatingwebhookconfigurations.admissionregistration.k8s.io",
@@ -110,176 +124,41 @@ def _answered_by_the_authorizer(body: Obj, user: Any) -> Obj:
     raise NotImplementedError("access reviews are answered by the server's authorizer")
 
 
-def builtin_types() -> list[ResourceType]:
-    types = _builtin_types()
-    for rt in types:
-        rt.tracks_generation = rt.group_resource in _WITH_GENERATION
-    return types
+def _job_duration(obj: Obj) -> str:
+    status = obj.get("status") or {}
+    return "" if not status.get("startTime") else age(status["startTime"]) or ""
 
 
-def _builtin_types() -> list[ResourceType]:
-    return [
-        ResourceType(
-            "",
-            "v1",
-            "namespaces",
-            "namespace",
-            "Namespace",
-            False,
-            short_names=("ns",),
-            status_subresource=True,
-            name_rule="label",
-            columns=(Column("Status", "string", ".status.phase"), AGE),
-            selectable_fields={"status.phase": ".status.phase"},
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "events",
-            "event",
-            "Event",
-            True,
-            short_names=("ev",),
-            columns=_EVENT_COLUMNS,
-            name_column=False,
-            selectable_fields=_EVENT_FIELDS,
-            name_rule="segment",
-        ),
-        ResourceType(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "event",
-            "Event",
-            True,
-            short_names=("ev",),
-            storage="events",
-            name_rule="segment",
-            to_view=core_event_to_events_v1,
-            from_view=events_v1_to_core_event,
-            columns=_EVENT_COLUMNS,
-            name_column=False,
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "configmaps",
-            "configmap",
-            "ConfigMap",
-            True,
-            short_names=("cm",),
-            columns=(Column("Data", "integer", func=_count("data")), AGE),
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "secrets",
-            "secret",
-            "Secret",
-            True,
-            columns=(
-                Column("Type", "string", ".type"),
-                Column("Data", "integer", func=_secret_data),
-                AGE,
-            ),
-            selectable_fields={"type": ".type"},
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            True,
-            short_names=("sa",),
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "services",
-            "service",
-            "Service",
-            True,
-            short_names=("svc",),
-            categories=("all",),
-            status_subresource=True,
-            name_rule="label",
-            columns=(
-                Column("Type", "string", ".spec.type"),
-                Column("Cluster-IP", "string", ".spec.clusterIP"),
-                Column("Port(s)", "string", func=_service_ports),
-                AGE,
-            ),
-        ),
-        ResourceType(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "lease",
-            "Lease",
-            True,
-            columns=(Column("Holder", "string", ".spec.holderIdentity"), AGE),
-        ),
-        ResourceType(
-            "batch",
-            "v1",
-            "jobs",
-            "job",
-            "Job",
-            True,
-            categories=("all",),
-            status_subresource=True,
-            columns=(Column("Completions", "string", func=_job_completions), AGE),
-        ),
-        ResourceType(
-            "admissionregistration.k8s.io",
-            "v1",
-            "validatingwebhookconfigurations",
-            "validatingwebhookconfiguration",
-            "ValidatingWebhookConfiguration",
-            False,
-            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
-        ),
-        ResourceType(
-            "admissionregistration.k8s.io",
-            "v1",
-            "mutatingwebhookconfigurations",
-            "mutatingwebhookconfiguration",
-            "MutatingWebhookConfiguration",
-            False,
-            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
-        ),
-        ResourceType(
-            "authentication.k8s.io",
-            "v1",
-            "selfsubjectreviews",
-            "selfsubjectreview",
-            "SelfSubjectReview",
-            False,
-            virtual=_self_subject_review,
-        ),
-        ResourceType(
-            "authorization.k8s.io",
-            "v1",
-            "selfsubjectaccessreviews",
-            "selfsubjectaccessreview",
-            "SelfSubjectAccessReview",
-            False,
-            virtual=_answered_by_the_authorizer,
-        ),
-        *_rbac_types(),
-        ResourceType(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            "CustomResourceDefinition",
-            False,
-            short_names=("crd", "crds"),
-            status_subresource=True,
-            columns=(Column("Created At", "string", ".metadata.creationTimestamp", format="date"),),
-        ),
-    ]
+def _ready(obj: Obj) -> str:
+    status = obj.get("status") or {}
+    wanted = (obj.get("spec") or {}).get("replicas", 1)
+    return f"{status.get('readyReplicas', 0)}/{wanted}"
+
+
+def _pod_ready(obj: Obj) -> str:
+    containers = ((obj.get("spec") or {}).get("containers")) or []
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    return f"{sum(1 for c in statuses if c.get('ready'))}/{len(containers)}"
+
+
+_REPLICAS_SCALE = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
+
+
+def _kind(
+    group: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    *,
+    singular: str = "",
+    **extra: Any,
+) -> ResourceType:
+    """A built-in kind; its schema comes from Kubernetes' published ones (`kubeschemas`)."""
+    return ResourceType(group, "v1", plural, singular or kind.lower(), kind, namespaced, **extra)
 
 
 def _role_ref(obj: Obj) -> str:
@@ -307,53 +186,319 @@ _BINDING_COLUMNS = (
     Column("Groups", "string", func=_subjects("Group"), priority=1),
     Column("ServiceAccounts", "string", func=_subjects("ServiceAccount"), priority=1),
 )
+_CREATED_AT = (Column("Created At", "string", ".metadata.creationTimestamp", format="date"),)
 
 
-def _rbac_types() -> list[ResourceType]:
-    """rbac.authorization.k8s.io/v1 and the authorization.k8s.io/v1 reviews (issue 14;
-    the RBAC authorizer reads these kinds from the store by group and plural)."""
-    rbac = "rbac.authorization.k8s.io"
-    created = (Column("Created At", "string", ".metadata.creationTimestamp", format="date"),)
+def builtin_types() -> list[ResourceType]:
+    types = _builtin_types()
+    for rt in types:
+        rt.tracks_generation = rt.group_resource in _WITH_GENERATION
+    return types
+
+
+def _builtin_types() -> list[ResourceType]:
+    """What the sandbox serves besides CRDs: the kinds charts, kubectl and the operator use.
+
+    Names, scopes, short names and categories are those of kube-apiserver's discovery;
+    the schemas (validation, `kubectl explain`) are Kubernetes' published ones.
+    """
+    workload = ("all",)
     return [
-        ResourceType(rbac, "v1", "roles", "role", "Role", True, name_rule="segment",
-                     columns=created),
-        ResourceType(rbac, "v1", "clusterroles", "clusterrole", "ClusterRole", False,
-                     name_rule="segment", columns=created),
-        ResourceType(rbac, "v1", "rolebindings", "rolebinding", "RoleBinding", True,
-                     name_rule="segment", columns=_BINDING_COLUMNS),
-        ResourceType(rbac, "v1", "clusterrolebindings", "clusterrolebinding",
-                     "ClusterRoleBinding", False, name_rule="segment",
-                     columns=_BINDING_COLUMNS),
-        ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
-                     "selfsubjectrulesreview", "SelfSubjectRulesReview", False,
-                     virtual=_answered_by_the_authorizer),
-        ResourceType("authorization.k8s.io", "v1", "localsubjectaccessreviews",
-                     "localsubjectaccessreview", "LocalSubjectAccessReview", True,
-                     virtual=_answered_by_the_authorizer),
-        ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews",
-                     "subjectaccessreview", "SubjectAccessReview", False,
-                     virtual=_answered_by_the_authorizer),
+        _kind(
+            "",
+            "namespaces",
+            "Namespace",
+            False,
+            short_names=("ns",),
+            status_subresource=True,
+            name_rule="label",
+            columns=(Column("Status", "string", ".status.phase"), AGE),
+            selectable_fields={"status.phase": ".status.phase"},
+        ),
+        _kind(
+            "",
+            "events",
+            "Event",
+            short_names=("ev",),
+            columns=_EVENT_COLUMNS,
+            name_column=False,
+            selectable_fields=_EVENT_FIELDS,
+            name_rule="segment",
+        ),
+        _kind(
+            "events.k8s.io",
+            "events",
+            "Event",
+            short_names=("ev",),
+            storage="events",
+            name_rule="segment",
+            to_view=core_event_to_events_v1,
+            from_view=events_v1_to_core_event,
+            columns=_EVENT_COLUMNS,
+            name_column=False,
+            schema_gvk=("", "v1", "Event"),
+        ),
+        _kind(
+            "",
+            "configmaps",
+            "ConfigMap",
+            short_names=("cm",),
+            columns=(Column("Data", "integer", func=_count("data")), AGE),
+        ),
+        _kind(
+            "",
+            "secrets",
+            "Secret",
+            columns=(
+                Column("Type", "string", ".type"),
+                Column("Data", "integer", func=_secret_data),
+                AGE,
+            ),
+            selectable_fields={"type": ".type"},
+        ),
+        _kind("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+        _kind(
+            "",
+            "services",
+            "Service",
+            short_names=("svc",),
+            categories=workload,
+            status_subresource=True,
+            name_rule="label",
+            columns=(
+                Column("Type", "string", ".spec.type"),
+                Column("Cluster-IP", "string", ".spec.clusterIP"),
+                Column("Port(s)", "string", func=_service_ports),
+                AGE,
+            ),
+        ),
+        _kind(
+            "",
+            "pods",
+            "Pod",
+            short_names=("po",),
+            categories=workload,
+            status_subresource=True,
+            columns=(
+                Column("Ready", "string", func=_pod_ready),
+                Column("Status", "string", ".status.phase"),
+                AGE,
+            ),
+            selectable_fields={"spec.nodeName": ".spec.nodeName", "status.phase": ".status.phase"},
+        ),
+        _kind("", "endpoints", "Endpoints", short_names=("ep",)),
+        _kind(
+            "",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            short_names=("pvc",),
+            status_subresource=True,
+        ),
+        _kind("", "limitranges", "LimitRange", short_names=("limits",)),
+        _kind(
+            "", "resourcequotas", "ResourceQuota", short_names=("quota",), status_subresource=True
+        ),
+        _kind(
+            "apps",
+            "deployments",
+            "Deployment",
+            short_names=("deploy",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+            columns=(
+                Column("Ready", "string", func=_ready),
+                Column("Up-to-date", "integer", ".status.updatedReplicas"),
+                Column("Available", "integer", ".status.availableReplicas"),
+                AGE,
+            ),
+        ),
+        _kind(
+            "apps",
+            "statefulsets",
+            "StatefulSet",
+            short_names=("sts",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+        ),
+        _kind(
+            "apps",
+            "daemonsets",
+            "DaemonSet",
+            short_names=("ds",),
+            categories=workload,
+            status_subresource=True,
+        ),
+        _kind(
+            "apps",
+            "replicasets",
+            "ReplicaSet",
+            short_names=("rs",),
+            categories=workload,
+            status_subresource=True,
+            scale=_REPLICAS_SCALE,
+        ),
+        _kind("apps", "controllerrevisions", "ControllerRevision"),
+        _kind(
+            "batch",
+            "jobs",
+            "Job",
+            categories=workload,
+            status_subresource=True,
+            columns=(
+                Column("Completions", "string", func=_job_completions),
+                Column("Duration", "string", func=_job_duration),
+                AGE,
+            ),
+        ),
+        _kind(
+            "batch",
+            "cronjobs",
+            "CronJob",
+            short_names=("cj",),
+            categories=workload,
+            status_subresource=True,
+            columns=(Column("Schedule", "string", ".spec.schedule"), AGE),
+        ),
+        _kind(
+            "policy",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            short_names=("pdb",),
+            status_subresource=True,
+        ),
+        # RBAC names are path segments (system:aggregate-to-view); the authorizer reads
+        # these kinds from the store by storage `plural.group` (rbac.py).
+        _kind(
+            "rbac.authorization.k8s.io",
+            "roles",
+            "Role",
+            name_rule="segment",
+            columns=_CREATED_AT,
+        ),
+        _kind(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "ClusterRole",
+            False,
+            name_rule="segment",
+            columns=_CREATED_AT,
+        ),
+        _kind(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "RoleBinding",
+            name_rule="segment",
+            columns=_BINDING_COLUMNS,
+        ),
+        _kind(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            False,
+            name_rule="segment",
+            columns=_BINDING_COLUMNS,
+        ),
+        _kind(
+            "networking.k8s.io",
+            "networkpolicies",
+            "NetworkPolicy",
+            short_names=("netpol",),
+            singular="networkpolicy",
+        ),
+        _kind(
+            "networking.k8s.io",
+            "ingresses",
+            "Ingress",
+            short_names=("ing",),
+            singular="ingress",
+            status_subresource=True,
+        ),
+        _kind(
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "PriorityClass",
+            False,
+            short_names=("pc",),
+            singular="priorityclass",
+        ),
+        _kind(
+            "coordination.k8s.io",
+            "leases",
+            "Lease",
+            columns=(Column("Holder", "string", ".spec.holderIdentity"), AGE),
+        ),
+        _kind(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            False,
+            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
+        ),
+        _kind(
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            False,
+            columns=(Column("Webhooks", "integer", func=_count("webhooks")), AGE),
+        ),
+        _kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            False,
+            singular="validatingadmissionpolicy",
+            status_subresource=True,
+        ),
+        _kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            False,
+        ),
+        _kind(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            False,
+            virtual=_self_subject_review,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            False,
+            virtual=_answered_by_the_authorizer,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            False,
+            virtual=_answered_by_the_authorizer,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            False,
+            virtual=_answered_by_the_authorizer,
+        ),
+        _kind(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            virtual=_answered_by_the_authorizer,
+        ),
+        _kind(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            short_names=("crd", "crds"),
+            status_subresource=True,
+            columns=_CREATED_AT,
+        ),
     ]
 
-
-def prepare_builtin(rt: ResourceType, obj: Obj, old: Obj | None, cluster_ip: str) -> None:
-    """Server-side fields the real controllers/strategies would fill in (in place)."""
-    if rt.group_resource == "namespaces":
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        if old is None:
-            obj["status"] = {"phase": "Active"}
-    elif rt.group_resource == "secrets":
-        obj.setdefault("type", "Opaque")
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
-            data = obj.setdefault("data", {})
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-    elif rt.group_resource == "services":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        if old is not None and (old.get("spec") or {}).get("clusterIP"):
-            spec["clusterIP"] = old["spec"]["clusterIP"]
-        else:
-            spec.setdefault("clusterIP", cluster_ip)
-        spec.setdefault("clusterIPs", [spec["clusterIP"]])

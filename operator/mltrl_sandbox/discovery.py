@@ -73,6 +73,18 @@ def _entries(rt: ResourceType) -> list[Obj]:
                 "verbs": ["get", "patch", "update"],
             }
         )
+    if rt.scale:
+        entries.append(
+            {
+                "name": f"{rt.plural}/scale",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     return entries
 
 

@@ -1,8 +1,11 @@
-"""OpenAPI v3 documents: what kubectl needs for server-side field validation and explain.
+"""OpenAPI documents: what kubectl needs for server-side field validation and explain.
 
 kubectl (1.37) uses server-side field validation when the group-version document has
 a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind` that takes a
 `fieldValidation` query parameter; `kubectl explain` reads `components.schemas`.
+Built-in kinds are described by Kubernetes' published definitions (`kubeschemas`),
+custom resources by their CRD's openAPIV3Schema; `/openapi/v2` joins them all.
+Documents are built on first request and kept while their group-version is unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+from . import kubeschemas
 from .resources import Obj, Registry, ResourceType
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -37,6 +41,9 @@ def _ref(name: str) -> Obj:
 
 
 def schema_name(rt: ResourceType) -> str:
+    published = kubeschemas.definition_name(rt.group, rt.version, rt.kind) if rt.builtin else None
+    if published:
+        return published
     if rt.group == "":
         return f"io.k8s.api.core.{rt.version}.{rt.kind}"
     if rt.group == "apiextensions.k8s.io":
@@ -285,12 +292,10 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     }
     common = [name_param, ns_param] if rt.namespaced else [name_param]
     list_ref = f"{item}List"
-    patch_body = _body(
-        PATCH,
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-    )
+    patch_types = ["application/json-patch+json", "application/merge-patch+json"]
+    if rt.builtin:  # strategic merge needs the built-in kinds' patch strategies
+        patch_types.append("application/strategic-merge-patch+json")
+    patch_body = _body(PATCH, *patch_types, "application/apply-patch+yaml")
     paths: dict[str, Obj] = {
         collection: {
             "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
@@ -328,62 +333,152 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     return paths
 
 
+def _published_common() -> dict[str, Obj]:
+    """ObjectMeta, ListMeta, Status, Patch and DeleteOptions as Kubernetes publishes them."""
+    return dict(kubeschemas.referenced([OBJECT_META, LIST_META, STATUS, PATCH, DELETE_OPTIONS]))
+
+
+def _kind_schemas(rt: ResourceType) -> dict[str, Obj]:
+    name = schema_name(rt)
+    if rt.builtin and kubeschemas.definition_name(rt.group, rt.version, rt.kind):
+        return kubeschemas.referenced([name, f"{name}List"])
+    return {name: kind_schema(rt), f"{name}List": _list_schema(rt, name)}
+
+
+def _wrap_refs(node: Any) -> Any:
+    """OpenAPI 3.0 ignores siblings of `$ref`: the API server wraps such refs in allOf."""
+    if isinstance(node, list):
+        return [_wrap_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _wrap_refs(value) for key, value in node.items()}
+    if isinstance(out.get("$ref"), str) and len(out) > 1:  # (JSONSchemaProps has a "$ref" field)
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}]
+    return out
+
+
 def group_version_document(registry: Registry, group_version: str) -> Obj | None:
     resources = registry.resources(group_version)
     if not resources:
         return None
     schemas = _common_schemas()
+    schemas.update(_published_common())
     paths: dict[str, Obj] = {}
     for rt in sorted(resources, key=lambda r: r.plural):
-        name = schema_name(rt)
-        schemas[name] = kind_schema(rt)
-        schemas[f"{name}List"] = _list_schema(rt, name)
-        paths.update(_paths(rt, name))
+        schemas.update(_kind_schemas(rt))
+        paths.update(_paths(rt, schema_name(rt)))
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "info": {"title": "Kubernetes", "version": kubeschemas.kubernetes_version()},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": _wrap_refs(schemas)},
     }
+
+
+def _v3_to_v2(text: str) -> str:
+    return text.replace('"#/components/schemas/', '"#/definitions/')
+
+
+def swagger_document(registry: Registry) -> Obj:
+    """/openapi/v2: every definition, and the paths, in Swagger 2.0 form."""
+    definitions = _published_common()
+    paths: dict[str, Obj] = {}
+    for rt in registry.all():
+        definitions.update(_kind_schemas(rt))
+        for path, item in _paths(rt, schema_name(rt)).items():
+            paths[path] = _swagger_path(item)
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": kubeschemas.kubernetes_version()},
+        "paths": paths,
+        "definitions": definitions,
+    }
+
+
+def _swagger_path(item: Obj) -> Obj:
+    """The v3 operations with their bodies turned into v2 body parameters."""
+    out: Obj = {}
+    for method, op in item.items():
+        if not isinstance(op, dict):
+            out[method] = op
+            continue
+        op = dict(op)
+        body = op.pop("requestBody", None)
+        params = [
+            {k: v for k, v in p.items() if k != "schema"} | {"type": p["schema"]["type"]}
+            for p in op.get("parameters") or []
+        ]
+        if body is not None:
+            schema = next(iter(body["content"].values()))["schema"]
+            params.append({"name": "body", "in": "body", "required": True, "schema": schema})
+        op["parameters"] = params
+        op["responses"] = {
+            code: {
+                "description": r["description"],
+                "schema": r["content"]["application/json"]["schema"],
+            }
+            for code, r in op.get("responses", {}).items()
+        }
+        out[method] = op
+    return out
 
 
 def doc_path(group_version: str) -> str:
     return f"apis/{group_version}" if "/" in group_version else f"api/{group_version}"
 
 
+def _serialise(doc: Obj, v2: bool = False) -> bytes:
+    text = json.dumps(doc, separators=(",", ":")).replace(
+        f'"{kubeschemas.REF_PREFIX}', '"#/components/schemas/'
+    )
+    return (_v3_to_v2(text) if v2 else text).encode()
+
+
 class OpenAPICache:
-    """Serialised documents and their hashes, rebuilt when the registry changes."""
+    """Serialised documents and their hashes; a group-version's document is rebuilt only
+    when its resource types change (built-in ones never do)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._generation = -1
-        self._docs: dict[str, bytes] = {}
-        self._hashes: dict[str, str] = {}
+        self._docs: dict[str, tuple[tuple[int, ...], bytes, str]] = {}
+        self._v2: tuple[int, bytes] | None = None
 
-    def _refresh(self) -> None:
-        if self._generation == self.registry.generation:
-            return
-        self._docs.clear()
-        self._hashes.clear()
-        for gv in self.registry.group_versions():
+    def _entry(self, gv: str) -> tuple[bytes, str] | None:
+        resources = self.registry.resources(gv)
+        if not resources:
+            self._docs.pop(doc_path(gv), None)
+            return None
+        key = tuple(sorted(id(rt) for rt in resources))
+        path = doc_path(gv)
+        cached = self._docs.get(path)
+        if cached is None or cached[0] != key:
             doc = group_version_document(self.registry, gv)
-            if doc is None:
-                continue
-            body = json.dumps(doc, separators=(",", ":")).encode()
-            path = doc_path(gv)
-            self._docs[path] = body
-            self._hashes[path] = hashlib.sha512(body).hexdigest().upper()
-        self._generation = self.registry.generation
+            assert doc is not None
+            body = _serialise(doc)
+            cached = (key, body, hashlib.sha512(body).hexdigest().upper())
+            self._docs[path] = cached
+        return cached[1], cached[2]
 
     def index(self) -> Obj:
-        self._refresh()
-        return {
-            "paths": {
-                path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
-                for path, digest in sorted(self._hashes.items())
-            }
-        }
+        paths = {}
+        for gv in self.registry.group_versions():
+            entry = self._entry(gv)
+            if entry is not None:
+                paths[doc_path(gv)] = {
+                    "serverRelativeURL": f"/openapi/v3/{doc_path(gv)}?hash={entry[1]}"
+                }
+        return {"paths": dict(sorted(paths.items()))}
 
     def document(self, path: str) -> bytes | None:
-        self._refresh()
-        return self._docs.get(path)
+        gv = path.removeprefix("apis/").removeprefix("api/")
+        if doc_path(gv) != path:
+            return None
+        entry = self._entry(gv)
+        return entry[0] if entry else None
+
+    def swagger(self) -> bytes:
+        if self._v2 is None or self._v2[0] != self.registry.generation:
+            body = _serialise(swagger_document(self.registry), v2=True)
+            self._v2 = (self.registry.generation, body)
+        return self._v2[1]

@@ -1,16 +1,13 @@
-"""PATCH bodies: JSON merge patch, JSON patch, strategic merge patch, apply.
+"""PATCH bodies: JSON merge patch, JSON patch, strategic merge patch.
 
-Strategic merge patch and server-side apply are approximations, because the real
-ones are driven by Go struct tags and managedFields which the sandbox does not have:
+Strategic merge patch follows the built-in kind's published schema: a list whose
+`x-kubernetes-patch-strategy` includes `merge` is merged by its
+`x-kubernetes-patch-merge-key` (or as a set of primitives), every other list is
+replaced; the directives `$patch: replace|delete|merge`, `$retainKeys` and
+`$deleteFromPrimitiveList/<f>` are honoured (`$setElementOrder/<f>` is accepted and
+ignored).  Without a schema, lists of objects are merged by well-known keys.
 
-* strategic merge = JSON merge patch, plus lists of objects merged by a key
-  (`name` by default; `uid` for ownerReferences, `type` for conditions, `port` /
-  `containerPort` for ports), `finalizers` merged as a set, and the directives
-  `$patch: replace|delete|merge`, `$retainKeys`, `$deleteFromPrimitiveList/<f>`
-  honoured (`$setElementOrder/<f>` is accepted and ignored);
-* server-side apply (`application/apply-patch+yaml`) = create when absent,
-  otherwise the strategic merge of the applied configuration into the live object.
-  Fields omitted from a later apply are not removed (no field ownership).
+Server-side apply lives in `fieldmanager`, with field ownership.
 
 All functions may modify their `target` argument; callers pass a private copy.
 """
@@ -19,6 +16,10 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+from .kubeschemas import resolve
+
+Schema = dict[str, Any]
 
 # List fields merged by a key other than `name` (a subset of the builtin struct tags).
 MERGE_KEYS: dict[str, str] = {
@@ -179,6 +180,7 @@ def _strip_directives(value: Any) -> Any:
 
 
 def _merge_key(field: str | None, items: list[Any]) -> str | None:
+    """Without a schema: guess the key from well-known field names, else `name`."""
     if not items or not all(isinstance(i, dict) for i in items):
         return None
     candidates = [MERGE_KEYS[field]] if field in MERGE_KEYS else []
@@ -189,16 +191,39 @@ def _merge_key(field: str | None, items: list[Any]) -> str | None:
     return None
 
 
-def _merge_list(current: Any, patch: list[Any], field: str | None) -> list[Any]:
+def _list_strategy(
+    field: str | None, patch: list[Any], schema: Schema | None
+) -> tuple[str, str | None]:
+    """("merge", key) for lists merged by key, ("set", None) for primitive sets merged
+    by value, ("replace", None) otherwise: from the schema's x-kubernetes-patch-* when
+    there is one (the API server's Go struct tags), else guessed."""
+    if schema is not None:
+        strategy = str(schema.get("x-kubernetes-patch-strategy") or "")
+        if "merge" not in strategy.split(","):
+            return "replace", None
+        key = schema.get("x-kubernetes-patch-merge-key")
+        return ("merge", str(key)) if key else ("set", None)
+    if field in MERGE_PRIMITIVE_LISTS and all(not isinstance(i, dict | list) for i in patch):
+        return "set", None
+    key = _merge_key(field, patch)
+    return ("merge", key) if key else ("replace", None)
+
+
+def _merge_list(
+    current: Any, patch: list[Any], field: str | None, schema: Schema | None = None
+) -> list[Any]:
     if not isinstance(current, list):
         current = []
-    if field in MERGE_PRIMITIVE_LISTS and all(not isinstance(i, dict | list) for i in patch):
+    strategy, key = _list_strategy(field, patch, schema)
+    if strategy == "set":
         return [*current, *(i for i in patch if i not in current)]
-    key = _merge_key(field, patch)
     if key is None or not all(isinstance(i, dict) for i in current):
         return [_strip_directives(i) for i in patch]
+    item_schema = resolve(schema.get("items")) if schema is not None else None
     result = list(current)
     for item in patch:
+        if not isinstance(item, dict):
+            raise PatchError(f"{field}: items of a list merged by {key} must be objects", 400)
         match = next((n for n, c in enumerate(result) if c.get(key) == item.get(key)), None)
         if item.get("$patch") == "delete":
             if match is not None:
@@ -206,14 +231,28 @@ def _merge_list(current: Any, patch: list[Any], field: str | None) -> list[Any]:
         elif match is None:
             result.append(_strip_directives(item))
         else:
-            result[match] = strategic_merge(result[match], item)
+            result[match] = strategic_merge(result[match], item, None, item_schema)
     return result
 
 
-def strategic_merge(target: Any, patch: Any, field: str | None = None) -> Any:
-    """Approximate strategic merge patch (see the module docstring)."""
+def _child(schema: Schema | None, key: str) -> Schema | None:
+    if schema is None:
+        return None
+    props = schema.get("properties") or {}
+    if key in props:
+        return resolve(props[key])
+    extra = schema.get("additionalProperties")
+    return resolve(extra) if isinstance(extra, dict) else None
+
+
+def strategic_merge(
+    target: Any, patch: Any, field: str | None = None, schema: Schema | None = None
+) -> Any:
+    """Strategic merge patch; `schema` (a built-in kind's published schema) gives each
+    list's patch strategy and merge key, as Go struct tags do in kube-apiserver."""
+    schema = resolve(schema)
     if isinstance(patch, list):
-        return _merge_list(target, patch, field)
+        return _merge_list(target, patch, field, schema)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     directive = patch.get("$patch")
@@ -232,15 +271,10 @@ def strategic_merge(target: Any, patch: Any, field: str | None = None) -> Any:
         if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             result.pop(key, None)
         else:
-            result[key] = strategic_merge(result.get(key), value, key)
+            result[key] = strategic_merge(result.get(key), value, key, _child(schema, key))
     retain = patch.get("$retainKeys")
     if isinstance(retain, list):
         for key in list(result):
             if key not in retain:
                 del result[key]
     return result
-
-
-def apply_merge(target: Any, applied: Any) -> Any:
-    """Simplified server-side apply of a full applied configuration onto `target`."""
-    return strategic_merge(target, applied)

@@ -1,10 +1,12 @@
 """Decoding the protobuf request bodies kubectl sends for a few builtin kinds.
 
 kubectl's typed clients (`kubectl create namespace|configmap|secret|serviceaccount|
-service`) send `application/vnd.kubernetes.protobuf` bodies and cannot be told to use
-JSON.  This decodes the Kubernetes envelope (magic `k8s\\0` + runtime.Unknown) and the
-fields of those kinds (field numbers from k8s.io/api's generated.proto) into the JSON
-form.  Other kinds are refused with 415 naming the kind.
+service|deployment|job|cronjob|role|clusterrole|rolebinding|clusterrolebinding`,
+`kubectl run`) send
+`application/vnd.kubernetes.protobuf` bodies and cannot be told to use JSON.  This
+decodes the Kubernetes envelope (magic `k8s\\0` + runtime.Unknown) and the fields of
+those kinds (field numbers from k8s.io/api's generated.proto) into the JSON form.
+Other kinds are refused with 415 naming the kind.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ ACCESS_REVIEW_SPEC: Layout = {
     1: ("resourceAttributes", "msg", RESOURCE_ATTRIBUTES),
     2: ("nonResourceAttributes", "msg", {1: ("path", "str", None), 2: ("verb", "str", None)}),
 }
+# SubjectAccessReview and LocalSubjectAccessReview share SubjectAccessReviewSpec
+SUBJECT_ACCESS_REVIEW: Layout = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: (
+        "spec",
+        "msg",
+        {
+            **ACCESS_REVIEW_SPEC,
+            3: ("user", "str", None),
+            4: ("groups", "*str", None),
+            6: ("uid", "str", None),
+        },
+    ),
+}
 
 # rbac.authorization.k8s.io/v1 (`kubectl create role|clusterrole|rolebinding|...`)
 POLICY_RULE: Layout = {
@@ -102,9 +118,11 @@ POLICY_RULE: Layout = {
 }
 LABEL_SELECTOR: Layout = {
     1: ("matchLabels", "map_str", None),
-    2: ("matchExpressions", "*msg", {
-        1: ("key", "str", None), 2: ("operator", "str", None), 3: ("values", "*str", None),
-    }),
+    2: (
+        "matchExpressions",
+        "*msg",
+        {1: ("key", "str", None), 2: ("operator", "str", None), 3: ("values", "*str", None)},
+    ),
 }
 SUBJECT: Layout = {
     1: ("kind", "str", None),
@@ -113,41 +131,117 @@ SUBJECT: Layout = {
     4: ("namespace", "str", None),
 }
 ROLE_REF: Layout = {
-    1: ("apiGroup", "str", None), 2: ("kind", "str", None), 3: ("name", "str", None),
+    1: ("apiGroup", "str", None),
+    2: ("kind", "str", None),
+    3: ("name", "str", None),
 }
+ROLE: Layout = {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "*msg", POLICY_RULE)}
 BINDING: Layout = {
     1: ("metadata", "msg", OBJECT_META),
     2: ("subjects", "*msg", SUBJECT),
     3: ("roleRef", "msg", ROLE_REF),
 }
 
+# workloads (`kubectl create deployment|job|cronjob`, `kubectl run`): the fields those
+# commands set, from k8s.io/api/{core,apps,batch}/v1/generated.proto
+CONTAINER_PORT: Layout = {
+    1: ("name", "str", None),
+    2: ("hostPort", "int", None),
+    3: ("containerPort", "int", None),
+    4: ("protocol", "str", None),
+    5: ("hostIP", "str", None),
+}
+ENV_VAR: Layout = {1: ("name", "str", None), 2: ("value", "str", None)}
+QUANTITY: Layout = {1: ("string", "str", None)}
+RESOURCES: Layout = {1: ("limits", "map_quantity", None), 2: ("requests", "map_quantity", None)}
+CONTAINER: Layout = {
+    1: ("name", "str", None),
+    2: ("image", "str", None),
+    3: ("command", "*str", None),
+    4: ("args", "*str", None),
+    5: ("workingDir", "str", None),
+    6: ("ports", "*msg", CONTAINER_PORT),
+    7: ("env", "*msg", ENV_VAR),
+    8: ("resources", "msg", RESOURCES),
+    13: ("terminationMessagePath", "str", None),
+    14: ("imagePullPolicy", "str", None),
+    16: ("stdin", "bool", None),
+    17: ("stdinOnce", "bool", None),
+    18: ("tty", "bool", None),
+    20: ("terminationMessagePolicy", "str", None),
+}
+POD_SPEC: Layout = {
+    2: ("containers", "*msg", CONTAINER),
+    3: ("restartPolicy", "str", None),
+    4: ("terminationGracePeriodSeconds", "int", None),
+    5: ("activeDeadlineSeconds", "int", None),
+    6: ("dnsPolicy", "str", None),
+    7: ("nodeSelector", "map_str", None),
+    8: ("serviceAccountName", "str", None),
+    10: ("nodeName", "str", None),
+    15: ("imagePullSecrets", "*msg", LOCAL_REFERENCE),
+    16: ("hostname", "str", None),
+    17: ("subdomain", "str", None),
+    19: ("schedulerName", "str", None),
+    20: ("initContainers", "*msg", CONTAINER),
+}
+POD_TEMPLATE: Layout = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)}
+DEPLOYMENT_SPEC: Layout = {
+    1: ("replicas", "int", None),
+    2: ("selector", "msg", LABEL_SELECTOR),
+    3: ("template", "msg", POD_TEMPLATE),
+    4: ("strategy", "msg", {1: ("type", "str", None)}),
+    5: ("minReadySeconds", "int", None),
+    6: ("revisionHistoryLimit", "int", None),
+    7: ("paused", "bool", None),
+    9: ("progressDeadlineSeconds", "int", None),
+}
+JOB_SPEC: Layout = {
+    1: ("parallelism", "int", None),
+    2: ("completions", "int", None),
+    3: ("activeDeadlineSeconds", "int", None),
+    4: ("selector", "msg", LABEL_SELECTOR),
+    5: ("manualSelector", "bool", None),
+    6: ("template", "msg", POD_TEMPLATE),
+    7: ("backoffLimit", "int", None),
+    8: ("ttlSecondsAfterFinished", "int", None),
+    9: ("completionMode", "str", None),
+    10: ("suspend", "bool", None),
+}
+CRONJOB_SPEC: Layout = {
+    1: ("schedule", "str", None),
+    2: ("startingDeadlineSeconds", "int", None),
+    3: ("concurrencyPolicy", "str", None),
+    4: ("suspend", "bool", None),
+    5: ("jobTemplate", "msg", {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", JOB_SPEC)}),
+    6: ("successfulJobsHistoryLimit", "int", None),
+    7: ("failedJobsHistoryLimit", "int", None),
+    8: ("timeZone", "str", None),
+}
+
 KINDS: dict[str, Layout] = {
-    "Role": {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "*msg", POLICY_RULE)},
+    "Pod": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)},
+    "Deployment": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", DEPLOYMENT_SPEC)},
+    "Job": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", JOB_SPEC)},
+    "CronJob": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", CRONJOB_SPEC)},
+    "Role": ROLE,
     "ClusterRole": {
-        1: ("metadata", "msg", OBJECT_META),
-        2: ("rules", "*msg", POLICY_RULE),
+        **ROLE,
         3: ("aggregationRule", "msg", {1: ("clusterRoleSelectors", "*msg", LABEL_SELECTOR)}),
     },
     "RoleBinding": BINDING,
     "ClusterRoleBinding": BINDING,
-    "SelfSubjectRulesReview": {
-        1: ("metadata", "msg", OBJECT_META),
-        2: ("spec", "msg", {1: ("namespace", "str", None)}),
-    },
-    "SubjectAccessReview": {
-        1: ("metadata", "msg", OBJECT_META),
-        2: ("spec", "msg", {
-            **ACCESS_REVIEW_SPEC,
-            3: ("user", "str", None),
-            4: ("groups", "*str", None),
-            6: ("uid", "str", None),
-        }),
-    },
     "SelfSubjectReview": {1: ("metadata", "msg", OBJECT_META)},
     "SelfSubjectAccessReview": {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", ACCESS_REVIEW_SPEC),
     },
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("namespace", "str", None)}),
+    },
+    "SubjectAccessReview": SUBJECT_ACCESS_REVIEW,
+    "LocalSubjectAccessReview": SUBJECT_ACCESS_REVIEW,
     "Namespace": {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", {1: ("finalizers", "*str", None)}),
@@ -173,6 +267,14 @@ KINDS: dict[str, Layout] = {
         4: ("automountServiceAccountToken", "bool", None),
     },
     "Service": {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+    # what typed clients (Helm purging its release Secrets) send with DELETE
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int", None),
+        2: ("preconditions", "msg", {1: ("uid", "str", None), 2: ("resourceVersion", "str", None)}),
+        3: ("orphanDependents", "bool", None),
+        4: ("propagationPolicy", "str", None),
+        5: ("dryRun", "*str", None),
+    },
 }
 
 
@@ -247,6 +349,21 @@ def _map_entry(data: bytes, binary: bool) -> tuple[str, str]:
     return key, text
 
 
+# pointer fields, where a zero or false that was sent is kept
+_ZERO_KEPT = frozenset({"port", "replicas", "parallelism", "completions", "backoffLimit"})
+_FALSE_KEPT = frozenset({"immutable", "suspend", "manualSelector", "automountServiceAccountToken"})
+
+
+def _quantity_entry(data: bytes) -> tuple[str, str]:
+    key = quantity = ""
+    for number, _, value in fields(data):
+        if number == 1:
+            key = value.decode()
+        elif number == 2:
+            quantity = str(decode_message(value, QUANTITY).get("string", ""))
+    return key, quantity
+
+
 def decode_message(data: bytes, layout: Layout) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for number, _, value in fields(data):
@@ -264,10 +381,12 @@ def decode_message(data: bytes, layout: Layout) -> dict[str, Any]:
             item = base64.b64encode(value).decode()
         elif kind == "int":
             item = _signed(value)
-            if item == 0 and name != "port":
+            if item == 0 and name not in _ZERO_KEPT:
                 continue
         elif kind == "bool":
             item = bool(value)
+            if not item and name not in _FALSE_KEPT:
+                continue  # a plain Go bool: JSON's omitempty leaves false out
         elif kind == "msg":
             item = decode_message(value, nested)
         elif kind == "time":
@@ -277,6 +396,10 @@ def decode_message(data: bytes, layout: Layout) -> dict[str, Any]:
         elif kind in ("map_str", "map_bytes"):
             key, text = _map_entry(value, kind == "map_bytes")
             out.setdefault(name, {})[key] = text
+            continue
+        elif kind == "map_quantity":
+            key, quantity = _quantity_entry(value)
+            out.setdefault(name, {})[key] = quantity
             continue
         else:
             raise ProtobufError(f"unknown field kind {kind}")

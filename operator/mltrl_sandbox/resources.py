@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .kubeschemas import kind_schema
+
 Obj = dict[str, Any]
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -44,7 +46,8 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    # openAPIV3Schema; None means "accept anything" (builtin kinds)
+    # openAPIV3Schema of a custom resource; built-in kinds take theirs from Kubernetes'
+    # published schemas (`schema_gvk`, default: their own group/version/kind)
     schema: Obj | None = None
     status_subresource: bool = False
     columns: tuple[Column, ...] = (AGE,)
@@ -66,10 +69,20 @@ class ResourceType:
     # create-only kinds answered on the spot and never stored (access reviews):
     # called with the request body and the requester, returns the answer
     virtual: Callable[[Obj, Any], Obj] | None = None
+    # the published schema that validates the stored form (events.k8s.io views core Events)
+    schema_gvk: tuple[str, str, str] | None = None
+    # the /scale subresource: {specReplicasPath, statusReplicasPath, labelSelectorPath}
+    scale: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.storage:
             self.storage = self.group_resource
+
+    def value_schema(self) -> Obj | None:
+        """The schema objects of this type are pruned, defaulted and validated against."""
+        if self.schema is not None or not self.builtin or self.virtual is not None:
+            return self.schema
+        return kind_schema(*(self.schema_gvk or (self.group, self.version, self.kind)))
 
     @property
     def api_version(self) -> str:

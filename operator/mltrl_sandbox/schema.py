@@ -2,8 +2,10 @@
 
 Mirrors the order and texts of the apiextensions-apiserver: unknown fields are pruned
 (or reported under strict field validation), then `default`s are applied, then the
-openAPIV3Schema's value validations run.  CEL rules (`x-kubernetes-validations`) are
-not evaluated.
+openAPIV3Schema's value validations run.  Built-in kinds go through the same code with
+Kubernetes' published schemas (`kubeschemas`), whose `$ref`s are followed as they come.
+`null` in a field that is not nullable is dropped before defaulting, as the API server
+does for custom resources (and Go's decoder does for built-in kinds).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from typing import Any
 
 from .errors import FieldError, go_plain, invalid, required
+from .kubeschemas import resolve
 
 Schema = dict[str, Any]
 
@@ -54,10 +57,10 @@ def _child_schema(schema: Schema, key: str) -> tuple[Schema | None, bool]:
     """The schema for `key` of an object, and whether the key is known at all."""
     props = schema.get("properties") or {}
     if key in props:
-        return props[key], True
+        return resolve(props[key]), True
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
-        return extra, True
+        return resolve(extra), True
     if extra is True or schema.get("x-kubernetes-preserve-unknown-fields"):
         return None, True
     if schema.get("x-kubernetes-embedded-resource") and key in _ROOT_FIELDS:
@@ -65,9 +68,22 @@ def _child_schema(schema: Schema, key: str) -> tuple[Schema | None, bool]:
     return None, False
 
 
+_FREE_FORM_KEYS = frozenset(
+    {"type", "properties", "additionalProperties", "items", "x-kubernetes-int-or-string"}
+)
+
+
+def _drops_null(schema: Schema | None) -> bool:
+    """Whether a `null` here is dropped: a typed field that is not nullable."""
+    if not schema or schema.get("nullable"):
+        return False
+    return "type" in schema or "properties" in schema
+
+
 def _prune_node(value: Any, schema: Schema | None, path: str, unknown: list[str]) -> Any:
-    if schema is None:
-        return value
+    schema = resolve(schema)
+    if schema is None or not _FREE_FORM_KEYS.intersection(schema):
+        return value  # free-form (e.g. JSONSchemaPropsOrArray): kept as given
     if isinstance(value, float) and value.is_integer() and schema.get("type") == "integer":
         return int(value)
     if isinstance(value, dict):
@@ -77,6 +93,8 @@ def _prune_node(value: Any, schema: Schema | None, path: str, unknown: list[str]
             child, known = _child_schema(schema, key)
             if not known:
                 unknown.append(_join(path, key))
+                del value[key]
+            elif value[key] is None and _drops_null(child):
                 del value[key]
             else:
                 value[key] = _prune_node(value[key], child, _join(path, key), unknown)
@@ -98,6 +116,8 @@ def prune(obj: dict[str, Any], schema: Schema | None) -> list[str]:
             if key not in OBJECT_META_FIELDS:
                 unknown.append(f"metadata.{key}")
                 del metadata[key]
+            elif metadata[key] is None:
+                del metadata[key]
     if schema is None:
         return unknown
     props = schema.get("properties") or {}
@@ -105,6 +125,9 @@ def prune(obj: dict[str, Any], schema: Schema | None) -> list[str]:
         if key in _ROOT_FIELDS:
             continue
         if key in props:
+            if obj[key] is None and _drops_null(resolve(props[key])):
+                del obj[key]
+                continue
             obj[key] = _prune_node(obj[key], props[key], key, unknown)
         elif not schema.get("x-kubernetes-preserve-unknown-fields"):
             unknown.append(key)
@@ -113,6 +136,7 @@ def prune(obj: dict[str, Any], schema: Schema | None) -> list[str]:
 
 
 def _default_node(value: Any, schema: Schema | None) -> None:
+    schema = resolve(schema)
     if schema is None:
         return
     if isinstance(value, dict):
@@ -322,7 +346,20 @@ def _validate_combinators(value: Any, schema: Schema, path: str) -> list[FieldEr
     return errors
 
 
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _int_range_error(value: int, schema: Schema, path: str) -> list[FieldError]:
+    """Go decodes into int32/int64 fields: a number out of their range is refused."""
+    bounds = _INT_RANGES.get(schema.get("format") or "int64")
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        kind = schema.get("format") or "int64"
+        return [invalid(path, value, f"{path} in body must be of type {kind}: {value}")]
+    return []
+
+
 def validate_value(value: Any, schema: Schema | None, path: str) -> list[FieldError]:
+    schema = resolve(schema)
     if not schema:
         return []
     expected = schema.get("type")
@@ -340,6 +377,8 @@ def validate_value(value: Any, schema: Schema | None, path: str) -> list[FieldEr
     if enum is not None and value not in enum:
         supported = ", ".join(json.dumps(go_plain(v)) for v in enum)
         errors.append(FieldError("NotSupported", path, f"supported values: {supported}", value))
+    if isinstance(value, int) and not isinstance(value, bool) and expected == "integer":
+        errors.extend(_int_range_error(value, schema, path))
     if isinstance(value, int | float) and not isinstance(value, bool):
         errors.extend(_validate_number(value, schema, path))
     elif isinstance(value, str):

@@ -7,6 +7,7 @@ objects, history entries and queued watch events can share them safely.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class Event:
     object: Obj
     old: Obj | None
     rv: int
+    at: float = 0.0  # when it happened (the store's clock), for compaction
 
 
 class TooOld(Exception):
@@ -48,7 +50,12 @@ class Watcher:
             if now_matches and not before:
                 event = Event("ADDED", event.object, event.old, event.rv)
             elif before and not now_matches:
-                self.queue.put_nowait(Event("DELETED", event.object, event.old, event.rv))
+                # The watcher never saw the new state: it is told of the last one it
+                # matched, at the new resourceVersion (as kube-apiserver's watch cache does).
+                old = event.old
+                assert old is not None
+                last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(event.rv)}}
+                self.queue.put_nowait(Event("DELETED", last, event.old, event.rv))
                 return
         if now_matches:
             self.queue.put_nowait(event)
@@ -74,9 +81,20 @@ def _key(obj: Obj) -> Key:
     return (meta.get("namespace") or "", meta["name"])
 
 
+# etcd compacts history every 5 minutes (kube-apiserver's --etcd-compaction-interval)
+COMPACTION_SECONDS = 300.0
+
+
 class Store:
-    def __init__(self, history_limit: int = 2000) -> None:
+    def __init__(
+        self,
+        history_limit: int = 2000,
+        compaction_seconds: float = COMPACTION_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.history_limit = history_limit
+        self.compaction_seconds = compaction_seconds
+        self.clock = clock
         self.rv = 1
         self.buckets: dict[str, Bucket] = {}
         self.uids: dict[str, Ref] = {}
@@ -102,6 +120,30 @@ class Store:
     def by_uid(self, uid: str) -> Obj | None:
         ref = self.uids.get(uid)
         return self.get(*ref) if ref else None
+
+    def snapshot(self, storage: str, namespace: str | None, rv: int) -> list[Obj]:
+        """The objects as they were at `rv` (for continued lists), in key order.
+
+        Rebuilt from the current objects by undoing the history after `rv`; raises
+        TooOld when that history has been evicted (etcd's compaction, on a real server).
+        """
+        bucket = self.buckets.get(storage)
+        if bucket is None:
+            return []
+        self._compact(bucket)
+        if bucket.evicted_rv > rv:
+            raise TooOld(rv, bucket.evicted_rv)
+        objects = dict(bucket.objects)
+        for event in reversed(bucket.history):
+            if event.rv <= rv:
+                break
+            key = _key(event.object)
+            if event.type == "ADDED":
+                objects.pop(key, None)
+            elif event.old is not None:
+                objects[key] = event.old
+        keys = sorted(k for k in objects if namespace is None or k[0] == namespace)
+        return [objects[k] for k in keys]
 
     def list(self, storage: str, namespace: str | None = None) -> list[Obj]:
         """Objects in key order (namespace, name), as etcd would return them."""
@@ -140,11 +182,22 @@ class Store:
                         del self.dependents[owner]
 
     def _record(self, bucket: Bucket, event: Event) -> None:
-        if len(bucket.history) == bucket.history.maxlen:
-            bucket.evicted_rv = bucket.history[0].rv
-        bucket.history.append(event)
+        event = Event(event.type, event.object, event.old, event.rv, self._compact(bucket))
+        history = bucket.history
+        if len(history) == history.maxlen:
+            bucket.evicted_rv = history[0].rv
+        history.append(event)
         for watcher in list(bucket.watchers):
             watcher.offer(event)
+
+    def _compact(self, bucket: Bucket) -> float:
+        """Forget events older than the compaction window, as etcd's compaction does;
+        returns the clock's time."""
+        now = self.clock()
+        history = bucket.history
+        while history and history[0].at < now - self.compaction_seconds:
+            bucket.evicted_rv = history.popleft().rv
+        return now
 
     def put(self, storage: str, obj: Obj, old: Obj | None) -> Obj:
         """Store a created (old=None) or updated object; assigns its resourceVersion."""
@@ -201,6 +254,7 @@ class Store:
         """Register a watcher; with `since`, first replay the history after it."""
         bucket = self.bucket(storage)
         if since is not None:
+            self._compact(bucket)
             if since < bucket.evicted_rv:
                 oldest = bucket.history[0].rv if bucket.history else self.rv
                 raise TooOld(since, oldest)

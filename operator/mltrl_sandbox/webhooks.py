@@ -48,13 +48,13 @@ from .cel import CelError, evaluate_condition
 from .patch import PatchError, json_patch
 from .resources import Obj
 from .store import Store
+from .strategies import NAMESPACE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 
 MUTATING = "mutatingwebhookconfigurations.admissionregistration.k8s.io"
 VALIDATING = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 ADMISSION_VERSION = "admission.k8s.io/v1"
-NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_TIMEOUT = 10
 MAX_TIMEOUT = 30
 _OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
@@ -173,11 +173,12 @@ class WebhookCaller:
     def _namespace_labels(self, req: AdmissionRequest) -> dict[str, str] | None:
         rt = req.resource
         if rt.group == "" and rt.plural == "namespaces":
-            return {**_labels(req.old_object), **_labels(req.object), NAME_LABEL: req.name}
+            own = {NAMESPACE_NAME_LABEL: req.name}
+            return {**_labels(req.old_object), **_labels(req.object), **own}
         if not rt.namespaced:
             return None
         namespace = self.store.get("namespaces", None, req.namespace)
-        return {**_labels(namespace), NAME_LABEL: req.namespace}
+        return {**_labels(namespace), NAMESPACE_NAME_LABEL: req.namespace}
 
     def _matches(self, webhook: Mapping[str, Any], req: AdmissionRequest) -> bool:
         if not any(rule_matches(rule, req) for rule in webhook.get("rules") or []):

@@ -4,7 +4,9 @@ and no test-only dependency; the sandbox's wheel declares its own dependencies a
 
 from __future__ import annotations
 
+import ast
 import email
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -60,10 +62,40 @@ def test_the_sandbox_wheel_declares_what_it_needs(wheels: dict[str, zipfile.ZipF
     assert "mltrl_sandbox/server.py" in names
     assert "mltrl_sandbox/crds/serving.kserve.io_inferenceservices.yaml" in names
     assert {"aiohttp", "pyyaml", "trustme", "cryptography", "mltrl-operator"} <= _requires(wheel)
+    # the built-in kinds' schemas and CEL: `mltrl sandbox` needs them wherever it is installed
+    assert {"kubernetes-validate", "cel-python"} <= _requires(wheel)
+    assert not {"kubernetes-validate", "cel-python"} & _requires(wheels["mltrl_operator"])
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = wheel.read(entry_points).decode()
     assert "[mltrl.commands]" in text
     assert "sandbox = mltrl_sandbox.command:COMMAND" in text
+
+
+def _third_party_modules(package: Path) -> set[str]:
+    """Top-level modules the package imports (also inside functions) or looks up with
+    importlib.util.find_spec, outside the standard library and itself."""
+    found: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "find_spec"
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                found.add(str(node.args[0].value).split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"__future__", package.name}
+
+
+def test_the_sandbox_declares_every_distribution_it_imports(
+    wheels: dict[str, zipfile.ZipFile],
+) -> None:
+    distributions = importlib.metadata.packages_distributions()
+    imported = _third_party_modules(REPO / "operator" / "mltrl_sandbox")
+    assert {"celpy", "kubernetes_validate", "aiohttp"} <= imported  # the scan sees them
+    needed = {distributions[module][0].lower() for module in imported}
+    missing = needed - _requires(wheels["mltrl_sandbox"])
+    assert not missing, f"mltrl_sandbox imports {sorted(missing)} but does not declare them"
 
 
 def test_mltrl_finds_the_sandbox_command_only_through_its_entry_point() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..cel import schema_rule_errors
 from ..errors import FieldError, invalid, required
 from ..meta import timestamp
 from ..resources import AGE, Column, Obj, ResourceType
@@ -78,6 +79,7 @@ def resource_types(crd: Obj) -> list[ResourceType]:
                 if schema
                 else {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 status_subresource="status" in (version.get("subresources") or {}),
+                scale=(version.get("subresources") or {}).get("scale"),
                 columns=_columns(version),
                 builtin=False,
                 selectable_fields={
@@ -134,6 +136,8 @@ def validate_crd(crd: Obj) -> list[FieldError]:
             errors.append(
                 required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required")
             )
+        elif "x-kubernetes-validations" in repr(schema):
+            errors += schema_rule_errors(schema, "spec.validation.openAPIV3Schema")
     return errors
 
 

@@ -430,7 +430,20 @@ async def test_ten_thousand_objects(server: SandboxServer, http: aiohttp.ClientS
             "/apis/coordination.k8s.io/v1/namespaces/default/leases",
             {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "me"}},
         ),
-        ("/apis/batch/v1/namespaces/default/jobs", {"metadata": {"name": "j"}, "spec": {}}),
+        (
+            "/apis/batch/v1/namespaces/default/jobs",
+            {
+                "metadata": {"name": "j"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "busybox:1"}],
+                        }
+                    }
+                },
+            },
+        ),
         ("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "sa"}}),
         (
             "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",

@@ -6,7 +6,6 @@ import pytest
 
 from mltrl_sandbox.patch import (
     PatchError,
-    apply_merge,
     json_patch,
     merge_patch,
     strategic_merge,
@@ -113,12 +112,4 @@ def test_strategic_merge_directives() -> None:
         "finalizers": ["y"],
         "keep": {"a": 5},
         "whole": {"b": 2},
-    }
-
-
-def test_apply_merges_without_removing() -> None:
-    live = {"spec": {"a": 1, "b": 2}, "metadata": {"labels": {"x": "1"}}}
-    assert apply_merge(live, {"spec": {"b": 3}}) == {
-        "spec": {"a": 1, "b": 3},
-        "metadata": {"labels": {"x": "1"}},
     }

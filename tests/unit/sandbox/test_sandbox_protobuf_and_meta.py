@@ -75,8 +75,8 @@ def test_decodes_service_ports_with_int_or_string() -> None:
 
 
 def test_refuses_unknown_kinds_and_garbage() -> None:
-    with pytest.raises(protobuf.ProtobufError, match="Pod"):
-        protobuf.decode(envelope("v1", "Pod", b""))
+    with pytest.raises(protobuf.ProtobufError, match="StatefulSet"):
+        protobuf.decode(envelope("apps/v1", "StatefulSet", b""))
     with pytest.raises(protobuf.ProtobufError):
         protobuf.decode(b"{}")
 

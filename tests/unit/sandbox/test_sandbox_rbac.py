@@ -142,3 +142,24 @@ async def test_the_bootstrap_roles_are_aggregated_before_the_server_listens() ->
         assert reads_pods in edit["rules"] and reads_pods in admin["rules"]  # from view
         assert not any("roles" in r["resources"] for r in edit["rules"])
         assert any("roles" in r["resources"] for r in admin["rules"])
+
+
+async def test_the_servers_own_writes_name_their_field_managers() -> None:
+    """`--show-managed-fields` names kube-apiserver for what it creates at start, and the
+    aggregation controller for the rules it fills in, as on a cluster."""
+
+    def managers(storage: str, name: str) -> set[tuple[str, str]]:
+        found = server.store.get(storage, None, name)
+        assert found is not None
+        return {(e["manager"], e["operation"]) for e in found["metadata"]["managedFields"]}
+
+    async with SandboxServer() as server:
+        assert managers("namespaces", "default") == {("kube-apiserver", "Update")}
+        roles = "clusterroles.rbac.authorization.k8s.io"
+        assert managers(roles, "view") == {
+            ("kube-apiserver", "Update"), ("clusterrole-aggregation-controller", "Update")}
+        assert managers("clusterrolebindings.rbac.authorization.k8s.io", "cluster-admin") == {
+            ("kube-apiserver", "Update")}
+        await server.grant("edit", users=["bob"])
+        assert managers("clusterrolebindings.rbac.authorization.k8s.io", "edit-bob") == {
+            ("kubectl-create", "Update")}
