@@ -344,3 +344,31 @@ async def test_incidents_of_another_technology_are_left_alone(world: World) -> N
     assert await world.incidents("fraud") == []
     assert len(await world.incidents("ranker")) == 1
 
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"version": "4", "alerts": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+         "nested 3001 levels deep, more than the 64 allowed"),
+        (b'{"version": "4", "status": "firing", "alerts": [], "x": NaN}',
+         "NaN is not a JSON number"),
+        (b'{"version": "\xfe"}', "the body is not UTF-8 (byte 13)"),
+    ],
+    ids=["deep", "nan", "not utf-8"],
+)
+async def test_unparseable_bodies_are_a_400_naming_the_problem(
+    world: World, raw: bytes, problem: str
+) -> None:
+    status, body = await world.post(
+        None, data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert (status, body) == (400, {"error": f"malformed JSON: {problem}"})
+    assert await world.incidents() == []
+
+
+async def test_a_name_with_a_trailing_newline_names_no_technology(world: World) -> None:
+    status, body = await world.post(notification(alert(mltrl_technology="fraud\n")))
+    assert status == 200
+    assert [r["outcome"] for r in body["results"]] == ["unknown-technology"]
+    assert await world.incidents() == []
