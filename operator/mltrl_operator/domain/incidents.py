@@ -16,7 +16,6 @@ its consequences (a lower level, a rollback), so it is acted on exactly once:
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +34,7 @@ from mltrl_operator.api.technology import (
 from mltrl_operator.domain.alerts import (
     ACTED,
     FAILED,
+    alert_id,
     demotion_problem,
     pending_incidents,
     settle_incident,
@@ -106,8 +106,7 @@ class IncidentDecisions:
 
 def incident_id(incident: Incident) -> str:
     """A short, stable name for one incident: Alertmanager's fingerprint and start time."""
-    key = f"{incident.fingerprint}/{incident.starts_at}".encode()
-    return hashlib.sha256(key).hexdigest()[:16]
+    return alert_id(incident.fingerprint, incident.starts_at)
 
 
 def retraining_job_name(technology: str, incident: Incident) -> str:
