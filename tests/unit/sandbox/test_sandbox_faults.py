@@ -7,7 +7,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from mltrl_sandbox.faults import SPARE_HEADER, FaultSettings, Faults, parse_latency, parse_rate
+from mltrl_sandbox.faults import SPARE_HEADER, Faults, FaultSettings, parse_latency, parse_rate
 from mltrl_sandbox.server import SandboxServer
 
 HEADERS = {"Authorization": "Bearer admin-token", "Content-Type": "application/json"}
