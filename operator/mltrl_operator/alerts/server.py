@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from mltrl_operator import metrics
 from mltrl_operator.alerts.config import ReceiverConfig
@@ -131,7 +131,7 @@ class AlertReceiver:
             metrics.count_alert_received(alert.status)
         try:
             results = await self.handle(notification.alerts)
-        except (ApiError, OSError, TechnologyBusy, NotAllStored) as error:
+        except (ApiError, OSError, TechnologyBusy, NotAllStored, ClientError, TimeoutError) as error:
             logger.warning("could not record alerts, Alertmanager will retry: %s", error)
             return _error(503, f"could not record the alerts, try again: {error}")
         return web.json_response({"results": [_result(r) for r in results]})
@@ -158,7 +158,7 @@ class AlertReceiver:
                 record = await record_alerts(
                     self.client, namespace, name, [alerts[i] for i in indices], policy, now
                 )
-            except (ApiError, OSError, TechnologyBusy) as error:
+            except (ApiError, OSError, TechnologyBusy, ClientError, TimeoutError) as error:
                 failures.append(f"{namespace}/{name}: {error}")
                 continue
             for index, recorded in zip(indices, record.results, strict=True):

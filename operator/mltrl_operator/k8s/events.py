@@ -7,6 +7,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import ApiError, Conflict
 
@@ -89,5 +91,12 @@ class EventRecorder:
             )
         except Conflict:
             pass  # posted before, by an earlier attempt of the same decision
-        except (ApiError, OSError) as error:
+        except (ApiError, OSError, aiohttp.ClientError, TimeoutError) as error:
+            transient = not isinstance(error, ApiError) or error.status >= 500 or (
+                error.status == 429
+            )
+            if key is not None and transient:
+                # A named event is part of a decision being carried out: the caller's
+                # retry posts it again (409 if this attempt did land after all).
+                raise
             logger.warning("could not post event %s on %s: %s", reason, involved, error)
