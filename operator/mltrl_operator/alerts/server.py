@@ -52,6 +52,10 @@ JSON = "application/json"
 CHALLENGE = 'Bearer realm="mltrl-operator alerts"'
 
 
+# The API server could not be reached, answered 5xx/429, or lost its answer.
+UNAVAILABLE = (ApiError, OSError, TechnologyBusy, ClientError, TimeoutError)
+
+
 class NotAllStored(Exception):
     """Some technologies' alerts could not be stored (the others were): answered 503."""
 
@@ -131,7 +135,7 @@ class AlertReceiver:
             metrics.count_alert_received(alert.status)
         try:
             results = await self.handle(notification.alerts)
-        except (ApiError, OSError, TechnologyBusy, NotAllStored, ClientError, TimeoutError) as error:
+        except (*UNAVAILABLE, NotAllStored) as error:
             logger.warning("could not record alerts, Alertmanager will retry: %s", error)
             return _error(503, f"could not record the alerts, try again: {error}")
         return web.json_response({"results": [_result(r) for r in results]})
@@ -158,7 +162,7 @@ class AlertReceiver:
                 record = await record_alerts(
                     self.client, namespace, name, [alerts[i] for i in indices], policy, now
                 )
-            except (ApiError, OSError, TechnologyBusy, ClientError, TimeoutError) as error:
+            except UNAVAILABLE as error:
                 failures.append(f"{namespace}/{name}: {error}")
                 continue
             for index, recorded in zip(indices, record.results, strict=True):
