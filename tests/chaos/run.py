@@ -297,7 +297,8 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
     deadline = started + config.deadline
     token_file = workdir / "token"
     token_file.write_text(TOKEN + "\n")
-    sandbox = FaultySandbox(workdir, config).start()
+    sandbox = FaultySandbox(workdir, config)
+    sandbox.start()
     api = Api(sandbox.url)
     observer = Observer(api)
     observer.start()
