@@ -93,7 +93,7 @@ async def reconcile_review(
     # Everything about one technology, its reviews included, happens under one lock, so a
     # review is never evaluated twice at once or from a snapshot older than our own write.
     async with ctx.locks.hold((namespace, technology_name)):
-        current = ctx.writes.fresh(("LevelReview", namespace, name), body)
+        current = view.fresh("LevelReview", namespace, name, body)
         if current is None:
             return None
         return await _reconcile_locked(ctx, view, current)

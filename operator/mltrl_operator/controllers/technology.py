@@ -120,7 +120,7 @@ async def reconcile_locked(
     "reconcile technology X with review R")."""
     # Whoever held the lock may have written since this snapshot was taken.
     body = view.technology(namespace, name) if body is None else body
-    body = ctx.writes.fresh(("MLTechnology", namespace, name), body) if body else None
+    body = view.fresh("MLTechnology", namespace, name, body) if body else None
     for _ in range(MAX_ATTEMPTS):
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
