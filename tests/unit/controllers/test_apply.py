@@ -13,6 +13,7 @@ import pytest
 from mltrl_operator.api import crdgen
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.review import reconcile_review
 from mltrl_operator.controllers.technology import reconcile_technology
 from mltrl_operator.controllers.view import ClusterView
@@ -144,3 +145,22 @@ async def test_nothing_is_served_before_the_promotion_is_stored(kube: KubeClient
     events = await _events(kube)
     assert (events[("fraud", "ServingStarted")], events[("fraud", "Promoted")]) == (1, 1)
     assert (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]["phase"] == "Applied"
+
+
+async def test_a_foreign_inference_service_is_reported_once(kube: KubeClient) -> None:
+    """The same snapshot handled twice (a re-delivered event, a restart) posts one event."""
+    await kube.create(NAMESPACES, None, {"metadata": {"name": "lab", "labels": {"team": "lab"}}})
+    await kube.create(POLICIES, None, {"metadata": {"name": "audit"}, "spec": {
+        "namespaceSelector": {"matchLabels": {"team": "lab"}},
+        "serving": {"minimumLevel": 5, "enforcement": "audit", "governed": True}}})
+    isvc = await kube.create(INFERENCE_SERVICES, "lab", {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "rogue"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://m/x"}}}})
+    for _ in range(2):
+        ctx, view = await _operator(kube)
+        await govern_inference_service(ctx, view, isvc)
+    events = Counter((e["involvedObject"]["name"], e["reason"])
+                     for e in await kube.list(EVENTS, "lab"))
+    assert events == {("rogue", "ServingNotAllowed"): 1}
