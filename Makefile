@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers unit crds manifests docs sandbox bench clean
+.PHONY: test lint typecheck layers unit crds manifests docs sandbox bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ sandbox: $(STAMP)
 # two cores. `make bench BENCH_ARGS=--quick` is the two-minute version.
 bench: $(STAMP)
 	$(BIN)/python -m e2e.bench $(BENCH_ARGS)
+
+# 1,000 promotions and 1,000 alerts while the operator is SIGKILLed at random and the
+# sandbox fails 10% of API requests; writes its figures into docs/reliability.md. Hours on
+# two cores; `make chaos CHAOS_ARGS="--promotions 60 --alerts 60"` for a smaller round.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.run --promotions 1000 --alerts 1000 \
+		--report docs/reliability.md $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache

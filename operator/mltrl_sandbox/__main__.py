@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .faults import from_options
 from .server import SandboxServer, serve_forever
 
 
@@ -23,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--crds", type=Path, default=Path("crds"), help="directory of CRD *.yaml files"
     )
     parser.add_argument("--kubeconfig", type=Path, default=Path(".sandbox/kubeconfig"))
+    parser.add_argument("--faults", default=None, metavar="RATE", help="see faults.py")
+    parser.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS")
+    parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -36,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  export KUBECONFIG={args.kubeconfig.resolve()}", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(args.crds, args.host, args.port, args.kubeconfig, on_ready=ready))
+        faults = from_options(args.faults, args.latency, args.fault_seed)
+        asyncio.run(serve_forever(
+            args.crds, args.host, args.port, args.kubeconfig, on_ready=ready, faults=faults
+        ))
     return 0
 
 

@@ -13,6 +13,7 @@ from mltrl_operator.api.common import ApiModel, Condition, Level
 HISTORY_LIMIT = 50
 KNOWN_GOOD_LIMIT = 10
 INCIDENT_LIMIT = 20
+SETTLED_ALERT_LIMIT = 200
 
 
 class Phase(StrEnum):
@@ -323,6 +324,19 @@ class Incident(ApiModel):
     """For retrain: the Job created."""
 
 
+class SettledAlerts(ApiModel):
+    """Alerts handled beyond the incidents kept in status.incidents, so that Alertmanager
+    re-sending an old alert is recognised and not acted on twice."""
+
+    keys: list[str] = Field(default_factory=list, max_length=SETTLED_ALERT_LIMIT)
+    """`<id>@<startsAt as Unix seconds>` of each alert whose incident was dropped from
+    status.incidents or that joined another incident; the id is the first 16 hex digits of
+    sha256("<fingerprint>/<startsAt>"). Oldest first, at most 200."""
+    horizon: str | None = None
+    """The latest startsAt dropped from keys: a firing alert that started at or before it
+    and is not in status.incidents is older than anything remembered and is ignored."""
+
+
 class MLTechnologyStatus(ApiModel):
     """What the operator observed and decided; only the operator writes it."""
 
@@ -350,6 +364,8 @@ class MLTechnologyStatus(ApiModel):
     """The serving gate and InferenceService state."""
     incidents: list[Incident] = Field(default_factory=list, max_length=INCIDENT_LIMIT)
     """Monitoring alerts received and what was done about them, newest last."""
+    settled_alerts: SettledAlerts | None = None
+    """A compact record of alerts already handled (see SettledAlerts)."""
 
 
 class MLTechnology(ApiModel):

@@ -22,6 +22,7 @@ from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
 from mltrl_operator.webhooks.server import WebhookServer
 from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.faults import from_options as faults_from_options
 from mltrl_sandbox.kserve import KServeStandIn
 from mltrl_sandbox.server import SandboxServer
 
@@ -95,6 +96,7 @@ async def sandbox(args: argparse.Namespace) -> int:
     server = SandboxServer(
         default_crd_documents(None) + crdgen.crd_documents(), port=args.port,
         tokens=tokens, tls=args.tls or bool(users),
+        faults=faults_from_options(args.faults, args.latency, args.fault_seed),
     )
     await server.start()
     kubeconfig = server.write_kubeconfig(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from mltrl_operator.api.technology import MLTechnologySpec
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.gating import GateAction, foreign_inference_service_action, serving_gate
+from mltrl_operator.domain.gating import (
+    GateAction,
+    foreign_inference_service_action,
+    stored_technology_gate,
+)
+from mltrl_operator.domain.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.k8s.events import WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
 
@@ -30,7 +33,10 @@ async def _report(
     """On the InferenceService, and on the technology it claims, so its owners see it too."""
     for obj in involved:
         if obj is not None:
-            await ctx.events.record(obj, type=WARNING, reason=reason, message=message, now=now)
+            # Keyed by what is reported: a re-delivered snapshot does not report it twice.
+            await ctx.events.record(
+                obj, type=WARNING, reason=reason, message=message, now=now, key=message
+            )
 
 
 async def govern_inference_service(
@@ -44,16 +50,8 @@ async def govern_inference_service(
     annotations = metadata.get("annotations") or {}
     policy = view.policy_for(namespace)
     claimed = labels.get(TECHNOLOGY_LABEL)
-    decision = None
-    technology = None
-    if claimed:
-        technology = view.technology(namespace, claimed)
-        effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
-        required = None
-        if technology is not None:
-            spec = MLTechnologySpec.model_validate(technology.get("spec") or {})
-            required = spec.serving.required_level if spec.serving else None
-        decision = serving_gate(effective, required, policy, claimed)
+    technology = view.technology(namespace, claimed) if claimed else None
+    decision = stored_technology_gate(claimed, technology, policy) if claimed else None
     action, message = foreign_inference_service_action(claimed, decision, policy)
     now = ctx.clock()
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":

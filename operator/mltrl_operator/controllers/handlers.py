@@ -81,7 +81,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         assert namespace is not None  # MLTechnology is namespaced
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
             if event.get("type") != "DELETED":
-                current = ctx.writes.fresh(("MLTechnology", namespace, name), snapshot(body))
+                current = view.fresh("MLTechnology", namespace, name, snapshot(body))
                 await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
@@ -99,7 +99,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         view = _observe(ctx, REVIEWS, event, body)
         if event.get("type") == "DELETED":
             return
-        review = ctx.writes.fresh(("LevelReview", namespace or "", name), snapshot(body))
+        review = view.fresh("LevelReview", namespace or "", name, snapshot(body))
         if review is not None:
             with metrics.reconcile_timer(REVIEWS.kind):
                 await reconcile_review_or_retry(ctx, view, review)
@@ -143,8 +143,9 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             if owner is not None:
                 await reconcile_or_retry(ctx, view, namespace, owner)
             elif event.get("type") != "DELETED":
-                ref = ("InferenceService", namespace, body["metadata"]["name"])
-                current = ctx.writes.fresh(ref, snapshot(body))
+                current = view.fresh(
+                    "InferenceService", namespace, body["metadata"]["name"], snapshot(body)
+                )
                 if current is not None:
                     action = await govern_inference_service(ctx, view, current)
                     metrics.count_gate_decision("governance", action.value)

@@ -17,9 +17,13 @@ class ClusterView:
         self.cache = cache
         self.writes = writes or ReadYourWrites()
 
+    def fresh(self, kind: str, namespace: str, name: str, body: Body | None) -> Body | None:
+        """The one place a snapshot (from the cache or a watch event) meets our own writes
+        that the watch has not shown yet: it is replaced by what the server returned."""
+        return self.writes.fresh((kind, namespace, name), body)
+
     def technology(self, namespace: str, name: str) -> Body | None:
-        body = self.cache.technology(namespace, name)
-        return self.writes.fresh(("MLTechnology", namespace, name), body)
+        return self.fresh("MLTechnology", namespace, name, self.cache.technology(namespace, name))
 
     def technology_keys(self, namespaces: Iterable[str] | None = None) -> list[Key]:
         return self.cache.technology_keys(namespaces)
@@ -31,9 +35,8 @@ class ClusterView:
         return [
             fresh
             for body in self.cache.reviews_of(namespace, technology)
-            if (fresh := self.writes.fresh(
-                ("LevelReview", namespace, body["metadata"]["name"]), body
-            )) is not None
+            if (fresh := self.fresh("LevelReview", namespace, body["metadata"]["name"], body))
+            is not None
         ]
 
     def policies(self) -> list[NamedPolicy]:
@@ -50,4 +53,4 @@ class ClusterView:
 
     def inference_service(self, namespace: str, name: str) -> Body | None:
         body = self.cache.inference_service(namespace, name)
-        return self.writes.fresh(("InferenceService", namespace, name), body)
+        return self.fresh("InferenceService", namespace, name, body)

@@ -18,6 +18,12 @@ LevelReview conditions:
 | Evaluated | the review was evaluated (its reason tells the outcome) |
 | Applied   | the review moved the technology                         |
 
+MLTRLPolicy conditions:
+
+| type  | True when                                    |
+|-------|----------------------------------------------|
+| Valid | the policy's spec breaks none of the rules   |
+
 Reasons (CamelCase, machine-readable; the message says the rest):
 
 | reason                       | condition              | meaning                                  |
@@ -53,6 +59,8 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | ReviewApplied                | Evaluated=True,        | the review moved the technology          |
 |                              | Applied=True           |                                          |
 | ReviewNotApplied             | Applied=False          | the review has not moved it (yet)        |
+| PolicyValid                  | Valid=True             | the policy breaks no rule                |
+| PolicyInvalid                | Valid=False            | the message lists the broken rules       |
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ TECHNOLOGY_CONDITION_TYPES: Final = (READY, SERVING_ALLOWED, SERVING, DEGRADED, 
 EVALUATED: Final = "Evaluated"
 APPLIED: Final = "Applied"
 REVIEW_CONDITION_TYPES: Final = (EVALUATED, APPLIED)
+
+VALID: Final = "Valid"
+POLICY_CONDITION_TYPES: Final = (VALID,)
 
 AT_TARGET_LEVEL: Final = "AtTargetLevel"
 BELOW_TARGET_LEVEL: Final = "BelowTargetLevel"
@@ -98,6 +109,8 @@ REVIEW_INVALID: Final = "ReviewInvalid"
 REVIEW_SUPERSEDED: Final = "ReviewSuperseded"
 REVIEW_APPLIED: Final = "ReviewApplied"
 REVIEW_NOT_APPLIED: Final = "ReviewNotApplied"
+POLICY_VALID: Final = "PolicyValid"
+POLICY_INVALID: Final = "PolicyInvalid"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -126,6 +139,8 @@ REASONS: Final = (
     REVIEW_SUPERSEDED,
     REVIEW_APPLIED,
     REVIEW_NOT_APPLIED,
+    POLICY_VALID,
+    POLICY_INVALID,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

@@ -36,7 +36,7 @@ from mltrl_operator.domain.admission import (
     technology_errors,
 )
 from mltrl_operator.domain.errors import FieldError
-from mltrl_operator.domain.gating import GateDecision, serving_gate
+from mltrl_operator.domain.gating import GateDecision, stored_technology_gate
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.validation import (
@@ -214,18 +214,7 @@ async def validate_inference_service(
     decision: GateDecision | None = None
     if claimed and not is_stopped(body):
         technology = await state.technology(namespace, claimed)
-        if technology is not None:
-            status = technology.get("status") or {}
-            effective = status.get("effectiveLevel")
-            required = None
-            try:
-                spec = MLTechnologySpec.model_validate(_spec(technology))
-                required = spec.serving.required_level if spec.serving else None
-            except ValidationError:
-                pass
-            decision = serving_gate(
-                effective if isinstance(effective, int) else None, required, policy, claimed
-            )
+        decision = stored_technology_gate(claimed, technology, policy)
     return inference_service_verdict(body, _old(request), decision, policy)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -34,7 +33,12 @@ from aiohttp import web
 from mltrl_operator import metrics
 from mltrl_operator.webhooks.config import CertificateFiles, WebhookConfig
 from mltrl_operator.webhooks.rules import ENDPOINTS, ClusterState, Endpoint, Settings, admit
-from mltrl_operator.webhooks.wire import MalformedReview, parse_review, review_response
+from mltrl_operator.webhooks.wire import (
+    MalformedJson,
+    MalformedReview,
+    parse_review_body,
+    review_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +80,9 @@ class WebhookServer:
 
     async def handle(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         try:
-            payload = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as error:
+            review = parse_review_body(await request.read())
+        except MalformedJson as error:
             return _error(400, f"the body is not JSON: {error}")
-        try:
-            review = parse_review(payload)
         except MalformedReview as error:
             return _error(400, f"not an AdmissionReview v1 request: {error}")
         try:

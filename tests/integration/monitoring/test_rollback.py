@@ -74,15 +74,18 @@ def test_no_earlier_model_stops_serving_and_a_new_model_ends_the_rollback(
     assert "rollback" not in status_of(sandbox, "mltech", "scorer", NAMESPACE)["serving"]
     reasons = [e["reason"] for e in events_of(sandbox, "scorer", NAMESPACE)]
     assert {"RolledBack", "ServingStopped", "RollbackEnded", "ServingResumed"} <= set(reasons)
-    known_good(sandbox, "scorer", NAMESPACE, "1.0.0", "1.0.1")
+    # 1.0.0 was rolled back from: it is not known-good again until it is shipped anew.
+    known_good(sandbox, "scorer", NAMESPACE, "1.0.1")
+    roll_out(sandbox, "scorer", NAMESPACE, "1.0.2")
+    known_good(sandbox, "scorer", NAMESPACE, "1.0.1", "1.0.2")
 
-    # The next rollback goes to 1.0.0 and is kept across unrelated spec edits.
+    # The next rollback goes to 1.0.1 and is kept across unrelated spec edits.
     code, _ = operator.post(firing("00000000000000f2"))
-    eventually(lambda: storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.0",
-               what="the rollback to 1.0.0")
+    eventually(lambda: storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.1",
+               what="the rollback to 1.0.1")
     sandbox.kubectl("patch", "mltech", "scorer", "-n", NAMESPACE, "--type=merge", "-p",
                     json.dumps({"spec": {"description": "scores things"}}))
     sandbox.settle(quiet_for=1.0)
-    assert storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.0"
+    assert storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.1"
     assert status_of(sandbox, "mltech", "scorer", NAMESPACE)["serving"]["rollback"][
-        "model"]["version"] == "1.0.0"
+        "model"]["version"] == "1.0.1"

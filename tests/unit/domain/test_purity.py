@@ -18,6 +18,8 @@ STANDARD = {
     "dataclasses",
     "datetime",
     "enum",
+    "hashlib",
+    "json",
     "types",
     "typing",
 }

@@ -78,6 +78,7 @@ def isvc(
         url="http://fraud.ml.example" if exists else None,
         stopped=stopped,
         model_version=version if exists else None,
+        ready_at_generation=ready,
     )
 
 

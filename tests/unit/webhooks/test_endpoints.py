@@ -282,6 +282,25 @@ async def test_malformed_json_is_a_400(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested 5000 levels deep, more than the 64 allowed"),
+        (b'{"request": NaN}', "NaN is not a JSON number"),
+        (b'{"request": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"kind": "\xff"}', "the body is not UTF-8 (byte 10)"),
+        (b'{"kind": "\\ud800"}', "a string holds a lone UTF-16 surrogate"),
+    ],
+    ids=["deep", "nan", "infinity", "not utf-8", "lone surrogate"],
+)
+async def test_unparseable_bodies_are_a_400_naming_the_problem(
+    client: Client, raw: bytes, problem: str
+) -> None:
+    for path in ("/validate-levelreview", "/validate-inferenceservice", "/validate-mltechnology"):
+        status, answer = await client.post(path, None, raw=raw)
+        assert (status, answer) == (400, {"error": f"the body is not JSON: {problem}"}), path
+
+
+@pytest.mark.parametrize(
     ("body", "detail"),
     [
         ([], "the body must be an object"),
