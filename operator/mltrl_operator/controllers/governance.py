@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from mltrl_operator.api.technology import MLTechnologySpec
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.gating import GateAction, foreign_inference_service_action, serving_gate
+from mltrl_operator.domain.claims import claim_action, served_storage_uri
+from mltrl_operator.domain.gating import GateAction, serving_gate
 from mltrl_operator.k8s.events import WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
 
@@ -46,15 +47,21 @@ async def govern_inference_service(
     claimed = labels.get(TECHNOLOGY_LABEL)
     decision = None
     technology = None
+    spec = None
+    status = MLTechnologyStatus()
     if claimed:
         technology = view.technology(namespace, claimed)
         effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
         required = None
         if technology is not None:
             spec = MLTechnologySpec.model_validate(technology.get("spec") or {})
+            status = MLTechnologyStatus.model_validate(technology.get("status") or {})
             required = spec.serving.required_level if spec.serving else None
-        decision = serving_gate(effective, required, policy, claimed)
-    action, message = foreign_inference_service_action(claimed, decision, policy)
+            decision = serving_gate(effective, required, policy, claimed)
+    action, message = claim_action(
+        claimed, decision, policy, served_uri=served_storage_uri(body),
+        model=spec.model if spec else None, known_good=status.known_good_models,
+    )
     now = ctx.clock()
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
         stop = {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}

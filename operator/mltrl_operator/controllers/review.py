@@ -74,6 +74,7 @@ def _review_status(
         phase=phase,
         unmet=unmet,
         approved_by=list(evaluation.approved_by),
+        dismissed_approvals=list(evaluation.dismissed),
         message=evaluation.message,
         applied_at=applied_at or old.applied_at,
         observed_generation=generation,
@@ -198,6 +199,7 @@ async def _evaluate_and_apply(
             f"({level_name(spec.to_level)})",
             errors=(),
             is_promotion=evaluation.is_promotion,
+            dismissed=evaluation.dismissed,
         )
         return applied, technology, now.strftime("%Y-%m-%dT%H:%M:%SZ")
     raise RuntimeError(f"MLTechnology {namespace}/{spec.technology} kept changing")

@@ -25,7 +25,9 @@ from mltrl_operator.controllers.serving import (
     sync_serving,
 )
 from mltrl_operator.controllers.view import Body, ClusterView, Key
+from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, integrity_events
 from mltrl_operator.domain.technology import ComponentFacts, compute_status
 from mltrl_operator.domain.validation import find_component_cycle, validate_technology
 from mltrl_operator.k8s.errors import Conflict, NotFound
@@ -150,6 +152,10 @@ async def reconcile_snapshot(
     components = component_facts(view, namespace, spec)
     isvc_name = inference_service_name(name, spec)
     isvc = view.inference_service(namespace, isvc_name)
+    if isvc is not None and not owned_by(isvc, metadata.get("uid")):
+        # domain.claims: status never reports an InferenceService the technology does not own.
+        errors.append(name_taken(isvc_name, name))
+        isvc = None
     now = ctx.clock()
     # Pending incidents are acted on first, so that a demotion's closed gate and a
     # rollback's model reach the InferenceService in this same pass.
@@ -167,6 +173,7 @@ async def reconcile_snapshot(
             inference_service=inference_service_facts(isvc_name, isvc_body),
             validation_errors=errors,
             now=now,
+            owner_set_by=(metadata.get("annotations") or {}).get(OWNER_SET_BY_ANNOTATION),
         )
         return carry_rollback(work.status, computed, spec)
 
@@ -180,6 +187,8 @@ async def reconcile_snapshot(
     if stored is not None:
         observe_written(old_status, status, policy)
         await announce(ctx, stored, start, status, work.settlements, now)
+        for type_, reason, message in integrity_events(old_status, status):
+            await ctx.events.record(stored, type=type_, reason=reason, message=message, now=now)
     return TechnologyOutcome(
         level_changed=old_status.level != status.level,
         effective_level_changed=old_status.effective_level != status.effective_level,

@@ -51,3 +51,12 @@ class ClusterView:
     def inference_service(self, namespace: str, name: str) -> Body | None:
         body = self.cache.inference_service(namespace, name)
         return self.writes.fresh(("InferenceService", namespace, name), body)
+
+    def claimers_of(self, namespace: str, technology: str) -> list[Body]:
+        found = (self.inference_service(namespace, n)
+                 for n in self.cache.claimers_of(namespace, technology))
+        return [body for body in found if body is not None]
+
+    def foreign_inference_services(self) -> list[Body]:
+        found = (self.inference_service(*key) for key in self.cache.foreign_inference_services())
+        return [body for body in found if body is not None]

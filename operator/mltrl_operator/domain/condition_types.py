@@ -10,6 +10,7 @@ MLTechnology conditions:
 | Serving         | the InferenceService exists, is not stopped and reports Ready     |
 | Degraded        | an InferenceService is kept serving below the required level      |
 | ComponentsReady | every component exists and is at least at this technology's level |
+| EntryApproved   | the entry level is within the policy's entry.maxLevel, or reached |
 
 LevelReview conditions:
 
@@ -53,6 +54,11 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | ReviewApplied                | Evaluated=True,        | the review moved the technology          |
 |                              | Applied=True           |                                          |
 | ReviewNotApplied             | Applied=False          | the review has not moved it (yet)        |
+| EntryWithinPolicy            | EntryApproved=True     | entryLevel <= the policy's maxLevel      |
+| EntryReviewed                | EntryApproved=True     | an entry review reached the entry level  |
+| EntryReviewRequired          | EntryApproved=False    | started at maxLevel; needs an entry      |
+|                              |                        | review (also a Warning event)            |
+| OwnerChanged                 | Event                  | spec.owner changed; status.owners has it |
 """
 
 from __future__ import annotations
@@ -66,7 +72,10 @@ SERVING_ALLOWED: Final = "ServingAllowed"
 SERVING: Final = "Serving"
 DEGRADED: Final = "Degraded"
 COMPONENTS_READY: Final = "ComponentsReady"
-TECHNOLOGY_CONDITION_TYPES: Final = (READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY)
+ENTRY_APPROVED: Final = "EntryApproved"
+TECHNOLOGY_CONDITION_TYPES: Final = (
+    READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY, ENTRY_APPROVED
+)
 
 EVALUATED: Final = "Evaluated"
 APPLIED: Final = "Applied"
@@ -98,6 +107,10 @@ REVIEW_INVALID: Final = "ReviewInvalid"
 REVIEW_SUPERSEDED: Final = "ReviewSuperseded"
 REVIEW_APPLIED: Final = "ReviewApplied"
 REVIEW_NOT_APPLIED: Final = "ReviewNotApplied"
+ENTRY_WITHIN_POLICY: Final = "EntryWithinPolicy"
+ENTRY_REVIEWED: Final = "EntryReviewed"
+ENTRY_REVIEW_REQUIRED: Final = "EntryReviewRequired"
+OWNER_CHANGED: Final = "OwnerChanged"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -126,6 +139,10 @@ REASONS: Final = (
     REVIEW_SUPERSEDED,
     REVIEW_APPLIED,
     REVIEW_NOT_APPLIED,
+    ENTRY_WITHIN_POLICY,
+    ENTRY_REVIEWED,
+    ENTRY_REVIEW_REQUIRED,
+    OWNER_CHANGED,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

@@ -1,0 +1,91 @@
+"""InferenceServices and the technologies they name: a foreign InferenceService that claims
+a technology (label mltrl.dev/technology) must serve that technology's model, and a
+technology may only name an InferenceService it owns.
+
+One function decides each, for the webhook (at admission) and the operator (governance,
+re-run whenever the claimed technology's level or model or the policy changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mltrl_operator.api.technology import KnownGoodModel, ModelSpec
+from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.gating import (
+    GateAction,
+    GateDecision,
+    foreign_inference_service_action,
+)
+from mltrl_operator.domain.policy import EffectivePolicy
+
+Body = Mapping[str, Any]
+
+
+def served_storage_uri(body: Body | None) -> str | None:
+    """spec.predictor.model.storageUri, or a predictor's first framework's storageUri."""
+    predictor = ((body or {}).get("spec") or {}).get("predictor") or {}
+    if not isinstance(predictor, Mapping):
+        return None
+    model = predictor.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("storageUri"), str):
+        return str(model["storageUri"])
+    for value in predictor.values():  # the older per-framework form, e.g. predictor.sklearn
+        if isinstance(value, Mapping) and isinstance(value.get("storageUri"), str):
+            return str(value["storageUri"])
+    return None
+
+
+def allowed_storage_uris(
+    model: ModelSpec | None, known_good: Sequence[KnownGoodModel]
+) -> list[str]:
+    uris = [m.storage_uri for m in known_good]
+    if model is not None:
+        uris.append(model.storage_uri)
+    return list(dict.fromkeys(uris))
+
+
+def claim_action(
+    claimed: str | None,
+    decision: GateDecision | None,
+    policy: EffectivePolicy,
+    *,
+    served_uri: str | None,
+    model: ModelSpec | None,
+    known_good: Sequence[KnownGoodModel],
+) -> tuple[GateAction, str]:
+    """The serving gate for a foreign InferenceService, plus: it serves the claimed
+    technology's current model or one of its known-good ones (by storageUri)."""
+    action, message = foreign_inference_service_action(claimed, decision, policy)
+    if action is not GateAction.ALLOW or claimed is None or decision is None:
+        return action, message
+    allowed = allowed_storage_uris(model, known_good)
+    if served_uri in allowed:
+        return action, message
+    served = served_uri or "no storageUri"
+    wanted = ", ".join(allowed) if allowed else "nothing (the technology has no model)"
+    problem = (
+        f"the InferenceService claims mltech {claimed} but serves {served}; {claimed} may "
+        f"serve {wanted} (spec.model or status.knownGoodModels)"
+    )
+    if policy.enforcement.value == "audit":
+        return GateAction.WARN, f"{problem} (audit: reported only)"
+    return GateAction.STOP, problem
+
+
+def owned_by(body: Body | None, uid: str | None) -> bool:
+    references = ((body or {}).get("metadata") or {}).get("ownerReferences") or []
+    return bool(uid) and any(
+        isinstance(r, Mapping) and r.get("uid") == uid and r.get("kind") == "MLTechnology"
+        for r in references
+    )
+
+
+def name_taken(isvc_name: str, technology: str) -> FieldError:
+    return FieldError(
+        "spec.serving.inferenceServiceName",
+        f"InferenceService {isvc_name} exists and is not owned by mltech {technology}; "
+        "name one this technology creates",
+        "Forbidden",
+    )
