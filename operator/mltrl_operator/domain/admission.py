@@ -238,9 +238,9 @@ def _approval_errors(
             errors.append(
                 FieldError(
                     path,
-                    f"{owner} {verb} mltech {spec.technology} since its current level was "
-                    f"reached and may not approve its promotion (separation of duties, "
-                    f"{policy_label(facts.policy)})",
+                    f"{owner} {verb} mltech {spec.technology} and may not approve its "
+                    f"promotion (separation of duties, {policy_label(facts.policy)}: it "
+                    "covers every owner since the current level was reached)",
                     FORBIDDEN,
                 )
             )

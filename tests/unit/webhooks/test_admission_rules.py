@@ -120,7 +120,7 @@ def test_forging_another_reviewers_name_is_refused() -> None:
     result = verdict(spec(approval("carol")), requester=MALLORY)
     assert not result.allowed and result.reason == FORBIDDEN and result.code == 403
     assert result.message == (
-        "spec.approvals[0].reviewer: mallory may not record an approval as 'carol': "
+        "spec.approvals[0].reviewer: Forbidden: mallory may not record an approval as 'carol': "
         "reviewers approve as themselves (leave reviewer empty and it is filled in)"
     )
 

@@ -54,6 +54,9 @@ class FakeCluster:
     async def technologies(self) -> list[dict[str, Any]]:
         return list(self.technologies_.values())
 
+    async def inference_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
     async def policy_for(self, namespace: str) -> EffectivePolicy:
         return effective_policy(self.policies, self.namespace_labels.get(namespace, {}))
 
@@ -76,7 +79,8 @@ def cluster() -> FakeCluster:
     ]
     cluster.namespace_labels = {"payments": {"env": "prod"}, "lab": {"env": "watch"}}
     cluster.add_technology("payments", "scorer", 5)
-    cluster.add_technology("payments", "ranker", 6)
+    cluster.add_technology("payments", "ranker", 6, model={
+        "version": "1", "storageUri": "s3://models/ranker", "format": "sklearn"})
     return cluster
 
 
@@ -155,7 +159,8 @@ def isvc(namespace: str, technology: str | None) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
         "metadata": {"name": "model", "namespace": namespace, "labels": labels},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": f"s3://models/{technology}"}}},
     }
 
 
@@ -253,11 +258,12 @@ async def test_technology_and_policy_rules_and_the_status_level(client: Client) 
     )
     old = {**technology, "spec": {"owner": "alice"}, "status": {"level": 3}}
     promoted = {**old, "status": {"level": 9}}
-    response = await client.admit("/validate-mltechnology", request(
+    response = await client.admit("/validate-status", request(
         "MLTechnology", promoted, old=old, operation="UPDATE", resource="mltechnologies",
         sub_resource="status"))
     assert response["allowed"] is False and response["status"]["message"] == (
-        "status.level: may only be changed by the operator through level reviews"
+        "status: Forbidden: only the operator's service account may write "
+        "mltechnologies/status (bob may not); the status records what the operator decided"
     )
     policy = {"metadata": {"name": "p"},
               "spec": {"requirements": [{"level": 0}]}}
