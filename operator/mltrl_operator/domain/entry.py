@@ -8,6 +8,11 @@ entry.maxLevel starts at maxLevel until an entry review takes it to its entryLev
   entryLevel. Before that the floor is the level it was granted.
 - A technology whose status already had a level before entry was recorded (an upgrade
   from an older operator) keeps what it has: its level was reached under the old rules.
+- While an entry waits for its review and the technology still stands at the level it was
+  granted, a policy that now allows the entry level (a policy admin raised maxLevel, or
+  the policy arrived after the technology) approves it: policy admins are trusted, and
+  the technology held nothing above the cap in the meantime. This also makes the outcome
+  independent of whether the operator saw the policy or the technology first.
 """
 
 from __future__ import annotations
@@ -36,12 +41,28 @@ def entry_status(
         return EntryStatus(
             level=spec.entry_level, granted_level=granted, approved=spec.entry_level <= granted
         )
+    if (
+        not recorded.approved
+        and level == recorded.granted_level
+        and policy.entry_max_level >= recorded.level
+    ):
+        return recorded.model_copy(update={"granted_level": recorded.level, "approved": True})
     if not recorded.approved and level is not None and level >= recorded.level:
         review = next(
             (t.review for t in reversed(prior.history if prior else []) if t.review), None
         )
         return recorded.model_copy(update={"approved": True, "review": review})
     return recorded.model_copy()
+
+
+def level_after_entry(prior: MLTechnologyStatus, entry: EntryStatus) -> tuple[int, bool]:
+    """(level, entered): the granted level for a new technology, the entry level once a
+    policy allows it (see above), or else the level as it was (entered False)."""
+    if prior.level is None:
+        return entry.granted_level, True
+    if prior.entry is not None and prior.level == prior.entry.granted_level < entry.granted_level:
+        return entry.granted_level, True
+    return prior.level, False
 
 
 def entry_floor(spec: MLTechnologySpec, status: MLTechnologyStatus | None) -> int:

@@ -36,7 +36,7 @@ from mltrl_operator.api.technology import (
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.approvals import policy_names
 from mltrl_operator.domain.conditions import set_condition
-from mltrl_operator.domain.entry import entry_condition, entry_status
+from mltrl_operator.domain.entry import entry_condition, entry_status, level_after_entry
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateDecision, serving_gate
 from mltrl_operator.domain.levels import describe_level, level_name, phase_of
@@ -250,10 +250,9 @@ def compute_status(
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
-    level = prior.level
     entry = entry_status(prior, spec, policy)  # domain.entry: entry is approved, not declared
-    if level is None:
-        level = entry.granted_level
+    level, entered = level_after_entry(prior, entry)
+    if entered:
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
     required = spec.serving.required_level if spec.serving else None
