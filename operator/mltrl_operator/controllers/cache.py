@@ -45,11 +45,10 @@ _UNREAD_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _claim(namespace: str, body: Body | None) -> Key | None:
-    """The technology a foreign InferenceService claims (label mltrl.dev/technology)."""
+    """The technology an InferenceService claims (label mltrl.dev/technology). Whether it
+    is that technology's own (domain.claims.technologys_own) is for governance to say:
+    an ownerReference alone can be written by anyone."""
     metadata = (body or {}).get("metadata") or {}
-    references = metadata.get("ownerReferences") or []
-    if any(reference.get("kind") == "MLTechnology" for reference in references):
-        return None
     claimed = (metadata.get("labels") or {}).get("mltrl.dev/technology")
     return (namespace, str(claimed)) if claimed else None
 
@@ -136,8 +135,8 @@ class ClusterCache:
         self._review_technology: dict[Key, str] = {}
         self._namespaces: dict[str, Labels] = {}
         self._inference_services: dict[Key, Body] = {}
-        # Foreign InferenceServices (not created by the operator) by the technology they
-        # claim, so a technology's change re-checks its claimers without a scan.
+        # InferenceServices by the technology they claim, so a technology's change
+        # re-checks its claimers without a scan.
         self._claimers: dict[Key, set[str]] = {}
         self.policies = _Policies()
 
@@ -241,7 +240,7 @@ class ClusterCache:
         return self._inference_services.get((namespace, name))
 
     def claimers_of(self, namespace: str, technology: str) -> list[str]:
-        """Names of the foreign InferenceServices that claim this technology."""
+        """Names of the InferenceServices that claim this technology (its own included)."""
         return sorted(self._claimers.get((namespace, technology), ()))
 
     def foreign_inference_services(self) -> list[Key]:

@@ -9,7 +9,7 @@ from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.claims import claim_action, served_storage_uri
+from mltrl_operator.domain.claims import claim_action, served_storage_uri, technologys_own
 from mltrl_operator.domain.gating import GateAction, serving_gate
 from mltrl_operator.k8s.events import WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
@@ -38,7 +38,7 @@ async def govern_inference_service(
     ctx: OperatorContext, view: ClusterView, body: Body
 ) -> GateAction:
     metadata = body["metadata"]
-    if created_by_operator(body) or metadata.get("deletionTimestamp"):
+    if metadata.get("deletionTimestamp"):
         return GateAction.ALLOW
     namespace, name = metadata["namespace"], metadata["name"]
     labels = metadata.get("labels") or {}
@@ -51,6 +51,8 @@ async def govern_inference_service(
     status = MLTechnologyStatus()
     if claimed:
         technology = view.technology(namespace, claimed)
+        if technologys_own(body, technology):
+            return GateAction.ALLOW  # its own reconcile keeps it in line
         effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
         required = None
         if technology is not None:

@@ -151,7 +151,9 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
             if owner is not None:
                 await reconcile_or_retry(ctx, view, namespace, owner)
-            elif event.get("type") != "DELETED":
+            # An owner reference is anyone's to write: only a technology's own by uid is
+            # left to that technology's reconcile (domain.claims).
+            if event.get("type") != "DELETED" and not view.owned_by_a_technology(snapshot(body)):
                 ref = ("InferenceService", namespace, body["metadata"]["name"])
                 current = ctx.writes.fresh(ref, snapshot(body))
                 if current is not None:

@@ -66,7 +66,7 @@ BAD_REQUEST = "BadRequest"
 _CODES = {FORBIDDEN: 403, INVALID: 422, BAD_REQUEST: 400}
 
 TERMINAL_REVIEW_PHASES = frozenset({"Applied", "Rejected"})
-FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel")
+FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel", "type")
 
 
 @dataclass(frozen=True)

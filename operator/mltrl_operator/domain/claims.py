@@ -82,6 +82,14 @@ def owned_by(body: Body | None, uid: str | None) -> bool:
     )
 
 
+def technologys_own(body: Body, technology: Body | None) -> bool:
+    """Whether an InferenceService is the claimed technology's own: an owner reference to
+    that technology's uid. A reference to kind MLTechnology alone proves nothing, since
+    anyone who may create the InferenceService may write its ownerReferences."""
+    metadata = (technology or {}).get("metadata") or {}
+    return owned_by(body, metadata.get("uid"))
+
+
 def name_taken(isvc_name: str, technology: str) -> FieldError:
     return FieldError(
         "spec.serving.inferenceServiceName",

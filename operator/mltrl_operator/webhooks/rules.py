@@ -42,6 +42,7 @@ from mltrl_operator.domain.claims import (
     name_taken,
     owned_by,
     served_storage_uri,
+    technologys_own,
 )
 from mltrl_operator.domain.entry import entry_level_change
 from mltrl_operator.domain.errors import FieldError
@@ -332,10 +333,8 @@ async def validate_inference_service(
             decision = serving_gate(
                 effective if isinstance(effective, int) else None, required, policy, claimed
             )
-    metadata = body.get("metadata") or {}
-    if any(r.get("kind") == "MLTechnology" for r in metadata.get("ownerReferences") or []
-           if isinstance(r, dict)):
-        # The operator's own InferenceService: the reconciler keeps its model in line.
+    if claimed and technologys_own(body, await state.technology(namespace, claimed)):
+        # The technology's own InferenceService: the reconciler keeps its model in line.
         return inference_service_verdict(body, _old(request), decision, policy)
     action = claim_action(
         claimed, decision, policy, served_uri=served_storage_uri(body),

@@ -352,6 +352,13 @@ def test_a_claimer_serves_the_technologys_model_and_is_stopped_after_a_demotion(
                             input=claimer("borrowed", namespace, "fraud", "s3://models/anything")),
             "claims mltech fraud but serves s3://models/anything; fraud may serve "
             "s3://models/fraud/1.0")
+    # An owner reference is no passport: anyone may write one.
+    forged = json.loads(claimer("forged", namespace, "fraud", "s3://models/anything"))
+    forged["metadata"]["ownerReferences"] = [{
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTechnology", "name": "fraud",
+        "uid": "00000000-0000-0000-0000-000000000000", "controller": True}]
+    refused(sandbox.as_user("mallory", "apply", "-f", "-", input=as_json(forged)),
+            "claims mltech fraud but serves s3://models/anything")
     mirror = sandbox.as_user("bob", "apply", "-f", "-", input=claimer(
         "mirror", namespace, "fraud", model("fraud", "1.0")["storageUri"]))
     assert mirror.returncode == 0, mirror.stderr

@@ -22,7 +22,7 @@ from mltrl_operator.domain.approvals import (
     review_content,
     what_changed,
 )
-from mltrl_operator.domain.claims import claim_action, served_storage_uri
+from mltrl_operator.domain.claims import claim_action, served_storage_uri, technologys_own
 from mltrl_operator.domain.entry import (
     entry_floor,
     entry_level_change,
@@ -246,3 +246,15 @@ def test_served_storage_uri(predictor: dict[str, object], uri: str | None) -> No
 
 def test_a_role_binding_owner_record_is_plain_data() -> None:
     assert OwnerRecord(name="a", since=NOW_TEXT).to_wire() == {"name": "a", "since": NOW_TEXT}
+
+
+def test_only_an_owner_reference_to_the_technologys_uid_makes_it_its_own() -> None:
+    technology = {"metadata": {"name": "fraud", "uid": "u-1"}}
+
+    def isvc(uid: str, kind: str = "MLTechnology") -> dict[str, object]:
+        return {"metadata": {"ownerReferences": [{"kind": kind, "name": "fraud", "uid": uid}]}}
+
+    assert technologys_own(isvc("u-1"), technology)
+    assert not technologys_own(isvc("forged"), technology)
+    assert not technologys_own(isvc("u-1", kind="Deployment"), technology)
+    assert not technologys_own(isvc("u-1"), None)
