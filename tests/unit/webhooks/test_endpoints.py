@@ -212,10 +212,15 @@ async def test_the_mutating_webhook_answers_with_a_json_patch(client: Client) ->
     obj = level_review({"role": "qa", "decision": "approve"})
     response = await client.admit("/mutate-levelreview", request("LevelReview", obj))
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
-    assert json.loads(base64.b64decode(response["patch"])) == [
+    reviewer, time, stamp = json.loads(base64.b64decode(response["patch"]))
+    assert [reviewer, time] == [
         {"op": "add", "path": "/spec/approvals/0/reviewer", "value": "bob"},
         {"op": "add", "path": "/spec/approvals/0/time", "value": "2026-11-22T12:00:00Z"},
     ]
+    assert stamp["path"] == "/spec/approvals/0/approvedBy"
+    assert stamp["value"]["username"] == "bob"
+    assert stamp["value"]["time"] == "2026-11-22T12:00:00Z"
+    assert len(stamp["value"]["content"]["digest"]) == 64
 
 
 async def test_reviews_bind_approvals_to_the_requester(client: Client) -> None:
