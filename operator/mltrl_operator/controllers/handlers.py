@@ -139,6 +139,11 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
             await reconcile_many(ctx, view, view.technology_keys([name]))
+            # Another policy may govern the namespace now: its claimers are checked again.
+            await _govern(ctx, view, [
+                body for body in view.foreign_inference_services()
+                if body["metadata"].get("namespace") == name
+            ])
 
     @kopf.on.event(ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, registry=registry)
     async def inference_service_changed(

@@ -395,3 +395,51 @@ async def test_admission_decisions_are_counted(client: Client) -> None:
     await client.admit("/validate-inferenceservice", isvc_request("payments", "scorer"))
     await client.admit("/validate-inferenceservice", isvc_request("lab", None))
     assert {d: count(d) - before[d] for d in before} == {"allow": 1, "warn": 1, "deny": 1}
+
+
+# --- issue 11: a level can only be earned ------------------------------------------------
+
+
+async def test_the_status_webhook_refuses_everyone_it_sees(client: Client) -> None:
+    for kind, resource in (("LevelReview", "levelreviews"), ("MLTRLPolicy", "mltrlpolicies")):
+        body = {"metadata": {"name": "x", "namespace": "payments"}, "spec": {},
+                "status": {"phase": "Rejected"}}
+        response = await client.admit("/validate-status", request(
+            kind, body, old=body, operation="UPDATE", resource=resource, sub_resource="status",
+            user="mallory"))
+        assert response["allowed"] is False and response["status"]["code"] == 403
+        assert response["status"]["message"].startswith(
+            f"status: Forbidden: only the operator's service account may write {resource}/status"
+        )
+
+
+async def test_the_entry_level_is_immutable(client: Client) -> None:
+    old = {"metadata": {"name": "t", "namespace": "payments", "uid": "u"},
+           "spec": {"owner": "alice", "entryLevel": 3}}
+    new = {**old, "spec": {"owner": "alice", "entryLevel": 9}}
+    response = await client.admit("/validate-mltechnology", request(
+        "MLTechnology", new, old=old, operation="UPDATE", resource="mltechnologies"))
+    assert response["allowed"] is False and response["status"]["reason"] == "Forbidden"
+    assert response["status"]["message"].startswith(
+        "spec.entryLevel: Forbidden: is immutable once created (was 3)")
+
+
+async def test_who_set_the_owner_is_written_by_the_webhook_only(client: Client) -> None:
+    created = {"metadata": {"name": "t", "namespace": "payments",
+                            "annotations": {"mltrl.dev/owner-set-by": "admin"}},
+               "spec": {"owner": "alice"}}
+    response = await client.admit("/mutate-mltechnology", request(
+        "MLTechnology", created, resource="mltechnologies", user="mallory"))
+    assert json.loads(base64.b64decode(response["patch"])) == [
+        {"op": "add", "path": "/metadata/annotations/mltrl.dev~1owner-set-by",
+         "value": "mallory"}]
+    stored = {**created, "metadata": {**created["metadata"],
+                                      "annotations": {"mltrl.dev/owner-set-by": "alice"}}}
+    forged = {**created, "metadata": {**created["metadata"],
+                                      "annotations": {"mltrl.dev/owner-set-by": "platform"}}}
+    response = await client.admit("/mutate-mltechnology", request(
+        "MLTechnology", forged, old=stored, operation="UPDATE", resource="mltechnologies",
+        user="mallory"))
+    assert json.loads(base64.b64decode(response["patch"])) == [
+        {"op": "add", "path": "/metadata/annotations/mltrl.dev~1owner-set-by",
+         "value": "alice"}]
