@@ -39,8 +39,12 @@ manifests: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
+# As the chart runs it: the admission webhooks on, and users to act as (`kubectl --user bob`):
+# alice owns fraud-detection, bob is QA, carol the product owner, mallory an editor and
+# reviewer, platform a policy admin. The README's tour test runs these same flags.
+SANDBOX_FLAGS := --webhooks --user alice --user bob --user carol --user mallory 	--user platform=mltrl-policy-admins
 sandbox: $(STAMP)
-	$(BIN)/mltrl sandbox --alerts-port 9091 --metrics-port 9090
+	$(BIN)/mltrl sandbox --alerts-port 9091 --metrics-port 9090 $(SANDBOX_FLAGS)
 
 # Benchmarks against the sandbox and bare kopf (docs/benchmarks.md): about half an hour on
 # two cores. `make bench BENCH_ARGS=--quick` is the two-minute version.

@@ -322,11 +322,18 @@ WEBHOOK_PATHS = {
     ("MutatingWebhookConfiguration", "levelreviews.mutate.mltrl.dev"): (
         "/mutate-levelreview", "levelreviews", "mltrl.dev",
     ),
+    ("MutatingWebhookConfiguration", "mltechnologies.mutate.mltrl.dev"): (
+        "/mutate-mltechnology", "mltechnologies", "mltrl.dev",
+    ),
     ("ValidatingWebhookConfiguration", "levelreviews.validate.mltrl.dev"): (
         "/validate-levelreview", "levelreviews", "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltechnologies.validate.mltrl.dev"): (
-        "/validate-mltechnology", "mltechnologies,mltechnologies/status", "mltrl.dev",
+        "/validate-mltechnology", "mltechnologies", "mltrl.dev",
+    ),
+    ("ValidatingWebhookConfiguration", "status.validate.mltrl.dev"): (
+        "/validate-status", "mltechnologies/status,levelreviews/status,mltrlpolicies/status",
+        "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltrlpolicies.validate.mltrl.dev"): (
         "/validate-mltrlpolicy", "mltrlpolicies", "mltrl.dev",
@@ -371,6 +378,8 @@ def test_webhooks(scenario: str) -> None:
         assert hook["failurePolicy"] == expected
         if resource == "mltrlpolicies":
             assert hook["rules"][0]["scope"] == "Cluster"
+        if group == "mltrl.dev":
+            # MLTRL objects are governed in every namespace (docs/security.md).
             assert "namespaceSelector" not in hook
         else:
             (expression,) = hook["namespaceSelector"]["matchExpressions"]
@@ -381,7 +390,12 @@ def test_webhooks(scenario: str) -> None:
         assert conditions["not-the-operator"] == (
             f'request.userInfo.username != "system:serviceaccount:{NAMESPACE}:{RELEASE}"'
         )
-        assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
+        if key[1] == "status.validate.mltrl.dev":
+            # Status is refused on objects being deleted too: a finalizer opens no door.
+            assert hook["rules"][0]["scope"] == "*"
+            assert "not-being-deleted" not in conditions
+        else:
+            assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
 
 
 def test_cert_manager_issues_and_injects_the_webhook_certificate() -> None:

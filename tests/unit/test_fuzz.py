@@ -123,6 +123,9 @@ class _Cluster:
     async def technologies(self) -> list[dict[str, Any]]:
         return []
 
+    async def inference_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
     async def policy_for(self, namespace: str) -> EffectivePolicy:
         return DEFAULT_POLICY
 

@@ -65,6 +65,27 @@ class LevelRequirements(ApiModel):
     """Roles that must each have approved (e.g. qa, product-owner)."""
 
 
+class EntryPolicy(ApiModel):
+    """How high a technology may enter without an entry review."""
+
+    max_level: Level | None = None
+    """The highest level a new MLTechnology starts at on its own word (spec.entryLevel).
+    Above it, the technology starts here, with EntryApproved=False, until an entry review
+    (a LevelReview with type entry) is Applied. Default 4; the lowest value across
+    matching policies wins."""
+
+
+class ReviewerBinding(ApiModel):
+    """Who holds a review role: the people and groups the policy names for it."""
+
+    role: str = Field(min_length=1)
+    """The role (e.g. research-lead, qa, product-owner, sre, ethics)."""
+    users: list[str] = Field(default_factory=list)
+    """Usernames, as the API server authenticates them, that hold the role."""
+    groups: list[str] = Field(default_factory=list)
+    """Groups whose members hold the role."""
+
+
 class AlertPolicy(ApiModel):
     """What monitoring alerts do when a technology has no rule of its own for them."""
 
@@ -83,7 +104,19 @@ class MLTRLPolicySpec(ApiModel):
     requirements: list[LevelRequirements] = Field(default_factory=list)
     """Per-level review requirements; unset levels fall back to the built-in defaults."""
     separation_of_duties: bool = True
-    """When true, a technology's owner may not approve its reviews."""
+    """When true, no one who owned the technology since its current level was reached may
+    approve its promotions."""
+    reviewers: list[ReviewerBinding] = Field(default_factory=list)
+    """Who holds each review role. An approval counts toward requiredRoles only if the
+    approver held the role when approving (the admission webhook stamps who approved).
+    Across several policies a role is held only if every policy that binds it grants it;
+    a required role that no policy binds cannot be met."""
+    dismiss_stale_approvals: bool = True
+    """When true, an approval stops counting once what it approved (the review's
+    technology, levels, type and evidence, and the technology's spec.model) changes; it
+    stays in spec and is listed in status.dismissedApprovals. True if any policy says so."""
+    entry: EntryPolicy = Field(default_factory=EntryPolicy)
+    """How high technologies may enter without an entry review."""
     allow_level_skipping: bool = False
     """When true, a review may promote more than one level at once."""
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)

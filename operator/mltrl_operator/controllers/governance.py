@@ -7,11 +7,8 @@ from datetime import datetime
 
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.gating import (
-    GateAction,
-    foreign_inference_service_action,
-    stored_technology_gate,
-)
+from mltrl_operator.domain.claims import stored_claim_action, technologys_own
+from mltrl_operator.domain.gating import GateAction
 from mltrl_operator.domain.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.k8s.events import WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
@@ -20,11 +17,6 @@ STOPPED_BY_ANNOTATION = "mltrl.dev/stopped-by-gate"
 AUDIT_ANNOTATION = "mltrl.dev/audit"
 
 logger = logging.getLogger(__name__)
-
-
-def created_by_operator(body: Body) -> bool:
-    references = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(reference.get("kind") == "MLTechnology" for reference in references)
 
 
 async def _report(
@@ -43,7 +35,7 @@ async def govern_inference_service(
     ctx: OperatorContext, view: ClusterView, body: Body
 ) -> GateAction:
     metadata = body["metadata"]
-    if created_by_operator(body) or metadata.get("deletionTimestamp"):
+    if metadata.get("deletionTimestamp"):
         return GateAction.ALLOW
     namespace, name = metadata["namespace"], metadata["name"]
     labels = metadata.get("labels") or {}
@@ -51,8 +43,9 @@ async def govern_inference_service(
     policy = view.policy_for(namespace)
     claimed = labels.get(TECHNOLOGY_LABEL)
     technology = view.technology(namespace, claimed) if claimed else None
-    decision = stored_technology_gate(claimed, technology, policy) if claimed else None
-    action, message = foreign_inference_service_action(claimed, decision, policy)
+    if claimed and technologys_own(body, technology):
+        return GateAction.ALLOW  # its own reconcile keeps it in line
+    _, (action, message) = stored_claim_action(claimed, body, technology, policy)
     now = ctx.clock()
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
         stop = {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}

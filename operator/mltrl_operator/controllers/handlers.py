@@ -49,6 +49,12 @@ def _owner_technology(body: Any) -> str | None:
     return None
 
 
+async def _govern(ctx: OperatorContext, view: ClusterView, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        action = await govern_inference_service(ctx, view, body)
+        metrics.count_gate_decision("governance", action.value)
+
+
 def build_registry(connection: Connection) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -89,6 +95,8 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             # event has just refreshed; each writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
             await reconcile_reviews_of(ctx, view, namespace, name)
+            # A claimer must keep serving this technology's model at its level (domain.claims).
+            await _govern(ctx, view, view.claimers_of(namespace, name))
 
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
@@ -118,6 +126,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             await reconcile_many(ctx, view, keys)
             for namespace, name in keys:
                 await reconcile_reviews_of(ctx, view, namespace, name)
+            await _govern(ctx, view, view.foreign_inference_services())
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
     async def namespace_changed(
@@ -130,6 +139,11 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
             return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
             await reconcile_many(ctx, view, view.technology_keys([name]))
+            # Another policy may govern the namespace now: its claimers are checked again.
+            await _govern(ctx, view, [
+                body for body in view.foreign_inference_services()
+                if body["metadata"].get("namespace") == name
+            ])
 
     @kopf.on.event(ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, registry=registry)
     async def inference_service_changed(
@@ -142,7 +156,9 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
             if owner is not None:
                 await reconcile_or_retry(ctx, view, namespace, owner)
-            elif event.get("type") != "DELETED":
+            # An owner reference is anyone's to write: only a technology's own by uid is
+            # left to that technology's reconcile (domain.claims).
+            if event.get("type") != "DELETED" and not view.owned_by_a_technology(snapshot(body)):
                 current = view.fresh(
                     "InferenceService", namespace, body["metadata"]["name"], snapshot(body)
                 )

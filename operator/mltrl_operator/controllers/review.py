@@ -78,6 +78,7 @@ def _review_status(
         phase=phase,
         unmet=unmet,
         approved_by=list(evaluation.approved_by),
+        dismissed_approvals=list(evaluation.dismissed),
         message=evaluation.message,
         applied_at=applied_at or old.applied_at,
         observed_generation=generation,

@@ -10,6 +10,7 @@ MLTechnology conditions:
 | Serving         | the InferenceService exists, is not stopped and reports Ready     |
 | Degraded        | an InferenceService is kept serving below the required level      |
 | ComponentsReady | every component exists and is at least at this technology's level |
+| EntryApproved   | the entry level is within the policy's entry.maxLevel, or reached |
 
 LevelReview conditions:
 
@@ -61,6 +62,11 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | ReviewNotApplied             | Applied=False          | the review has not moved it (yet)        |
 | PolicyValid                  | Valid=True             | the policy breaks no rule                |
 | PolicyInvalid                | Valid=False            | the message lists the broken rules       |
+| EntryWithinPolicy            | EntryApproved=True     | entryLevel <= the policy's maxLevel      |
+| EntryReviewed                | EntryApproved=True     | an entry review reached the entry level  |
+| EntryReviewRequired          | EntryApproved=False    | started at maxLevel; needs an entry      |
+|                              |                        | review (also a Warning event)            |
+| OwnerChanged                 | Event                  | spec.owner changed; status.owners has it |
 """
 
 from __future__ import annotations
@@ -74,7 +80,10 @@ SERVING_ALLOWED: Final = "ServingAllowed"
 SERVING: Final = "Serving"
 DEGRADED: Final = "Degraded"
 COMPONENTS_READY: Final = "ComponentsReady"
-TECHNOLOGY_CONDITION_TYPES: Final = (READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY)
+ENTRY_APPROVED: Final = "EntryApproved"
+TECHNOLOGY_CONDITION_TYPES: Final = (
+    READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY, ENTRY_APPROVED
+)
 
 EVALUATED: Final = "Evaluated"
 APPLIED: Final = "Applied"
@@ -111,6 +120,10 @@ REVIEW_APPLIED: Final = "ReviewApplied"
 REVIEW_NOT_APPLIED: Final = "ReviewNotApplied"
 POLICY_VALID: Final = "PolicyValid"
 POLICY_INVALID: Final = "PolicyInvalid"
+ENTRY_WITHIN_POLICY: Final = "EntryWithinPolicy"
+ENTRY_REVIEWED: Final = "EntryReviewed"
+ENTRY_REVIEW_REQUIRED: Final = "EntryReviewRequired"
+OWNER_CHANGED: Final = "OwnerChanged"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -141,6 +154,10 @@ REASONS: Final = (
     REVIEW_NOT_APPLIED,
     POLICY_VALID,
     POLICY_INVALID,
+    ENTRY_WITHIN_POLICY,
+    ENTRY_REVIEWED,
+    ENTRY_REVIEW_REQUIRED,
+    OWNER_CHANGED,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

@@ -31,6 +31,7 @@ from typing import Any
 from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateAction, demotion_action
 from mltrl_operator.domain.incidents import (
@@ -44,6 +45,7 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
+from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, integrity_events
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation
 from mltrl_operator.domain.serving import (
@@ -52,7 +54,6 @@ from mltrl_operator.domain.serving import (
     desired_inference_service,
     inference_service_facts,
     inference_service_name,
-    owned_by,
     serving_wanted,
 )
 from mltrl_operator.domain.technology import ComponentFacts, apply_review_to_status, compute_status
@@ -286,6 +287,22 @@ def _rollback_ended(start: MLTechnologyStatus, status: MLTechnologyStatus) -> li
     )]
 
 
+def _integrity_events(
+    old: MLTechnologyStatus, new: MLTechnologyStatus, generation: int
+) -> list[PlannedEvent]:
+    """domain.owners' events (an owner change, an entry held at maxLevel), named so that
+    a redo after a crash or a conflict posts nothing new: an owner change by the spec
+    generation that made it, an entry by the level asked for."""
+    events = []
+    for type_, reason, message in integrity_events(old, new):
+        if reason == ct.OWNER_CHANGED:
+            key = f"owner/{generation}/{new.owners[-1].name}"
+        else:
+            key = f"entry/{new.entry.level if new.entry else '-'}"
+        events.append(PlannedEvent(type_, reason, message, key=key))
+    return events
+
+
 def plan_technology(inputs: PlanInputs) -> Plan:
     technology = inputs.technology
     metadata = technology["metadata"]
@@ -293,6 +310,14 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     spec = inputs.spec
     isvc_name = inference_service_name(owner.name, spec)
     generation = int(metadata.get("generation") or 1)
+    owner_set_by = (metadata.get("annotations") or {}).get(OWNER_SET_BY_ANNOTATION)
+    validation_errors = list(inputs.validation_errors)
+    observed = inputs.inference_service
+    if observed is not None and not owned_by(observed, owner.uid):
+        # domain.claims: status never reports an InferenceService the technology does not
+        # own (serving_action leaves it alone; governance checks it as a foreign one).
+        validation_errors.append(name_taken(isvc_name, owner.name))
+        observed = None
 
     def compute(base: MLTechnologyStatus, isvc: Body | None) -> MLTechnologyStatus:
         computed = compute_status(
@@ -304,8 +329,9 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             components=inputs.components,
             policy=inputs.policy,
             inference_service=inference_service_facts(isvc_name, isvc),
-            validation_errors=inputs.validation_errors,
+            validation_errors=validation_errors,
             now=inputs.now,
+            owner_set_by=owner_set_by,
         )
         return carry_rollback(base, computed, spec)
 
@@ -314,19 +340,23 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     review = inputs.review
     if review is not None:
         if start.level is None:  # give it its entry level first, then move it
-            start = compute(start, inputs.inference_service)
+            start = compute(start, observed)
         if start.level == review.spec.from_level:
             start = apply_review_to_status(
                 start, review.name, review.spec, review.evaluation, inputs.now
             )
             review_applied = True
     decided = decide_incidents(owner, spec, start, inputs.now, inputs.job_errors)
-    status = compute(decided.status, inputs.inference_service)
+    status = compute(decided.status, observed)
     action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service)
     if action is not None:
         status = compute(decided.status, action.after)
     status = settle(status, decided.settlements)
-    events = _settlement_events(decided.settlements, status) + _rollback_ended(start, status)
+    events = (
+        _settlement_events(decided.settlements, status)
+        + _rollback_ended(start, status)
+        + _integrity_events(inputs.status, status, generation)
+    )
     return Plan(
         status=status,
         serving=action,

@@ -114,11 +114,6 @@ def serving_wanted(spec: MLTechnologySpec) -> bool:
     return enabled and spec.model is not None
 
 
-def owned_by(body: dict[str, Any], uid: str) -> bool:
-    references = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(reference.get("uid") == uid for reference in references)
-
-
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

@@ -34,10 +34,13 @@ from mltrl_operator.api.technology import (
     ServingStatus,
 )
 from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.approvals import policy_names
 from mltrl_operator.domain.conditions import set_condition
+from mltrl_operator.domain.entry import entry_condition, entry_status, level_after_entry
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateDecision, technology_gate
 from mltrl_operator.domain.levels import describe_level, level_name, phase_of
+from mltrl_operator.domain.owners import record_owner
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.requirements import describe_rule
 from mltrl_operator.domain.reviews import ReviewEvaluation
@@ -236,13 +239,14 @@ def compute_status(
     inference_service: InferenceServiceFacts | None,
     validation_errors: Sequence[FieldError],
     now: datetime,
+    owner_set_by: str | None = None,
 ) -> MLTechnologyStatus:
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
-    level = prior.level
-    if level is None:
-        level = spec.entry_level
+    entry = entry_status(prior, spec, policy)  # domain.entry: entry is approved, not declared
+    level, entered = level_after_entry(prior, entry)
+    if entered:
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
     gate = technology_gate(name, spec, effective, policy)
@@ -255,6 +259,7 @@ def compute_status(
         ct.SERVING: _serving_condition(spec, gate, inference_service, shown),
         ct.DEGRADED: _degraded(state, gate, shown),
         ct.COMPONENTS_READY: _components_ready(facts, level, effective),
+        ct.ENTRY_APPROVED: _ConditionValue(*entry_condition(entry, policy_names(policy))),
     }
     conditions: list[Condition] = list(prior.conditions)
     for type_, value in values.items():
@@ -289,6 +294,8 @@ def compute_status(
             "history": history,
             "known_good_models": known_good,
             "next_level": _next_level(spec, level, policy),
+            "entry": entry,
+            "owners": record_owner(prior.owners, spec.owner, owner_set_by, now),
             "serving": ServingStatus(
                 state=state,
                 allowed=gate.allowed,

@@ -1,6 +1,8 @@
 """A sandbox over HTTPS with token users, the operator as its service account serving the
 admission webhooks, and the webhook configurations registered: kubectl acts as alice (a
-technology owner), bob (a QA reviewer), mallory, or a CI service account in a trusted group.
+technology owner), bob (a QA reviewer), carol (the product owner), mallory (an editor and
+reviewer bound to no role), platform (a policy admin), or a CI service account in a
+trusted group.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tests.integration.harness import (
 OPERATOR = operator_username()
 CI = "system:serviceaccount:ci:approver"
 CI_GROUP = "system:serviceaccounts:ci"
-USERS = ("alice", "bob", "mallory", CI, OPERATOR)
+USERS = ("alice", "bob", "carol", "mallory", "platform", CI, OPERATOR)
 
 
 class SecureSandbox(Sandbox):

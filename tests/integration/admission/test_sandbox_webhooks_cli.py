@@ -28,7 +28,8 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
         hooks = sandbox.kubectl("get", "validatingwebhookconfigurations", "-o", "json").stdout
         assert [h["name"] for h in json.loads(hooks)["items"][0]["webhooks"]] == [
             "levelreviews.validate.mltrl.dev", "mltechnologies.validate.mltrl.dev",
-            "mltrlpolicies.validate.mltrl.dev", "inferenceservices.validate.mltrl.dev",
+            "mltrlpolicies.validate.mltrl.dev", "status.validate.mltrl.dev",
+            "inferenceservices.validate.mltrl.dev",
         ]
         refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(
             technology("backwards", "default", entry_level=5, target_level=4)))

@@ -32,7 +32,9 @@ def test_a_promotion_costs_four_writes(sandbox: Sandbox, namespace: str) -> None
     sandbox.settle()
     sandbox.reset_stats()
 
-    approval = {"spec": {"approvals": [{"reviewer": "bob", "role": "qa", "decision": "approve"}]}}
+    # bob's approval, stamped as the admission webhook would stamp it (no webhooks here)
+    approval = {"spec": {"approvals": review("ranker-to-4", namespace, "ranker", 3, 4)
+                         ["spec"]["approvals"]}}
     sandbox.kubectl("patch", "lvlreview", "ranker-to-4", "-n", namespace, "--type=merge",
                     "-p", json.dumps(approval))
     wait_for_level(sandbox, "ranker", namespace, 4)

@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 
 from mltrl_operator.api import crdgen
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.review import reconcile_review
 from mltrl_operator.controllers.technology import reconcile_technology
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.domain.approvals import make_stamp, review_content
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
@@ -32,6 +35,7 @@ from mltrl_sandbox.server import SandboxServer
 
 NAMESPACE = "payments"
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+MODEL = {"version": "1.0", "storageUri": "s3://m/1.0", "format": "sklearn"}
 
 
 class Killed(BaseException):
@@ -47,12 +51,12 @@ async def kube() -> AsyncIterator[KubeClient]:
         await client.create(POLICIES, None, {"metadata": {"name": "pay"}, "spec": {
             "namespaceSelector": {"matchLabels": {"team": "pay"}},
             "serving": {"minimumLevel": 5},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
             "requirements": [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
                               "evidence": [{"name": "tests", "kind": "check"}]}
                              for level in range(1, 10)]}})
         await client.create(TECHNOLOGIES, NAMESPACE, {"metadata": {"name": "fraud"}, "spec": {
-            "owner": "alice", "entryLevel": 4,
-            "model": {"version": "1.0", "storageUri": "s3://m/1.0", "format": "sklearn"}}})
+            "owner": "alice", "entryLevel": 4, "model": MODEL}})
         try:
             yield client
         finally:
@@ -82,11 +86,15 @@ def _revive(kube: KubeClient, method: str) -> None:
 
 
 async def _review(kube: KubeClient) -> dict[str, Any]:
-    return await kube.create(REVIEWS, NAMESPACE, {"metadata": {"name": "to-5"}, "spec": {
+    spec: dict[str, Any] = {
         "technology": "fraud", "fromLevel": 4, "toLevel": 5,
         "evidence": [{"name": "tests", "kind": "check", "passed": True,
-                      "uri": "https://ci.example.com/1"}],
-        "approvals": [{"reviewer": "bob", "role": "qa", "decision": "approve"}]}})
+                      "uri": "https://ci.example.com/1"}]}
+    # Stamped as the admission webhook would (this suite runs without webhooks).
+    content = review_content(LevelReviewSpec.model_validate(spec), ModelSpec.model_validate(MODEL))
+    spec["approvals"] = [{"reviewer": "bob", "role": "qa", "decision": "approve",
+                          "approvedBy": make_stamp("bob", [], "2026-11-22T12:00:00Z", content)}]
+    return await kube.create(REVIEWS, NAMESPACE, {"metadata": {"name": "to-5"}, "spec": spec})
 
 
 async def _events(kube: KubeClient) -> Counter[tuple[str, str]]:

@@ -13,7 +13,7 @@ from mltrl_operator.domain.serving import inference_service_facts
 
 from .builders import NOW, review, tech_spec, with_policy
 
-POLICY = with_policy(minimum_serving_level=5)
+POLICY = with_policy(minimum_serving_level=5, entry_max_level=9)
 APPROVED = ReviewEvaluation(ReviewPhase.APPROVED, (), ("bob",), "ok", (), True)
 UID = "uid-fraud"
 
@@ -89,7 +89,7 @@ def test_ready_from_an_older_generation_is_not_known_good() -> None:
     spec = {"entryLevel": 5, "model": model("2.0")}
     body = {"metadata": {"name": "fraud", "generation": 3,
                          "annotations": {"mltrl.dev/model-version": "2.0"},
-                         "ownerReferences": [{"uid": UID}]},
+                         "ownerReferences": [{"kind": "MLTechnology", "uid": UID}]},
             "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
                                              "storageUri": "s3://m/2.0"}}},
             "status": {"observedGeneration": 2,

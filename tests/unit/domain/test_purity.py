@@ -18,8 +18,8 @@ STANDARD = {
     "dataclasses",
     "datetime",
     "enum",
-    "hashlib",
-    "json",
+    "hashlib",  # content digests of what an approval approved: pure computation
+    "json",  # canonical JSON for those digests, no I/O
     "types",
     "typing",
 }

@@ -116,6 +116,12 @@ def test_the_first_status_of_a_new_technology() -> None:
                 ("Serving", "False", "NoModel", "spec.model is not set; nothing to serve"),
                 ("Degraded", "False", "AsExpected", "nothing is served below the required level"),
                 ("ComponentsReady", "True", "NoComponents", "the technology has no components"),
+                (
+                    "EntryApproved",
+                    "True",
+                    "EntryWithinPolicy",
+                    "entry level 3 is within what the built-in default policy allows",
+                ),
             ]
         ],
         "history": [
@@ -147,6 +153,8 @@ def test_the_first_status_of_a_new_technology() -> None:
             "stopped": False,
         },
         "incidents": [],
+        "entry": {"level": 3, "grantedLevel": 3, "approved": True},
+        "owners": [{"name": "alice", "since": NOW_TEXT}],
     }
 
 
@@ -199,6 +207,7 @@ def test_a_condition_that_changes_moves_only_its_own_transition_time() -> None:
         "Serving": LATER_TEXT,
         "Degraded": NOW_TEXT,
         "ComponentsReady": NOW_TEXT,
+        "EntryApproved": NOW_TEXT,
     }
     assert {c.observed_generation for c in second.conditions} == {2}
     assert second.observed_generation == 2

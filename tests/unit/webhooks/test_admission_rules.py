@@ -19,6 +19,7 @@ from mltrl_operator.domain.admission import (
     stamp_approvals,
     technology_errors,
 )
+from mltrl_operator.domain.approvals import review_content
 from mltrl_operator.domain.gating import serving_gate
 from mltrl_operator.domain.policy import DEFAULT_POLICY, NamedPolicy, effective_policy
 
@@ -120,7 +121,7 @@ def test_forging_another_reviewers_name_is_refused() -> None:
     result = verdict(spec(approval("carol")), requester=MALLORY)
     assert not result.allowed and result.reason == FORBIDDEN and result.code == 403
     assert result.message == (
-        "spec.approvals[0].reviewer: mallory may not record an approval as 'carol': "
+        "spec.approvals[0].reviewer: Forbidden: mallory may not record an approval as 'carol': "
         "reviewers approve as themselves (leave reviewer empty and it is filled in)"
     )
 
@@ -297,3 +298,48 @@ def test_a_component_listed_before_may_have_gone_since() -> None:
         old_components=frozenset({("other", "gone")}),
     )
     assert errors == []
+
+
+# --- issue 11: roles, stamps and every owner ---------------------------------------------
+
+BOUND = effective_policy(
+    [named_policy("production", reviewers=[{"role": "product-owner", "users": ["carol"]}])], {}
+)
+
+
+def test_an_approval_in_a_role_the_policy_gives_others_is_refused() -> None:
+    refused = verdict(spec(approval("bob", role="product-owner")),
+                      facts=ReviewFacts("alice", BOUND))
+    assert not refused.allowed
+    assert "spec.approvals[0].role: Forbidden: bob does not hold role product-owner: policy " \
+        "production binds it to other users and groups (spec.reviewers)" in refused.message
+    assert verdict(spec(approval("bob", role="ml-peer")),
+                   facts=ReviewFacts("alice", BOUND)).allowed  # unbound: admitted
+
+
+def test_a_stamp_naming_someone_else_is_refused() -> None:
+    stamp = {"username": "carol", "time": NOW_TEXT, "content": {"digest": "0" * 64}}
+    refused = verdict(spec(approval("bob", approvedBy=stamp)))
+    assert not refused.allowed
+    assert "spec.approvals[0].approvedBy: Forbidden: is written by the admission webhook" in (
+        refused.message
+    )
+
+
+def test_a_former_owner_is_refused_like_the_owner() -> None:
+    dave = Requester("dave")
+    refused = verdict(spec(approval("dave", role="ml-peer")), requester=dave,
+                      facts=ReviewFacts("alice", DEFAULT_POLICY, owners=frozenset({"dave"})))
+    assert not refused.allowed
+    assert "dave owned mltech fraud and may not approve its promotion" in refused.message
+
+
+def test_new_approvals_are_stamped_with_the_requester_and_the_content() -> None:
+    content = review_content(LevelReviewSpec.model_validate(spec()), None)
+    patch = stamp_approvals(None, spec(approval("bob", approvedBy={"username": "x"})), BOB,
+                            trusted=False, now=NOW_TEXT, content=content)
+    stamp = next(op for op in patch if op["path"].endswith("/approvedBy"))
+    assert stamp["value"] == {
+        "username": "bob", "groups": ["qa", "system:authenticated"], "time": NOW_TEXT,
+        "content": content.to_wire(),
+    }
