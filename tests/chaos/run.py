@@ -32,6 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.domain.approvals import make_stamp, review_content
 from tests.integration.harness import Process, Sandbox, eventually
 from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
 
@@ -233,6 +236,8 @@ def _policy() -> dict[str, Any]:
             "requirements": [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
                               "evidence": [{"name": "unit-tests", "kind": "check"}]}
                              for level in range(1, 10)],
+            "entry": {"maxLevel": 9},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
         },
     }
 
@@ -253,15 +258,43 @@ def _technology(name: str) -> dict[str, Any]:
     }
 
 
-def _review(name: str, technology: str, from_level: int) -> dict[str, Any]:
+def _approvals(api: Api, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """bob's approval, stamped as the admission webhook would (this sandbox runs without
+    webhooks) on the review's content with the technology's model as stored now."""
+    technology = api.get(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies/{spec['technology']}")
+    model = (technology.get("spec") or {}).get("model")
+    content = review_content(
+        LevelReviewSpec.model_validate({**spec, "approvals": []}),
+        ModelSpec.model_validate(model) if model else None,
+    )
+    stamped_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [{"reviewer": "bob", "role": "qa", "decision": "approve",
+             "approvedBy": make_stamp("bob", [], stamped_at, content)}]
+
+
+def _review(api: Api, name: str, technology: str, from_level: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "technology": technology, "fromLevel": from_level, "toLevel": from_level + 1,
+        "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
+                      "uri": "https://ci.example.com/run/1"}],
+    }
+    spec["approvals"] = _approvals(api, spec)
     return {
         "apiVersion": "mltrl.dev/v1alpha1", "kind": "LevelReview",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"technology": technology, "fromLevel": from_level, "toLevel": from_level + 1,
-                 "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
-                               "uri": "https://ci.example.com/run/1"}],
-                 "approvals": [{"reviewer": "bob", "role": "qa", "decision": "approve"}]},
+        "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec,
     }
+
+
+def _reapprove_dismissed(api: Api) -> None:
+    """A model change dismisses the approvals given before it (issue 11): bob looks again
+    and approves the review as it stands now, as a reviewer would."""
+    for review in api.items(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews"):
+        status = review.get("status") or {}
+        if status.get("phase") == "Pending" and status.get("dismissedApprovals"):
+            spec = review["spec"]
+            api.merge(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews/"
+                      f"{review['metadata']['name']}", {"spec": {
+                          "approvals": _approvals(api, spec)}})
 
 
 def _alert(n: int, technology: str, action: str, starts: datetime) -> dict[str, Any]:
@@ -361,11 +394,12 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
             name = rng.choice(open_promotions)
             from_level = 3 + promoted[name]
             if _level(api, name) != from_level:
+                _reapprove_dismissed(api)
                 time.sleep(0.05)  # the previous promotion is not applied yet
                 continue
             review = f"{name}-to-{from_level + 1}"
             api.create(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews",
-                       _review(review, name, from_level))
+                       _review(api, review, name, from_level))
             expected.reviews[review] = name
             promoted[name] += 1
             figures.promotions += 1
@@ -410,8 +444,12 @@ def _unsettled(api: Api, expected: Expected) -> list[str]:
 
 
 def _settle(api: Api, expected: Expected, figures: Figures, deadline: float) -> None:
+    def settled() -> bool:
+        _reapprove_dismissed(api)
+        return not _unsettled(api, expected)
+
     try:
-        eventually(lambda: not _unsettled(api, expected),
+        eventually(settled,
                    timeout=max(deadline - time.monotonic(), 30), interval=0.5,
                    what="every review applied and every incident settled")
     except AssertionError:
