@@ -259,7 +259,7 @@ async def test_technology_and_policy_rules_and_the_status_level(client: Client) 
     assert response["allowed"] is False and response["status"]["reason"] == "Invalid"
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
-        "spec.targetLevel: must be at least spec.entryLevel (5)"
+        "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)"
     )
     old = {**technology, "spec": {"owner": "alice"}, "status": {"level": 3}}
     promoted = {**old, "status": {"level": 9}}
