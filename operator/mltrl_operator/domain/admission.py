@@ -287,8 +287,8 @@ def review_verdict(
     if old_wire_spec is not None and old_phase in TERMINAL_REVIEW_PHASES:
         if dict(old_wire_spec) != dict(wire_spec):
             return forbid(
-                f"the review is {old_phase}: it records a decision already taken and its "
-                "spec cannot change; open a new review"
+                f"spec: Forbidden: the review is {old_phase}: it records a decision already "
+                "taken and its spec cannot change; open a new review"
             )
         return allow()
     if old_wire_spec is not None and _approvals(old_wire_spec):

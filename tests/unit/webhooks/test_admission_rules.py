@@ -178,7 +178,9 @@ def test_an_applied_or_rejected_review_is_a_record(phase: str) -> None:
     new = {**old, "reason": "edited afterwards"}
     result = verdict(new, old, phase=phase)
     assert not result.allowed and result.reason == FORBIDDEN
-    assert result.message.startswith(f"the review is {phase}: it records a decision")
+    assert result.message.startswith(
+        f"spec: Forbidden: the review is {phase}: it records a decision"
+    )
     # Trust does not help, and the same spec (a metadata-only update) passes.
     assert not verdict(new, old, CI, phase=phase, trusted=True).allowed
     assert verdict(old, old, phase=phase).allowed

@@ -248,7 +248,7 @@ async def test_an_applied_review_cannot_be_edited(client: Client) -> None:
         "/validate-levelreview", request("LevelReview", new, old=old, operation="UPDATE")
     )
     assert response["allowed"] is False
-    assert response["status"]["message"].startswith("the review is Applied")
+    assert response["status"]["message"].startswith("spec: Forbidden: the review is Applied")
 
 
 async def test_technology_and_policy_rules_and_the_status_level(client: Client) -> None:
