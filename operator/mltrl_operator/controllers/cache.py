@@ -158,7 +158,12 @@ class ClusterCache:
             if deleted:
                 self._namespaces.pop(name, None)
             else:
-                self._namespaces[name] = dict((body.get("metadata") or {}).get("labels") or {})
+                # kubernetes.io/metadata.name, as the API server sets it (1.21+), for
+                # policies that select namespaces by name.
+                self._namespaces[name] = {
+                    "kubernetes.io/metadata.name": name,
+                    **dict((body.get("metadata") or {}).get("labels") or {}),
+                }
         elif resource == INFERENCE_SERVICES:
             self._put_claim(_key(body), None if deleted else body)
             if deleted:

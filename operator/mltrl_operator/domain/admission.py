@@ -33,7 +33,7 @@ Choices:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mltrl_operator.api.review import ContentDigest, Decision, LevelReviewSpec, ReviewType
@@ -104,7 +104,10 @@ def forbid(message: str) -> Verdict:
 
 
 def refuse(errors: Sequence[FieldError], reason: str = INVALID) -> Verdict:
-    return Verdict(False, "; ".join(str(error) for error in errors), reason)
+    """Every error in the API server's style, `path: Type: message`; an error that names
+    no type of its own takes the refusal's (Invalid or Forbidden)."""
+    typed = [error if error.type else replace(error, type=reason) for error in errors]
+    return Verdict(False, "; ".join(str(error) for error in typed), reason)
 
 
 def policy_label(policy: EffectivePolicy) -> str:
@@ -284,8 +287,8 @@ def review_verdict(
     if old_wire_spec is not None and old_phase in TERMINAL_REVIEW_PHASES:
         if dict(old_wire_spec) != dict(wire_spec):
             return forbid(
-                f"the review is {old_phase}: it records a decision already taken and its "
-                "spec cannot change; open a new review"
+                f"spec: Forbidden: the review is {old_phase}: it records a decision already "
+                "taken and its spec cannot change; open a new review"
             )
         return allow()
     if old_wire_spec is not None and _approvals(old_wire_spec):

@@ -253,20 +253,22 @@ def test_technologies_and_policies_get_the_reconcilers_rules_at_admission(
         assert result.returncode != 0, result.stdout
         return str(result.stderr)
 
-    assert "spec.targetLevel: must be at least spec.entryLevel (5)" in refused(
+    assert "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)" in refused(
         "alice", technology("backwards", namespace, entry_level=5, target_level=4))
-    assert "spec.components[0]: mltech ghost does not exist" in refused(
+    assert "spec.components[0]: Invalid: mltech ghost does not exist" in refused(
         "alice", technology("composite", namespace, components=["ghost"]))
     sandbox.as_user("alice", "apply", "-f", "-", check=True,
                     input=json.dumps(technology("part", namespace)))
     sandbox.as_user("alice", "apply", "-f", "-", check=True,
                     input=json.dumps(technology("whole", namespace, components=["part"])))
-    assert "spec.components[0]: forms a cycle part -> whole -> part" in refused(
+    assert "spec.components[0]: Invalid: forms a cycle part -> whole -> part" in refused(
         "alice", technology("part", namespace, components=["whole"]))
     broken = policy(f"{namespace}-broken", namespace, requirements=[{"level": 0}])
     message = refused("admin", broken)
     assert DENIED.format("mltrlpolicies.validate.mltrl.dev") in message
-    assert re.search(r"spec\.requirements\[0\]\.level: no promotion leads to level 0", message)
+    assert re.search(
+        r"spec\.requirements\[0\]\.level: Invalid: no promotion leads to level 0", message
+    )
 
 
 # --- the endpoint itself -----------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
         refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(
             technology("backwards", "default", entry_level=5, target_level=4)))
         assert refused.returncode != 0
-        assert "spec.targetLevel: must be at least spec.entryLevel (5)" in refused.stderr
+        assert "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)" in refused.stderr
         # The operator writes as its service account, which the webhooks let through.
         sandbox.as_user("alice", "apply", "-f", "-", check=True,
                         input=json.dumps(technology("ok", "default")))

@@ -164,7 +164,7 @@ def test_editing_or_removing_someone_elses_approval_is_refused() -> None:
     assert "bob may not change or remove carol's approval (changed)" in edited.message
     removed = verdict(spec(), old)
     assert not removed.allowed and removed.message == (
-        "spec.approvals: bob may not change or remove carol's approval (removed)"
+        "spec.approvals: Forbidden: bob may not change or remove carol's approval (removed)"
     )
     # Their own: fine. Others' untouched while adding one's own: fine.
     assert verdict(spec(), spec(approval("bob", time=NOW_TEXT))).allowed
@@ -178,7 +178,9 @@ def test_an_applied_or_rejected_review_is_a_record(phase: str) -> None:
     new = {**old, "reason": "edited afterwards"}
     result = verdict(new, old, phase=phase)
     assert not result.allowed and result.reason == FORBIDDEN
-    assert result.message.startswith(f"the review is {phase}: it records a decision")
+    assert result.message.startswith(
+        f"spec: Forbidden: the review is {phase}: it records a decision"
+    )
     # Trust does not help, and the same spec (a metadata-only update) passes.
     assert not verdict(new, old, CI, phase=phase, trusted=True).allowed
     assert verdict(old, old, phase=phase).allowed
@@ -193,7 +195,7 @@ def test_an_approval_stays_with_the_transition_it_was_given_to() -> None:
     old = spec(approval("carol"))
     result = verdict({**spec(approval("carol")), "toLevel": 5}, old)
     assert not result.allowed and result.message == (
-        "spec.toLevel: cannot change once the review carries approvals (was 4); "
+        "spec.toLevel: Forbidden: cannot change once the review carries approvals (was 4); "
         "open a new review"
     )
     assert verdict({**spec(), "toLevel": 5}, spec()).allowed  # no approvals yet
@@ -204,7 +206,8 @@ def test_the_reviews_own_rules_are_checked_with_the_reconcilers_validator() -> N
     assert not result.allowed and result.reason == INVALID and result.code == 422
     assert "'bob' already decided in spec.approvals[0]" in result.message
     same = verdict({**spec(), "toLevel": 3})
-    assert not same.allowed and "spec.toLevel: must differ from spec.fromLevel (3)" in same.message
+    assert not same.allowed
+    assert "spec.toLevel: Invalid: must differ from spec.fromLevel (3)" in same.message
 
 
 # --- InferenceService --------------------------------------------------------------------

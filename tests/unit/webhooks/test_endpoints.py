@@ -248,7 +248,7 @@ async def test_an_applied_review_cannot_be_edited(client: Client) -> None:
         "/validate-levelreview", request("LevelReview", new, old=old, operation="UPDATE")
     )
     assert response["allowed"] is False
-    assert response["status"]["message"].startswith("the review is Applied")
+    assert response["status"]["message"].startswith("spec: Forbidden: the review is Applied")
 
 
 async def test_technology_and_policy_rules_and_the_status_level(client: Client) -> None:
@@ -259,7 +259,7 @@ async def test_technology_and_policy_rules_and_the_status_level(client: Client) 
     assert response["allowed"] is False and response["status"]["reason"] == "Invalid"
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
-        "spec.targetLevel: must be at least spec.entryLevel (5)"
+        "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)"
     )
     old = {**technology, "spec": {"owner": "alice"}, "status": {"level": 3}}
     promoted = {**old, "status": {"level": 9}}
