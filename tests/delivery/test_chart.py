@@ -216,6 +216,7 @@ OPERATOR_RULES = {
     ("mltrl.dev", "levelreviews/status"): {"get", "patch", "update"},
     ("mltrl.dev", "mltrlpolicies"): {"get", "list", "watch"},
     ("mltrl.dev", "mltrlpolicies/status"): {"patch"},
+    ("mltrl.dev", "mltrlauditrecords"): {"get", "list", "watch", "create", "patch"},
     ("serving.kserve.io", "inferenceservices"): {
         "get", "list", "watch", "create", "patch", "update", "delete",
     },
@@ -247,13 +248,26 @@ USER_ROLES = {
         ("mltrl.dev", "mltrlpolicies"): READ
         | {"create", "update", "patch", "delete", "deletecollection"},
     },
+    "mltrl-auditor": {
+        ("mltrl.dev", "mltrlauditrecords"): READ,
+        ("mltrl.dev", "mltechnologies"): READ,
+        ("mltrl.dev", "levelreviews"): READ,
+        ("mltrl.dev", "mltrlpolicies"): READ,
+    },
 }
 AGGREGATION = {
     "mltrl-viewer": {"view", "edit", "admin"},
     "mltrl-editor": {"edit", "admin"},
     "mltrl-reviewer": set(),
     "mltrl-policy-admin": set(),
+    "mltrl-auditor": set(),
 }
+
+
+def test_no_user_role_writes_the_audit_record() -> None:
+    for name in USER_ROLES:
+        granted = permissions(one(render("defaults"), "ClusterRole", name))
+        assert granted.get(("mltrl.dev", "mltrlauditrecords"), set()) <= READ, name
 
 
 def permissions(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -334,7 +348,12 @@ WEBHOOK_PATHS = {
     ("ValidatingWebhookConfiguration", "inferenceservices.validate.mltrl.dev"): (
         "/validate-inferenceservice", "inferenceservices", "serving.kserve.io",
     ),
+    ("ValidatingWebhookConfiguration", "mltrlauditrecords.validate.mltrl.dev"): (
+        "/validate-mltrlauditrecord", "mltrlauditrecords", "mltrl.dev",
+    ),
 }
+CLUSTER_SCOPED = {"mltrlpolicies", "mltrlauditrecords"}
+EVERY_OPERATION = {"mltrlauditrecords"}
 
 
 def webhooks(objects: Objects) -> dict[tuple[str, str], dict[str, Any]]:
@@ -363,13 +382,15 @@ def test_webhooks(scenario: str) -> None:
         assert [(r["apiGroups"], r["resources"]) for r in hook["rules"]] == [
             ([group], resource.split(","))
         ]
-        assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert hook["rules"][0]["operations"] == (
+            ["CREATE", "UPDATE", "DELETE"] if resource in EVERY_OPERATION else ["CREATE", "UPDATE"]
+        )
         assert hook["timeoutSeconds"] == 5
         assert hook["sideEffects"] == "None"
         assert hook["admissionReviewVersions"] == ["v1"]
         expected = isvc_policy.get("failurePolicy", "Fail") if group != "mltrl.dev" else "Fail"
         assert hook["failurePolicy"] == expected
-        if resource == "mltrlpolicies":
+        if resource in CLUSTER_SCOPED:
             assert hook["rules"][0]["scope"] == "Cluster"
             assert "namespaceSelector" not in hook
         else:
@@ -381,7 +402,10 @@ def test_webhooks(scenario: str) -> None:
         assert conditions["not-the-operator"] == (
             f'request.userInfo.username != "system:serviceaccount:{NAMESPACE}:{RELEASE}"'
         )
-        assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
+        if resource in EVERY_OPERATION:  # a DELETE carries no object to ask about
+            assert "not-being-deleted" not in conditions
+        else:
+            assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
 
 
 def test_cert_manager_issues_and_injects_the_webhook_certificate() -> None:

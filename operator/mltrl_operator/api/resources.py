@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from mltrl_operator.api.audit import MLTRLAuditRecord
 from mltrl_operator.api.common import GROUP, VERSION
 from mltrl_operator.api.policy import MLTRLPolicy
 from mltrl_operator.api.review import LevelReview
@@ -32,6 +33,8 @@ class Resource:
     short_names: tuple[str, ...]
     namespaced: bool
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    categories: tuple[str, ...] = (CATEGORY,)
+    """`kubectl get mltrl` lists the kinds in the category."""
 
     @property
     def group(self) -> str:
@@ -103,4 +106,22 @@ POLICY = Resource(
     ),
 )
 
-ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY)
+# --- the record and the exceptions (issue 15) ----------------------------------------------
+AUDIT_RECORD = Resource(
+    model=MLTRLAuditRecord,
+    kind="MLTRLAuditRecord",
+    plural="mltrlauditrecords",
+    singular="mltrlauditrecord",
+    short_names=("mltrlaudit",),
+    namespaced=False,
+    # Not in `kubectl get mltrl`: a team's listing would show every namespace's records.
+    categories=(),
+    columns=(
+        PrinterColumn("Namespace", ".spec.namespace", description="The technology's namespace"),
+        PrinterColumn("Technology", ".spec.technology", description="The technology"),
+        PrinterColumn("Chunk", ".spec.chunk", "integer", "The chunk's position in the record"),
+        AGE,
+    ),
+)
+
+ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY, AUDIT_RECORD)

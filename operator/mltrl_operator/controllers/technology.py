@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from mltrl_operator import metrics
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.audit import record_status_change
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.incidents import (
     act_on_incidents,
@@ -179,6 +180,7 @@ async def reconcile_snapshot(
     observe_levels(namespace, name, spec, status)
     if stored is not None:
         observe_written(old_status, status, policy)
+        await record_status_change(ctx, view, stored, old_status, status)
         await announce(ctx, stored, start, status, work.settlements, now)
     return TechnologyOutcome(
         level_changed=old_status.level != status.level,

@@ -37,6 +37,10 @@ class Webhook:
     resources: tuple[str, ...]
     namespaced: bool
     mutating: bool = False
+    operations: tuple[str, ...] = ("CREATE", "UPDATE")
+    skips_deleting: bool = True
+    """Objects being deleted skip the webhook (a matchCondition on object.metadata, which
+    a DELETE request does not have: webhooks that see DELETE go without it)."""
 
 
 WEBHOOKS = (
@@ -50,6 +54,10 @@ WEBHOOKS = (
             ("mltrlpolicies",), False),
     Webhook("inferenceservices.validate.mltrl.dev", "/validate-inferenceservice",
             "serving.kserve.io", "v1beta1", ("inferenceservices",), True),
+    # The audit record (issue 15): nobody but the operator writes or deletes it.
+    Webhook("mltrlauditrecords.validate.mltrl.dev", "/validate-mltrlauditrecord", GROUP,
+            VERSION, ("mltrlauditrecords",), False,
+            operations=("CREATE", "UPDATE", "DELETE"), skips_deleting=False),
 )
 
 
@@ -73,7 +81,7 @@ def _webhook(
         {
             "apiGroups": [hook.group],
             "apiVersions": [hook.version],
-            "operations": ["CREATE", "UPDATE"],
+            "operations": list(hook.operations),
             "resources": list(hook.resources),
             "scope": "Namespaced" if hook.namespaced else "Cluster",
         }
@@ -99,10 +107,13 @@ def _webhook(
                     "name": "not-the-operator",
                     "expression": f'request.userInfo.username != "{operator}"',
                 },
-                {
-                    "name": "not-being-deleted",
-                    "expression": "!has(object.metadata.deletionTimestamp)",
-                },
+                *(
+                    [{
+                        "name": "not-being-deleted",
+                        "expression": "!has(object.metadata.deletionTimestamp)",
+                    }]
+                    if hook.skips_deleting else []
+                ),
             ],
         }
     )

@@ -1,0 +1,82 @@
+"""Appends to the audit record, from the points where the operator stores a transition.
+
+`record_status_change` is the one call a controller makes after it stored a technology's
+status: it works out from the status before and after what the record must gain (entries,
+promotions, switchbacks, rollbacks) and appends it. An append that fails is retried in the
+background with backoff; entry ids are deterministic, so a retry never doubles an entry.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+
+from mltrl_operator.api.audit import AuditEntry
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain.audit import status_change_drafts
+from mltrl_operator.k8s.audit_store import append_entry
+
+logger = logging.getLogger(__name__)
+
+
+def _reviews(view: ClusterView, namespace: str, technology: str
+             ) -> dict[str, tuple[LevelReviewSpec, str | None]]:
+    found: dict[str, tuple[LevelReviewSpec, str | None]] = {}
+    for body in view.reviews_of(namespace, technology):
+        raw = body.get("spec") or {}
+        try:
+            spec = LevelReviewSpec.model_validate(raw)
+        except ValidationError:
+            continue
+        review_type = raw.get("type")  # the integrity branch adds spec.type
+        found[body["metadata"]["name"]] = (
+            spec, review_type if isinstance(review_type, str) else None
+        )
+    return found
+
+
+async def record_status_change(
+    ctx: OperatorContext,
+    view: ClusterView,
+    stored: Body,
+    before: MLTechnologyStatus,
+    after: MLTechnologyStatus,
+) -> None:
+    metadata = stored["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    try:
+        model = MLTechnologySpec.model_validate(stored.get("spec") or {}).model
+    except ValidationError:
+        model = None
+    drafts = status_change_drafts(
+        before_history=before.history,
+        after_history=after.history,
+        before_rollback=before.serving.rollback if before.serving else None,
+        after_rollback=after.serving.rollback if after.serving else None,
+        technology_uid=metadata.get("uid"),
+        model=model,
+        level=after.level,
+        reviews=_reviews(view, namespace, name) if after.history != before.history else {},
+    )
+    for draft in drafts:
+        await append_or_retry(ctx, namespace, name, draft)
+
+
+async def append_or_retry(
+    ctx: OperatorContext, namespace: str, technology: str, draft: AuditEntry
+) -> None:
+    key = ("MLTRLAuditRecord", namespace, technology, draft.id)
+    try:
+        await append_entry(ctx.client, namespace, technology, draft)
+    except Exception:  # the transition is stored; its record entry must follow, later
+        logger.exception(
+            "appending %s %s to the audit record of %s/%s failed; retrying in %.0fs",
+            draft.kind, draft.id, namespace, technology, ctx.retries.delay_for(key),
+        )
+        ctx.retries.schedule(key, lambda: append_or_retry(ctx, namespace, technology, draft))
+    else:
+        ctx.retries.succeeded(key)
