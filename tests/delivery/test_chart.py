@@ -217,6 +217,8 @@ OPERATOR_RULES = {
     ("mltrl.dev", "mltrlpolicies"): {"get", "list", "watch"},
     ("mltrl.dev", "mltrlpolicies/status"): {"patch"},
     ("mltrl.dev", "mltrlauditrecords"): {"get", "list", "watch", "create", "patch"},
+    ("mltrl.dev", "mltrlwaivers"): {"get", "list", "watch"},
+    ("mltrl.dev", "mltrlwaivers/status"): {"patch"},
     ("serving.kserve.io", "inferenceservices"): {
         "get", "list", "watch", "create", "patch", "update", "delete",
     },
@@ -234,15 +236,18 @@ USER_ROLES = {
         ("mltrl.dev", "mltechnologies"): READ,
         ("mltrl.dev", "levelreviews"): READ,
         ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ,
     },
     "mltrl-editor": {
         ("mltrl.dev", "mltechnologies"): READ | {"create", "update", "patch", "delete"},
         ("mltrl.dev", "levelreviews"): READ | {"create", "update", "patch", "delete"},
+        ("mltrl.dev", "mltrlwaivers"): READ | {"create", "update", "patch", "delete"},
     },
     "mltrl-reviewer": {
         ("mltrl.dev", "mltechnologies"): READ,
         ("mltrl.dev", "levelreviews"): READ | {"update", "patch"},
         ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ | {"update", "patch"},
     },
     "mltrl-policy-admin": {
         ("mltrl.dev", "mltrlpolicies"): READ
@@ -253,6 +258,7 @@ USER_ROLES = {
         ("mltrl.dev", "mltechnologies"): READ,
         ("mltrl.dev", "levelreviews"): READ,
         ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ,
     },
 }
 AGGREGATION = {
@@ -350,6 +356,12 @@ WEBHOOK_PATHS = {
     ),
     ("ValidatingWebhookConfiguration", "mltrlauditrecords.validate.mltrl.dev"): (
         "/validate-mltrlauditrecord", "mltrlauditrecords", "mltrl.dev",
+    ),
+    ("MutatingWebhookConfiguration", "mltrlwaivers.mutate.mltrl.dev"): (
+        "/mutate-mltrlwaiver", "mltrlwaivers", "mltrl.dev",
+    ),
+    ("ValidatingWebhookConfiguration", "mltrlwaivers.validate.mltrl.dev"): (
+        "/validate-mltrlwaiver", "mltrlwaivers,mltrlwaivers/status", "mltrl.dev",
     ),
 }
 CLUSTER_SCOPED = {"mltrlpolicies", "mltrlauditrecords"}

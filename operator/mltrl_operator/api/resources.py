@@ -11,6 +11,7 @@ from mltrl_operator.api.common import GROUP, VERSION
 from mltrl_operator.api.policy import MLTRLPolicy
 from mltrl_operator.api.review import LevelReview
 from mltrl_operator.api.technology import MLTechnology
+from mltrl_operator.api.waiver import MLTRLWaiver
 
 CATEGORY = "mltrl"
 
@@ -124,4 +125,21 @@ AUDIT_RECORD = Resource(
     ),
 )
 
-ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY, AUDIT_RECORD)
+WAIVER = Resource(
+    model=MLTRLWaiver,
+    kind="MLTRLWaiver",
+    plural="mltrlwaivers",
+    singular="mltrlwaiver",
+    short_names=("mltrlwaiver", "waiver"),
+    namespaced=True,
+    columns=(
+        PrinterColumn("Technology", ".spec.technology", description="The technology"),
+        PrinterColumn("Expires", ".spec.expiresAt", "date", "When the waiver stops counting"),
+        PrinterColumn("Active", ".status.active", "boolean", "Whether the waiver applies"),
+        AGE,
+        PrinterColumn("Reason", ".spec.reason", priority=1),
+        PrinterColumn("Ticket", ".spec.ticket", priority=1),
+    ),
+)
+
+ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY, AUDIT_RECORD, WAIVER)

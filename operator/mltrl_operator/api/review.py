@@ -30,6 +30,23 @@ class ReviewPhase(StrEnum):
     SUPERSEDED = "Superseded"
 
 
+# --- review types (issue 15 adds change and recertify; issue 11 adds promotion and entry) ---
+class ReviewType(StrEnum):
+    PROMOTION = "promotion"
+    ENTRY = "entry"
+    CHANGE = "change"
+    RECERTIFY = "recertify"
+
+
+class ReviewedModel(ApiModel):
+    """The model a change review approves: it must be the technology's pending model."""
+
+    version: str = Field(min_length=1)
+    """spec.model.version of the technology when the change was made."""
+    storage_uri: str | None = None
+    """spec.model.storageUri, when the version alone is ambiguous."""
+
+
 class Evidence(ApiModel):
     """One piece of verification and validation evidence presented at the review."""
 
@@ -82,6 +99,14 @@ class LevelReviewSpec(ApiModel):
     """Reviewers' decisions; any reject rejects the review."""
     debrief: Debrief | None = None
     """The stage debrief: accomplished, punted, learned, technical debt."""
+
+    # --- levels over time (issue 15) ---
+    type: ReviewType | None = None
+    """promotion (the default: up a level, or down for a switchback), entry, change (a
+    new spec.model at the current level: fromLevel = toLevel) or recertify (renews the
+    current level before or after it lapses: fromLevel = toLevel)."""
+    model: ReviewedModel | None = None
+    """For a change review: the new model approved."""
 
 
 class LevelReviewStatus(ApiModel):

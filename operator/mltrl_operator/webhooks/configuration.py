@@ -58,6 +58,11 @@ WEBHOOKS = (
     Webhook("mltrlauditrecords.validate.mltrl.dev", "/validate-mltrlauditrecord", GROUP,
             VERSION, ("mltrlauditrecords",), False,
             operations=("CREATE", "UPDATE", "DELETE"), skips_deleting=False),
+    # Waivers (issue 15): approvals stamped, then length, expiry and approvers checked.
+    Webhook("mltrlwaivers.mutate.mltrl.dev", "/mutate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers",), True, mutating=True),
+    Webhook("mltrlwaivers.validate.mltrl.dev", "/validate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers", "mltrlwaivers/status"), True),
 )
 
 

@@ -18,6 +18,9 @@ STANDARD = {
     "dataclasses",
     "datetime",
     "enum",
+    "hashlib",  # the audit record's hash chain: computation, no I/O
+    "json",  # canonical JSON for those hashes
+    "re",
     "types",
     "typing",
 }
