@@ -8,7 +8,8 @@ its own canonical JSON (without `hash`). So:
   and leaves a gap in the sequence numbers;
 - a chunk removed leaves a gap in the chunk numbers and breaks the chain likewise.
 A chain with no secret in it cannot stop someone who rewrites every hash after an edit;
-`verify` takes the head hash an auditor noted earlier (`--expect-head`) to catch that, and
+`verify` takes a head hash an auditor noted earlier (`--expect-head`): that entry must
+still be in the record, which catches a rewrite or a cut, while the record may have grown;
 the admission webhook keeps everyone but the operator from writing at all.
 
 Entries carry deterministic ids: the same transition appended twice is stored once.
@@ -244,11 +245,12 @@ def verify(
             seen_ids.setdefault(entry.id, entry.sequence)
             previous = entry
     head = previous.hash if previous is not None else ""
-    if expect_head is not None and expect_head != head:
+    hashes = {entry.hash for chunk in ordered for entry in chunk.entries}
+    if expect_head is not None and expect_head not in hashes:
         findings.append(Finding(
             None, None, None,
-            f"the head is {_short(head)}, not the expected {_short(expect_head)}: the record "
-            "was rewritten or cut short since that head was noted",
+            f"no entry has the noted head {_short(expect_head)} (the head is now "
+            f"{_short(head)}): the record was rewritten or cut short since that head was noted",
         ))
     return Verification(tuple(findings), count, len(ordered), head)
 

@@ -154,9 +154,14 @@ def test_a_whole_chain_rewritten_is_caught_only_against_a_noted_head() -> None:
     rewritten = [original[0].model_copy(update={"entries": forged})]
     assert problems(rewritten) == []
     assert problems(rewritten, expect_head=head) == [
-        f"record: the head is {forged[-1].hash[:12]}, not the expected {head[:12]}: the "
-        "record was rewritten or cut short since that head was noted"
+        f"record: no entry has the noted head {head[:12]} (the head is now "
+        f"{forged[-1].hash[:12]}): the record was rewritten or cut short since that head was "
+        "noted"
     ]
+    # A record that grew since the head was noted is still intact.
+    grown = record([3, 2])
+    noted = verify(grown[:1], namespace=NS, technology=TECH).head
+    assert problems(grown, expect_head=noted) == []
 
 
 def test_a_chunk_of_another_technology_and_a_repeated_id_are_found() -> None:
