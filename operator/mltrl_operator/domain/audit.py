@@ -480,3 +480,71 @@ def audit_record_verdict(
         f"operator ({operator}); {requester.username or 'an anonymous user'} may not "
         f"{operation.lower()} them"
     )
+
+
+# --- entries for the transitions still to be wired (issue 15 integration) ------------------
+
+
+def waiver_use_entry(
+    *, waiver: str, technology_uid: str | None, level: int | None, at: str,
+    used_for: str, waived: Sequence[str], approved_by: Sequence[str], expires_at: str,
+) -> AuditEntry:
+    """A waiver helped something (`used_for`: a review's name, or `serving`)."""
+    return AuditEntry(
+        id=entry_id("waiverUse", technology_uid, waiver, used_for, at),
+        sequence=0, time=at, kind=AuditEntryKind.WAIVER_USE, technology_uid=technology_uid,
+        from_level=level, to_level=level, waiver=waiver, by=list(approved_by),
+        reason=f"waiver {waiver} used for {used_for}: {', '.join(waived)}",
+        details={"expiresAt": expires_at, "usedFor": used_for},
+    )
+
+
+def lapse_entry(
+    *, technology_uid: str | None, level: int, to_level: int | None, at: str, reason: str,
+    on_expiry: str,
+) -> AuditEntry:
+    """A level's certification ran out; `to_level` is set when onExpiry demoted."""
+    return AuditEntry(
+        id=entry_id("lapse", technology_uid, level, at),
+        sequence=0, time=at, kind=AuditEntryKind.LAPSE, technology_uid=technology_uid,
+        from_level=level, to_level=to_level if to_level is not None else level,
+        reason=clip(reason) or "", by=["mltrl-operator"], details={"onExpiry": on_expiry},
+    )
+
+
+def review_entry(
+    kind: AuditEntryKind,
+    *,
+    review_name: str,
+    review: LevelReviewSpec,
+    technology_uid: str | None,
+    at: str,
+    approved_by: Sequence[str],
+    model: ModelSpec | None,
+    reason: str,
+) -> AuditEntry:
+    """A change approval or a re-certification: a review that keeps the level."""
+    return AuditEntry(
+        id=entry_id(str(kind), technology_uid, review_name, at),
+        sequence=0, time=at, kind=kind, technology_uid=technology_uid,
+        from_level=review.from_level, to_level=review.to_level, reason=clip(reason) or "",
+        by=list(approved_by), review=review_name,
+        review_type=str(review.type) if review.type else None, model=audit_model(model),
+        evidence=review_evidence(review), approvals=review_approvals(review),
+    )
+
+
+def dismissed_approvals_entry(
+    *, review_name: str, technology_uid: str | None, at: str,
+    dismissed: Sequence[tuple[str, str]], level: int | None,
+) -> AuditEntry:
+    """Approvals that stopped counting: (reviewer, why) each, e.g. ("bob", "evidence ci
+    changed after bob approved")."""
+    return AuditEntry(
+        id=entry_id("dismissedApprovals", technology_uid, review_name, at,
+                    *(reviewer for reviewer, _ in dismissed)),
+        sequence=0, time=at, kind=AuditEntryKind.DISMISSED_APPROVALS,
+        technology_uid=technology_uid, from_level=level, to_level=level, review=review_name,
+        by=["mltrl-operator"], reason="; ".join(clip(why) or "" for _, why in dismissed),
+        details={f"dismissed.{reviewer}": clip(why) or "" for reviewer, why in dismissed},
+    )

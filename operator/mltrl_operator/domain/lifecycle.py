@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from mltrl_operator.api.lifecycle import ModelChangeAction, ModelChangeRule, OnExpiry
+from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import LevelTransition, ModelSpec
 from mltrl_operator.domain.durations import parse_duration, parse_instant
@@ -88,6 +89,21 @@ def lifecycle_policy(policies: Sequence[NamedPolicy]) -> LifecyclePolicy:
             sources=tuple(dict.fromkeys(name for name, _, _, _ in settings)),
         )
     return LifecyclePolicy(rules, recertification)
+
+
+def lifecycle_spec_errors(spec: MLTRLPolicySpec) -> list[FieldError]:
+    """Everything the policy webhook should refuse in issue 15's policy fields."""
+    errors = lifecycle_policy_errors(
+        spec.model_change,
+        [(i, r.valid_for, r.warn_before) for i, r in enumerate(spec.requirements)],
+    )
+    if spec.waivers is not None and spec.waivers.max_duration is not None:
+        try:
+            if parse_duration(spec.waivers.max_duration) <= timedelta(0):
+                raise ValueError(f"{spec.waivers.max_duration!r} is not longer than zero")
+        except ValueError as error:
+            errors.append(FieldError("spec.waivers.maxDuration", f"Invalid: {error}"))
+    return errors
 
 
 def lifecycle_policy_errors(rules: Sequence[ModelChangeRule], requirements: Iterable[

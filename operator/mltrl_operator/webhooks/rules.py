@@ -37,6 +37,7 @@ from mltrl_operator.domain.admission import (
 )
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateDecision, serving_gate
+from mltrl_operator.domain.lifecycle import lifecycle_spec_errors
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.validation import (
@@ -197,7 +198,7 @@ async def validate_policy_spec(
         spec = MLTRLPolicySpec.model_validate(_spec(request.object))
     except ValidationError as error:
         return _unreadable("MLTRLPolicy", error)
-    errors = validate_policy(spec)
+    errors = validate_policy(spec) + lifecycle_spec_errors(spec)  # the latter: issue 15
     return refuse(errors, INVALID) if errors else allow()
 
 

@@ -112,6 +112,22 @@ def test_policy_errors_name_the_field_and_the_rule() -> None:
     ]
 
 
+def test_the_policy_webhook_sees_every_lifecycle_field() -> None:
+    from mltrl_operator.domain.lifecycle import lifecycle_spec_errors
+
+    spec = MLTRLPolicySpec.model_validate({
+        "modelChange": [{"fromLevel": 7, "action": "demote"}],
+        "requirements": [{"level": 7, "validFor": "0h"}],
+        "waivers": {"maxDuration": "0s"},
+    })
+    assert [str(e) for e in lifecycle_spec_errors(spec)] == [
+        "spec.modelChange[0].toLevel: Required: a demote rule names the level to switch back to",
+        "spec.requirements[0].validFor: Invalid: '0h' is not longer than zero",
+        "spec.waivers.maxDuration: Invalid: '0s' is not longer than zero",
+    ]
+    assert lifecycle_spec_errors(MLTRLPolicySpec()) == []
+
+
 # --- model changes ----------------------------------------------------------------------------
 
 
