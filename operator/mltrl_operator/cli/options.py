@@ -125,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
         "--priority", type=int, default=None,
         help="this replica's peering priority (default: random, so replicas differ)",
     )
+    run.add_argument(
+        "--clock-file", default=None, metavar="PATH",
+        help="testing only: take the current time from PATH (one RFC 3339 time, read again "
+        "when the file changes) instead of the system clock",
+    )
     _add_monitoring(run)
     _add_webhooks(run)
 
