@@ -16,6 +16,7 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.controllers.waivers import reconcile_waiver
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
@@ -23,6 +24,7 @@ from mltrl_operator.k8s.resources import (
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    WAIVERS,
     ResourceRef,
 )
 
@@ -148,5 +150,17 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
                 if current is not None:
                     action = await govern_inference_service(ctx, view, current)
                     metrics.count_gate_decision("governance", action.value)
+
+    # Waivers (issue 15): whether each applies now, re-decided at its expiry by a timer.
+    @kopf.on.event(GROUP, VERSION, WAIVERS.plural, registry=registry)
+    async def waiver_changed(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+        **_: Any,
+    ) -> None:
+        ctx: OperatorContext = memo["ctx"]
+        if event.get("type") != "DELETED":
+            await reconcile_waiver(ctx, ClusterView(ctx.cache, ctx.writes), snapshot(body))
+        else:
+            ctx.wakeups.cancel(("MLTRLWaiver", namespace, name))
 
     return registry

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mltrl_operator.api.waiver import MLTRLWaiverSpec, WaiverApproval
+from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus, WaiverApproval
 from mltrl_operator.domain.admission import JsonPatch, Requester
+from mltrl_operator.domain.conditions import set_condition
 from mltrl_operator.domain.durations import format_duration, parse_duration, parse_instant
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import NamedPolicy
@@ -85,6 +86,17 @@ def waiver_policy(policies: Sequence[NamedPolicy]) -> EffectiveWaiverPolicy:
 # --- does it apply ----------------------------------------------------------------------------
 
 
+# The waiver's `Active` condition and its reasons (to join condition_types.py on merge).
+ACTIVE = "Active"
+REASON_APPLIES = "Applies"
+REASON_OTHER_TECHNOLOGY = "OtherTechnology"
+REASON_TECHNOLOGY_NOT_FOUND = "TechnologyNotFound"
+REASON_INVALID_EXPIRY = "InvalidExpiry"
+REASON_EXPIRED = "Expired"
+REASON_TOO_LONG = "LongerThanMaxDuration"
+REASON_NOT_APPROVED = "NotApproved"
+
+
 @dataclass(frozen=True)
 class WaiverDecision:
     applies: bool
@@ -93,6 +105,8 @@ class WaiverDecision:
     approved_by: tuple[str, ...] = ()
     wake_at: datetime | None = None
     """When this decision changes by itself (the expiry of a waiver that applies)."""
+    code: str = REASON_APPLIES
+    """The `Active` condition's reason."""
 
 
 def counting_approvers(
@@ -131,19 +145,21 @@ def waiver_applies(
 ) -> WaiverDecision:
     """Whether the waiver counts for `technology` at `now`."""
     if spec.technology != technology:
-        return WaiverDecision(False, f"it is for {spec.technology}, not {technology}")
+        return WaiverDecision(False, f"it is for {spec.technology}, not {technology}",
+                              code=REASON_OTHER_TECHNOLOGY)
     try:
         expires_at = parse_instant(spec.expires_at)
     except ValueError as error:
-        return WaiverDecision(False, f"spec.expiresAt: {error}")
+        return WaiverDecision(False, f"spec.expiresAt: {error}", code=REASON_INVALID_EXPIRY)
     if now >= expires_at:
-        return WaiverDecision(False, f"expired at {rfc3339(expires_at)}", expires_at)
+        return WaiverDecision(False, f"expired at {rfc3339(expires_at)}", expires_at,
+                              code=REASON_EXPIRED)
     if expires_at - created_at > policy.max_duration:
         return WaiverDecision(
             False,
             f"runs {format_duration(expires_at - created_at)} from its creation, longer than "
             f"waivers.maxDuration {format_duration(policy.max_duration)} ({policy.label()})",
-            expires_at,
+            expires_at, code=REASON_TOO_LONG,
         )
     approvers = counting_approvers(spec, policy, owners=owners, now=now, expires_at=expires_at)
     if not approvers:
@@ -153,12 +169,27 @@ def waiver_applies(
             False,
             f"not approved by {who}"
             + (" (owners of the technology may not approve)" if owners else ""),
-            expires_at,
+            expires_at, code=REASON_NOT_APPROVED,
         )
     return WaiverDecision(
         True,
         f"approved by {', '.join(approvers)}; counts until {rfc3339(expires_at)}",
         expires_at, approvers, wake_at=expires_at,
+    )
+
+
+def waiver_status(
+    old: MLTRLWaiverStatus, decision: WaiverDecision, *, generation: int | None, now: datetime
+) -> MLTRLWaiverStatus:
+    """The status the operator writes: `active`, the message, and the `Active` condition
+    (its lastTransitionTime moves only when the answer does)."""
+    conditions, _ = set_condition(
+        old.conditions, type=ACTIVE, status=decision.applies, reason=decision.code,
+        message=decision.reason, generation=generation, now=now,
+    )
+    return MLTRLWaiverStatus(
+        active=decision.applies, message=decision.reason, observed_generation=generation,
+        conditions=conditions,
     )
 
 

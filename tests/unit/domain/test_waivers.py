@@ -235,3 +235,21 @@ def test_new_approvals_are_stamped_with_the_requester() -> None:
     assert patch == [{"op": "replace", "path": "/spec/approvals/1", "value": {
         "comment": "ok", "approver": "mallory", "groups": ["system:authenticated"],
         "time": "2026-03-01T00:00:00Z"}}]
+
+
+def test_the_status_says_whether_it_applies_and_keeps_its_transition_time() -> None:
+    from mltrl_operator.api.waiver import MLTRLWaiverStatus
+    from mltrl_operator.domain.waivers import REASON_APPLIES, REASON_EXPIRED, waiver_status
+
+    active = waiver_status(MLTRLWaiverStatus(), applies(waiver(), T0), generation=1, now=T0)
+    (condition,) = active.conditions
+    assert active.active and (condition.type, condition.status, condition.reason) == (
+        "Active", "True", REASON_APPLIES)
+    later = T0 + timedelta(days=1)
+    again = waiver_status(active, applies(waiver(), later), generation=1, now=later)
+    assert again.conditions[0].last_transition_time == "2026-03-01T00:00:00Z"
+    expiry = T0 + timedelta(days=7)
+    expired = waiver_status(again, applies(waiver(), expiry), generation=1, now=expiry)
+    assert not expired.active and expired.message == "expired at 2026-03-08T00:00:00Z"
+    assert (expired.conditions[0].reason, expired.conditions[0].last_transition_time) == (
+        REASON_EXPIRED, "2026-03-08T00:00:00Z")
