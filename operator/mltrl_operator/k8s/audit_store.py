@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from mltrl_operator.api.audit import AuditEntry, MLTRLAuditRecordSpec
+from mltrl_operator.api.audit import AuditEntry, AuditEntryKind, MLTRLAuditRecordSpec
 from mltrl_operator.domain.audit import (
     CHUNK_LIMIT_BYTES,
     ParsedRecord,
@@ -79,6 +79,18 @@ async def append_entry(
 ) -> AuditEntry:
     """Append `draft` to the record (chained after its last entry) and return the entry as
     stored; if an entry with the draft's id is already there, return that one."""
+    if draft.kind is AuditEntryKind.ENTRY:
+        # Most technologies entering are new names: open the record in one write, no read.
+        # A name used before has chunk 0 already (409), and takes the usual path.
+        first = chain(draft, None)
+        spec = MLTRLAuditRecordSpec(namespace=namespace, technology=technology, chunk=0,
+                                    entries=[first])
+        try:
+            await client.create(AUDIT_RECORDS, None, chunk_body(spec))
+        except Conflict:
+            pass
+        else:
+            return first
     for _ in range(MAX_ATTEMPTS):
         record = await read_audit_record(client, namespace, technology)
         existing = next((e for e in record.entries if e.id == draft.id), None)

@@ -127,3 +127,25 @@ async def test_an_append_never_launders_an_edited_entry() -> None:
     assert record.entries[0].reason == "edited"
     findings = verify(record.chunks, namespace=NS, technology=TECH).findings
     assert [f.sequence for f in findings] == [0]
+
+
+async def test_a_new_technology_opens_its_record_in_one_write_and_a_reused_name_continues() -> None:
+    api = FakeApi()
+    reads = 0
+    original = api.list
+
+    async def counting(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return await original(*args, **kwargs)
+
+    api.list = counting  # type: ignore[method-assign]
+    entry = AuditEntry(id="entry-1", sequence=0, time="2026-03-01T10:00:00Z",
+                       kind=AuditEntryKind.ENTRY, to_level=3)
+    await append_entry(api, NS, TECH, entry)  # type: ignore[arg-type]
+    assert (api.writes, reads) == (1, 0)
+    again = entry.model_copy(update={"id": "entry-2"})  # the name re-created: a new uid
+    await append_entry(api, NS, TECH, again)  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["entry-1", "entry-2"]
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
