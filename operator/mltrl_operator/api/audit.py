@@ -27,6 +27,7 @@ class AuditEntryKind(StrEnum):
     WAIVER_USE = "waiverUse"
     ROLLBACK = "rollback"
     DISMISSED_APPROVALS = "dismissedApprovals"
+    DELETION = "deletion"
 
 
 class AuditEvidence(ApiModel):
@@ -82,7 +83,7 @@ class AuditEntry(ApiModel):
     """When the transition happened (RFC 3339)."""
     kind: AuditEntryKind
     """entry, promotion, switchback, changeApproval, recertification, lapse, waiverUse,
-    rollback or dismissedApprovals."""
+    rollback, dismissedApprovals or deletion (the MLTechnology object was deleted)."""
     technology_uid: str | None = None
     """The uid of the MLTechnology object at the time: a technology deleted and created
     again with the same name keeps one record, and the uid tells its lives apart."""

@@ -17,7 +17,8 @@ from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.audit import status_change_drafts
+from mltrl_operator.domain.audit import deletion_entry, status_change_drafts
+from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.k8s.audit_store import append_entry
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,21 @@ async def record_status_change(
     )
     for draft in drafts:
         await append_or_retry(ctx, namespace, name, draft)
+
+
+async def record_deletion(ctx: OperatorContext, body: Body) -> None:
+    """The technology object is gone (its DELETED event): say so in its record."""
+    metadata = body.get("metadata") or {}
+    level = (body.get("status") or {}).get("level")
+    try:
+        model = MLTechnologySpec.model_validate(body.get("spec") or {}).model
+    except ValidationError:
+        model = None
+    draft = deletion_entry(
+        technology_uid=metadata.get("uid"), level=level if isinstance(level, int) else None,
+        at=rfc3339(ctx.clock()), model=model,
+    )
+    await append_or_retry(ctx, metadata["namespace"], metadata["name"], draft)
 
 
 async def append_or_retry(

@@ -8,6 +8,7 @@ import kopf
 
 from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
+from mltrl_operator.controllers.audit import record_deletion
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
@@ -87,6 +88,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
                 await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
+                await record_deletion(ctx, snapshot(body))
             # Composites and reviews read this technology from the cache, which this very
             # event has just refreshed; each writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))

@@ -482,6 +482,20 @@ def audit_record_verdict(
     )
 
 
+def deletion_entry(
+    *, technology_uid: str | None, level: int | None, at: str, model: ModelSpec | None
+) -> AuditEntry:
+    """The MLTechnology object was deleted at `level`; its record stays, and a technology
+    created again with the same name continues it."""
+    return AuditEntry(
+        id=entry_id("deletion", technology_uid), sequence=0, time=at,
+        kind=AuditEntryKind.DELETION, technology_uid=technology_uid, from_level=level,
+        reason="the MLTechnology was deleted" + (f" at level {level}" if level is not None
+                                                 else ""),
+        by=["mltrl-operator"], model=audit_model(model),
+    )
+
+
 # --- entries for the transitions still to be wired (issue 15 integration) ------------------
 
 

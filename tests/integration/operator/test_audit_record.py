@@ -55,17 +55,19 @@ def test_a_recreated_technology_shows_its_old_record(sandbox: Sandbox, namespace
     sandbox.kubectl("delete", "lvlreview", "--all", "-n", namespace)
     sandbox.kubectl("delete", "mltech", "ranker", "-n", namespace)
     eventually(lambda: sandbox.get("mltech", "ranker", namespace) is None, what="deleted")
-    assert kinds(exported(sandbox, target)) == [("entry", None, 3), ("promotion", 3, 4)]
+    eventually(lambda: kinds(exported(sandbox, target)) == [
+        ("entry", None, 3), ("promotion", 3, 4), ("deletion", 4, None)], what="the deletion")
 
     sandbox.apply(technology("ranker", namespace, entry_level=3))
     wait_for_level(sandbox, "ranker", namespace, 3)
     entries = eventually(
-        lambda: (e := exported(sandbox, target)) and len(e) == 3 and e, what="the new entry"
+        lambda: (e := exported(sandbox, target)) and len(e) == 4 and e, what="the new entry"
     )
-    assert kinds(entries) == [("entry", None, 3), ("promotion", 3, 4), ("entry", None, 3)]
-    assert [e["sequence"] for e in entries] == [0, 1, 2]
-    assert entries[0]["technologyUid"] == entries[1]["technologyUid"] == first_uid
-    assert entries[2]["technologyUid"] != first_uid
+    assert kinds(entries) == [("entry", None, 3), ("promotion", 3, 4), ("deletion", 4, None),
+                              ("entry", None, 3)]
+    assert [e["sequence"] for e in entries] == [0, 1, 2, 3]
+    assert {e["technologyUid"] for e in entries[:3]} == {first_uid}
+    assert entries[3]["technologyUid"] != first_uid
     # The deleted review's evidence and approvals were copied into the record.
     promotion = entries[1]
     assert promotion["review"] == "ranker-to-4"
@@ -79,7 +81,7 @@ def test_a_recreated_technology_shows_its_old_record(sandbox: Sandbox, namespace
 
     verified = mltrl_audit(sandbox, "verify", target)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"audit record of {target}: 1 chunk(s), 3 entries, head {entries[2]['hash']}" in (
+    assert f"audit record of {target}: 1 chunk(s), 4 entries, head {entries[3]['hash']}" in (
         verified.stdout)
     assert "intact" in verified.stdout
 

@@ -366,3 +366,16 @@ def test_entries_for_the_transitions_still_to_be_wired_chain_like_the_others() -
         chunks.append(previous)
     assert verify([MLTRLAuditRecordSpec(namespace=NS, technology=TECH, chunk=0,
                                         entries=chunks)], namespace=NS, technology=TECH).intact
+
+
+def test_a_deletion_is_recorded_once_per_life_of_the_technology() -> None:
+    from mltrl_operator.domain.audit import deletion_entry
+
+    model = ModelSpec(version="1.4.0", storage_uri="s3://m/1.4.0", format="sklearn")
+    first = deletion_entry(technology_uid="u1", level=7, at="2026-03-01T00:00:00Z", model=model)
+    replay = deletion_entry(technology_uid="u1", level=7, at="2026-03-01T00:00:05Z", model=model)
+    other = deletion_entry(technology_uid="u2", level=3, at="2026-03-01T00:00:00Z", model=None)
+    assert first.id == replay.id != other.id
+    assert (first.kind, first.from_level, first.to_level) == (AuditEntryKind.DELETION, 7, None)
+    assert first.reason == "the MLTechnology was deleted at level 7"
+    assert first.model is not None and first.model.version == "1.4.0"
