@@ -10,7 +10,9 @@ Appends are safe under concurrency and on retry:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,10 @@ from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import Conflict
 from mltrl_operator.k8s.resources import AUDIT_RECORDS
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16
+BACKOFF_SECONDS = 0.02
+"""After a lost race, wait up to this times the attempt number (jittered) before reading
+again, so writers that collided do not collide again in lockstep."""
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +96,9 @@ async def append_entry(
             pass
         else:
             return first
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
         record = await read_audit_record(client, namespace, technology)
         existing = next((e for e in record.entries if e.id == draft.id), None)
         if existing is not None:
