@@ -10,7 +10,9 @@ Pure functions of the policy, the technology's facts and `now`:
   technology (a change review for a model that is not the pending one is Invalid);
 - `certification` says whether the current level still holds at `now`, what to do if it
   lapsed, and `wake_at`, the next instant the answer changes: the operator sets a timer
-  for it rather than waiting for a resync.
+  for it rather than waiting for a resync;
+- `decide_lifecycle` is the one call a reconciler's plan makes: all of the above plus the
+  waivers that apply now, and the earliest instant anything changes by itself.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from mltrl_operator.api.lifecycle import ModelChangeAction, ModelChangeRule, OnE
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import LevelTransition, ModelSpec
+from mltrl_operator.api.waiver import MLTRLWaiverSpec
 from mltrl_operator.domain.durations import parse_duration, parse_instant
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.waivers import (
+    EffectiveWaiverPolicy,
+    waived_serving_minimum,
+    waiver_applies,
+)
 
 DEFAULT_WARN_BEFORE = timedelta(days=14)
 
@@ -393,3 +401,76 @@ def next_wakeup(instants: Iterable[datetime | None], now: datetime) -> datetime 
     """The earliest instant after `now`: when the operator must look again (a certification
     warning or lapse, a waiver's expiry)."""
     return min((i for i in instants if i is not None and i > now), default=None)
+
+
+# --- one call for the reconciler's plan -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaiverFacts:
+    name: str
+    spec: MLTRLWaiverSpec
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LifecycleDecision:
+    """Everything issue 15 changes in a technology's plan, from one call."""
+
+    model: ModelChangePlan
+    """What spec.model does: unchanged, adopt, hold (status.pendingModel) or demote."""
+    certification: Certification
+    """The `Certified` condition, and onExpiry's action once the level lapsed."""
+    serving_minimum: int
+    """The serving minimum after the waivers that apply now."""
+    serving_closed_by_lapse: bool
+    """onExpiry stop or demote: the level lapsed, so nothing serves until renewed."""
+    applying_waivers: tuple[tuple[str, MLTRLWaiverSpec], ...]
+    """(name, spec) of the waivers that count now, for reviews and the record."""
+    serving_waiver: str | None
+    """The waiver that lowered the serving minimum, if one did (a use to record)."""
+    wake_at: datetime | None
+    """The next instant any of this changes by itself: set a timer for it."""
+
+
+def decide_lifecycle(
+    *,
+    technology: str,
+    level: int,
+    history: Sequence[LevelTransition],
+    model: ModelSpec | None,
+    approved_model: ModelRef | None,
+    approved_before: Sequence[ModelRef],
+    serving_minimum: int,
+    policy: LifecyclePolicy,
+    waivers: Sequence[WaiverFacts],
+    waiver_policy: EffectiveWaiverPolicy,
+    owners: frozenset[str],
+    now: datetime,
+) -> LifecycleDecision:
+    """Model change, certification and waivers for one technology at `now`. The plan
+    maps the result onto status (pendingModel, Certified), the serving gate (the minimum,
+    a lapse closing it) and timers (`wake_at`)."""
+    decisions = [
+        (facts, waiver_applies(facts.spec, technology=technology, created_at=facts.created_at,
+                               policy=waiver_policy, owners=owners, now=now))
+        for facts in waivers
+    ]
+    applying = tuple((f.name, f.spec) for f, d in decisions if d.applies)
+    minimum, serving_waiver = waived_serving_minimum(serving_minimum, applying)
+    certificate = certification(level, certified_at(history, level),
+                                policy.recertification.get(level), now)
+    closed = not certificate.certified and certificate.on_expiry in (OnExpiry.STOP,
+                                                                     OnExpiry.DEMOTE)
+    return LifecycleDecision(
+        model=plan_model_change(
+            level=level, model=model, approved=approved_model, approved_before=approved_before,
+            policy=policy, serving_minimum=serving_minimum,
+        ),
+        certification=certificate,
+        serving_minimum=minimum,
+        serving_closed_by_lapse=closed,
+        applying_waivers=applying,
+        serving_waiver=serving_waiver,
+        wake_at=next_wakeup([certificate.wake_at, *(d.wake_at for _, d in decisions)], now),
+    )

@@ -334,3 +334,70 @@ def test_the_next_wakeup_is_the_earliest_instant_still_ahead() -> None:
     later, soon = T0 + timedelta(days=2), T0 + timedelta(hours=1)
     assert next_wakeup([later, None, soon, T0 - timedelta(1), T0], T0) == soon
     assert next_wakeup([None, T0], T0) is None
+
+
+# --- one call for the plan ------------------------------------------------------------------
+
+
+def lifecycle_at(now: datetime, **overrides: Any) -> Any:
+    from mltrl_operator.api.waiver import MLTRLWaiverSpec
+    from mltrl_operator.domain.lifecycle import WaiverFacts, decide_lifecycle
+    from mltrl_operator.domain.timefmt import rfc3339
+    from mltrl_operator.domain.waivers import waiver_policy
+
+    policies = [named("prod", requirements=[{"level": 5, "validFor": "720h",
+                                             "warnBefore": "168h", "onExpiry": "stop"}],
+                      waivers={"approvers": [{"users": ["dana"]}]})]
+    waiver = MLTRLWaiverSpec.model_validate({
+        "technology": "fraud", "reason": "audit booked", "waives": {"servingMinimum": 5},
+        "expiresAt": rfc3339(T0 + timedelta(days=10)),
+        "approvals": [{"approver": "dana", "time": rfc3339(T0)}],
+    })
+    arguments: dict[str, Any] = {
+        "technology": "fraud", "level": 5,
+        "history": [transition(5, "promotion", rfc3339(T0), **{"from": 4})],
+        "model": model("1.4.0"), "approved_model": APPROVED, "approved_before": (),
+        "serving_minimum": 7, "policy": lifecycle_policy(policies),
+        "waivers": [WaiverFacts("bias-audit", waiver, T0)],
+        "waiver_policy": waiver_policy(policies), "owners": frozenset({"alice"}), "now": now,
+    }
+    arguments.update(overrides)
+    return decide_lifecycle(**arguments)
+
+
+def test_one_call_gives_the_plan_the_model_the_certificate_the_waivers_and_the_next_instant(
+) -> None:
+    early = lifecycle_at(T0 + timedelta(days=1))
+    assert early.model.outcome is ModelChangeOutcome.UNCHANGED
+    assert early.certification.reason == REASON_CURRENT
+    assert (early.serving_minimum, early.serving_waiver) == (5, "bias-audit")
+    assert [name for name, _ in early.applying_waivers] == ["bias-audit"]
+    assert early.wake_at == T0 + timedelta(days=10)  # the waiver ends before the warning
+    assert not early.serving_closed_by_lapse
+
+    after_waiver = lifecycle_at(T0 + timedelta(days=10))
+    assert (after_waiver.serving_minimum, after_waiver.serving_waiver) == (7, None)
+    assert after_waiver.wake_at == T0 + timedelta(days=23)  # the warning, 7 days ahead
+
+    lapsed = lifecycle_at(T0 + timedelta(days=30))
+    assert lapsed.certification.reason == REASON_EXPIRED and lapsed.serving_closed_by_lapse
+    assert lapsed.wake_at is None
+
+    held = lifecycle_at(T0 + timedelta(days=1), model=model("1.5.0"), level=7,
+                        history=[transition(7, "promotion", "2026-03-01T00:00:00Z")])
+    assert held.model.outcome is ModelChangeOutcome.HOLD and held.model.serve == APPROVED
+
+
+@settings(max_examples=100, deadline=None)
+@given(offset=st.integers(0, 40 * 86400))
+def test_nothing_changes_between_now_and_the_wakeup(offset: int) -> None:
+    now = T0 + timedelta(seconds=offset)
+    decision = lifecycle_at(now)
+    if decision.wake_at is None:
+        return
+    just_before = lifecycle_at(decision.wake_at - timedelta(seconds=1))
+    at_wakeup = lifecycle_at(decision.wake_at)
+    summary = lambda d: (d.certification.reason, d.serving_minimum, d.serving_closed_by_lapse)  # noqa: E731
+    if decision.wake_at - timedelta(seconds=1) >= now:
+        assert summary(just_before) == summary(decision)
+    assert summary(at_wakeup) != summary(decision)
