@@ -51,7 +51,7 @@ class MLTRLWaiverSpec(ApiModel):
     """Why the exception is needed."""
     ticket: str | None = None
     """A link to the ticket or decision record."""
-    expires_at: str
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
     """When the waiver stops counting (RFC 3339), at most the policy's
     waivers.maxDuration after its creation. At that instant what it allowed is decided
     again."""
