@@ -103,6 +103,19 @@ def _add_audit(commands: Any) -> None:
             )
 
 
+def _add_waivers(commands: Any) -> None:
+    waivers = commands.add_parser(
+        "waivers", help="list a technology's waivers and whether each counts now (or --at)"
+    )
+    waivers.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY")
+    waivers.add_argument("-n", "--namespace", default=None,
+                         help="the namespace when TECHNOLOGY has none")
+    waivers.add_argument("--at", default=None, metavar="TIME",
+                         help="decide at this RFC 3339 time instead of now")
+    waivers.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    waivers.add_argument("--context", help="kubeconfig context to use")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
@@ -163,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
     _add_monitoring(sandbox)
 
     _add_audit(commands)
+    _add_waivers(commands)
 
     crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
     crds.add_argument("directory", nargs="?", default="crds")

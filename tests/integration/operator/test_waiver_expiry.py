@@ -3,6 +3,7 @@ the test moves by days (`mltrl run --clock-file`), and a timer, not a resync, re
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import Operator, Sandbox, eventually, running
+from tests.integration.harness import MLTRL, Operator, Sandbox, eventually, running
 from tests.integration.operator.scenarios import policy, technology
 from tests.integration.operator.test_reviews import wait_for_level
 
@@ -43,6 +44,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
         yield both
 
 
+def waivers_cli(sandbox: Sandbox, *args: str) -> str:
+    result = subprocess.run(
+        [str(MLTRL), "waivers", *args, "--kubeconfig", str(sandbox.kubeconfig)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def waiver_status(sandbox: Sandbox, namespace: str) -> dict[str, Any]:
     return dict((sandbox.get("mltrlwaiver", "bias-audit", namespace) or {}).get("status") or {})
 
@@ -71,6 +81,12 @@ def test_a_waiver_applies_until_its_expiry_and_stops_at_that_second(
     assert active["message"] == f"approved by dana; counts until {stamp(EXPIRES)}"
     listed = sandbox.kubectl("get", "mltrlwaiver", "-n", namespace).stdout
     assert "bias-audit" in listed and "true" in listed
+
+    # The CLI asks the same decision, now or at any instant.
+    now = waivers_cli(sandbox, f"{namespace}/scorer")
+    assert f"bias-audit  yes     approved by dana; counts until {stamp(EXPIRES)}" in now
+    later = waivers_cli(sandbox, f"{namespace}/scorer", "--at", stamp(EXPIRES))
+    assert f"bias-audit  no      expired at {stamp(EXPIRES)}" in later
 
     clock_file.write_text(stamp(EXPIRES - timedelta(seconds=1)))
     settled = sandbox.settle(quiet_for=3.0)
