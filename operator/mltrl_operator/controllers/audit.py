@@ -9,6 +9,7 @@ background with backoff; entry ids are deterministic, so a retry never doubles a
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -17,7 +18,7 @@ from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.audit import deletion_entry, status_change_drafts
+from mltrl_operator.domain.audit import deletion_entry, recent_drafts, status_change_drafts
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.k8s.audit_store import append_entry
 
@@ -80,6 +81,42 @@ async def record_deletion(ctx: OperatorContext, body: Body) -> None:
         at=rfc3339(ctx.clock()), model=model,
     )
     await append_or_retry(ctx, metadata["namespace"], metadata["name"], draft)
+
+
+CATCH_UP_WINDOW = timedelta(minutes=15)
+"""How far back `catch_up` looks at start-up. The gap it closes, between storing a
+transition and appending it, lasts milliseconds; fifteen minutes also covers an operator
+that was stopped, and costs one read of the record per technology that moved meanwhile."""
+
+
+async def catch_up(ctx: OperatorContext, view: ClusterView) -> None:
+    """At start-up: append what a previous run stored but may not have recorded."""
+    since = ctx.clock() - CATCH_UP_WINDOW
+    for namespace, name in view.technology_keys():
+        for draft in _recent(view, namespace, name, since):
+            await append_or_retry(ctx, namespace, name, draft)
+
+
+def _recent(view: ClusterView, namespace: str, name: str, since: datetime) -> list[AuditEntry]:
+    body = view.technology(namespace, name)
+    if body is None:
+        return []
+    try:
+        spec = MLTechnologySpec.model_validate(body.get("spec") or {})
+        status = MLTechnologyStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return []
+
+    def drafts(reviews: dict[str, tuple[LevelReviewSpec, str | None]]) -> list[AuditEntry]:
+        return recent_drafts(
+            history=status.history,
+            rollback=status.serving.rollback if status.serving else None,
+            since=since, technology_uid=(body.get("metadata") or {}).get("uid"),
+            model=spec.model, level=status.level, reviews=reviews,
+        )
+
+    # Reviews are read only for the few technologies that moved recently.
+    return drafts({}) and drafts(_reviews(view, namespace, name))
 
 
 async def append_or_retry(

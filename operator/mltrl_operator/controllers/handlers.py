@@ -8,7 +8,7 @@ import kopf
 
 from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
-from mltrl_operator.controllers.audit import record_deletion
+from mltrl_operator.controllers.audit import catch_up, record_deletion
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
@@ -73,6 +73,10 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         # kopf starts watching only once this is done, so no handler sees a partial cache.
         ctx: OperatorContext = memo["ctx"]
         await prime(ctx.client, ctx.cache)
+        # In the background: transitions a previous run stored but may not have recorded.
+        view = ClusterView(ctx.cache, ctx.writes)
+        ctx.wakeups.at("audit-catch-up", ctx.clock(), ctx.clock,
+                       lambda: catch_up(ctx, view))
 
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.audit import (
@@ -39,6 +40,7 @@ from mltrl_operator.api.technology import (
     TransitionKind,
 )
 from mltrl_operator.domain.admission import Requester, Verdict, allow, forbid
+from mltrl_operator.domain.durations import parse_instant
 
 CHUNK_LIMIT_BYTES = 256 * 1024
 """A chunk is closed before its entries exceed this: far below etcd's 1.5 MiB object
@@ -561,4 +563,33 @@ def dismissed_approvals_entry(
         technology_uid=technology_uid, from_level=level, to_level=level, review=review_name,
         by=["mltrl-operator"], reason="; ".join(clip(why) or "" for _, why in dismissed),
         details={f"dismissed.{reviewer}": clip(why) or "" for reviewer, why in dismissed},
+    )
+
+
+def recent_drafts(
+    *,
+    history: Sequence[LevelTransition],
+    rollback: ServingRollback | None,
+    since: datetime,
+    technology_uid: str | None,
+    model: ModelSpec | None,
+    level: int | None,
+    reviews: dict[str, tuple[LevelReviewSpec, str | None]],
+) -> list[AuditEntry]:
+    """The entries for transitions stored since `since`: what an operator that stopped
+    between storing a transition and recording it may have left out. Appending them is
+    safe whether or not they were recorded (their ids are deterministic)."""
+
+    def recent(at: str) -> bool:
+        try:
+            return parse_instant(at) >= since
+        except ValueError:
+            return False
+
+    return status_change_drafts(
+        before_history=[t for t in history if not recent(t.at)],
+        after_history=history,
+        before_rollback=None,
+        after_rollback=rollback if rollback is not None and recent(rollback.at) else None,
+        technology_uid=technology_uid, model=model, level=level, reviews=reviews,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import MLTRL, Sandbox, eventually
+from tests.integration.harness import MLTRL, Operator, Sandbox, eventually
 from tests.integration.operator.scenarios import policy, review, technology
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
@@ -134,3 +134,26 @@ def test_no_record_is_an_error_an_auditor_sees(sandbox: Sandbox, namespace: str)
     assert f"no audit record for {namespace}/never-existed" in result.stdout
     bad = mltrl_audit(sandbox, "verify", "a/b/c")
     assert bad.returncode == 2 and "expected [NAMESPACE/]TECHNOLOGY" in bad.stderr
+
+
+def test_a_restarted_operator_records_what_it_stored_but_had_not_recorded(
+    sandbox: Sandbox, operator: Operator, namespace: str
+) -> None:
+    sandbox.apply(policy(f"{namespace}-policy", namespace))
+    sandbox.apply(technology("tagger", namespace, entry_level=3))
+    wait_for_level(sandbox, "tagger", namespace, 3)
+    promote(sandbox, namespace, "tagger", 3)
+    target = f"{namespace}/tagger"
+    eventually(lambda: len(exported(sandbox, target)) == 2, what="two entries")
+
+    # What a crash between the status write and the append leaves: the transitions in
+    # status, not in the record (simulated by removing the record as a cluster admin).
+    sandbox.kubectl("delete", "mltrlaudit", f"{namespace}.tagger.0000")
+    assert "no audit record" in mltrl_audit(sandbox, "export", target).stderr
+    operator.restart(crash=True)
+    entries = eventually(
+        lambda: mltrl_audit(sandbox, "export", target).returncode == 0
+        and len(e := exported(sandbox, target)) == 2 and e, what="the record caught up")
+    assert [e["kind"] for e in entries] == ["entry", "promotion"]
+    assert entries[1]["evidence"][0]["name"] == "unit-tests"
+    assert mltrl_audit(sandbox, "verify", target).returncode == 0

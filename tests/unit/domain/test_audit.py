@@ -379,3 +379,26 @@ def test_a_deletion_is_recorded_once_per_life_of_the_technology() -> None:
     assert (first.kind, first.from_level, first.to_level) == (AuditEntryKind.DELETION, 7, None)
     assert first.reason == "the MLTechnology was deleted at level 7"
     assert first.model is not None and first.model.version == "1.4.0"
+
+
+def test_after_a_restart_only_recent_transitions_are_offered_again() -> None:
+    from datetime import UTC, datetime
+
+    from mltrl_operator.domain.audit import recent_drafts
+
+    old = transition(**{"from": None, "to": 3, "kind": "entry", "review": None,
+                        "at": "2026-03-01T09:00:00Z"})
+    fresh = transition(**{"from": 3, "to": 4, "at": "2026-03-01T09:59:00Z", "review": "to-4"})
+    rollback = ServingRollback(replaced_version="1.0.0", replaced_storage_uri="s3://m/1.0.0",
+                               alert="Errors/f1", at="2026-03-01T09:59:30Z")
+    kwargs: dict[str, Any] = {"technology_uid": "u", "model": None, "level": 4, "reviews": {}}
+    since = datetime(2026, 3, 1, 9, 45, tzinfo=UTC)
+    drafts = recent_drafts(history=[old, fresh], rollback=rollback, since=since, **kwargs)
+    assert [(d.kind, d.to_level) for d in drafts] == [
+        (AuditEntryKind.PROMOTION, 4), (AuditEntryKind.ROLLBACK, 4)]
+    # The same ids as when they were first recorded: appending them again adds nothing.
+    first = status_change_drafts(before_history=[old], after_history=[old, fresh],
+                                 before_rollback=None, after_rollback=rollback, **kwargs)
+    assert [d.id for d in drafts] == [d.id for d in first]
+    later = datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
+    assert recent_drafts(history=[old, fresh], rollback=rollback, since=later, **kwargs) == []
