@@ -3,6 +3,8 @@
     POST /mutate-levelreview         POST /validate-levelreview
     POST /validate-mltechnology      POST /validate-mltrlpolicy
     POST /validate-inferenceservice  GET  /healthz
+    POST /validate-mltrlauditrecord  (every operation, DELETE included)
+    POST /mutate-mltrlwaiver         POST /validate-mltrlwaiver
 
 Answers:
 
