@@ -4,6 +4,7 @@ says `refused:` must be refused by an admission webhook; every other one must su
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,9 @@ def test_the_readme_tour(tmp_path: Path) -> None:
                 eventually(lambda: isvc_model().endswith("/1.4.0"), what="the rollback")
             if command.startswith("kubectl get events"):
                 eventually(lambda c=command: "RolledBack" in sh(c), what="the rollback event")
+            if command.startswith("mltrl audit export"):
+                eventually(lambda c=command: '"kind": "rollback"' in sh(c),
+                           what="the rollback in the audit record")
             outputs[command] = sh(command)
         table = next(v for k, v in outputs.items() if k.startswith("kubectl get mltech -A"))
         assert table.splitlines()[0].split()[:4] == ["NAMESPACE", "NAME", "LEVEL", "PHASE"]
@@ -113,5 +117,9 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         assert "mallory owns mltech shortcut" in messages[2]
         assert "bob does not hold role product-owner" in messages[3]
         assert "serves s3://models/anything" in messages[4]
+        record = next(v for k, v in outputs.items() if k.startswith("mltrl audit export"))
+        assert [json.loads(line)["kind"] for line in record.splitlines()] == [
+            "entry", "promotion", "rollback"]
+        assert "intact" in next(v for k, v in outputs.items() if k.startswith("mltrl audit ver"))
     finally:
         process.stop()

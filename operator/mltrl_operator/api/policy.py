@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from mltrl_operator.api.common import ApiModel, Condition, LabelSelector, Level
+from mltrl_operator.api.lifecycle import Duration, ModelChangeRule, OnExpiry, WaiverPolicy
 from mltrl_operator.api.review import EvidenceKind
 from mltrl_operator.api.technology import MonitoringRule
 
@@ -63,6 +64,18 @@ class LevelRequirements(ApiModel):
     """How many distinct reviewers must approve."""
     required_roles: list[str] = Field(default_factory=list)
     """Roles that must each have approved (e.g. qa, product-owner)."""
+
+    # --- re-certification (issue 15) ---
+    valid_for: Duration | None = None
+    """How long this level holds after its last review (promotion, change or
+    re-certification), e.g. 2160h; unset: forever. The shortest across policies wins."""
+    warn_before: Duration | None = None
+    """How long before the level lapses a warning event and condition appear (default
+    336h, 14 days)."""
+    on_expiry: OnExpiry | None = None
+    """What happens when the level lapses: warn (condition Certified=False only), stop
+    (the serving gate closes) or demote (an embedded switchback to the level below).
+    Default warn; the strictest across policies wins (demote over stop over warn)."""
 
 
 class EntryPolicy(ApiModel):
@@ -121,6 +134,13 @@ class MLTRLPolicySpec(ApiModel):
     """When true, a review may promote more than one level at once."""
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     """Default alert actions."""
+
+    # --- levels over time (issue 15) ---
+    model_change: list[ModelChangeRule] = Field(default_factory=list)
+    """What a new spec.model needs, per level or from a level (default: a change review at
+    and above the serving level)."""
+    waivers: WaiverPolicy | None = None
+    """Who may approve time-bound exceptions, and for how long at most."""
 
 
 class MLTRLPolicyStatus(ApiModel):

@@ -30,10 +30,22 @@ class ReviewPhase(StrEnum):
     SUPERSEDED = "Superseded"
 
 
+# Issue 11 adds promotion, switchback and entry; issue 15 adds change and recertify.
 class ReviewType(StrEnum):
     PROMOTION = "promotion"
     SWITCHBACK = "switchback"
     ENTRY = "entry"
+    CHANGE = "change"
+    RECERTIFY = "recertify"
+
+
+class ReviewedModel(ApiModel):
+    """The model a change review approves: it must be the technology's pending model."""
+
+    version: str = Field(min_length=1)
+    """spec.model.version of the technology when the change was made."""
+    storage_uri: str | None = None
+    """spec.model.storageUri, when the version alone is ambiguous."""
 
 
 class ContentDigest(ApiModel):
@@ -101,9 +113,11 @@ class LevelReviewSpec(ApiModel):
     technology: str = Field(min_length=1)
     """The MLTechnology under review, in the review's namespace."""
     type: ReviewType | None = None
-    """promotion (up), switchback (down) or entry (from the level a technology started at
-    to its spec.entryLevel, when that is above the policy's entry.maxLevel). Unset means
-    promotion when toLevel is above fromLevel, switchback when below."""
+    """promotion (up), switchback (down), entry (from the level a technology started at
+    to its spec.entryLevel, when that is above the policy's entry.maxLevel), change (a new
+    spec.model at the current level: fromLevel = toLevel) or recertify (renews the current
+    level before or after it lapses: fromLevel = toLevel). Unset means promotion when
+    toLevel is above fromLevel, switchback when below."""
     from_level: Level
     """The technology's level when the review was opened; must equal its current level."""
     to_level: Level
@@ -119,6 +133,10 @@ class LevelReviewSpec(ApiModel):
     """Reviewers' decisions; any reject rejects the review."""
     debrief: Debrief | None = None
     """The stage debrief: accomplished, punted, learned, technical debt."""
+
+    # --- levels over time (issue 15) ---
+    model: ReviewedModel | None = None
+    """For a change review: the new model approved."""
 
 
 class DismissedApproval(ApiModel):

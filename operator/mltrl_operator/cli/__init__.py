@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: `mltrl run` in a cluster never needs the sandbox's modules.
     if args.command == "run":
         from mltrl_operator.cli.run import run as runner
+    elif args.command == "audit":
+        from mltrl_operator.cli.audit import audit as runner
+    elif args.command == "waivers":
+        from mltrl_operator.cli.waivers import waivers as runner
     else:
         from mltrl_operator.cli.sandbox import sandbox as runner
     try:

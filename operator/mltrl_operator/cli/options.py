@@ -79,6 +79,43 @@ def _add_trusted_group(group: Any) -> None:
     )
 
 
+def _add_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="verify or export a technology's audit record (also once deleted)"
+    )
+    actions = audit.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("verify", "check the record's hash chain; exit 1 naming each edited or missing entry"),
+        ("export", "write the record's entries as JSON Lines, oldest first"),
+    ):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY")
+        command.add_argument("-n", "--namespace", default=None,
+                             help="the namespace when TECHNOLOGY has none (default: the "
+                             "kubeconfig context's)")
+        command.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+        command.add_argument("--context", help="kubeconfig context to use")
+        if action == "verify":
+            command.add_argument(
+                "--expect-head", default=None, metavar="SHA256",
+                help="the head hash noted at an earlier verify: catches a record rewritten "
+                "or cut short since",
+            )
+
+
+def _add_waivers(commands: Any) -> None:
+    waivers = commands.add_parser(
+        "waivers", help="list a technology's waivers and whether each counts now (or --at)"
+    )
+    waivers.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY")
+    waivers.add_argument("-n", "--namespace", default=None,
+                         help="the namespace when TECHNOLOGY has none")
+    waivers.add_argument("--at", default=None, metavar="TIME",
+                         help="decide at this RFC 3339 time instead of now")
+    waivers.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    waivers.add_argument("--context", help="kubeconfig context to use")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mltrl", description="ML Technology Readiness Levels on Kubernetes."
@@ -100,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--priority", type=int, default=None,
         help="this replica's peering priority (default: random, so replicas differ)",
+    )
+    run.add_argument(
+        "--clock-file", default=None, metavar="PATH",
+        help="testing only: take the current time from PATH (one RFC 3339 time, read again "
+        "when the file changes) instead of the system clock",
     )
     _add_monitoring(run)
     _add_webhooks(run)
@@ -137,6 +179,9 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_trusted_group(webhooks)
     _add_monitoring(sandbox)
+
+    _add_audit(commands)
+    _add_waivers(commands)
 
     crds = commands.add_parser("crds", help="regenerate the CRDs from the API models")
     crds.add_argument("directory", nargs="?", default="crds")

@@ -11,6 +11,7 @@ from typing import Any
 
 from mltrl_operator.controllers.cache import ClusterCache
 from mltrl_operator.controllers.retries import Retries
+from mltrl_operator.controllers.wakeups import Wakeups
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
 
@@ -89,6 +90,8 @@ class OperatorContext:
     writes: ReadYourWrites = field(default_factory=ReadYourWrites)
     retries: Retries = field(default_factory=Retries)
     cache: ClusterCache = field(default_factory=ClusterCache)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    """Timers for instants decisions change by themselves (issue 15: expiries, lapses)."""
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.client)

@@ -8,6 +8,7 @@ import kopf
 
 from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
+from mltrl_operator.controllers.audit import catch_up, record_deletion
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
@@ -16,6 +17,7 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.controllers.waivers import reconcile_waiver
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
@@ -23,6 +25,7 @@ from mltrl_operator.k8s.resources import (
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    WAIVERS,
     ResourceRef,
 )
 
@@ -76,6 +79,10 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
         # kopf starts watching only once this is done, so no handler sees a partial cache.
         ctx: OperatorContext = memo["ctx"]
         await prime(ctx.client, ctx.cache)
+        # In the background: transitions a previous run stored but may not have recorded.
+        view = ClusterView(ctx.cache, ctx.writes)
+        ctx.wakeups.at("audit-catch-up", ctx.clock(), ctx.clock,
+                       lambda: catch_up(ctx, view))
 
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(
@@ -91,6 +98,7 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
                 await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
+                await record_deletion(ctx, snapshot(body))
             # Composites and reviews read this technology from the cache, which this very
             # event has just refreshed; each writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
@@ -165,5 +173,17 @@ def build_registry(connection: Connection) -> kopf.OperatorRegistry:
                 if current is not None:
                     action = await govern_inference_service(ctx, view, current)
                     metrics.count_gate_decision("governance", action.value)
+
+    # Waivers (issue 15): whether each applies now, re-decided at its expiry by a timer.
+    @kopf.on.event(GROUP, VERSION, WAIVERS.plural, registry=registry)
+    async def waiver_changed(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+        **_: Any,
+    ) -> None:
+        ctx: OperatorContext = memo["ctx"]
+        if event.get("type") != "DELETED":
+            await reconcile_waiver(ctx, ClusterView(ctx.cache, ctx.writes), snapshot(body))
+        else:
+            ctx.wakeups.cancel(("MLTRLWaiver", namespace, name))
 
     return registry

@@ -92,4 +92,5 @@ async def run_operator(
             )
     finally:
         await context.retries.close()
+        await context.wakeups.close()
         await client.close()

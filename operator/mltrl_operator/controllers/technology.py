@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from mltrl_operator import metrics
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.audit import record_status_change
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.observe import observe_levels, observe_settled, observe_written
 from mltrl_operator.controllers.view import Body, ClusterView, Key
@@ -177,6 +178,9 @@ async def reconcile_snapshot(
     if stored is not None:
         observe_written(old_status, plan.status, policy)
         observe_settled(plan.settlements)
+        # The audit record follows the stored decision (issue 15); an append that fails is
+        # retried in the background, and one lost to a crash is caught up at start-up.
+        await record_status_change(ctx, view, stored, old_status, plan.status)
     return TechnologyOutcome(
         level_changed=old_status.level != plan.status.level,
         effective_level_changed=old_status.effective_level != plan.status.effective_level,

@@ -46,6 +46,7 @@ class Webhook:
     mutating: bool = False
     exempt_namespaces: bool = False
     """Whether the namespace exemptions apply (InferenceServices only)."""
+    operations: tuple[str, ...] = ("CREATE", "UPDATE")
     skip_deleting: bool = True
 
 
@@ -67,6 +68,15 @@ WEBHOOKS = (
     Webhook("inferenceservices.validate.mltrl.dev", "/validate-inferenceservice",
             "serving.kserve.io", "v1beta1", ("inferenceservices",), "Namespaced",
             exempt_namespaces=True),
+    # The audit record (issue 15): nobody but the operator writes or deletes it.
+    Webhook("mltrlauditrecords.validate.mltrl.dev", "/validate-mltrlauditrecord", GROUP,
+            VERSION, ("mltrlauditrecords",), "Cluster",
+            operations=("CREATE", "UPDATE", "DELETE"), skip_deleting=False),
+    # Waivers (issue 15): approvals stamped, then length, expiry and approvers checked.
+    Webhook("mltrlwaivers.mutate.mltrl.dev", "/mutate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers",), "Namespaced", mutating=True),
+    Webhook("mltrlwaivers.validate.mltrl.dev", "/validate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers", "mltrlwaivers/status"), "Namespaced"),
 )
 
 
@@ -90,7 +100,7 @@ def _webhook(
         {
             "apiGroups": [hook.group],
             "apiVersions": [hook.version],
-            "operations": ["CREATE", "UPDATE"],
+            "operations": list(hook.operations),
             "resources": list(hook.resources),
             "scope": hook.scope,
         }

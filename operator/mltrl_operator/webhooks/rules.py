@@ -45,6 +45,7 @@ from mltrl_operator.domain.claims import (
 )
 from mltrl_operator.domain.entry import entry_level_change
 from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.lifecycle import lifecycle_spec_errors
 from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, owners_since_level
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.serving import inference_service_name
@@ -300,7 +301,7 @@ async def validate_policy_spec(
         spec = MLTRLPolicySpec.model_validate(_spec(request.object))
     except ValidationError as error:
         return _unreadable("MLTRLPolicy", error)
-    errors = validate_policy(spec)
+    errors = validate_policy(spec) + lifecycle_spec_errors(spec)  # the latter: issue 15
     return refuse(errors, INVALID) if errors else allow()
 
 

@@ -3,6 +3,8 @@
     POST /mutate-levelreview         POST /validate-levelreview
     POST /validate-mltechnology      POST /validate-mltrlpolicy
     POST /validate-inferenceservice  GET  /healthz
+    POST /validate-mltrlauditrecord  (every operation, DELETE included)
+    POST /mutate-mltrlwaiver         POST /validate-mltrlwaiver
 
 Answers:
 
@@ -32,6 +34,7 @@ from aiohttp import web
 
 from mltrl_operator import metrics
 from mltrl_operator.webhooks.config import CertificateFiles, WebhookConfig
+from mltrl_operator.webhooks.records import RECORD_ENDPOINTS, admit_every_operation
 from mltrl_operator.webhooks.rules import ENDPOINTS, ClusterState, Endpoint, Settings, admit
 from mltrl_operator.webhooks.wire import (
     MalformedJson,
@@ -64,7 +67,7 @@ class WebhookServer:
     # --- the application ----------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes)
-        for endpoint in ENDPOINTS:
+        for endpoint in (*ENDPOINTS, *RECORD_ENDPOINTS):
             app.router.add_post(endpoint.path, self._handler(endpoint))
         app.router.add_get("/healthz", self._healthz)
         return app
@@ -86,7 +89,8 @@ class WebhookServer:
         except MalformedReview as error:
             return _error(400, f"not an AdmissionReview v1 request: {error}")
         try:
-            verdict = await admit(endpoint, review, self.state, self.settings)
+            decide = admit_every_operation if endpoint in RECORD_ENDPOINTS else admit
+            verdict = await decide(endpoint, review, self.state, self.settings)
         except Exception as error:  # the API server's failurePolicy decides
             logger.exception("%s could not decide on %s", endpoint.path, review.uid)
             return _error(500, f"could not decide: {error}")

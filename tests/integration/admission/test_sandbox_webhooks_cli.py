@@ -30,6 +30,7 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
             "levelreviews.validate.mltrl.dev", "mltechnologies.validate.mltrl.dev",
             "mltrlpolicies.validate.mltrl.dev", "status.validate.mltrl.dev",
             "inferenceservices.validate.mltrl.dev",
+            "mltrlauditrecords.validate.mltrl.dev", "mltrlwaivers.validate.mltrl.dev",
         ]
         refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(
             technology("backwards", "default", entry_level=5, target_level=4)))

@@ -18,8 +18,9 @@ STANDARD = {
     "dataclasses",
     "datetime",
     "enum",
-    "hashlib",  # content digests of what an approval approved: pure computation
-    "json",  # canonical JSON for those digests, no I/O
+    "hashlib",  # approval content digests and the audit record's hash chain: no I/O
+    "json",  # canonical JSON for those digests and hashes
+    "re",
     "types",
     "typing",
 }
