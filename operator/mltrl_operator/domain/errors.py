@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-TYPES = frozenset({"Forbidden", "Invalid", "Required", "Duplicate", "Not found", "Unsupported value"})
+TYPES = frozenset(
+    {"Forbidden", "Invalid", "Required", "Duplicate", "Not found", "Unsupported value"}
+)
+"""The API server's field error types (k8s.io/apimachinery field.ErrorType)."""
 
 
 @dataclass(frozen=True)
