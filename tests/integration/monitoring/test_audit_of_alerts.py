@@ -42,7 +42,7 @@ def test_a_rollback_and_a_demotion_are_recorded_once(
         {"alertName": "ScorerDrift", "action": "demote", "toLevel": 5},
     ]))
     serving_two_known_good_models(sandbox, "scorer", NAMESPACE)
-    sandbox.apply(review("scorer-to-6", NAMESPACE, "scorer", 5, 6))
+    sandbox.apply(review("scorer-to-6", NAMESPACE, "scorer", 5, 6, model_version="1.1.0"))
     wait_for_level(sandbox, "scorer", NAMESPACE, 6)
     target = f"{NAMESPACE}/scorer"
 
