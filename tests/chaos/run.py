@@ -361,7 +361,10 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
         if not (open_promotions or alerts_left or changes_left):
             return expected
         roll = rng.random()
-        if open_promotions and (roll < 0.5 or not (alerts_left or changes_left)):
+        # Alerts go to technologies that serve (their third review is only opened at
+        # level 5), so that rollbacks act on something served.
+        serving = [n for n in names if promoted[n] >= 3]
+        if open_promotions and (roll < 0.5 or not serving or not (alerts_left or changes_left)):
             name = rng.choice(open_promotions)
             from_level = 3 + promoted[name]
             if _level(api, name) != from_level:
@@ -376,7 +379,7 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
         elif alerts_left and (roll < 0.9 or not changes_left):
             n = config.alerts - alerts_left
             action = ACTIONS[n % len(ACTIONS)]
-            alert = _alert(n, rng.choice(names), action, starts + timedelta(minutes=n))
+            alert = _alert(n, rng.choice(serving), action, starts + timedelta(minutes=n))
             batch = [alert]
             if sent and rng.random() < 0.3:  # Alertmanager re-sends long-firing alerts
                 batch.append(rng.choice(sent))
