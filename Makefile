@@ -52,7 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m e2e.bench $(BENCH_ARGS)
 
 # 1,000 promotions and 1,000 alerts while the operator is SIGKILLed at random and the
-# sandbox fails 10% of API requests; writes its figures into docs/reliability.md. Hours on
+# sandbox fails 20% of API requests; writes its figures into docs/reliability.md. Minutes on
 # two cores; `make chaos CHAOS_ARGS="--promotions 60 --alerts 60"` for a smaller round.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.run --promotions 1000 --alerts 1000 \

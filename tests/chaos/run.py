@@ -81,6 +81,8 @@ class Figures:
     stuck: list[str] = field(default_factory=list)
     served_early: list[str] = field(default_factory=list)
     writes: int = 0
+    checked: dict[str, int] = field(default_factory=dict)
+    """How much each check looked at, so that a check that saw nothing shows."""
 
     @property
     def clean(self) -> bool:
@@ -181,11 +183,12 @@ class Observer(threading.Thread):
         for thread in threads:
             thread.join()
 
-    def served_early(self) -> list[str]:
+    def served_early(self, checked: dict[str, int]) -> list[str]:
         with self.lock:
             events = sorted(self.events, key=lambda e: e[0])
         latest: dict[str, dict[str, Any]] = {}
         problems = []
+        checked["InferenceService versions served"] = 0
         for rv, kind, obj in events:
             name = obj["metadata"]["name"]
             if kind == "tech":
@@ -194,6 +197,7 @@ class Observer(threading.Thread):
             annotations = obj["metadata"].get("annotations") or {}
             if annotations.get("serving.kserve.io/stop") == "true":
                 continue
+            checked["InferenceService versions served"] += 1
             owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
             status = latest.get(owner) or {}
             allowed = (status.get("serving") or {}).get("allowed")
@@ -356,7 +360,7 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
         _settle(api, reviews, figures, deadline)
         figures.writes = int(sandbox.settle(quiet_for=3.0, timeout=60)["total_writes"])
         _check(api, reviews, names, figures)
-        figures.served_early = observer.served_early()
+        figures.served_early = observer.served_early(figures.checked)
     finally:
         killer.stopping.set()
         observer.stopping.set()
@@ -390,7 +394,10 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
         if not (open_promotions or alerts_left or changes_left):
             return expected
         roll = rng.random()
-        if open_promotions and (roll < 0.5 or not (alerts_left or changes_left)):
+        # Alerts go to technologies that serve (their third review is only opened at
+        # level 5), so that rollbacks act on something served.
+        serving = [n for n in names if promoted[n] >= 3]
+        if open_promotions and (roll < 0.5 or not serving or not (alerts_left or changes_left)):
             name = rng.choice(open_promotions)
             from_level = 3 + promoted[name]
             if _level(api, name) != from_level:
@@ -406,7 +413,7 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
         elif alerts_left and (roll < 0.9 or not changes_left):
             n = config.alerts - alerts_left
             action = ACTIONS[n % len(ACTIONS)]
-            alert = _alert(n, rng.choice(names), action, starts + timedelta(minutes=n))
+            alert = _alert(n, rng.choice(serving), action, starts + timedelta(minutes=n))
             batch = [alert]
             if sent and rng.random() < 0.3:  # Alertmanager re-sends long-firing alerts
                 batch.append(rng.choice(sent))
@@ -478,6 +485,13 @@ def _check(api: Api, expected: Expected, names: list[str], figures: Figures) -> 
         for entry in (body.get("status") or {}).get("history") or []:
             if entry.get("review"):
                 history[name][entry["review"]] += 1
+    figures.checked.update({
+        "history entries": sum(sum(c.values()) for c in history.values()),
+        "ReviewApplied events": sum(applied_events.values()),
+        "Promoted events": sum(promoted_events.values()),
+        "settlement events": sum(settled_events.values()),
+        "Jobs": len(jobs),
+    })
     for review, technology in expected.reviews.items():
         status = (reviews.get(review) or {}).get("status") or {}
         if status.get("phase") == "Applied" and not status.get("appliedAt"):
@@ -516,6 +530,7 @@ def report(figures: Figures) -> str:
         f"{figures.model_changes} model changes, {figures.kills} operator kills, "
         f"{figures.seconds:.0f} s",
         f"- faults injected: {injected}",
+        "- checked: " + ", ".join(f"{n} {what}" for what, n in figures.checked.items()),
         f"- lost: {len(figures.lost)}, doubled: {len(figures.doubled)}, "
         f"stuck: {len(figures.stuck)}, served before the promotion was stored: "
         f"{len(figures.served_early)}",
@@ -530,9 +545,9 @@ def main() -> int:
     parser.add_argument("--promotions", type=int, default=1000)
     parser.add_argument("--alerts", type=int, default=1000)
     parser.add_argument("--model-changes", type=int, default=100)
-    parser.add_argument("--faults", type=float, default=0.1)
+    parser.add_argument("--faults", type=float, default=0.2)
     parser.add_argument("--latency", default="1,3")
-    parser.add_argument("--kill-every", default="3,8", help="MIN,MAX seconds between kills")
+    parser.add_argument("--kill-every", default="1,5", help="MIN,MAX seconds between kills")
     parser.add_argument("--deadline", type=float, default=3 * 3600)
     parser.add_argument("--workdir", type=Path, default=Path(".sandbox/chaos"))
     parser.add_argument("--report", type=Path, default=None,

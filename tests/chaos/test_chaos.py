@@ -22,3 +22,6 @@ def test_promotions_and_alerts_survive_kills_and_faults(tmp_path: Path) -> None:
     assert (figures.lost, figures.doubled, figures.stuck, figures.served_early) == (
         [], [], [], []), summary
     assert (figures.promotions, figures.alerts) == (18, 18), summary
+    assert figures.checked["history entries"] == figures.promotions, summary
+    assert figures.checked["settlement events"] == figures.alerts, summary
+    assert figures.checked["InferenceService versions served"] > 0, summary

@@ -177,20 +177,28 @@ class AlertReceiver:
     async def _announce(
         self, technology: dict[str, Any], results: tuple[Recorded, ...], now: datetime
     ) -> None:
+        """After the alerts are stored: named events (one per alert and outcome), and a
+        failure to post one does not turn the stored alerts into a 503."""
         for recorded in results:
             alert = recorded.alert
             if recorded.outcome == RECORDED:
-                await self.events.record(
-                    technology, type=NORMAL, reason="AlertReceived", now=now,
-                    message=f"alert {alert.name} ({alert.fingerprint}) firing since "
-                    f"{alert.starts_at}: {recorded.detail}",
+                reason, message = "AlertReceived", (
+                    f"alert {alert.name} ({alert.fingerprint}) firing since "
+                    f"{alert.starts_at}: {recorded.detail}"
                 )
             elif recorded.outcome == RESOLVED:
-                await self.events.record(
-                    technology, type=NORMAL, reason="AlertResolved", now=now,
-                    message=f"alert {alert.name} ({alert.fingerprint}) resolved: "
-                    f"{recorded.detail}",
+                reason, message = "AlertResolved", (
+                    f"alert {alert.name} ({alert.fingerprint}) resolved: {recorded.detail}"
                 )
+            else:
+                continue
+            try:
+                await self.events.record(
+                    technology, type=NORMAL, reason=reason, now=now, message=message,
+                    key=f"{alert.fingerprint}/{alert.starts_at}",
+                )
+            except UNAVAILABLE as error:
+                logger.warning("could not post event %s: %s", reason, error)
 
     # --- the listener -------------------------------------------------------------------
     async def start(self) -> None:
