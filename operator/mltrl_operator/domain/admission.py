@@ -66,6 +66,8 @@ BAD_REQUEST = "BadRequest"
 _CODES = {FORBIDDEN: 403, INVALID: 422, BAD_REQUEST: 400}
 
 TERMINAL_REVIEW_PHASES = frozenset({"Applied", "Rejected"})
+CLAIM_FIELD = f"metadata.labels[{TECHNOLOGY_LABEL}]"
+MODEL_FIELD = "spec.predictor.model.storageUri"
 FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel", "type")
 
 
@@ -373,7 +375,11 @@ def inference_service_verdict(
             f"InferenceService {name} serves below the gate: {message}; this update changes "
             "nothing it serves, and the operator stops it"
         )
-    return forbid(f"InferenceService {name} may not serve: {message}")
+    # The field at fault: the claim (none, a missing technology, a level below the gate),
+    # or, when the claimed technology passes the gate, the model served.
+    passes = decision is not None and decision.allowed and claimed_technology(body) is not None
+    field = MODEL_FIELD if passes else CLAIM_FIELD
+    return forbid(f"{field}: Forbidden: InferenceService {name} may not serve: {message}")
 
 
 # --- MLTechnology ------------------------------------------------------------------------

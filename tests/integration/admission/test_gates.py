@@ -79,6 +79,7 @@ def test_an_inference_service_below_the_gate_in_a_governed_namespace_is_refused(
                               input=inference_service("scorer", namespace, "scorer"))
     assert refused.returncode != 0
     assert DENIED.format("inferenceservices.validate.mltrl.dev") + (
+        "metadata.labels[mltrl.dev/technology]: Forbidden: "
         f"InferenceService {namespace}/scorer may not serve: mltech scorer is at level 5 "
         f'(Machine Learning "Capability"); serving requires level 7 (policy {namespace}-prod)'
     ) in refused.stderr

@@ -350,8 +350,9 @@ def test_a_claimer_serves_the_technologys_model_and_is_stopped_after_a_demotion(
     wait_for(sandbox, "mltech", "fraud", namespace, "at 7", lambda s: s.get("effectiveLevel") == 7)
     refused(sandbox.as_user("mallory", "apply", "-f", "-",
                             input=claimer("borrowed", namespace, "fraud", "s3://models/anything")),
-            "claims mltech fraud but serves s3://models/anything; fraud may serve "
-            "s3://models/fraud/1.0")
+            "spec.predictor.model.storageUri: Forbidden: InferenceService "
+            f"{namespace}/borrowed may not serve: the InferenceService claims mltech fraud but "
+            "serves s3://models/anything; fraud may serve s3://models/fraud/1.0")
     # An owner reference is no passport: anyone may write one.
     forged = json.loads(claimer("forged", namespace, "fraud", "s3://models/anything"))
     forged["metadata"]["ownerReferences"] = [{

@@ -235,6 +235,7 @@ def test_a_technology_below_the_gate_may_not_serve() -> None:
     result = inference_service_verdict(isvc(), None, decision, PROD)
     assert not result.allowed and result.code == 403
     assert result.message == (
+        "metadata.labels[mltrl.dev/technology]: Forbidden: "
         'InferenceService payments/scorer may not serve: mltech scorer is at level 5 '
         '(Machine Learning "Capability"); serving requires level 7 (policy prod)'
     )

@@ -193,7 +193,8 @@ async def test_a_valid_request_below_the_gate_is_denied_with_the_reason(client: 
     assert response["allowed"] is False
     assert response["status"] == {
         "status": "Failure", "code": 403, "reason": "Forbidden",
-        "message": 'InferenceService payments/model may not serve: mltech scorer is at level 5 '
+        "message": "metadata.labels[mltrl.dev/technology]: Forbidden: "
+        'InferenceService payments/model may not serve: mltech scorer is at level 5 '
         '(Machine Learning "Capability"); serving requires level 6 (policy prod)',
     }
 
