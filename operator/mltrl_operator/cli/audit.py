@@ -16,7 +16,11 @@ import sys
 from typing import TextIO
 
 from mltrl_operator.domain.audit import Verification, verify
-from mltrl_operator.k8s.audit_store import StoredRecord, read_audit_record
+from mltrl_operator.k8s.audit_store import (
+    StoredRecord,
+    read_all_audit_records,
+    read_audit_record,
+)
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import ConnectionError_, discover
 from mltrl_operator.k8s.errors import ApiError
@@ -70,6 +74,12 @@ def export(record: StoredRecord, out: TextIO) -> None:
 
 
 async def audit(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        return await verify_all(args)
+    if not args.technology:
+        print("mltrl audit: name a [NAMESPACE/]TECHNOLOGY (or --all to verify every record)",
+              file=sys.stderr)
+        return 2
     try:
         connection = discover(args.kubeconfig, args.context)
         namespace, name = target(args.technology, args.namespace or connection.default_namespace)
@@ -90,3 +100,18 @@ async def audit(args: argparse.Namespace) -> int:
     if not record.bodies or not verification.intact:
         return report(record, verification, sys.stderr)
     return 0
+
+
+async def verify_all(args: argparse.Namespace) -> int:
+    """Every record in the cluster; exit 1 when any is not intact."""
+    try:
+        async with KubeClient(discover(args.kubeconfig, args.context)) as client:
+            records = await read_all_audit_records(client)
+    except (ConnectionError_, ApiError, OSError) as error:
+        print(f"mltrl audit: cannot read the audit records: {error}", file=sys.stderr)
+        return 2
+    worst = 0
+    for record in records:
+        worst = max(worst, report(record, check(record, None), sys.stdout))
+    print(f"{len(records)} record(s), {'all intact' if not worst else 'NOT all intact'}")
+    return worst

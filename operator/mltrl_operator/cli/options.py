@@ -89,13 +89,16 @@ def _add_audit(commands: Any) -> None:
         ("export", "write the record's entries as JSON Lines, oldest first"),
     ):
         command = actions.add_parser(action, help=text)
-        command.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY")
+        command.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY",
+                             nargs="?" if action == "verify" else None)
         command.add_argument("-n", "--namespace", default=None,
                              help="the namespace when TECHNOLOGY has none (default: the "
                              "kubeconfig context's)")
         command.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
         command.add_argument("--context", help="kubeconfig context to use")
         if action == "verify":
+            command.add_argument("--all", action="store_true",
+                                 help="verify every technology's record in the cluster")
             command.add_argument(
                 "--expect-head", default=None, metavar="SHA256",
                 help="the head hash noted at an earlier verify: catches a record rewritten "

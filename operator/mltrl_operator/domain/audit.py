@@ -297,10 +297,30 @@ def review_approvals(review: LevelReviewSpec) -> list[AuditApproval]:
 
 
 _KINDS = {
-    TransitionKind.ENTRY: AuditEntryKind.ENTRY,
-    TransitionKind.PROMOTION: AuditEntryKind.PROMOTION,
-    TransitionKind.SWITCHBACK: AuditEntryKind.SWITCHBACK,
+    str(TransitionKind.ENTRY): AuditEntryKind.ENTRY,
+    str(TransitionKind.PROMOTION): AuditEntryKind.PROMOTION,
+    str(TransitionKind.SWITCHBACK): AuditEntryKind.SWITCHBACK,
+    # History kinds the integration of issue 15 may add, under their likely names.
+    "change": AuditEntryKind.CHANGE_APPROVAL,
+    "changeApproval": AuditEntryKind.CHANGE_APPROVAL,
+    "recertification": AuditEntryKind.RECERTIFICATION,
+    "recertify": AuditEntryKind.RECERTIFICATION,
+    "lapse": AuditEntryKind.LAPSE,
 }
+
+
+def _entry_kind(transition: LevelTransition) -> AuditEntryKind:
+    """The record's kind for a history kind; one it does not know is told by direction,
+    never dropped."""
+    known = _KINDS.get(str(transition.kind))
+    if known is not None:
+        return known
+    if transition.from_level is not None and transition.to > transition.from_level:
+        return AuditEntryKind.PROMOTION
+    if transition.from_level is not None and transition.to < transition.from_level:
+        return AuditEntryKind.SWITCHBACK
+    return AuditEntryKind.ENTRY if transition.from_level is None else (
+        AuditEntryKind.RECERTIFICATION)
 
 
 def transition_entry(
@@ -313,7 +333,7 @@ def transition_entry(
 ) -> AuditEntry:
     """A draft entry for one history transition (entry, promotion or switchback). The
     review's evidence and approvals are copied when the review is at hand."""
-    kind = _KINDS.get(transition.kind, AuditEntryKind.SWITCHBACK)
+    kind = _entry_kind(transition)
     details: dict[str, Any] = {}
     if transition.debrief is not None:
         details = {

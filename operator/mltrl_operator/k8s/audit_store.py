@@ -19,6 +19,7 @@ from typing import Any
 from mltrl_operator.api.audit import AuditEntry, AuditEntryKind, MLTRLAuditRecordSpec
 from mltrl_operator.domain.audit import (
     CHUNK_LIMIT_BYTES,
+    RECORD_LABEL,
     ParsedRecord,
     chain,
     chunk_body,
@@ -72,6 +73,21 @@ async def read_audit_record(client: KubeClient, namespace: str, technology: str)
     still exists. The one read other tools (the CLI, `kubectl mltrl history`) build on."""
     bodies = await client.list(AUDIT_RECORDS, label_selector=record_selector(namespace, technology))
     return StoredRecord(namespace, technology, parse_chunks(bodies), tuple(bodies))
+
+
+async def read_all_audit_records(client: KubeClient) -> list[StoredRecord]:
+    """Every technology's record in the cluster (one list), ordered by namespace/name."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for body in await client.list(AUDIT_RECORDS):
+        key = ((body.get("metadata") or {}).get("labels") or {}).get(RECORD_LABEL, "")
+        groups.setdefault(str(key), []).append(body)
+    records = []
+    for bodies in groups.values():
+        parsed = parse_chunks(bodies)
+        owner = parsed.chunks[0] if parsed.chunks else None
+        namespace, technology = (owner.namespace, owner.technology) if owner else ("?", "?")
+        records.append(StoredRecord(namespace, technology, parsed, tuple(bodies)))
+    return sorted(records, key=lambda r: (r.namespace, r.technology))
 
 
 async def append_entry(

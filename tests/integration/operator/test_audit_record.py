@@ -123,6 +123,10 @@ def test_verify_catches_an_entry_edited_in_the_stored_object(
         result.stdout)
     assert "expected sequence 1: 1 entries missing before it" in result.stdout
 
+    everything = mltrl_audit(sandbox, "verify", "--all")
+    assert everything.returncode == 1 and "NOT all intact" in everything.stdout
+    assert f"audit record of {target}: 1 chunk(s), 2 entries" in everything.stdout
+
     exported_anyway = mltrl_audit(sandbox, "export", target)
     assert exported_anyway.returncode == 1 and "TAMPERED" in exported_anyway.stderr
     assert len(exported_anyway.stdout.splitlines()) == 2

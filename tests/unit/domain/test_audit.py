@@ -402,3 +402,20 @@ def test_after_a_restart_only_recent_transitions_are_offered_again() -> None:
     assert [d.id for d in drafts] == [d.id for d in first]
     later = datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
     assert recent_drafts(history=[old, fresh], rollback=rollback, since=later, **kwargs) == []
+
+
+def test_history_kinds_map_to_record_kinds_and_an_unknown_one_by_its_direction() -> None:
+    from mltrl_operator.domain.audit import _entry_kind
+
+    def kind_of(kind: str, from_level: int | None, to: int) -> AuditEntryKind:
+        return _entry_kind(LevelTransition.model_construct(
+            kind=kind, from_level=from_level, to=to, at="2026-03-01T00:00:00Z"))
+
+    assert kind_of("promotion", 3, 4) is AuditEntryKind.PROMOTION
+    assert kind_of("switchback", 7, 4) is AuditEntryKind.SWITCHBACK
+    assert kind_of("entry", None, 3) is AuditEntryKind.ENTRY
+    assert kind_of("change", 7, 7) is AuditEntryKind.CHANGE_APPROVAL
+    assert kind_of("recertification", 7, 7) is AuditEntryKind.RECERTIFICATION
+    assert kind_of("someday", 5, 6) is AuditEntryKind.PROMOTION
+    assert kind_of("someday", 6, 5) is AuditEntryKind.SWITCHBACK
+    assert kind_of("someday", 6, 6) is AuditEntryKind.RECERTIFICATION
