@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from mltrl_operator.api.waiver import MLTRLWaiverSpec
 from mltrl_operator.cli.audit import target
 from mltrl_operator.domain.durations import parse_instant
+from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import matching_policies
 from mltrl_operator.domain.waivers import WaiverDecision, waiver_applies, waiver_policy
 from mltrl_operator.k8s.client import KubeClient
@@ -26,8 +27,7 @@ Body = dict[str, Any]
 def decisions(
     waivers: list[Body], technology: Body | None, name: str, policy: Any, at: datetime
 ) -> list[tuple[str, WaiverDecision]]:
-    owner = ((technology or {}).get("spec") or {}).get("owner")
-    owners = frozenset({owner}) if isinstance(owner, str) else frozenset()
+    owners = stored_owners(technology)  # every owner since its level (issue 11)
     found = []
     for body in waivers:
         metadata = body.get("metadata") or {}

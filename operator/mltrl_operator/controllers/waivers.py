@@ -13,6 +13,7 @@ from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
 from mltrl_operator.domain.durations import parse_instant
+from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import matching_policies
 from mltrl_operator.domain.waivers import (
     REASON_TECHNOLOGY_NOT_FOUND,
@@ -35,7 +36,6 @@ def decide(view: ClusterView, body: Body, now: datetime) -> WaiverDecision:
     if technology is None:
         return WaiverDecision(False, f"no MLTechnology {spec.technology} in {namespace}",
                               code=REASON_TECHNOLOGY_NOT_FOUND)
-    owner = (technology.get("spec") or {}).get("owner")
     try:
         created_at = parse_instant(str(metadata.get("creationTimestamp")))
     except ValueError:
@@ -45,7 +45,7 @@ def decide(view: ClusterView, body: Body, now: datetime) -> WaiverDecision:
     )
     return waiver_applies(
         spec, technology=spec.technology, created_at=created_at, policy=policy,
-        owners=frozenset({owner}) if isinstance(owner, str) else frozenset(), now=now,
+        owners=stored_owners(technology), now=now,  # every owner since its level (issue 11)
     )
 
 

@@ -3,8 +3,9 @@ owned it since its current level was reached, so renaming the owner frees nobody
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from mltrl_operator.api.technology import (
     OWNER_LIMIT,
@@ -49,6 +50,25 @@ def owners_since_level(spec: MLTechnologySpec, status: MLTechnologyStatus | None
         if reached is None or record.until is None or record.until >= reached:
             names.add(record.name)
     return frozenset(names)
+
+
+def stored_owners(technology: Mapping[str, Any] | None) -> frozenset[str]:
+    """owners_since_level of a technology as stored: who may not approve for it (its
+    reviews and its waivers alike). An unreadable status still names spec.owner."""
+    if technology is None:
+        return frozenset()
+    try:
+        spec = MLTechnologySpec.model_validate(technology.get("spec") or {})
+    except ValueError:  # pydantic's ValidationError
+        owner = (technology.get("spec") or {}).get("owner")
+        return frozenset({owner}) if isinstance(owner, str) else frozenset()
+    try:
+        status: MLTechnologyStatus | None = MLTechnologyStatus.model_validate(
+            technology.get("status") or {}
+        )
+    except ValueError:
+        status = None
+    return owners_since_level(spec, status)
 
 
 def owner_changed(old: MLTechnologyStatus, new: MLTechnologyStatus) -> OwnerRecord | None:

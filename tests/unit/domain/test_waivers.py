@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.waiver import MLTRLWaiverSpec
 from mltrl_operator.domain.admission import Requester
+from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.waivers import (
@@ -253,3 +254,26 @@ def test_the_status_says_whether_it_applies_and_keeps_its_transition_time() -> N
     assert not expired.active and expired.message == "expired at 2026-03-08T00:00:00Z"
     assert (expired.conditions[0].reason, expired.conditions[0].last_transition_time) == (
         REASON_EXPIRED, "2026-03-08T00:00:00Z")
+
+
+def test_a_former_owner_may_not_approve_a_waiver_either() -> None:
+    """Issue 11 in issue 15's decision: dana owned fraud since its level was reached and
+    renamed the owner to erin; her approval of a waiver for it counts no more than her
+    approval of its review would."""
+    technology = {
+        "spec": {"owner": "erin", "entryLevel": 3},
+        "status": {
+            "level": 7,
+            "history": [{"from": 6, "to": 7, "kind": "promotion", "at": "2026-02-01T00:00:00Z",
+                         "reason": "promoted by review fraud-to-7"}],
+            "owners": [
+                {"name": "dana", "since": "2026-01-01T00:00:00Z",
+                 "until": "2026-02-15T00:00:00Z"},
+                {"name": "erin", "since": "2026-02-15T00:00:00Z"},
+            ],
+        },
+    }
+    owners = stored_owners(technology)
+    assert owners == {"dana", "erin"}
+    decision = applies(waiver(), T0 + timedelta(hours=1), owners=owners)
+    assert not decision.applies and "owners of the technology may not approve" in decision.reason
