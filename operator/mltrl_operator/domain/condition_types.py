@@ -25,6 +25,12 @@ MLTRLPolicy conditions:
 |-------|----------------------------------------------|
 | Valid | the policy's spec breaks none of the rules   |
 
+MLTRLWaiver conditions (domain.waivers.waiver_applies decides):
+
+| type   | True when                                                        |
+|--------|------------------------------------------------------------------|
+| Active | the waiver counts now: approved by a named approver, not expired |
+
 Reasons (CamelCase, machine-readable; the message says the rest):
 
 | reason                       | condition              | meaning                                  |
@@ -67,6 +73,13 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | EntryReviewRequired          | EntryApproved=False    | started at maxLevel; needs an entry      |
 |                              |                        | review (also a Warning event)            |
 | OwnerChanged                 | Event                  | spec.owner changed; status.owners has it |
+| Applies                      | Active=True            | the waiver counts until its expiresAt    |
+| OtherTechnology              | Active=False           | it waives another technology             |
+| TechnologyNotFound           | Active=False           | (also) its technology does not exist     |
+| InvalidExpiry                | Active=False           | expiresAt cannot be read                 |
+| Expired                      | Active=False           | expiresAt has passed                     |
+| LongerThanMaxDuration        | Active=False           | longer than the policy's maxDuration     |
+| NotApproved                  | Active=False           | no approval by a named approver counts   |
 """
 
 from __future__ import annotations
@@ -91,6 +104,9 @@ REVIEW_CONDITION_TYPES: Final = (EVALUATED, APPLIED)
 
 VALID: Final = "Valid"
 POLICY_CONDITION_TYPES: Final = (VALID,)
+
+ACTIVE: Final = "Active"
+WAIVER_CONDITION_TYPES: Final = (ACTIVE,)
 
 AT_TARGET_LEVEL: Final = "AtTargetLevel"
 BELOW_TARGET_LEVEL: Final = "BelowTargetLevel"
@@ -124,6 +140,12 @@ ENTRY_WITHIN_POLICY: Final = "EntryWithinPolicy"
 ENTRY_REVIEWED: Final = "EntryReviewed"
 ENTRY_REVIEW_REQUIRED: Final = "EntryReviewRequired"
 OWNER_CHANGED: Final = "OwnerChanged"
+WAIVER_APPLIES: Final = "Applies"
+OTHER_TECHNOLOGY: Final = "OtherTechnology"
+INVALID_EXPIRY: Final = "InvalidExpiry"
+EXPIRED: Final = "Expired"
+LONGER_THAN_MAX_DURATION: Final = "LongerThanMaxDuration"
+NOT_APPROVED: Final = "NotApproved"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -158,6 +180,12 @@ REASONS: Final = (
     ENTRY_REVIEWED,
     ENTRY_REVIEW_REQUIRED,
     OWNER_CHANGED,
+    WAIVER_APPLIES,
+    OTHER_TECHNOLOGY,
+    INVALID_EXPIRY,
+    EXPIRED,
+    LONGER_THAN_MAX_DURATION,
+    NOT_APPROVED,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

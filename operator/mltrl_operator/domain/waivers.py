@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus, WaiverApproval
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.admission import JsonPatch, Requester
 from mltrl_operator.domain.conditions import set_condition
 from mltrl_operator.domain.durations import format_duration, parse_duration, parse_instant
@@ -86,15 +87,15 @@ def waiver_policy(policies: Sequence[NamedPolicy]) -> EffectiveWaiverPolicy:
 # --- does it apply ----------------------------------------------------------------------------
 
 
-# The waiver's `Active` condition and its reasons (to join condition_types.py on merge).
-ACTIVE = "Active"
-REASON_APPLIES = "Applies"
-REASON_OTHER_TECHNOLOGY = "OtherTechnology"
-REASON_TECHNOLOGY_NOT_FOUND = "TechnologyNotFound"
-REASON_INVALID_EXPIRY = "InvalidExpiry"
-REASON_EXPIRED = "Expired"
-REASON_TOO_LONG = "LongerThanMaxDuration"
-REASON_NOT_APPROVED = "NotApproved"
+# The waiver's `Active` condition and its reasons, documented in condition_types.py.
+ACTIVE = ct.ACTIVE
+REASON_APPLIES = ct.WAIVER_APPLIES
+REASON_OTHER_TECHNOLOGY = ct.OTHER_TECHNOLOGY
+REASON_TECHNOLOGY_NOT_FOUND = ct.TECHNOLOGY_NOT_FOUND
+REASON_INVALID_EXPIRY = ct.INVALID_EXPIRY
+REASON_EXPIRED = ct.EXPIRED
+REASON_TOO_LONG = ct.LONGER_THAN_MAX_DURATION
+REASON_NOT_APPROVED = ct.NOT_APPROVED
 
 
 @dataclass(frozen=True)
