@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mltrl_operator import metrics
+from mltrl_operator.api.review import ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.audit import record_status_change
 from mltrl_operator.controllers.context import OperatorContext
@@ -30,6 +31,7 @@ from mltrl_operator.domain.plan import (
     PlannedEvent,
     plan_technology,
 )
+from mltrl_operator.domain.reviews import evaluate_review, technology_facts
 from mltrl_operator.domain.serving import inference_service_name
 from mltrl_operator.domain.technology import ComponentFacts
 from mltrl_operator.domain.validation import find_component_cycle, validate_technology
@@ -132,7 +134,26 @@ async def reconcile_locked(
                 body = await ctx.client.get(TECHNOLOGIES, namespace, name)
             except NotFound:
                 return None
+            if review is not None:
+                review = still_approved(view, namespace, body, review)
     raise RuntimeError(f"MLTechnology {namespace}/{name} kept changing; giving up for now")
+
+
+def still_approved(
+    view: ClusterView, namespace: str, body: Body, review: ApprovedReview
+) -> ApprovedReview | None:
+    """The technology changed under an Approved review: judge the review again on what is
+    stored now, since approvals approve content (a new spec.model or owner may dismiss
+    them, domain.approvals). None when it no longer may move the level."""
+    try:
+        spec, status = _parse(body)
+    except ValidationError:
+        return None
+    facts = technology_facts(review.spec.technology, spec, status)
+    evaluation = evaluate_review(review.name, review.spec, facts, view.policy_for(namespace))
+    if evaluation.phase is not ReviewPhase.APPROVED:
+        return None
+    return replace(review, evaluation=evaluation)
 
 
 def _parse(body: Body) -> tuple[MLTechnologySpec, MLTechnologyStatus]:

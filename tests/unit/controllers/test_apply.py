@@ -11,15 +11,17 @@ from typing import Any
 import pytest
 
 from mltrl_operator.api import crdgen
-from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.review import reconcile_review
-from mltrl_operator.controllers.technology import reconcile_technology
+from mltrl_operator.controllers.technology import reconcile_locked, reconcile_technology
 from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.domain.approvals import make_stamp, review_content
+from mltrl_operator.domain.plan import ApprovedReview
+from mltrl_operator.domain.reviews import evaluate_review, technology_facts
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
@@ -153,6 +155,30 @@ async def test_nothing_is_served_before_the_promotion_is_stored(kube: KubeClient
     events = await _events(kube)
     assert (events[("fraud", "ServingStarted")], events[("fraud", "Promoted")]) == (1, 1)
     assert (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]["phase"] == "Applied"
+
+
+async def test_a_model_changed_under_an_approved_review_dismisses_its_approvals(
+    kube: KubeClient,
+) -> None:
+    """Issue 11 in issue 12's retry: the review was judged Approved on model 1.0, then
+    spec.model changed before the technology's write; the conditional write fails and the
+    plan is made again from the stored object, with the review judged again on it."""
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    snapshot = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
+    spec = LevelReviewSpec.model_validate(review["spec"])
+    facts = technology_facts("fraud", MLTechnologySpec.model_validate(snapshot["spec"]),
+                             MLTechnologyStatus.model_validate(snapshot["status"]))
+    evaluation = evaluate_review("to-5", spec, facts, view.policy_for(NAMESPACE))
+    assert evaluation.phase is ReviewPhase.APPROVED
+    await kube.patch(TECHNOLOGIES, NAMESPACE, "fraud", {"spec": {"model": {
+        "version": "2.0", "storageUri": "s3://m/2.0", "format": "sklearn"}}})
+    await reconcile_locked(ctx, view, NAMESPACE, "fraud", snapshot,
+                           review=ApprovedReview("to-5", spec, evaluation))
+    stored = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]
+    assert stored["level"] == 4
+    assert [e.get("review") for e in stored["history"]].count("to-5") == 0
 
 
 async def test_a_foreign_inference_service_is_reported_once(kube: KubeClient) -> None:
