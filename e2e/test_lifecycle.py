@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from e2e.cluster import KubectlCluster
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.domain.approvals import make_stamp, review_content
 
 # KServe's own public sklearn example model, so a real predictor can become Ready.
 MODEL_URI = os.environ.get(
@@ -35,6 +38,8 @@ def policy(cluster: KubectlCluster, namespace: str) -> Iterator[str]:
                  "evidence": [{"name": "unit-tests", "kind": "check"}]}
                 for level in range(1, 10)
             ],
+            "entry": {"maxLevel": 9},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
         },
     })
     yield name
@@ -48,15 +53,21 @@ def technology(name: str, namespace: str, entry_level: int, **spec: Any) -> dict
 
 
 def review(name: str, namespace: str, technology_name: str, from_level: int, to_level: int,
-           reason: str | None = None) -> dict[str, Any]:
+           reason: str | None = None, model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """bob's approval carries the stamp the admission webhook writes: on a cluster the
+    webhook writes it again from the authenticated user; on the sandbox, which runs here
+    without webhooks, it stands in for it (on `model`, the technology's spec.model)."""
     spec: dict[str, Any] = {
         "technology": technology_name, "fromLevel": from_level, "toLevel": to_level,
         "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
                       "uri": "https://ci.example.com/1"}],
-        "approvals": [{"reviewer": "bob", "role": "qa", "decision": "approve"}],
     }
     if reason:
         spec["reason"] = reason
+    content = review_content(LevelReviewSpec.model_validate(spec),
+                             ModelSpec.model_validate(model) if model else None)
+    spec["approvals"] = [{"reviewer": "bob", "role": "qa", "decision": "approve",
+                          "approvedBy": make_stamp("bob", [], "2026-11-30T12:00:00Z", content)}]
     return {"apiVersion": "mltrl.dev/v1alpha1", "kind": "LevelReview",
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
@@ -76,7 +87,7 @@ def test_a_technology_serves_once_promoted_and_stops_when_switched_back(
     )
     assert cluster.get("isvc", "iris", namespace) is None
 
-    cluster.apply(review("iris-to-5", namespace, "iris", 4, 5), as_user="bob")
+    cluster.apply(review("iris-to-5", namespace, "iris", 4, 5, model=model), as_user="bob")
     isvc = cluster.eventually(lambda: cluster.get("isvc", "iris", namespace),
                               "the InferenceService to be created")
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == MODEL_URI
@@ -87,8 +98,8 @@ def test_a_technology_serves_once_promoted_and_stops_when_switched_back(
     )
     assert "iris" in cluster.kubectl("get", "mltech", "-n", namespace).stdout
 
-    cluster.apply(review("iris-back-to-4", namespace, "iris", 5, 4, reason="drift found"),
-                  as_user="bob")
+    cluster.apply(review("iris-back-to-4", namespace, "iris", 5, 4, reason="drift found",
+                         model=model), as_user="bob")
     cluster.eventually(
         lambda: (cluster.get("isvc", "iris", namespace) or {}).get("metadata", {})
         .get("annotations", {}).get("serving.kserve.io/stop") == "true",

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.domain.approvals import make_stamp, review_content
+
 Obj = dict[str, Any]
 Key = tuple[str, str]
 
@@ -18,6 +22,7 @@ ROLLBACK_ALERT = "BenchErrorRateHigh"
 DEMOTE_ALERT = "BenchDrift"
 DEMOTE_TO = 4
 APPROVAL = {"reviewer": "bob", "role": "qa", "decision": "approve"}
+STAMPED_AT = "2026-11-30T12:00:00Z"
 
 
 def namespace(name: str) -> Obj:
@@ -37,6 +42,8 @@ def policy() -> Obj:
                  "evidence": [{"name": "unit-tests", "kind": "check"}]}
                 for level in range(1, 10)
             ],
+            "entry": {"maxLevel": 9},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
         },
     }
 
@@ -62,8 +69,20 @@ def technology(
             "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def review(technology_name: str, ns: str, from_level: int, *, approved: bool) -> Obj:
-    return {
+def stamped_approval(spec: Obj, technology_name: str, serving: bool) -> Obj:
+    """bob's approval with the stamp the admission webhook would write (the benchmark runs
+    without webhooks), on the review's content and the technology's model."""
+    content = review_content(
+        LevelReviewSpec.model_validate({**spec, "approvals": []}),
+        ModelSpec.model_validate(model(technology_name, "1.0.0")) if serving else None,
+    )
+    return {**APPROVAL, "approvedBy": make_stamp("bob", [], STAMPED_AT, content)}
+
+
+def review(
+    technology_name: str, ns: str, from_level: int, *, approved: bool, serving: bool = False
+) -> Obj:
+    body = {
         "apiVersion": API, "kind": "LevelReview",
         "metadata": {"name": f"{technology_name}-to-{from_level + 1}", "namespace": ns},
         "spec": {
@@ -72,10 +91,17 @@ def review(technology_name: str, ns: str, from_level: int, *, approved: bool) ->
             "toLevel": from_level + 1,
             "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
                           "uri": "https://ci.example.com/run/1"}],
-            "approvals": [APPROVAL] if approved else [],
+            "approvals": [],
             "debrief": {"accomplished": "the work", "learned": "a lesson"},
         },
     }
+    if approved:
+        body["spec"]["approvals"] = [approval(body, technology_name, serving)]
+    return body
+
+
+def approval(review_body: Obj, technology_name: str, serving: bool) -> Obj:
+    return stamped_approval(review_body["spec"], technology_name, serving)
 
 
 def alert_notification(name: str, ns: str, alert_name: str, fingerprint: str) -> Obj:
@@ -168,7 +194,7 @@ def build_world(
                 entry, serving, monitored, approved = n % 9, n % 10 == 0, False, n % 2 == 0
             world.objects.append(technology(name, ns, entry, serving=serving,
                                             monitored=monitored))
-            body = review(name, ns, entry, approved=approved)
+            body = review(name, ns, entry, approved=approved, serving=serving)
             reviews.append(body)
             tech = Technology((ns, name), entry, body["metadata"]["name"], approved, serving)
             world.technologies[tech.key] = tech

@@ -207,6 +207,13 @@ async def watching(client: Client, *resources: Any) -> AsyncIterator[list[Watch]
 # --- what "current" means --------------------------------------------------------------------
 
 
+def _approval(world: objects.World, key: objects.Key) -> Obj:
+    """bob's approval of the technology's review, stamped as the webhook would stamp it."""
+    tech = world.technologies[key]
+    body = objects.review(key[1], key[0], tech.entry_level, approved=False)
+    return objects.approval(body, key[1], tech.serving)
+
+
 def _status(obj: Obj) -> Obj:
     return obj.get("status") or {}
 
@@ -412,8 +419,9 @@ async def baseline(config: Config, world: World, workdir: Path) -> dict[str, Any
             future = reviews.until((ns, review), lambda o: (
                 _status(o).get("observedGeneration") or 0) > generation)
             started = time.perf_counter()
+            approval = _approval(world, keys[i])
             await sandbox.client.patch(REVIEWS, ns, review,
-                                       {"spec": {"approvals": [objects.APPROVAL]}})
+                                       {"spec": {"approvals": [approval]}})
             [arrived] = await wait_all([future], watches, REACTION_TIMEOUT, "bare kopf")
             return [arrived - started]
 
@@ -538,7 +546,8 @@ async def operator_scenarios(config: Config, world: World, workdir: Path) -> dic
                 if with_isvc:
                     waits.append(isvcs.until((ns, name), lambda o: True))
                 started = time.perf_counter()
-                await client.patch(REVIEWS, ns, review, {"spec": {"approvals": [objects.APPROVAL]}})
+                approval = _approval(world, keys[i])
+                await client.patch(REVIEWS, ns, review, {"spec": {"approvals": [approval]}})
                 arrived = await wait_all(waits, watches, REACTION_TIMEOUT, f"promotion of {name}")
                 return [t - started for t in arrived]
             return one

@@ -56,7 +56,8 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert promotion["to_level_ms"]["p50"] <= promotion["to_review_applied_ms"]["p50"]
     level_only = ops["promotion_level_only"]
     _latency(level_only["to_level_ms"], TINY.steps)
-    assert level_only["cost"]["writes_per_action"] == 4
+    # Two status patches, two events, and the promotion's audit record entry.
+    assert level_only["cost"]["writes_per_action"] == 5
     assert promotion["cost"]["writes"]["create inferenceservices.serving.kserve.io main"] == (
         TINY.promotions
     )

@@ -30,7 +30,9 @@ REVIEW_PHASES = ("Pending", "Approved", "Applied", "Rejected", "Invalid", "Super
 DIRECTIONS = ("promotion", "switchback")
 SWITCHBACK_TYPES = ("discovery", "embedded", "review", "none")
 ALERT_ACTIONS = ("rollback", "demote", "retrain", "notify", "none")
-ALERT_RESULTS = ("acted", "failed", "duplicate", "unknown-technology", "resolved")
+ALERT_RESULTS = (
+    "acted", "failed", "duplicate", "unknown-technology", "resolved", "beyond-horizon"
+)
 GATE_SOURCES = ("reconciler", "governance", "admission")
 GATE_DECISIONS = ("allow", "stop", "delete", "keep", "warn", "deny")
 RECONCILE_KINDS = ("MLTechnology", "LevelReview", "MLTRLPolicy", "Namespace", "InferenceService")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mltrl_operator.cli.process import stop_on_signals
 
+from .faults import from_options
 from .server import SandboxServer, serve_forever
 
 
@@ -25,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--crds", type=Path, default=Path("crds"), help="directory of CRD *.yaml files"
     )
     parser.add_argument("--kubeconfig", type=Path, default=Path(".sandbox/kubeconfig"))
+    parser.add_argument("--faults", default=None, metavar="RATE", help="see faults.py")
+    parser.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS")
+    parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -40,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)  # SIGINT or SIGTERM, even if inherited as ignored
+        faults = from_options(args.faults, args.latency, args.fault_seed)
         await serve_forever(
-            args.crds, args.host, args.port, args.kubeconfig, on_ready=ready, stop=stop
+            args.crds, args.host, args.port, args.kubeconfig, on_ready=ready, stop=stop,
+            faults=faults,
         )
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -34,6 +34,12 @@ class SandboxCommand:
             "(system:serviceaccount:NS:NAME) get their groups. Like in a cluster, a user "
             "may do nothing until a (Cluster)RoleBinding grants it",
         )
+        sandbox.add_argument("--faults", default=None, metavar="RATE",
+                             help="fail this share of API requests (0-1), as "
+                             "mltrl_sandbox.faults")
+        sandbox.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS",
+                             help="delay API reads and writes by about this many milliseconds")
+        sandbox.add_argument("--fault-seed", type=int, default=0, help="seed for --faults")
         webhooks = sandbox.add_argument_group("admission webhooks")
         webhooks.add_argument(
             "--webhooks", action="store_true",

@@ -30,6 +30,7 @@ from mltrl_operator.webhooks.server import WebhookServer
 from .certs import make_serving_certificate
 from .client import SandboxClient
 from .crds import default_crd_documents
+from .faults import from_options as faults_from_options
 from .kserve import KServeStandIn
 from .server import SandboxServer
 
@@ -140,6 +141,7 @@ async def sandbox(args: argparse.Namespace) -> int:
     server = SandboxServer(
         default_crd_documents(None) + crdgen.crd_documents(), port=args.port,
         tokens=tokens, tls=args.tls or bool(users),
+        faults=faults_from_options(args.faults, args.latency, args.fault_seed),
     )
     await server.start()
     kubeconfig = server.write_kubeconfig(

@@ -33,6 +33,7 @@ from .auth import Authenticator, auth_middleware
 from .bootstrap import cluster_role_bindings, cluster_roles
 from .builtin import builtin_types
 from .crds import default_crd_documents
+from .faults import Faults
 from .handlers import Handlers
 from .rbac import Authorizer
 from .resources import Obj, Registry
@@ -136,8 +137,10 @@ class SandboxServer:
         bookmark_interval: float = 5.0,
         first_bookmark_delay: float = 1.0,
         tls: bool = False,
+        faults: Faults | None = None,
     ) -> None:
         self.host = host
+        self.faults = faults
         self.tls = tls
         # PEM of the CA that signed the server certificate (tls=True), for clients to trust
         self.ca_pem: bytes | None = None
@@ -250,9 +253,12 @@ class SandboxServer:
 
     async def start(self) -> None:
         await self._seed()
+        faults = [self.faults.middleware] if self.faults else []  # outermost: before auth
         app = web.Application(
-            client_max_size=MAX_BODY, middlewares=[auth_middleware(self.authenticator)]
+            client_max_size=MAX_BODY, middlewares=[*faults, auth_middleware(self.authenticator)]
         )
+        if self.faults:
+            self.faults.install(app)
         self.handlers.install(app)
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
@@ -398,9 +404,12 @@ async def serve_forever(
     extra_crds: Iterable[Obj] = (),
     on_ready: Callable[[SandboxServer], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None,
+    faults: Faults | None = None,
 ) -> None:
     """Run a sandbox (bundled CRDs + those in `crds_dir`) until `stop` is set or cancelled."""
-    server = SandboxServer([*default_crd_documents(crds_dir), *extra_crds], host, port, tokens)
+    server = SandboxServer(
+        [*default_crd_documents(crds_dir), *extra_crds], host, port, tokens, faults=faults
+    )
     await server.start()
     try:
         if kubeconfig is not None:

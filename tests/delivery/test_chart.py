@@ -224,6 +224,9 @@ OPERATOR_RULES = {
     ("mltrl.dev", "levelreviews/status"): {"get", "patch", "update"},
     ("mltrl.dev", "mltrlpolicies"): {"get", "list", "watch"},
     ("mltrl.dev", "mltrlpolicies/status"): {"patch"},
+    ("mltrl.dev", "mltrlauditrecords"): {"get", "list", "watch", "create", "patch"},
+    ("mltrl.dev", "mltrlwaivers"): {"get", "list", "watch"},
+    ("mltrl.dev", "mltrlwaivers/status"): {"patch"},
     ("serving.kserve.io", "inferenceservices"): {
         "get", "list", "watch", "create", "patch", "update", "delete",
     },
@@ -241,19 +244,29 @@ USER_ROLES = {
         ("mltrl.dev", "mltechnologies"): READ,
         ("mltrl.dev", "levelreviews"): READ,
         ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ,
     },
     "mltrl-editor": {
         ("mltrl.dev", "mltechnologies"): READ | {"create", "update", "patch", "delete"},
         ("mltrl.dev", "levelreviews"): READ | {"create", "update", "patch", "delete"},
+        ("mltrl.dev", "mltrlwaivers"): READ | {"create", "update", "patch", "delete"},
     },
     "mltrl-reviewer": {
         ("mltrl.dev", "mltechnologies"): READ,
         ("mltrl.dev", "levelreviews"): READ | {"update", "patch"},
         ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ | {"update", "patch"},
     },
     "mltrl-policy-admin": {
         ("mltrl.dev", "mltrlpolicies"): READ
         | {"create", "update", "patch", "delete", "deletecollection"},
+    },
+    "mltrl-auditor": {
+        ("mltrl.dev", "mltrlauditrecords"): READ,
+        ("mltrl.dev", "mltechnologies"): READ,
+        ("mltrl.dev", "levelreviews"): READ,
+        ("mltrl.dev", "mltrlpolicies"): READ,
+        ("mltrl.dev", "mltrlwaivers"): READ,
     },
 }
 AGGREGATION = {
@@ -261,7 +274,14 @@ AGGREGATION = {
     "mltrl-editor": {"edit", "admin"},
     "mltrl-reviewer": set(),
     "mltrl-policy-admin": set(),
+    "mltrl-auditor": set(),
 }
+
+
+def test_no_user_role_writes_the_audit_record() -> None:
+    for name in USER_ROLES:
+        granted = permissions(one(render("defaults"), "ClusterRole", name))
+        assert granted.get(("mltrl.dev", "mltrlauditrecords"), set()) <= READ, name
 
 
 def permissions(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -330,11 +350,18 @@ WEBHOOK_PATHS = {
     ("MutatingWebhookConfiguration", "levelreviews.mutate.mltrl.dev"): (
         "/mutate-levelreview", "levelreviews", "mltrl.dev",
     ),
+    ("MutatingWebhookConfiguration", "mltechnologies.mutate.mltrl.dev"): (
+        "/mutate-mltechnology", "mltechnologies", "mltrl.dev",
+    ),
     ("ValidatingWebhookConfiguration", "levelreviews.validate.mltrl.dev"): (
         "/validate-levelreview", "levelreviews", "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltechnologies.validate.mltrl.dev"): (
-        "/validate-mltechnology", "mltechnologies,mltechnologies/status", "mltrl.dev",
+        "/validate-mltechnology", "mltechnologies", "mltrl.dev",
+    ),
+    ("ValidatingWebhookConfiguration", "status.validate.mltrl.dev"): (
+        "/validate-status", "mltechnologies/status,levelreviews/status,mltrlpolicies/status",
+        "mltrl.dev",
     ),
     ("ValidatingWebhookConfiguration", "mltrlpolicies.validate.mltrl.dev"): (
         "/validate-mltrlpolicy", "mltrlpolicies", "mltrl.dev",
@@ -342,7 +369,18 @@ WEBHOOK_PATHS = {
     ("ValidatingWebhookConfiguration", "inferenceservices.validate.mltrl.dev"): (
         "/validate-inferenceservice", "inferenceservices", "serving.kserve.io",
     ),
+    ("ValidatingWebhookConfiguration", "mltrlauditrecords.validate.mltrl.dev"): (
+        "/validate-mltrlauditrecord", "mltrlauditrecords", "mltrl.dev",
+    ),
+    ("MutatingWebhookConfiguration", "mltrlwaivers.mutate.mltrl.dev"): (
+        "/mutate-mltrlwaiver", "mltrlwaivers", "mltrl.dev",
+    ),
+    ("ValidatingWebhookConfiguration", "mltrlwaivers.validate.mltrl.dev"): (
+        "/validate-mltrlwaiver", "mltrlwaivers,mltrlwaivers/status", "mltrl.dev",
+    ),
 }
+CLUSTER_SCOPED = {"mltrlpolicies", "mltrlauditrecords"}
+EVERY_OPERATION = {"mltrlauditrecords"}
 
 
 def webhooks(objects: Objects) -> dict[tuple[str, str], dict[str, Any]]:
@@ -371,14 +409,18 @@ def test_webhooks(scenario: str) -> None:
         assert [(r["apiGroups"], r["resources"]) for r in hook["rules"]] == [
             ([group], resource.split(","))
         ]
-        assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert hook["rules"][0]["operations"] == (
+            ["CREATE", "UPDATE", "DELETE"] if resource in EVERY_OPERATION else ["CREATE", "UPDATE"]
+        )
         assert hook["timeoutSeconds"] == 5
         assert hook["sideEffects"] == "None"
         assert hook["admissionReviewVersions"] == ["v1"]
         expected = isvc_policy.get("failurePolicy", "Fail") if group != "mltrl.dev" else "Fail"
         assert hook["failurePolicy"] == expected
-        if resource == "mltrlpolicies":
+        if resource in CLUSTER_SCOPED:
             assert hook["rules"][0]["scope"] == "Cluster"
+        if group == "mltrl.dev":
+            # MLTRL objects are governed in every namespace (docs/security.md).
             assert "namespaceSelector" not in hook
         else:
             (expression,) = hook["namespaceSelector"]["matchExpressions"]
@@ -389,7 +431,14 @@ def test_webhooks(scenario: str) -> None:
         assert conditions["not-the-operator"] == (
             f'request.userInfo.username != "system:serviceaccount:{NAMESPACE}:{RELEASE}"'
         )
-        assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
+        if key[1] == "status.validate.mltrl.dev":
+            # Status is refused on objects being deleted too: a finalizer opens no door.
+            assert hook["rules"][0]["scope"] == "*"
+        if key[1] == "status.validate.mltrl.dev" or resource in EVERY_OPERATION:
+            # A DELETE carries no object to ask about.
+            assert "not-being-deleted" not in conditions
+        else:
+            assert conditions["not-being-deleted"] == "!has(object.metadata.deletionTimestamp)"
 
 
 def test_cert_manager_issues_and_injects_the_webhook_certificate() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from mltrl_operator.api.resources import ALL_RESOURCES
 from tests.delivery.support import REPO, require, tool
 
 INSTALL = REPO / "manifests" / "install" / "mltrl-operator.yaml"
@@ -33,12 +34,12 @@ def test_plain_install_holds_the_namespace_crds_and_the_operator() -> None:
         },
     }
     crds = [o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"]
-    assert sorted(crds) == [
-        "levelreviews.mltrl.dev", "mltechnologies.mltrl.dev", "mltrlpolicies.mltrl.dev",
-    ]
+    assert sorted(crds) == sorted(resource.crd_name for resource in ALL_RESOURCES)
+    assert {"levelreviews.mltrl.dev", "mltechnologies.mltrl.dev", "mltrlpolicies.mltrl.dev",
+            "mltrlauditrecords.mltrl.dev"} <= set(crds)
     # CRDs before anything else but the Namespace, webhooks last (Helm's install order).
     order = [o["kind"] for o in objects]
-    assert order[1:4] == ["CustomResourceDefinition"] * 3
+    assert order[1:1 + len(crds)] == ["CustomResourceDefinition"] * len(crds)
     assert order[-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
     assert {"Deployment", "ServiceAccount", "ClusterRole", "Service", "Certificate"} <= set(order)
     for obj in objects:

@@ -41,6 +41,8 @@ USER_ROLES: dict[str, tuple[str, ...]] = {
     "carol": ("mltrl-reviewer",),
     "system:serviceaccount:ci:approver": ("mltrl-reviewer",),
     "paula": ("mltrl-policy-admin",),
+    # The integrity suite's policy admin, who also hands technologies over (edit).
+    "platform": ("edit", "mltrl-policy-admin"),
 }
 # What KServe's install gives namespace editors and viewers (its CRD is the sandbox's own).
 KSERVE_USER_ROLES = [

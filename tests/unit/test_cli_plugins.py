@@ -12,7 +12,7 @@ def test_without_the_sandbox_installed_there_is_no_sandbox_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
-    assert "{run,crds}" in parser().format_usage()
+    assert "{run,audit,waivers,crds}" in parser().format_usage()
     with pytest.raises(SystemExit) as exited:
         main(["sandbox"])
     assert exited.value.code == 2

@@ -32,7 +32,7 @@ class Resolution:
 
 
 def _valid(name: str) -> bool:
-    return bool(_NAME.match(name)) and ".." not in name
+    return bool(_NAME.fullmatch(name)) and ".." not in name  # fullmatch: `$` allows a "\n"
 
 
 async def resolve_technology(

@@ -7,13 +7,13 @@ script posting by hand) sees what to fix in the 400 answer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from mltrl_operator.domain.alerts import FIRING, RESOLVED, Alert
+from mltrl_operator.domain.json_body import JsonBodyError, load_json
 
 VERSION = "4"
 STATUSES = (FIRING, RESOLVED)
@@ -155,13 +155,9 @@ def _count(value: Any, path: str) -> int:
 def parse_notification(raw: bytes) -> Notification:
     """The whole notification, or PayloadError naming the first field that is wrong."""
     try:
-        document: Any = json.loads(raw)
-    except UnicodeDecodeError:
-        raise PayloadError("", "malformed JSON: the body is not UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise PayloadError(
-            "", f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+        document: Any = load_json(raw)
+    except JsonBodyError as error:
+        raise PayloadError("", f"malformed JSON: {error}") from None
     document = _object(document, "(the body)")
     for key in ("version", "status", "alerts"):
         if key not in document:

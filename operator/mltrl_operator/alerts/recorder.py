@@ -17,17 +17,22 @@ from pydantic import ValidationError
 
 from mltrl_operator.alerts.payload import ReceivedAlert
 from mltrl_operator.api.technology import (
-    INCIDENT_LIMIT,
     AlertAction,
-    Incident,
     MLTechnologySpec,
     MLTechnologyStatus,
+    SettledAlerts,
 )
 from mltrl_operator.domain.alerts import (
-    FIRING,
-    RESOLVED_STATE,
+    BEYOND_HORIZON,
+    DUPLICATE,
+    GROUPED,
+    NO_INCIDENT,
+    RECORDED,
+    RESOLVED_OUTCOME,
+    AlertBook,
+    Receipt,
     choose_rule,
-    record_incident,
+    receive_alert,
 )
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.k8s.client import KubeClient
@@ -36,11 +41,12 @@ from mltrl_operator.k8s.resources import TECHNOLOGIES
 
 MAX_ATTEMPTS = 5
 
-RECORDED = "recorded"
-DUPLICATE = "duplicate"
-RESOLVED = "resolved"
-NO_INCIDENT = "no-incident"
+RESOLVED = RESOLVED_OUTCOME
 UNKNOWN_TECHNOLOGY = "unknown-technology"
+__all__ = [
+    "BEYOND_HORIZON", "DUPLICATE", "GROUPED", "NO_INCIDENT", "RECORDED", "RESOLVED",
+    "UNKNOWN_TECHNOLOGY", "Recorded", "TechnologyBusy", "record_alerts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,67 +72,54 @@ class TechnologyRecord:
     """The technology as stored after our write; None when nothing was written."""
 
 
-def _find(incidents: Sequence[Incident], alert: ReceivedAlert) -> Incident | None:
-    return next(
-        (
-            i
-            for i in incidents
-            if i.fingerprint == alert.fingerprint and i.starts_at == alert.starts_at
-        ),
-        None,
-    )
-
-
-def _outcome(before: Incident | None, after: Incident | None, alert: ReceivedAlert) -> str:
-    if alert.status == FIRING:
-        return DUPLICATE if before is not None else RECORDED
-    if before is None:
-        return NO_INCIDENT
-    if before.state != RESOLVED_STATE and after is not None and after.state == RESOLVED_STATE:
-        return RESOLVED
-    return DUPLICATE
-
-
-def _detail(outcome: str, incident: Incident | None) -> str:
-    if outcome == RECORDED and incident is not None:
-        return incident.message
-    if outcome == NO_INCIDENT:
-        return "no incident was recorded for this alert; nothing to close"
+def _detail(receipt: Receipt) -> str:
+    incident = receipt.incident
+    match receipt.outcome:
+        case "recorded" if incident is not None:
+            return incident.message
+        case "no-incident":
+            return "no incident was recorded for this alert; nothing to close"
+        case "beyond-horizon":
+            return (
+                "started before the oldest alert this technology remembers "
+                "(status.settledAlerts.horizon); ignored"
+            )
+        case "grouped" if incident is not None:
+            return (
+                f"part of incident {incident.alert_name} ({incident.fingerprint}), "
+                f"{incident.state}: {incident.message}"
+            )
+        case "resolved" if incident is not None:
+            return (
+                "closed before it was acted on"
+                if incident.message == "resolved before it was acted on"
+                else "closed; what was done stays done"
+            )
     if incident is None:
-        return ""
-    if outcome == RESOLVED:
-        return (
-            "closed before it was acted on"
-            if incident.message == "resolved before it was acted on"
-            else "closed; what was done stays done"
-        )
+        return "already handled" if receipt.outcome == DUPLICATE else ""
     return f"already recorded ({incident.state}): {incident.message}"
 
 
 def _apply(
     key: str,
     spec: MLTechnologySpec,
-    incidents: list[Incident],
+    book: AlertBook,
     alerts: Sequence[ReceivedAlert],
     policy: EffectivePolicy,
     now: datetime,
-) -> tuple[list[Incident], list[Recorded], bool]:
+) -> tuple[AlertBook, list[Recorded]]:
     rules = spec.monitoring.rules if spec.monitoring else []
     results: list[Recorded] = []
-    changed_any = False
     for alert in alerts:
-        before = _find(incidents, alert)
         domain_alert = alert.as_domain()
         rule = choose_rule(domain_alert, rules, policy)
-        incidents, changed = record_incident(incidents, domain_alert, rule, now, INCIDENT_LIMIT)
-        changed_any |= changed
-        after = _find(incidents, alert)
-        outcome = _outcome(before, after, alert)
-        shown = after or before
+        book, receipt = receive_alert(book, domain_alert, rule, now)
+        shown = receipt.incident
         results.append(
-            Recorded(alert, outcome, shown.action if shown else None, _detail(outcome, shown), key)
+            Recorded(alert, receipt.outcome, shown.action if shown else None,
+                     _detail(receipt), key)
         )
-    return incidents, results, changed_any
+    return book, results
 
 
 async def record_alerts(
@@ -156,15 +149,16 @@ async def record_alerts(
         except ValidationError as error:
             logger.error("MLTechnology %s/%s cannot be read: %s", namespace, name, error)
             return _unknown(alerts, f"MLTechnology {namespace}/{name} cannot be read")
-        incidents, results, changed = _apply(
-            f"{namespace}/{name}", spec, list(status.incidents), alerts, policy, now
-        )
-        if not changed:
+        before = AlertBook(tuple(status.incidents), status.settled_alerts or SettledAlerts())
+        book, results = _apply(f"{namespace}/{name}", spec, before, alerts, policy, now)
+        if book == before:
             return TechnologyRecord(tuple(results), None)
+        patch: dict[str, Any] = {"incidents": [incident.to_wire() for incident in book.incidents]}
+        if book.settled != before.settled:
+            patch["settledAlerts"] = book.settled.to_wire()
         try:
             stored = await client.patch_status(
-                TECHNOLOGIES, namespace, name,
-                {"incidents": [incident.to_wire() for incident in incidents]},
+                TECHNOLOGIES, namespace, name, patch,
                 resource_version=metadata.get("resourceVersion"),
             )
         except Conflict:

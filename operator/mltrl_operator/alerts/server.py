@@ -7,8 +7,10 @@ Answers, in the order they are checked:
 - 413 for a body over the limit (by Content-Length, and again while reading);
 - 400 for malformed JSON or a payload that is not Alertmanager's version 4, naming the
   field; nothing in such a notification is recorded, not even its valid alerts;
-- 503 when the API server could not be reached or a technology kept changing: Alertmanager
-  sends again, and what was already recorded is then a duplicate;
+- 503 when the alerts of some technology could not be stored (the API server could not be
+  reached, or the technology kept changing): the alerts of every other technology are
+  stored all the same, and Alertmanager's retry finds them as duplicates and redoes only
+  what is missing;
 - 200 otherwise, with one result per alert. An alert about a technology that does not
   exist is answered 200 as well (outcome `unknown-technology`): a retry could not fix it,
   and Alertmanager would retry a failure for as long as the alert fires.
@@ -23,14 +25,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from mltrl_operator import metrics
 from mltrl_operator.alerts.config import ReceiverConfig
 from mltrl_operator.alerts.lookup import Key, PolicyCache, resolve_technology
 from mltrl_operator.alerts.payload import PayloadError, ReceivedAlert, parse_notification
 from mltrl_operator.alerts.recorder import (
+    BEYOND_HORIZON,
     DUPLICATE,
+    GROUPED,
     RECORDED,
     RESOLVED,
     UNKNOWN_TECHNOLOGY,
@@ -46,6 +50,14 @@ logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 CHALLENGE = 'Bearer realm="mltrl-operator alerts"'
+
+
+# The API server could not be reached, answered 5xx/429, or lost its answer.
+UNAVAILABLE = (ApiError, OSError, TechnologyBusy, ClientError, TimeoutError)
+
+
+class NotAllStored(Exception):
+    """Some technologies' alerts could not be stored (the others were): answered 503."""
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -123,7 +135,7 @@ class AlertReceiver:
             metrics.count_alert_received(alert.status)
         try:
             results = await self.handle(notification.alerts)
-        except (ApiError, OSError, TechnologyBusy) as error:
+        except (*UNAVAILABLE, NotAllStored) as error:
             logger.warning("could not record alerts, Alertmanager will retry: %s", error)
             return _error(503, f"could not record the alerts, try again: {error}")
         return web.json_response({"results": [_result(r) for r in results]})
@@ -137,40 +149,56 @@ class AlertReceiver:
             resolution = await resolve_technology(self.client, self.config, alert.labels)
             if resolution.key is None:
                 results[index] = Recorded(alert, UNKNOWN_TECHNOLOGY, None, resolution.detail)
+                _count(results[index])
             else:
                 by_technology[resolution.key].append(index)
         now = self.clock()
+        failures: list[str] = []
+        # Each technology on its own: one that fails does not keep the others' alerts
+        # from being stored, and a retry finds those as duplicates and redoes only the rest.
         for (namespace, name), indices in by_technology.items():
-            policy = await self.policies.policy_for(namespace)
-            record = await record_alerts(
-                self.client, namespace, name, [alerts[i] for i in indices], policy, now
-            )
+            try:
+                policy = await self.policies.policy_for(namespace)
+                record = await record_alerts(
+                    self.client, namespace, name, [alerts[i] for i in indices], policy, now
+                )
+            except UNAVAILABLE as error:
+                failures.append(f"{namespace}/{name}: {error}")
+                continue
             for index, recorded in zip(indices, record.results, strict=True):
                 results[index] = recorded
+                _count(recorded)
             if record.stored is not None:
                 await self._announce(record.stored, record.results, now)
-        ordered = [results[i] for i in range(len(alerts))]
-        for recorded in ordered:
-            _count(recorded)
-        return ordered
+        if failures:
+            raise NotAllStored("; ".join(failures))
+        return [results[i] for i in range(len(alerts))]
 
     async def _announce(
         self, technology: dict[str, Any], results: tuple[Recorded, ...], now: datetime
     ) -> None:
+        """After the alerts are stored: named events (one per alert and outcome), and a
+        failure to post one does not turn the stored alerts into a 503."""
         for recorded in results:
             alert = recorded.alert
             if recorded.outcome == RECORDED:
-                await self.events.record(
-                    technology, type=NORMAL, reason="AlertReceived", now=now,
-                    message=f"alert {alert.name} ({alert.fingerprint}) firing since "
-                    f"{alert.starts_at}: {recorded.detail}",
+                reason, message = "AlertReceived", (
+                    f"alert {alert.name} ({alert.fingerprint}) firing since "
+                    f"{alert.starts_at}: {recorded.detail}"
                 )
             elif recorded.outcome == RESOLVED:
-                await self.events.record(
-                    technology, type=NORMAL, reason="AlertResolved", now=now,
-                    message=f"alert {alert.name} ({alert.fingerprint}) resolved: "
-                    f"{recorded.detail}",
+                reason, message = "AlertResolved", (
+                    f"alert {alert.name} ({alert.fingerprint}) resolved: {recorded.detail}"
                 )
+            else:
+                continue
+            try:
+                await self.events.record(
+                    technology, type=NORMAL, reason=reason, now=now, message=message,
+                    key=f"{alert.fingerprint}/{alert.starts_at}",
+                )
+            except UNAVAILABLE as error:
+                logger.warning("could not post event %s: %s", reason, error)
 
     # --- the listener -------------------------------------------------------------------
     async def start(self) -> None:
@@ -205,7 +233,13 @@ class AlertReceiver:
 
 def _count(recorded: Recorded) -> None:
     # Recorded incidents are counted when the reconciler acts on them (acted or failed).
-    result = {DUPLICATE: "duplicate", RESOLVED: "resolved", UNKNOWN_TECHNOLOGY: UNKNOWN_TECHNOLOGY}
+    result = {
+        DUPLICATE: "duplicate",
+        GROUPED: "duplicate",
+        RESOLVED: "resolved",
+        UNKNOWN_TECHNOLOGY: UNKNOWN_TECHNOLOGY,
+        BEYOND_HORIZON: BEYOND_HORIZON,
+    }
     if recorded.outcome in result:
         action = str(recorded.action) if recorded.action else None
         metrics.count_alert_action(action, result[recorded.outcome])

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mltrl_operator.api.resources import ALL_RESOURCES, CATEGORY, Resource
+from mltrl_operator.api.resources import ALL_RESOURCES, Resource
 
 JsonSchema = dict[str, Any]
 
@@ -144,7 +144,7 @@ def crd_document(resource: Resource) -> dict[str, Any]:
                 "plural": resource.plural,
                 "singular": resource.singular,
                 "shortNames": list(resource.short_names),
-                "categories": [CATEGORY],
+                **({"categories": list(resource.categories)} if resource.categories else {}),
             },
             "scope": "Namespaced" if resource.namespaced else "Cluster",
             "versions": [version],

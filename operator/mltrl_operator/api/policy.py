@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from mltrl_operator.api.common import ApiModel, Condition, LabelSelector, Level
+from mltrl_operator.api.lifecycle import Duration, ModelChangeRule, OnExpiry, WaiverPolicy
 from mltrl_operator.api.review import EvidenceKind
 from mltrl_operator.api.technology import MonitoringRule
 
@@ -64,6 +65,39 @@ class LevelRequirements(ApiModel):
     required_roles: list[str] = Field(default_factory=list)
     """Roles that must each have approved (e.g. qa, product-owner)."""
 
+    # --- re-certification (issue 15) ---
+    valid_for: Duration | None = None
+    """How long this level holds after its last review (promotion, change or
+    re-certification), e.g. 2160h; unset: forever. The shortest across policies wins."""
+    warn_before: Duration | None = None
+    """How long before the level lapses a warning event and condition appear (default
+    336h, 14 days)."""
+    on_expiry: OnExpiry | None = None
+    """What happens when the level lapses: warn (condition Certified=False only), stop
+    (the serving gate closes) or demote (an embedded switchback to the level below).
+    Default warn; the strictest across policies wins (demote over stop over warn)."""
+
+
+class EntryPolicy(ApiModel):
+    """How high a technology may enter without an entry review."""
+
+    max_level: Level | None = None
+    """The highest level a new MLTechnology starts at on its own word (spec.entryLevel).
+    Above it, the technology starts here, with EntryApproved=False, until an entry review
+    (a LevelReview with type entry) is Applied. Default 4; the lowest value across
+    matching policies wins."""
+
+
+class ReviewerBinding(ApiModel):
+    """Who holds a review role: the people and groups the policy names for it."""
+
+    role: str = Field(min_length=1)
+    """The role (e.g. research-lead, qa, product-owner, sre, ethics)."""
+    users: list[str] = Field(default_factory=list)
+    """Usernames, as the API server authenticates them, that hold the role."""
+    groups: list[str] = Field(default_factory=list)
+    """Groups whose members hold the role."""
+
 
 class AlertPolicy(ApiModel):
     """What monitoring alerts do when a technology has no rule of its own for them."""
@@ -83,11 +117,30 @@ class MLTRLPolicySpec(ApiModel):
     requirements: list[LevelRequirements] = Field(default_factory=list)
     """Per-level review requirements; unset levels fall back to the built-in defaults."""
     separation_of_duties: bool = True
-    """When true, a technology's owner may not approve its reviews."""
+    """When true, no one who owned the technology since its current level was reached may
+    approve its promotions."""
+    reviewers: list[ReviewerBinding] = Field(default_factory=list)
+    """Who holds each review role. An approval counts toward requiredRoles only if the
+    approver held the role when approving (the admission webhook stamps who approved).
+    Across several policies a role is held only if every policy that binds it grants it;
+    a required role that no policy binds cannot be met."""
+    dismiss_stale_approvals: bool = True
+    """When true, an approval stops counting once what it approved (the review's
+    technology, levels, type and evidence, and the technology's spec.model) changes; it
+    stays in spec and is listed in status.dismissedApprovals. True if any policy says so."""
+    entry: EntryPolicy = Field(default_factory=EntryPolicy)
+    """How high technologies may enter without an entry review."""
     allow_level_skipping: bool = False
     """When true, a review may promote more than one level at once."""
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     """Default alert actions."""
+
+    # --- levels over time (issue 15) ---
+    model_change: list[ModelChangeRule] = Field(default_factory=list)
+    """What a new spec.model needs, per level or from a level (default: a change review at
+    and above the serving level)."""
+    waivers: WaiverPolicy | None = None
+    """Who may approve time-bound exceptions, and for how long at most."""
 
 
 class MLTRLPolicyStatus(ApiModel):

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from mltrl_operator.api.audit import MLTRLAuditRecord
 from mltrl_operator.api.common import GROUP, VERSION
 from mltrl_operator.api.policy import MLTRLPolicy
 from mltrl_operator.api.review import LevelReview
 from mltrl_operator.api.technology import MLTechnology
+from mltrl_operator.api.waiver import MLTRLWaiver
 
 CATEGORY = "mltrl"
 
@@ -32,6 +34,8 @@ class Resource:
     short_names: tuple[str, ...]
     namespaced: bool
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    categories: tuple[str, ...] = (CATEGORY,)
+    """`kubectl get mltrl` lists the kinds in the category."""
 
     @property
     def group(self) -> str:
@@ -103,4 +107,39 @@ POLICY = Resource(
     ),
 )
 
-ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY)
+# --- the record and the exceptions (issue 15) ----------------------------------------------
+AUDIT_RECORD = Resource(
+    model=MLTRLAuditRecord,
+    kind="MLTRLAuditRecord",
+    plural="mltrlauditrecords",
+    singular="mltrlauditrecord",
+    short_names=("mltrlaudit",),
+    namespaced=False,
+    # Not in `kubectl get mltrl`: a team's listing would show every namespace's records.
+    categories=(),
+    columns=(
+        PrinterColumn("Namespace", ".spec.namespace", description="The technology's namespace"),
+        PrinterColumn("Technology", ".spec.technology", description="The technology"),
+        PrinterColumn("Chunk", ".spec.chunk", "integer", "The chunk's position in the record"),
+        AGE,
+    ),
+)
+
+WAIVER = Resource(
+    model=MLTRLWaiver,
+    kind="MLTRLWaiver",
+    plural="mltrlwaivers",
+    singular="mltrlwaiver",
+    short_names=("mltrlwaiver", "waiver"),
+    namespaced=True,
+    columns=(
+        PrinterColumn("Technology", ".spec.technology", description="The technology"),
+        PrinterColumn("Expires", ".spec.expiresAt", "date", "When the waiver stops counting"),
+        PrinterColumn("Active", ".status.active", "boolean", "Whether the waiver applies"),
+        AGE,
+        PrinterColumn("Reason", ".spec.reason", priority=1),
+        PrinterColumn("Ticket", ".spec.ticket", priority=1),
+    ),
+)
+
+ALL_RESOURCES = (TECHNOLOGY, REVIEW, POLICY, AUDIT_RECORD, WAIVER)

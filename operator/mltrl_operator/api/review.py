@@ -30,6 +30,48 @@ class ReviewPhase(StrEnum):
     SUPERSEDED = "Superseded"
 
 
+# Issue 11 adds promotion, switchback and entry; issue 15 adds change and recertify.
+class ReviewType(StrEnum):
+    PROMOTION = "promotion"
+    SWITCHBACK = "switchback"
+    ENTRY = "entry"
+    CHANGE = "change"
+    RECERTIFY = "recertify"
+
+
+class ReviewedModel(ApiModel):
+    """The model a change review approves: it must be the technology's pending model."""
+
+    version: str = Field(min_length=1)
+    """spec.model.version of the technology when the change was made."""
+    storage_uri: str | None = None
+    """spec.model.storageUri, when the version alone is ambiguous."""
+
+
+class ContentDigest(ApiModel):
+    """What an approval approved, as digests (sha256 of canonical JSON)."""
+
+    digest: str
+    """The digest of everything below together."""
+    parts: dict[str, str] = Field(default_factory=dict)
+    """One digest per part (review, evidence/NAME, model), so a dismissal can say what
+    changed."""
+
+
+class ApprovalStamp(ApiModel):
+    """Who approved, when, and what: written by the admission webhook from the request's
+    authenticated user. Whatever a client sends here is overwritten."""
+
+    username: str
+    """The authenticated username of whoever recorded the decision."""
+    groups: list[str] = Field(default_factory=list)
+    """Their groups at that moment."""
+    time: str
+    """When the decision was recorded (RFC 3339)."""
+    content: ContentDigest
+    """What the decision was given on."""
+
+
 class Evidence(ApiModel):
     """One piece of verification and validation evidence presented at the review."""
 
@@ -60,6 +102,9 @@ class Approval(ApiModel):
     """Why."""
     time: str | None = None
     """When the decision was made (RFC 3339); stamped by the admission webhook."""
+    approved_by: ApprovalStamp | None = None
+    """Stamped by the admission webhook: who recorded the decision, with which groups,
+    when, and on what content. An approval without it counts for nothing."""
 
 
 class LevelReviewSpec(ApiModel):
@@ -67,6 +112,12 @@ class LevelReviewSpec(ApiModel):
 
     technology: str = Field(min_length=1)
     """The MLTechnology under review, in the review's namespace."""
+    type: ReviewType | None = None
+    """promotion (up), switchback (down), entry (from the level a technology started at
+    to its spec.entryLevel, when that is above the policy's entry.maxLevel), change (a new
+    spec.model at the current level: fromLevel = toLevel) or recertify (renews the current
+    level before or after it lapses: fromLevel = toLevel). Unset means promotion when
+    toLevel is above fromLevel, switchback when below."""
     from_level: Level
     """The technology's level when the review was opened; must equal its current level."""
     to_level: Level
@@ -83,6 +134,21 @@ class LevelReviewSpec(ApiModel):
     debrief: Debrief | None = None
     """The stage debrief: accomplished, punted, learned, technical debt."""
 
+    # --- levels over time (issue 15) ---
+    model: ReviewedModel | None = None
+    """For a change review: the new model approved."""
+
+
+class DismissedApproval(ApiModel):
+    """An approval that stays in spec but counts for nothing, and why."""
+
+    reviewer: str
+    """The approval's reviewer."""
+    role: str
+    """The role it was given in."""
+    reason: str
+    """Why it does not count (e.g. evidence ci changed after bob approved)."""
+
 
 class LevelReviewStatus(ApiModel):
     """The review's evaluation, written by the operator."""
@@ -93,6 +159,8 @@ class LevelReviewStatus(ApiModel):
     """Every requirement not yet met, in plain words."""
     approved_by: list[str] = Field(default_factory=list)
     """The distinct reviewers whose approval counts."""
+    dismissed_approvals: list[DismissedApproval] = Field(default_factory=list)
+    """Approvals that count for nothing, each with the reason."""
     message: str | None = None
     """A summary of the review's state."""
     applied_at: str | None = None

@@ -13,6 +13,8 @@ from mltrl_operator.api.common import ApiModel, Condition, Level
 HISTORY_LIMIT = 50
 KNOWN_GOOD_LIMIT = 10
 INCIDENT_LIMIT = 20
+SETTLED_ALERT_LIMIT = 200
+OWNER_LIMIT = 20
 
 
 class Phase(StrEnum):
@@ -70,8 +72,11 @@ class ServingSpec(ApiModel):
     """Whether the operator should serve this technology at all."""
     required_level: Level | None = None
     """A stricter level than the policy's serving minimum, if this technology needs one."""
-    inference_service_name: str | None = None
-    """Name of the InferenceService to create; defaults to the technology's name."""
+    inference_service_name: str | None = Field(
+        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+    """Name of the InferenceService to create (a DNS-1123 label); defaults to the
+    technology's name. It may not name an InferenceService this technology does not own."""
     predictor: dict[str, Any] = Field(
         default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
@@ -158,8 +163,9 @@ class MLTechnologySpec(ApiModel):
     description: str | None = None
     """What the technology is, in a sentence or two."""
     entry_level: Level = 0
-    """The level the technology starts at (MLTRL: most projects enter at 3 or 4). The
-    technology can never be switched back below it."""
+    """The level the technology starts at (MLTRL: most projects enter at 3 or 4). Above
+    the policy's entry.maxLevel it starts at maxLevel until an entry review is Applied.
+    Immutable once created. The technology can never be switched back below it."""
     target_level: Level = 9
     """The level the team aims for."""
     components: list[ComponentRef] = Field(default_factory=list)
@@ -323,6 +329,43 @@ class Incident(ApiModel):
     """For retrain: the Job created."""
 
 
+class SettledAlerts(ApiModel):
+    """Alerts handled beyond the incidents kept in status.incidents, so that Alertmanager
+    re-sending an old alert is recognised and not acted on twice."""
+
+    keys: list[str] = Field(default_factory=list, max_length=SETTLED_ALERT_LIMIT)
+    """`<id>@<startsAt as Unix seconds>` of each alert whose incident was dropped from
+    status.incidents or that joined another incident; the id is the first 16 hex digits of
+    sha256("<fingerprint>/<startsAt>"). Oldest first, at most 200."""
+    horizon: str | None = None
+    """The latest startsAt dropped from keys: a firing alert that started at or before it
+    and is not in status.incidents is older than anything remembered and is ignored."""
+class OwnerRecord(ApiModel):
+    """One owner of the technology, as the operator saw spec.owner change."""
+
+    name: str
+    """The owner (spec.owner)."""
+    since: str
+    """When the operator first saw this owner (RFC 3339)."""
+    until: str | None = None
+    """When the owner was replaced (RFC 3339); absent for the current owner."""
+    changed_by: str | None = None
+    """Who set spec.owner to this name, as the admission webhook recorded it."""
+
+
+class EntryStatus(ApiModel):
+    """How the technology entered: what it asked for and what it was granted."""
+
+    level: Level
+    """spec.entryLevel as first recorded; later edits of the spec do not change it."""
+    granted_level: Level
+    """The level it started at: spec.entryLevel, or the policy's entry.maxLevel if lower."""
+    approved: bool
+    """Whether the entry level was reached: at or below maxLevel, or by an entry review."""
+    review: str | None = None
+    """The entry review that approved it."""
+
+
 class MLTechnologyStatus(ApiModel):
     """What the operator observed and decided; only the operator writes it."""
 
@@ -350,6 +393,13 @@ class MLTechnologyStatus(ApiModel):
     """The serving gate and InferenceService state."""
     incidents: list[Incident] = Field(default_factory=list, max_length=INCIDENT_LIMIT)
     """Monitoring alerts received and what was done about them, newest last."""
+    settled_alerts: SettledAlerts | None = None
+    """A compact record of alerts already handled (see SettledAlerts)."""
+    entry: EntryStatus | None = None
+    """The entry level asked for, the level granted, and whether it was approved."""
+    owners: list[OwnerRecord] = Field(default_factory=list, max_length=OWNER_LIMIT)
+    """Every owner since the operator first saw the technology, newest last; separation
+    of duties covers each one who owned it since its current level was reached."""
 
 
 class MLTechnology(ApiModel):

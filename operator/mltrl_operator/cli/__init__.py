@@ -31,10 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         return _crds(args)
     try:
         check_ports(args)
+        # Imported here: each command loads only the modules it needs.
         if args.command == "run":
             from mltrl_operator.cli.run import run
 
             return asyncio.run(run(args))
+        if args.command == "audit":
+            from mltrl_operator.cli.audit import audit
+
+            return asyncio.run(audit(args))
+        if args.command == "waivers":
+            from mltrl_operator.cli.waivers import waivers
+
+            return asyncio.run(waivers(args))
         return asyncio.run(plugin_commands()[args.command].run(args))
     except (ConfigError, WebhookConfigError, CredentialsError, PortInUse) as error:
         print(f"mltrl {args.command}: {error}", file=sys.stderr)

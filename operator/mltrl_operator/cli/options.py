@@ -95,6 +95,48 @@ class _ShowDefaults(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def _add_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="verify or export a technology's audit record (also once deleted)",
+        formatter_class=_ShowDefaults,
+    )
+    actions = audit.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("verify", "check the record's hash chain; exit 1 naming each edited or missing entry"),
+        ("export", "write the record's entries as JSON Lines, oldest first"),
+    ):
+        command = actions.add_parser(action, help=text, formatter_class=_ShowDefaults)
+        command.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY",
+                             nargs="?" if action == "verify" else None)
+        command.add_argument("-n", "--namespace", default=None,
+                             help="the namespace when TECHNOLOGY has none (default: the "
+                             "kubeconfig context's)")
+        command.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+        command.add_argument("--context", help="kubeconfig context to use")
+        if action == "verify":
+            command.add_argument("--all", action="store_true",
+                                 help="verify every technology's record in the cluster")
+            command.add_argument(
+                "--expect-head", default=None, metavar="SHA256",
+                help="the head hash noted at an earlier verify: catches a record rewritten "
+                "or cut short since",
+            )
+
+
+def _add_waivers(commands: Any) -> None:
+    waivers = commands.add_parser(
+        "waivers", help="list a technology's waivers and whether each counts now (or --at)",
+        formatter_class=_ShowDefaults,
+    )
+    waivers.add_argument("technology", metavar="[NAMESPACE/]TECHNOLOGY")
+    waivers.add_argument("-n", "--namespace", default=None,
+                         help="the namespace when TECHNOLOGY has none")
+    waivers.add_argument("--at", default=None, metavar="TIME",
+                         help="decide at this RFC 3339 time instead of now")
+    waivers.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    waivers.add_argument("--context", help="kubeconfig context to use")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mltrl", description="ML Technology Readiness Levels on Kubernetes.",
@@ -140,6 +182,11 @@ def parser() -> argparse.ArgumentParser:
         "--priority", type=int, default=None,
         help="this replica's peering priority (default: random, so replicas differ)",
     )
+    run.add_argument(
+        "--clock-file", default=None, metavar="PATH",
+        help="testing only: take the current time from PATH (one RFC 3339 time, read again "
+        "when the file changes) instead of the system clock",
+    )
     add_monitoring(run)
     _add_webhooks(run)
 
@@ -147,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
         command.add_arguments(
             commands.add_parser(name, help=command.help, formatter_class=_ShowDefaults)
         )
+
+    _add_audit(commands)
+    _add_waivers(commands)
 
     crds = commands.add_parser(
         "crds", help="regenerate the CRDs from the API models", formatter_class=_ShowDefaults

@@ -9,6 +9,7 @@ import random
 
 import aiohttp
 
+from mltrl_operator.cli.clock import operator_clock
 from mltrl_operator.cli.process import stop_on_signals
 from mltrl_operator.cli.services import alert_services, webhook_services
 from mltrl_operator.controllers.runtime import run_operator
@@ -49,6 +50,7 @@ async def run(args: argparse.Namespace) -> int:
         connection,
         stop_flag=stop,
         liveness_endpoint=args.liveness,
+        clock=operator_clock(args.clock_file),
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         services=services,

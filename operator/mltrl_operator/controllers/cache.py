@@ -44,6 +44,15 @@ def _key(body: Body) -> Key:
 _UNREAD_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+def _claim(namespace: str, body: Body | None) -> Key | None:
+    """The technology an InferenceService claims (label mltrl.dev/technology). Whether it
+    is that technology's own (domain.claims.technologys_own) is for governance to say:
+    an ownerReference alone can be written by anyone."""
+    metadata = (body or {}).get("metadata") or {}
+    claimed = (metadata.get("labels") or {}).get("mltrl.dev/technology")
+    return (namespace, str(claimed)) if claimed else None
+
+
 def _slim(body: Body) -> Body:
     """The object without what the operator never reads and a real API server adds:
     managedFields and kubectl's copy of the last applied manifest can be larger than the
@@ -129,6 +138,9 @@ class ClusterCache:
         self._review_technology: dict[Key, str] = {}
         self._namespaces: dict[str, Labels] = {}
         self._inference_services: dict[Key, Body] = {}
+        # InferenceServices by the technology they claim, so a technology's change
+        # re-checks its claimers without a scan.
+        self._claimers: dict[Key, set[str]] = {}
         self.policies = _Policies()
 
     # --- keeping it current ---------------------------------------------------------------
@@ -149,8 +161,14 @@ class ClusterCache:
             if deleted:
                 self._namespaces.pop(name, None)
             else:
-                self._namespaces[name] = dict((body.get("metadata") or {}).get("labels") or {})
+                # kubernetes.io/metadata.name, as the API server sets it (1.21+), for
+                # policies that select namespaces by name.
+                self._namespaces[name] = {
+                    "kubernetes.io/metadata.name": name,
+                    **dict((body.get("metadata") or {}).get("labels") or {}),
+                }
         elif resource == INFERENCE_SERVICES:
+            self._put_claim(_key(body), None if deleted else body)
             if deleted:
                 self._inference_services.pop(_key(body), None)
             else:
@@ -174,6 +192,17 @@ class ClusterCache:
             self._components_of[key] = components
             for component in components:
                 self._composites_of.setdefault(component, set()).add(key)
+
+    def _put_claim(self, key: Key, body: Body | None) -> None:
+        old = self._inference_services.get(key)
+        for claim in (_claim(key[0], old), _claim(key[0], body)):
+            if claim is not None and claim in self._claimers:
+                self._claimers[claim].discard(key[1])
+                if not self._claimers[claim]:
+                    del self._claimers[claim]
+        claim = _claim(key[0], body)
+        if claim is not None:
+            self._claimers.setdefault(claim, set()).add(key[1])
 
     def _put_review(self, key: Key, body: Body | None) -> None:
         namespace, name = key
@@ -231,6 +260,15 @@ class ClusterCache:
         if resource == INFERENCE_SERVICES:
             return list(self._inference_services)
         raise ValueError(f"{resource.kind} is not cached")
+
+    def claimers_of(self, namespace: str, technology: str) -> list[str]:
+        """Names of the InferenceServices that claim this technology (its own included)."""
+        return sorted(self._claimers.get((namespace, technology), ()))
+
+    def foreign_inference_services(self) -> list[Key]:
+        return sorted(
+            (key[0], name) for key, names in self._claimers.items() for name in names
+        )
 
     def sizes(self) -> dict[str, int]:
         return {

@@ -12,6 +12,7 @@ from typing import Any
 from mltrl_operator.controllers.cache import ClusterCache
 from mltrl_operator.controllers.relist import Relister
 from mltrl_operator.controllers.retries import Retries
+from mltrl_operator.controllers.wakeups import Wakeups
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
 
@@ -91,6 +92,8 @@ class OperatorContext:
     retries: Retries = field(default_factory=Retries)
     cache: ClusterCache = field(default_factory=ClusterCache)
     relister: Relister = field(default_factory=Relister)  # the cache after a watch 410
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    """Timers for instants decisions change by themselves (issue 15: expiries, lapses)."""
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.client)

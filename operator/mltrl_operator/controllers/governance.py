@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from mltrl_operator.api.technology import MLTechnologySpec
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.gating import GateAction, foreign_inference_service_action, serving_gate
+from mltrl_operator.domain.claims import stored_claim_action, technologys_own
+from mltrl_operator.domain.gating import GateAction
+from mltrl_operator.domain.serving import STOP_ANNOTATION, TECHNOLOGY_LABEL
 from mltrl_operator.k8s.events import WARNING
 from mltrl_operator.k8s.resources import INFERENCE_SERVICES
 
@@ -19,42 +19,33 @@ AUDIT_ANNOTATION = "mltrl.dev/audit"
 logger = logging.getLogger(__name__)
 
 
-def created_by_operator(body: Body) -> bool:
-    references = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(reference.get("kind") == "MLTechnology" for reference in references)
-
-
 async def _report(
     ctx: OperatorContext, involved: list[Body | None], reason: str, message: str, now: datetime
 ) -> None:
     """On the InferenceService, and on the technology it claims, so its owners see it too."""
     for obj in involved:
         if obj is not None:
-            await ctx.events.record(obj, type=WARNING, reason=reason, message=message, now=now)
+            # Keyed by what is reported: a re-delivered snapshot does not report it twice.
+            await ctx.events.record(
+                obj, type=WARNING, reason=reason, message=message, now=now, key=message
+            )
 
 
 async def govern_inference_service(
     ctx: OperatorContext, view: ClusterView, body: Body
 ) -> GateAction:
     metadata = body["metadata"]
-    if created_by_operator(body) or metadata.get("deletionTimestamp"):
+    if metadata.get("deletionTimestamp"):
         return GateAction.ALLOW
     namespace, name = metadata["namespace"], metadata["name"]
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     policy = view.policy_for(namespace)
     claimed = labels.get(TECHNOLOGY_LABEL)
-    decision = None
-    technology = None
-    if claimed:
-        technology = view.technology(namespace, claimed)
-        effective = ((technology or {}).get("status") or {}).get("effectiveLevel")
-        required = None
-        if technology is not None:
-            spec = MLTechnologySpec.model_validate(technology.get("spec") or {})
-            required = spec.serving.required_level if spec.serving else None
-        decision = serving_gate(effective, required, policy, claimed)
-    action, message = foreign_inference_service_action(claimed, decision, policy)
+    technology = view.technology(namespace, claimed) if claimed else None
+    if claimed and technologys_own(body, technology):
+        return GateAction.ALLOW  # its own reconcile keeps it in line
+    _, (action, message) = stored_claim_action(claimed, body, technology, policy)
     now = ctx.clock()
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
         stop = {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}

@@ -8,6 +8,7 @@ import kopf
 
 from mltrl_operator import metrics
 from mltrl_operator.api.common import GROUP, VERSION
+from mltrl_operator.controllers.audit import catch_up, record_deletion
 from mltrl_operator.controllers.cache import prime
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.governance import govern_inference_service
@@ -16,12 +17,14 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.controllers.waivers import reconcile_waiver
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
     NAMESPACES,
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    WAIVERS,
     ResourceRef,
 )
 
@@ -61,6 +64,12 @@ def _owner_technology(body: Any) -> str | None:
     return None
 
 
+async def _govern(ctx: OperatorContext, view: ClusterView, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        action = await govern_inference_service(ctx, view, body)
+        metrics.count_gate_decision("governance", action.value)
+
+
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -69,6 +78,10 @@ def build_registry() -> kopf.OperatorRegistry:
         # kopf starts watching only once this is done, so no handler sees a partial cache.
         ctx: OperatorContext = memo["ctx"]
         await prime(ctx.client, ctx.cache)
+        # In the background: transitions a previous run stored but may not have recorded.
+        view = ClusterView(ctx.cache, ctx.writes)
+        ctx.wakeups.at("audit-catch-up", ctx.clock(), ctx.clock,
+                       lambda: catch_up(ctx, view))
 
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(
@@ -80,14 +93,17 @@ def build_registry() -> kopf.OperatorRegistry:
         assert namespace is not None  # MLTechnology is namespaced
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
             if event.get("type") != "DELETED":
-                current = ctx.writes.fresh(("MLTechnology", namespace, name), snapshot(body))
+                current = view.fresh("MLTechnology", namespace, name, snapshot(body))
                 await reconcile_or_retry(ctx, view, namespace, name, current)
             else:
                 metrics.forget_technology(namespace, name)
+                await record_deletion(ctx, snapshot(body))
             # Composites and reviews read this technology from the cache, which this very
             # event has just refreshed; each writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
             await reconcile_reviews_of(ctx, view, namespace, name)
+            # A claimer must keep serving this technology's model at its level (domain.claims).
+            await _govern(ctx, view, view.claimers_of(namespace, name))
 
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
@@ -98,7 +114,7 @@ def build_registry() -> kopf.OperatorRegistry:
         view = _observe(ctx, REVIEWS, event, body)
         if event.get("type") == "DELETED":
             return
-        review = ctx.writes.fresh(("LevelReview", namespace or "", name), snapshot(body))
+        review = view.fresh("LevelReview", namespace or "", name, snapshot(body))
         if review is not None:
             with metrics.reconcile_timer(REVIEWS.kind):
                 await reconcile_review_or_retry(ctx, view, review)
@@ -117,6 +133,7 @@ def build_registry() -> kopf.OperatorRegistry:
             await reconcile_many(ctx, view, keys)
             for namespace, name in keys:
                 await reconcile_reviews_of(ctx, view, namespace, name)
+            await _govern(ctx, view, view.foreign_inference_services())
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
     async def namespace_changed(
@@ -129,6 +146,11 @@ def build_registry() -> kopf.OperatorRegistry:
             return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
             await reconcile_many(ctx, view, view.technology_keys([name]))
+            # Another policy may govern the namespace now: its claimers are checked again.
+            await _govern(ctx, view, [
+                body for body in view.foreign_inference_services()
+                if body["metadata"].get("namespace") == name
+            ])
 
     @kopf.on.event(ISVC_GROUP, ISVC_VERSION, INFERENCE_SERVICES.plural, registry=registry)
     async def inference_service_changed(
@@ -141,11 +163,26 @@ def build_registry() -> kopf.OperatorRegistry:
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
             if owner is not None:
                 await reconcile_or_retry(ctx, view, namespace, owner)
-            elif event.get("type") != "DELETED":
-                ref = ("InferenceService", namespace, body["metadata"]["name"])
-                current = ctx.writes.fresh(ref, snapshot(body))
+            # An owner reference is anyone's to write: only a technology's own by uid is
+            # left to that technology's reconcile (domain.claims).
+            if event.get("type") != "DELETED" and not view.owned_by_a_technology(snapshot(body)):
+                current = view.fresh(
+                    "InferenceService", namespace, body["metadata"]["name"], snapshot(body)
+                )
                 if current is not None:
                     action = await govern_inference_service(ctx, view, current)
                     metrics.count_gate_decision("governance", action.value)
+
+    # Waivers (issue 15): whether each applies now, re-decided at its expiry by a timer.
+    @kopf.on.event(GROUP, VERSION, WAIVERS.plural, registry=registry)
+    async def waiver_changed(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+        **_: Any,
+    ) -> None:
+        ctx: OperatorContext = memo["ctx"]
+        if event.get("type") != "DELETED":
+            await reconcile_waiver(ctx, ClusterView(ctx.cache, ctx.writes), snapshot(body))
+        else:
+            ctx.wakeups.cancel(("MLTRLWaiver", namespace, name))
 
     return registry

@@ -6,13 +6,18 @@ and only after the write succeeded, so a retried reconcile does not count twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 from mltrl_operator import metrics
 from mltrl_operator.api.technology import (
     MLTechnologySpec,
     MLTechnologyStatus,
     TransitionKind,
 )
+from mltrl_operator.domain.alerts import ACTED
 from mltrl_operator.domain.gating import demotion_action
+from mltrl_operator.domain.incidents import Settlement
 from mltrl_operator.domain.policy import EffectivePolicy
 
 
@@ -45,3 +50,23 @@ def observe_written(
     elif was_allowed and not allowed:
         # The gate closed on a technology that was allowed to serve: onDemotion decides.
         metrics.count_gate_decision("reconciler", demotion_action(policy).value)
+
+
+def _seconds_since(starts_at: str) -> float | None:
+    try:
+        started = datetime.fromisoformat(starts_at)
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - started).total_seconds()
+
+
+def observe_settled(settlements: Sequence[Settlement]) -> None:
+    """Counted once the status that settles them is stored: a redo finds nothing Pending."""
+    for settlement in settlements:
+        incident = settlement.incident
+        acted = settlement.state == ACTED
+        metrics.count_alert_action(str(incident.action), "acted" if acted else "failed")
+        if acted and (seconds := _seconds_since(incident.starts_at)) is not None:
+            metrics.observe_alert_to_action(seconds)

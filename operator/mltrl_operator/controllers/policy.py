@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from mltrl_operator.api.policy import MLTRLPolicySpec, MLTRLPolicyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.conditions import set_condition
 from mltrl_operator.domain.policy import selector_matches
 from mltrl_operator.domain.validation import validate_policy
@@ -28,9 +29,9 @@ async def reconcile_policy(ctx: OperatorContext, view: ClusterView, body: Body) 
     generation = int(metadata.get("generation") or 1)
     conditions, _ = set_condition(
         old.conditions,
-        type="Valid",
+        type=ct.VALID,
         status=not errors,
-        reason="PolicyValid" if not errors else "PolicyInvalid",
+        reason=ct.POLICY_VALID if not errors else ct.POLICY_INVALID,
         message="; ".join(str(error) for error in errors),
         generation=generation,
         now=ctx.clock(),

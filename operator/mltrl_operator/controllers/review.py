@@ -1,4 +1,9 @@
-"""Reconcile a LevelReview: evaluate it, and apply it to its technology exactly once."""
+"""Reconcile a LevelReview: evaluate it, and have its technology reconciled with it once.
+
+The level change itself is the technology's history entry naming the review, written by
+the technology's plan; everything the review records (appliedAt, its phase, the events)
+is derived from that entry, so a crash between any two writes is repaired.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,18 @@ from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.review import LevelReviewSpec, LevelReviewStatus, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.technology import StaleSnapshot, reconcile_snapshot
+from mltrl_operator.controllers.technology import reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.conditions import set_condition
 from mltrl_operator.domain.levels import level_name
+from mltrl_operator.domain.plan import ApprovedReview
+from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation, evaluate_review, technology_facts
-from mltrl_operator.domain.technology import apply_review_to_status
-from mltrl_operator.k8s.errors import NotFound
+from mltrl_operator.k8s.errors import Conflict, NotFound
 from mltrl_operator.k8s.events import NORMAL, WARNING
 from mltrl_operator.k8s.patches import merge_patch
-from mltrl_operator.k8s.resources import REVIEWS, TECHNOLOGIES
+from mltrl_operator.k8s.resources import REVIEWS
 
 TERMINAL = frozenset({ReviewPhase.APPLIED, ReviewPhase.REJECTED, ReviewPhase.SUPERSEDED})
 MAX_ATTEMPTS = 5
@@ -42,30 +49,27 @@ def _review_status(
     generation: int,
     now: datetime,
     applied_at: str | None,
+    technology_missing: bool,
 ) -> LevelReviewStatus:
     phase = evaluation.phase
+    applied = phase is ReviewPhase.APPLIED
     conditions, _ = set_condition(
         old.conditions,
-        type="Evaluated",
+        type=ct.EVALUATED,
         status=ConditionStatus.TRUE,
-        reason={
-            ReviewPhase.PENDING: "RequirementsUnmet",
-            ReviewPhase.APPROVED: "AllRequirementsMet",
-            ReviewPhase.APPLIED: "AllRequirementsMet",
-            ReviewPhase.REJECTED: "ReviewRejected",
-            ReviewPhase.INVALID: "ReviewInvalid",
-            ReviewPhase.SUPERSEDED: "ReviewSuperseded",
-        }[phase],
+        reason=ct.TECHNOLOGY_NOT_FOUND
+        if technology_missing and phase is ReviewPhase.PENDING
+        else ct.EVALUATED_REASONS[phase],
         message=evaluation.message,
         generation=generation,
         now=now,
     )
     conditions, _ = set_condition(
         conditions,
-        type="Applied",
-        status=phase is ReviewPhase.APPLIED,
-        reason="ReviewApplied" if phase is ReviewPhase.APPLIED else "NotApplied",
-        message=evaluation.message if phase is ReviewPhase.APPLIED else "",
+        type=ct.APPLIED,
+        status=applied,
+        reason=ct.REVIEW_APPLIED if applied else ct.REVIEW_NOT_APPLIED,
+        message=evaluation.message if applied else "",
         generation=generation,
         now=now,
     )
@@ -74,6 +78,7 @@ def _review_status(
         phase=phase,
         unmet=unmet,
         approved_by=list(evaluation.approved_by),
+        dismissed_approvals=list(evaluation.dismissed),
         message=evaluation.message,
         applied_at=applied_at or old.applied_at,
         observed_generation=generation,
@@ -89,15 +94,28 @@ async def reconcile_review(
     # Everything about one technology, its reviews included, happens under one lock, so a
     # review is never evaluated twice at once or from a snapshot older than our own write.
     async with ctx.locks.hold((namespace, technology_name)):
-        current = ctx.writes.fresh(("LevelReview", namespace, name), body)
+        current = view.fresh("LevelReview", namespace, name, body)
         if current is None:
             return None
         return await _reconcile_locked(ctx, view, current)
 
 
+def applied_at(technology: Body | None, review: str) -> str | None:
+    """When the technology's history took the review's level change: the review's
+    appliedAt, read from the decision itself, so a crash between the two writes loses
+    nothing."""
+    history = ((technology or {}).get("status") or {}).get("history") or []
+    return next(
+        (entry.get("at") for entry in reversed(history) if entry.get("review") == review), None
+    )
+
+
 async def _reconcile_locked(
     ctx: OperatorContext, view: ClusterView, body: Body
 ) -> ReviewOutcome | None:
+    """Evaluate; ask for "reconcile technology X with review R" when it is Approved; then
+    announce (named events) and store the review's status, in that order, so that every
+    step a crash interrupts is redone from the technology's stored history."""
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     try:
@@ -109,26 +127,30 @@ async def _reconcile_locked(
     if old_status.phase in TERMINAL or metadata.get("deletionTimestamp"):
         return None
     try:
-        evaluation, technology, applied_at = await _evaluate_and_apply(
+        evaluation, technology = await _evaluate_and_apply(
             ctx, view, namespace, name, spec, metadata.get("resourceVersion")
         )
     except _ReviewMoved:
         return None  # its own next event (or none: it is gone) reconciles it afresh
     now = ctx.clock()
-    status = _review_status(
-        old_status, evaluation, int(metadata.get("generation") or 1), now, applied_at
-    )
+    generation = int(metadata.get("generation") or 1)
+    when = applied_at(technology, name) if evaluation.phase is ReviewPhase.APPLIED else None
+    status = _review_status(old_status, evaluation, generation, now, when, technology is None)
+    if old_status.phase != status.phase:
+        await _announce(ctx, body, technology, spec, evaluation, generation)
     patch = merge_patch(body.get("status") or {}, status.to_wire())
     if patch:
         try:
-            stored = await ctx.client.patch_status(REVIEWS, namespace, name, patch)
-        except NotFound:
-            return None
+            stored = await ctx.client.patch_status(
+                REVIEWS, namespace, name, patch, resource_version=metadata.get("resourceVersion")
+            )
+        except (NotFound, Conflict):
+            return None  # changed or gone: its own next event reconciles it afresh
         ctx.writes.remember(("LevelReview", namespace, name), body, stored)
-    if old_status.phase != status.phase:
-        metrics.count_review_outcome(evaluation.phase.value)
-        await _announce(ctx, body, technology, spec, evaluation, now)
-    return ReviewOutcome(phase=evaluation.phase, applied=bool(applied_at))
+        if old_status.phase != status.phase:
+            # Counted after the conditional write: a redo starts from the stored phase.
+            metrics.count_review_outcome(evaluation.phase.value)
+    return ReviewOutcome(phase=evaluation.phase, applied=when is not None)
 
 
 class _ReviewMoved(Exception):
@@ -149,6 +171,19 @@ async def _confirm_unchanged(
         raise _ReviewMoved()
 
 
+def _evaluate(
+    name: str, spec: LevelReviewSpec, technology: Body | None, policy: EffectivePolicy
+) -> ReviewEvaluation:
+    facts = None
+    if technology is not None:
+        facts = technology_facts(
+            spec.technology,
+            MLTechnologySpec.model_validate(technology.get("spec") or {}),
+            MLTechnologyStatus.model_validate(technology.get("status") or {}),
+        )
+    return evaluate_review(name, spec, facts, policy)
+
+
 async def _evaluate_and_apply(
     ctx: OperatorContext,
     view: ClusterView,
@@ -156,58 +191,26 @@ async def _evaluate_and_apply(
     name: str,
     spec: LevelReviewSpec,
     resource_version: str | None,
-) -> tuple[ReviewEvaluation, Body | None, str | None]:
+) -> tuple[ReviewEvaluation, Body | None]:
     technology = view.technology(namespace, spec.technology)
     policy = view.policy_for(namespace)
     for _ in range(MAX_ATTEMPTS):
-        facts = None
-        if technology is not None:
-            facts = technology_facts(
-                spec.technology,
-                MLTechnologySpec.model_validate(technology.get("spec") or {}),
-                MLTechnologyStatus.model_validate(technology.get("status") or {}),
-            )
-        evaluation = evaluate_review(name, spec, facts, policy)
+        if technology is not None and (technology.get("status") or {}).get("level") is None:
+            # Not reconciled yet: give it its entry level, then evaluate against it.
+            await reconcile_locked(ctx, view, namespace, spec.technology, technology)
+            technology = view.technology(namespace, spec.technology)
+            continue
+        evaluation = _evaluate(name, spec, technology, policy)
         if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
-            return evaluation, technology, None
-        if (technology.get("status") or {}).get("level") is None:
-            # The technology has not been reconciled yet: give it its entry level first.
-            try:
-                outcome = await reconcile_snapshot(ctx, view, technology)
-                technology = outcome.stored or technology
-            except StaleSnapshot:
-                technology = await _refetch(ctx, namespace, spec.technology)
-            continue
+            return evaluation, technology
         await _confirm_unchanged(ctx, namespace, name, resource_version)
-        now = ctx.clock()
-        status = apply_review_to_status(
-            MLTechnologyStatus.model_validate(technology.get("status") or {}),
-            name, spec, evaluation, now,
+        await reconcile_locked(
+            ctx, view, namespace, spec.technology, technology,
+            review=ApprovedReview(name, spec, evaluation),
         )
-        try:
-            outcome = await reconcile_snapshot(ctx, view, technology, base_status=status)
-            technology = outcome.stored or technology
-        except StaleSnapshot:
-            technology = await _refetch(ctx, namespace, spec.technology)
-            continue
-        applied = ReviewEvaluation(
-            phase=ReviewPhase.APPLIED,
-            unmet=(),
-            approved_by=evaluation.approved_by,
-            message=f"moved {spec.technology} from level {spec.from_level} to {spec.to_level} "
-            f"({level_name(spec.to_level)})",
-            errors=(),
-            is_promotion=evaluation.is_promotion,
-        )
-        return applied, technology, now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Evaluated again against what is stored now: Applied once the history has it.
+        technology = view.technology(namespace, spec.technology)
     raise RuntimeError(f"MLTechnology {namespace}/{spec.technology} kept changing")
-
-
-async def _refetch(ctx: OperatorContext, namespace: str, name: str) -> Body | None:
-    try:
-        return await ctx.client.get(TECHNOLOGIES, namespace, name)
-    except NotFound:
-        return None
 
 
 async def _announce(
@@ -216,19 +219,22 @@ async def _announce(
     technology: Body | None,
     spec: LevelReviewSpec,
     evaluation: ReviewEvaluation,
-    now: datetime,
+    generation: int,
 ) -> None:
+    """Named events: posted again after a crash, they are still one event each."""
     phase = evaluation.phase
+    now = ctx.clock()
     event_type = WARNING if phase in (ReviewPhase.REJECTED, ReviewPhase.INVALID) else NORMAL
     await ctx.events.record(
-        review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message, now=now
+        review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message,
+        now=now, key=f"{phase.value}/{generation}",
     )
     if phase is ReviewPhase.APPLIED and technology is not None:
         direction = "Promoted" if evaluation.is_promotion else "SwitchedBack"
         approvers = ", ".join(evaluation.approved_by) or "nobody"
         await ctx.events.record(
             technology, type=NORMAL if evaluation.is_promotion else WARNING, reason=direction,
-            now=now,
+            now=now, key=f"review/{review['metadata'].get('uid') or review['metadata']['name']}",
             message=f"level {spec.from_level} -> {spec.to_level} ({level_name(spec.to_level)}) "
             f"by review {review['metadata']['name']}, approved by {approvers}",
         )

@@ -215,4 +215,5 @@ async def run_operator(
             await run_kopf_until_stopped(tasks, existing, stop_flag)
     finally:
         await context.retries.close()
+        await context.wakeups.close()
         await client.close()

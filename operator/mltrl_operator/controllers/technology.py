@@ -1,36 +1,43 @@
-"""Reconcile an MLTechnology: snapshot, compute the new status, act on serving, persist once."""
+"""Reconcile an MLTechnology: gather what it depends on, plan (domain.plan), apply.
+
+`apply` carries a Plan out in the order domain/plan.py explains, so that a crash (or a
+lost answer) between any two steps is repaired by the next reconcile.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from mltrl_operator import metrics
+from mltrl_operator.api.review import ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.audit import record_status_change
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.incidents import (
-    act_on_incidents,
-    announce,
-    carry_rollback,
-    settle,
-)
-from mltrl_operator.controllers.observe import observe_levels, observe_written
-from mltrl_operator.controllers.serving import (
-    inference_service_facts,
-    inference_service_name,
-    sync_serving,
-)
+from mltrl_operator.controllers.observe import observe_levels, observe_settled, observe_written
 from mltrl_operator.controllers.view import Body, ClusterView, Key
 from mltrl_operator.domain.errors import FieldError
-from mltrl_operator.domain.technology import ComponentFacts, compute_status
+from mltrl_operator.domain.plan import (
+    CREATE,
+    DELETE,
+    ApprovedReview,
+    Plan,
+    PlanInputs,
+    PlannedEvent,
+    plan_technology,
+)
+from mltrl_operator.domain.reviews import evaluate_review, technology_facts
+from mltrl_operator.domain.serving import inference_service_name
+from mltrl_operator.domain.technology import ComponentFacts
 from mltrl_operator.domain.validation import find_component_cycle, validate_technology
-from mltrl_operator.k8s.errors import Conflict, NotFound
+from mltrl_operator.k8s.errors import ApiError, Conflict, NotFound
 from mltrl_operator.k8s.patches import merge_patch
-from mltrl_operator.k8s.resources import TECHNOLOGIES
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES, JOBS, TECHNOLOGIES
 
 MAX_ATTEMPTS = 5
 
@@ -43,6 +50,7 @@ class TechnologyOutcome:
     effective_level_changed: bool
     stored: Body | None
     """The object as stored after our write; None when nothing needed writing."""
+    review_applied: bool = False
 
 
 class StaleSnapshot(Exception):
@@ -92,29 +100,60 @@ def component_facts(
 
 
 async def reconcile_technology(
-    ctx: OperatorContext, view: ClusterView, namespace: str, name: str, body: Body | None = None
+    ctx: OperatorContext,
+    view: ClusterView,
+    namespace: str,
+    name: str,
+    body: Body | None = None,
+    review: ApprovedReview | None = None,
 ) -> TechnologyOutcome | None:
     async with ctx.locks.hold((namespace, name)):
-        # Whoever held the lock may have written since this snapshot was taken.
-        body = ctx.writes.fresh(("MLTechnology", namespace, name), body) if body else None
-        return await _reconcile_with_retries(ctx, view, namespace, name, body)
+        return await reconcile_locked(ctx, view, namespace, name, body, review)
 
 
-async def _reconcile_with_retries(
-    ctx: OperatorContext, view: ClusterView, namespace: str, name: str, body: Body | None
+async def reconcile_locked(
+    ctx: OperatorContext,
+    view: ClusterView,
+    namespace: str,
+    name: str,
+    body: Body | None = None,
+    review: ApprovedReview | None = None,
 ) -> TechnologyOutcome | None:
-    body = body if body is not None else view.technology(namespace, name)
+    """For a caller that already holds the technology's lock (the review controller:
+    "reconcile technology X with review R")."""
+    # Whoever held the lock may have written since this snapshot was taken.
+    body = view.technology(namespace, name) if body is None else body
+    body = view.fresh("MLTechnology", namespace, name, body) if body else None
     for _ in range(MAX_ATTEMPTS):
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         try:
-            return await reconcile_snapshot(ctx, view, body)
+            return await reconcile_snapshot(ctx, view, body, review)
         except StaleSnapshot:
             try:
                 body = await ctx.client.get(TECHNOLOGIES, namespace, name)
             except NotFound:
                 return None
+            if review is not None:
+                review = still_approved(view, namespace, body, review)
     raise RuntimeError(f"MLTechnology {namespace}/{name} kept changing; giving up for now")
+
+
+def still_approved(
+    view: ClusterView, namespace: str, body: Body, review: ApprovedReview
+) -> ApprovedReview | None:
+    """The technology changed under an Approved review: judge the review again on what is
+    stored now, since approvals approve content (a new spec.model or owner may dismiss
+    them, domain.approvals). None when it no longer may move the level."""
+    try:
+        spec, status = _parse(body)
+    except ValidationError:
+        return None
+    facts = technology_facts(review.spec.technology, spec, status)
+    evaluation = evaluate_review(review.name, review.spec, facts, view.policy_for(namespace))
+    if evaluation.phase is not ReviewPhase.APPROVED:
+        return None
+    return replace(review, evaluation=evaluation)
 
 
 def _parse(body: Body) -> tuple[MLTechnologySpec, MLTechnologyStatus]:
@@ -128,14 +167,10 @@ async def reconcile_snapshot(
     ctx: OperatorContext,
     view: ClusterView,
     body: Body,
-    base_status: MLTechnologyStatus | None = None,
+    review: ApprovedReview | None = None,
 ) -> TechnologyOutcome:
-    """Compute and persist one technology's status from one snapshot.
-
-    `base_status` lets a review hand over the status with its level change already applied,
-    so a promotion and everything that follows from it land in a single write.
-    Raises StaleSnapshot when the object changed since the snapshot.
-    """
+    """Plan from one snapshot and apply the plan. Raises StaleSnapshot when the object
+    changed since the snapshot (the caller reads it again and plans afresh)."""
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     try:
@@ -143,48 +178,110 @@ async def reconcile_snapshot(
     except ValidationError as error:
         logger.error("MLTechnology %s/%s cannot be read: %s", namespace, name, error)
         return TechnologyOutcome(False, False, None)
-    start = base_status or old_status
     policy = view.policy_for(namespace)
     errors = validate_technology(spec, name=name, namespace=namespace)
     errors += _component_errors(view, namespace, name)
-    components = component_facts(view, namespace, spec)
-    isvc_name = inference_service_name(name, spec)
-    isvc = view.inference_service(namespace, isvc_name)
-    now = ctx.clock()
-    # Pending incidents are acted on first, so that a demotion's closed gate and a
-    # rollback's model reach the InferenceService in this same pass.
-    work = await act_on_incidents(ctx, body, spec, start, now)
-
-    def compute(isvc_body: Body | None) -> MLTechnologyStatus:
-        computed = compute_status(
-            name=name,
-            namespace=namespace,
-            spec=spec,
-            status=work.status,
-            generation=int(metadata.get("generation") or 1),
-            components=components,
-            policy=policy,
-            inference_service=inference_service_facts(isvc_name, isvc_body),
-            validation_errors=errors,
-            now=now,
-        )
-        return carry_rollback(work.status, computed, spec)
-
-    status = compute(isvc)
-    served = await sync_serving(ctx, body, spec, status, policy, isvc, now)
-    if served is not isvc:
-        status = compute(served)
-    status = settle(status, work.settlements)
-    stored = await persist_status(ctx, body, status)
-    observe_levels(namespace, name, spec, status)
-    if stored is not None:
-        observe_written(old_status, status, policy)
-        await announce(ctx, stored, start, status, work.settlements, now)
-    return TechnologyOutcome(
-        level_changed=old_status.level != status.level,
-        effective_level_changed=old_status.effective_level != status.effective_level,
-        stored=stored,
+    inputs = PlanInputs(
+        technology=body,
+        spec=spec,
+        status=old_status,
+        components=component_facts(view, namespace, spec),
+        validation_errors=errors,
+        policy=policy,
+        inference_service=view.inference_service(
+            namespace, inference_service_name(name, spec)
+        ),
+        now=ctx.clock(),
+        review=review,
     )
+    plan, stored = await apply(ctx, inputs)
+    observe_levels(namespace, name, spec, plan.status)
+    if stored is not None:
+        observe_written(old_status, plan.status, policy)
+        observe_settled(plan.settlements)
+        # The audit record follows the stored decision (issue 15); an append that fails is
+        # retried in the background, and one lost to a crash is caught up at start-up.
+        await record_status_change(ctx, view, stored, old_status, plan.status)
+    return TechnologyOutcome(
+        level_changed=old_status.level != plan.status.level,
+        effective_level_changed=old_status.effective_level != plan.status.effective_level,
+        stored=stored,
+        review_applied=plan.review_applied,
+    )
+
+
+async def _create_jobs(ctx: OperatorContext, namespace: str, plan: Plan) -> dict[str, str]:
+    """Create the plan's Jobs; the ones refused for good, by name, with why."""
+    refused: dict[str, str] = {}
+    for job in plan.jobs:
+        try:
+            await ctx.client.create(JOBS, namespace, job.body)
+        except Conflict:
+            pass  # created by an earlier attempt of this same decision
+        except ApiError as error:
+            if error.status >= 500 or error.status == 429:
+                raise  # the API server may recover: the incident stays Pending
+            refused[job.name] = str(error)
+    return refused
+
+
+async def _post(ctx: OperatorContext, involved: Body, event: PlannedEvent) -> None:
+    await ctx.events.record(
+        involved, type=event.type, reason=event.reason, message=event.message,
+        now=ctx.clock(), key=event.key,
+    )
+
+
+async def apply(ctx: OperatorContext, inputs: PlanInputs) -> tuple[Plan, Body | None]:
+    """Carry out a plan in the order that survives a crash between any two steps."""
+    body = inputs.technology
+    namespace = body["metadata"]["namespace"]
+    plan = plan_technology(inputs)
+    # 1. Jobs; a refusal is part of what the incident's settlement says, so plan again.
+    refused = await _create_jobs(ctx, namespace, plan)
+    if refused:
+        plan = plan_technology(replace(inputs, job_errors=refused))
+    # 2. Incident events: each named after its incident and settlement.
+    for event in plan.events:
+        await _post(ctx, body, event)
+    # 3. The decision, stored before anything acts on it.
+    stored = await persist_status(ctx, body, plan.status)
+    # 4. Serving, derived from the stored status: redone identically until it is done.
+    action = plan.serving
+    if action is not None:
+        await _post(ctx, stored or body, action.event)
+        await _serve(ctx, namespace, action.verb, action.name, action.body,
+                     inputs.inference_service)
+    return plan, stored
+
+
+async def _serve(
+    ctx: OperatorContext, namespace: str, verb: str, name: str, payload: Body | None,
+    current: Body | None,
+) -> None:
+    ref = ("InferenceService", namespace, name)
+    try:
+        if verb == CREATE:
+            assert payload is not None
+            try:
+                stored: Body | None = await ctx.client.create(
+                    INFERENCE_SERVICES, namespace, payload
+                )
+            except Conflict:
+                # Created by an attempt whose answer was lost; the watch brings it.
+                stored = await ctx.client.get(INFERENCE_SERVICES, namespace, name)
+        elif verb == DELETE:
+            with contextlib.suppress(NotFound):  # already gone: what we wanted
+                await ctx.client.delete(INFERENCE_SERVICES, namespace, name)
+            stored = None
+        else:
+            assert payload is not None
+            stored = await ctx.client.patch(INFERENCE_SERVICES, namespace, name, payload)
+    except NotFound:
+        # Deleted while our watch was away: remember it gone, so the retry creates it.
+        ctx.writes.remember(ref, current, None)
+        raise
+    ctx.writes.remember(ref, current, stored)
 
 
 async def persist_status(

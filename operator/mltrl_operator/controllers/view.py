@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from mltrl_operator.controllers.cache import Body, ClusterCache, Key
 from mltrl_operator.controllers.context import ReadYourWrites
+from mltrl_operator.domain.claims import owned_by, technologys_own
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy
 
 __all__ = ["Body", "ClusterView", "Key"]
@@ -17,9 +18,13 @@ class ClusterView:
         self.cache = cache
         self.writes = writes or ReadYourWrites()
 
+    def fresh(self, kind: str, namespace: str, name: str, body: Body | None) -> Body | None:
+        """The one place a snapshot (from the cache or a watch event) meets our own writes
+        that the watch has not shown yet: it is replaced by what the server returned."""
+        return self.writes.fresh((kind, namespace, name), body)
+
     def technology(self, namespace: str, name: str) -> Body | None:
-        body = self.cache.technology(namespace, name)
-        return self.writes.fresh(("MLTechnology", namespace, name), body)
+        return self.fresh("MLTechnology", namespace, name, self.cache.technology(namespace, name))
 
     def technology_keys(self, namespaces: Iterable[str] | None = None) -> list[Key]:
         return self.cache.technology_keys(namespaces)
@@ -31,9 +36,8 @@ class ClusterView:
         return [
             fresh
             for body in self.cache.reviews_of(namespace, technology)
-            if (fresh := self.writes.fresh(
-                ("LevelReview", namespace, body["metadata"]["name"]), body
-            )) is not None
+            if (fresh := self.fresh("LevelReview", namespace, body["metadata"]["name"], body))
+            is not None
         ]
 
     def policies(self) -> list[NamedPolicy]:
@@ -50,4 +54,32 @@ class ClusterView:
 
     def inference_service(self, namespace: str, name: str) -> Body | None:
         body = self.cache.inference_service(namespace, name)
-        return self.writes.fresh(("InferenceService", namespace, name), body)
+        return self.fresh("InferenceService", namespace, name, body)
+
+    def claimers_of(self, namespace: str, technology: str) -> list[Body]:
+        """InferenceServices that claim the technology but are not its own."""
+        found = (self.inference_service(namespace, n)
+                 for n in self.cache.claimers_of(namespace, technology))
+        return [body for body in found if body is not None and not self._own(body)]
+
+    def foreign_inference_services(self) -> list[Body]:
+        found = (self.inference_service(*key) for key in self.cache.foreign_inference_services())
+        return [body for body in found if body is not None and not self._own(body)]
+
+    def owned_by_a_technology(self, body: Body) -> bool:
+        """Whether an InferenceService's owner reference names a technology by its uid."""
+        metadata = body.get("metadata") or {}
+        return any(
+            reference.get("kind") == "MLTechnology"
+            and owned_by(body, ((self.technology(metadata.get("namespace") or "",
+                                                 str(reference.get("name"))) or {})
+                                .get("metadata") or {}).get("uid"))
+            for reference in metadata.get("ownerReferences") or []
+        )
+
+    def _own(self, body: Body) -> bool:
+        metadata = body.get("metadata") or {}
+        claimed = (metadata.get("labels") or {}).get("mltrl.dev/technology")
+        return bool(claimed) and technologys_own(
+            body, self.technology(metadata.get("namespace") or "", str(claimed))
+        )

@@ -12,6 +12,14 @@ Choices:
 - the mutating webhook fills in an empty reviewer with the requester and stamps the time
   on the requester's new or changed approvals; it never rewrites a name someone typed, so
   a forged name reaches the validating webhook and is refused with a message that says so;
+- every new or changed approval also gets `approvedBy` (domain.approvals): the
+  requester's username and groups, the time and the digest of the content approved,
+  whatever the client sent there; an approval that is not new keeps its stored stamp;
+- an approval in a role that a policy binds is refused unless the requester holds it
+  (domain.approvals.holds_role, the rule the reconciler counts by); roles no policy binds
+  are admitted but count toward no requiredRoles;
+- separation of duties refuses everyone who owned the technology since its current level
+  was reached (domain.owners), not only spec.owner;
 - a review's technology, fromLevel and toLevel are fixed once it carries an approval: an
   approval is given to one transition and may not be moved to another;
 - an Applied or Rejected review is a record: its spec cannot change (metadata can);
@@ -25,11 +33,18 @@ Choices:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mltrl_operator.api.review import Decision, LevelReviewSpec
+from mltrl_operator.api.review import ContentDigest, Decision, LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import MLTechnologySpec
+from mltrl_operator.domain.approvals import (
+    holds_role,
+    make_stamp,
+    policy_names,
+    review_type,
+    role_bound,
+)
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateAction, GateDecision, foreign_inference_service_action
 from mltrl_operator.domain.policy import EffectivePolicy
@@ -51,7 +66,9 @@ BAD_REQUEST = "BadRequest"
 _CODES = {FORBIDDEN: 403, INVALID: 422, BAD_REQUEST: 400}
 
 TERMINAL_REVIEW_PHASES = frozenset({"Applied", "Rejected"})
-FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel")
+CLAIM_FIELD = f"metadata.labels[{TECHNOLOGY_LABEL}]"
+MODEL_FIELD = "spec.predictor.model.storageUri"
+FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel", "type")
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,10 @@ def forbid(message: str) -> Verdict:
 
 
 def refuse(errors: Sequence[FieldError], reason: str = INVALID) -> Verdict:
-    return Verdict(False, "; ".join(str(error) for error in errors), reason)
+    """Every error in the API server's style, `path: Type: message`; an error that names
+    no type of its own takes the refusal's (Invalid or Forbidden)."""
+    typed = [error if error.type else replace(error, type=reason) for error in errors]
+    return Verdict(False, "; ".join(str(error) for error in typed), reason)
 
 
 def policy_label(policy: EffectivePolicy) -> str:
@@ -133,12 +153,15 @@ def stamp_approvals(
     *,
     trusted: bool,
     now: str,
+    content: ContentDigest | None = None,
 ) -> JsonPatch:
     """JSON Patch operations that bind new or changed approvals to the requester.
 
     An empty reviewer becomes the requester. The requester's own new or changed approvals
     get the time now, whatever the request said; a trusted requester's approvals for
-    others keep a time they carry and get now otherwise.
+    others keep a time they carry and get now otherwise. With `content` (what the review
+    and the technology's model hold now), every new or changed approval gets the stamp
+    `approvedBy`, overwriting whatever the request carried.
     """
     old = _by_reviewer(_approvals(old_spec))
     patch: JsonPatch = []
@@ -153,6 +176,11 @@ def stamp_approvals(
         stamp = reviewer == requester.username or (trusted and not approval.get("time"))
         if stamp and approval.get("time") != now:
             patch.append({"op": "add", "path": f"{path}/time", "value": now})
+        if content is not None:
+            patch.append({
+                "op": "add", "path": f"{path}/approvedBy",
+                "value": make_stamp(requester.username, requester.groups, now, content),
+            })
     return patch
 
 
@@ -163,6 +191,8 @@ class ReviewFacts:
     owner: str | None
     """The technology's spec.owner; None when the technology does not exist (yet)."""
     policy: EffectivePolicy
+    owners: frozenset[str] = frozenset()
+    """Everyone who owned the technology since its current level was reached."""
 
 
 def _approval_errors(
@@ -177,7 +207,8 @@ def _approval_errors(
     old = _by_reviewer(old_approvals)
     new = _by_reviewer(wire_approvals)
     me = requester.username
-    promotion = spec.to_level > spec.from_level
+    promotion = review_type(spec) is not ReviewType.SWITCHBACK
+    owners = facts.owners | ({facts.owner} if facts.owner else set())
     for index, (approval, wire) in enumerate(zip(spec.approvals, wire_approvals, strict=False)):
         if _untouched(wire, old):
             continue
@@ -188,21 +219,47 @@ def _approval_errors(
                     f"{path}.reviewer",
                     f"{me} may not record an approval as '{approval.reviewer}': reviewers "
                     "approve as themselves (leave reviewer empty and it is filled in)",
+                    FORBIDDEN,
                 )
             )
-        owner = facts.owner
+        stamp = approval.approved_by
+        if stamp is not None and stamp.username != me:
+            errors.append(
+                FieldError(
+                    f"{path}.approvedBy",
+                    "is written by the admission webhook from the authenticated user; "
+                    f"{me} may not set it to {stamp.username}",
+                    FORBIDDEN,
+                )
+            )
+        owner = next((who for who in (approval.reviewer, me) if who in owners), None)
         if (
             promotion
             and facts.policy.separation_of_duties
             and owner is not None
-            and approval.reviewer == owner
             and approval.decision is Decision.APPROVE
         ):
+            verb = "owns" if owner == facts.owner else "owned"
             errors.append(
                 FieldError(
                     path,
-                    f"{owner} owns mltech {spec.technology} and may not approve its "
-                    f"promotion (separation of duties, {policy_label(facts.policy)})",
+                    f"{owner} {verb} mltech {spec.technology} and may not approve its "
+                    f"promotion (separation of duties, {policy_label(facts.policy)}: it "
+                    "covers every owner since the current level was reached)",
+                    FORBIDDEN,
+                )
+            )
+        if (
+            approval.decision is Decision.APPROVE
+            and role_bound(facts.policy, approval.role)
+            and not holds_role(facts.policy, approval.role, me, requester.groups)
+        ):
+            errors.append(
+                FieldError(
+                    f"{path}.role",
+                    f"{me} does not hold role {approval.role}: {policy_names(facts.policy)} "
+                    "binds it to other users and groups (spec.reviewers)",
+                    FORBIDDEN,
                 )
             )
     if not trusted:
@@ -232,8 +289,8 @@ def review_verdict(
     if old_wire_spec is not None and old_phase in TERMINAL_REVIEW_PHASES:
         if dict(old_wire_spec) != dict(wire_spec):
             return forbid(
-                f"the review is {old_phase}: it records a decision already taken and its "
-                "spec cannot change; open a new review"
+                f"spec: Forbidden: the review is {old_phase}: it records a decision already "
+                "taken and its spec cannot change; open a new review"
             )
         return allow()
     if old_wire_spec is not None and _approvals(old_wire_spec):
@@ -296,14 +353,19 @@ def inference_service_verdict(
     old: Mapping[str, Any] | None,
     decision: GateDecision | None,
     policy: EffectivePolicy,
+    *,
+    claim: tuple[GateAction, str] | None = None,
 ) -> Verdict:
     """`decision` is the claimed technology's gate; None when it claims none or the
-    technology does not exist."""
+    technology does not exist. `claim`, when given, is what domain.claims decided for a
+    foreign InferenceService (the gate plus the model it serves)."""
     metadata = _metadata(body)
     name = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}".lstrip("/")
     if is_stopped(body) or metadata.get("deletionTimestamp"):
         return allow()
-    action, message = foreign_inference_service_action(claimed_technology(body), decision, policy)
+    action, message = claim or foreign_inference_service_action(
+        claimed_technology(body), decision, policy
+    )
     if action is GateAction.ALLOW:
         return allow()
     if action is GateAction.WARN:
@@ -313,7 +375,11 @@ def inference_service_verdict(
             f"InferenceService {name} serves below the gate: {message}; this update changes "
             "nothing it serves, and the operator stops it"
         )
-    return forbid(f"InferenceService {name} may not serve: {message}")
+    # The field at fault: the claim (none, a missing technology, a level below the gate),
+    # or, when the claimed technology passes the gate, the model served.
+    passes = decision is not None and decision.allowed and claimed_technology(body) is not None
+    field = MODEL_FIELD if passes else CLAIM_FIELD
+    return forbid(f"{field}: Forbidden: InferenceService {name} may not serve: {message}")
 
 
 # --- MLTechnology ------------------------------------------------------------------------

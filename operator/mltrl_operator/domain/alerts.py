@@ -5,15 +5,30 @@ An incident is keyed by Alertmanager's fingerprint and startsAt, so a re-sent al
 new incident. A resolved alert marks its incident Resolved and undoes nothing: levels go
 back up only through reviews. An incident still Pending when its alert resolves is not
 acted on any more: the condition cleared by itself.
+
+Alerts of one alertname on one technology that start within GROUP_WINDOW of an open
+incident of that alertname join it (per-pod alerts carry one fingerprint per pod: one
+problem, one rollback). Replays are recognised beyond the kept incidents through
+status.settledAlerts, a bounded record of the alerts whose incidents were dropped (or that
+joined another); a firing alert that started at or before its horizon is older than
+anything remembered and is ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from mltrl_operator.api.technology import AlertAction, Incident, MonitoringRule
+from mltrl_operator.api.technology import (
+    INCIDENT_LIMIT,
+    SETTLED_ALERT_LIMIT,
+    AlertAction,
+    Incident,
+    MonitoringRule,
+    SettledAlerts,
+)
 from mltrl_operator.domain.levels import DEFAULT_DEMOTE_LEVEL, describe_level
 from mltrl_operator.domain.policy import NOTIFY_FALLBACK, EffectivePolicy
 from mltrl_operator.domain.reviews import TechnologyFacts
@@ -26,6 +41,17 @@ PENDING = "Pending"
 ACTED = "Acted"
 FAILED = "Failed"
 RESOLVED_STATE = "Resolved"
+
+GROUP_WINDOW = timedelta(minutes=10)
+"""Alerts of one alertname starting this close to an open incident of it join it."""
+
+# What receiving one alert did.
+RECORDED = "recorded"
+DUPLICATE = "duplicate"
+GROUPED = "grouped"
+RESOLVED_OUTCOME = "resolved"
+NO_INCIDENT = "no-incident"
+BEYOND_HORIZON = "beyond-horizon"
 
 
 @dataclass(frozen=True)
@@ -58,12 +84,16 @@ def _same(incident: Incident, fingerprint: str, starts_at: str) -> bool:
     return incident.fingerprint == fingerprint and incident.starts_at == starts_at
 
 
-def _bounded(incidents: list[Incident], limit: int) -> list[Incident]:
-    # Settled incidents go first: dropping a Pending one would lose an action never taken.
+def _dropped(incidents: list[Incident], limit: int) -> list[Incident]:
+    """Bound `incidents` in place; the ones dropped, for the settled record.
+
+    Settled incidents go first: dropping a Pending one would lose an action never taken.
+    """
+    dropped = []
     while len(incidents) > limit:
         settled = next((i for i, inc in enumerate(incidents) if inc.state != PENDING), 0)
-        del incidents[settled]
-    return incidents
+        dropped.append(incidents.pop(settled))
+    return dropped
 
 
 def _planned(rule: MonitoringRule) -> str:
@@ -72,22 +102,92 @@ def _planned(rule: MonitoringRule) -> str:
     return str(rule.action)
 
 
-def record_incident(
-    incidents: Sequence[Incident],
+def alert_id(fingerprint: str, starts_at: str) -> str:
+    """A short, stable name for one firing: Alertmanager's fingerprint and start time."""
+    return hashlib.sha256(f"{fingerprint}/{starts_at}".encode()).hexdigest()[:16]
+
+
+def _epoch(starts_at: str) -> int | None:
+    try:
+        started = datetime.fromisoformat(starts_at)
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return int(started.timestamp())
+
+
+@dataclass(frozen=True)
+class AlertBook:
+    """What a technology's status knows about alerts: the incidents kept, and the compact
+    record of the ones handled before."""
+
+    incidents: tuple[Incident, ...]
+    settled: SettledAlerts
+
+
+@dataclass(frozen=True)
+class Receipt:
+    outcome: str
+    incident: Incident | None
+    """The incident the alert is (now) part of, when there is one."""
+
+
+def _remember(
+    settled: SettledAlerts, fingerprint: str, starts_at: str, limit: int
+) -> SettledAlerts:
+    key = alert_id(fingerprint, starts_at)
+    if any(k.split("@")[0] == key for k in settled.keys):
+        return settled
+    keys = [*settled.keys, f"{key}@{_epoch(starts_at) or 0}"]
+    horizon = settled.horizon
+    while len(keys) > limit:
+        dropped = int(keys.pop(0).split("@")[1])
+        current = _epoch(horizon) if horizon else None
+        if current is None or dropped > current:
+            horizon = rfc3339(datetime.fromtimestamp(dropped, UTC))
+    return SettledAlerts(keys=keys, horizon=horizon)
+
+
+def _group(
+    incidents: Sequence[Incident], alert: Alert, window: timedelta | None
+) -> Incident | None:
+    if window is None:
+        return None
+    started = _epoch(alert.starts_at)
+    if started is None:
+        return None
+    for incident in reversed(incidents):
+        if incident.alert_name != alert.name or incident.state == RESOLVED_STATE:
+            continue
+        other = _epoch(incident.starts_at)
+        if other is not None and abs(started - other) <= window.total_seconds():
+            return incident
+    return None
+
+
+def receive_alert(
+    book: AlertBook,
     alert: Alert,
     rule: MonitoringRule,
     now: datetime,
-    limit: int,
-) -> tuple[list[Incident], bool]:
+    *,
+    limit: int = INCIDENT_LIMIT,
+    window: timedelta | None = GROUP_WINDOW,
+    settled_limit: int = SETTLED_ALERT_LIMIT,
+) -> tuple[AlertBook, Receipt]:
+    """Take one alert into the book; the book is unchanged when the alert changes nothing."""
     if alert.status not in (FIRING, RESOLVED):
         raise ValueError(f"alert status must be {FIRING} or {RESOLVED}, not {alert.status!r}")
-    result = [i.model_copy() for i in incidents]
+    result = [i.model_copy() for i in book.incidents]
     index = next(
         (n for n, i in enumerate(result) if _same(i, alert.fingerprint, alert.starts_at)), None
     )
     if alert.status == RESOLVED:
-        if index is None or result[index].state == RESOLVED_STATE:
-            return result, False
+        if index is None:
+            return book, Receipt(NO_INCIDENT, None)
+        if result[index].state == RESOLVED_STATE:
+            return book, Receipt(DUPLICATE, result[index])
         current = result[index]
         result[index] = current.model_copy(
             update={
@@ -98,9 +198,20 @@ def record_incident(
                 else current.message,
             }
         )
-        return result, True
+        return AlertBook(tuple(result), book.settled), Receipt(RESOLVED_OUTCOME, result[index])
     if index is not None:
-        return result, False
+        return book, Receipt(DUPLICATE, result[index])
+    key = alert_id(alert.fingerprint, alert.starts_at)
+    if any(k.split("@")[0] == key for k in book.settled.keys):
+        return book, Receipt(DUPLICATE, None)
+    horizon = _epoch(book.settled.horizon) if book.settled.horizon else None
+    started = _epoch(alert.starts_at)
+    if horizon is not None and started is not None and started <= horizon:
+        return book, Receipt(BEYOND_HORIZON, None)
+    joined = _group(result, alert, window)
+    if joined is not None:
+        settled = _remember(book.settled, alert.fingerprint, alert.starts_at, settled_limit)
+        return AlertBook(tuple(result), settled), Receipt(GROUPED, joined)
     incident = Incident(
         fingerprint=alert.fingerprint,
         alert_name=alert.name,
@@ -114,7 +225,24 @@ def record_incident(
         message=f"received; {_planned(rule)} pending",
         received_at=rfc3339(now),
     )
-    return _bounded([*result, incident], limit), True
+    kept = [*result, incident]
+    settled = book.settled
+    for dropped in _dropped(kept, limit):
+        settled = _remember(settled, dropped.fingerprint, dropped.starts_at, settled_limit)
+    return AlertBook(tuple(kept), settled), Receipt(RECORDED, incident)
+
+
+def record_incident(
+    incidents: Sequence[Incident],
+    alert: Alert,
+    rule: MonitoringRule,
+    now: datetime,
+    limit: int,
+) -> tuple[list[Incident], bool]:
+    """receive_alert on the incidents alone, without grouping: whether anything changed."""
+    book = AlertBook(tuple(incidents), SettledAlerts())
+    after, _ = receive_alert(book, alert, rule, now, limit=limit, window=None)
+    return list(after.incidents), after != book
 
 
 def pending_incidents(incidents: Sequence[Incident]) -> list[Incident]:

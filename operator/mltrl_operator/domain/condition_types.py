@@ -10,6 +10,7 @@ MLTechnology conditions:
 | Serving         | the InferenceService exists, is not stopped and reports Ready     |
 | Degraded        | an InferenceService is kept serving below the required level      |
 | ComponentsReady | every component exists and is at least at this technology's level |
+| EntryApproved   | the entry level is within the policy's entry.maxLevel, or reached |
 
 LevelReview conditions:
 
@@ -17,6 +18,18 @@ LevelReview conditions:
 |-----------|---------------------------------------------------------|
 | Evaluated | the review was evaluated (its reason tells the outcome) |
 | Applied   | the review moved the technology                         |
+
+MLTRLPolicy conditions:
+
+| type  | True when                                    |
+|-------|----------------------------------------------|
+| Valid | the policy's spec breaks none of the rules   |
+
+MLTRLWaiver conditions (domain.waivers.waiver_applies decides):
+
+| type   | True when                                                        |
+|--------|------------------------------------------------------------------|
+| Active | the waiver counts now: approved by a named approver, not expired |
 
 Reasons (CamelCase, machine-readable; the message says the rest):
 
@@ -53,6 +66,20 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | ReviewApplied                | Evaluated=True,        | the review moved the technology          |
 |                              | Applied=True           |                                          |
 | ReviewNotApplied             | Applied=False          | the review has not moved it (yet)        |
+| PolicyValid                  | Valid=True             | the policy breaks no rule                |
+| PolicyInvalid                | Valid=False            | the message lists the broken rules       |
+| EntryWithinPolicy            | EntryApproved=True     | entryLevel <= the policy's maxLevel      |
+| EntryReviewed                | EntryApproved=True     | an entry review reached the entry level  |
+| EntryReviewRequired          | EntryApproved=False    | started at maxLevel; needs an entry      |
+|                              |                        | review (also a Warning event)            |
+| OwnerChanged                 | Event                  | spec.owner changed; status.owners has it |
+| Applies                      | Active=True            | the waiver counts until its expiresAt    |
+| OtherTechnology              | Active=False           | it waives another technology             |
+| TechnologyNotFound           | Active=False           | (also) its technology does not exist     |
+| InvalidExpiry                | Active=False           | expiresAt cannot be read                 |
+| Expired                      | Active=False           | expiresAt has passed                     |
+| LongerThanMaxDuration        | Active=False           | longer than the policy's maxDuration     |
+| NotApproved                  | Active=False           | no approval by a named approver counts   |
 """
 
 from __future__ import annotations
@@ -66,11 +93,20 @@ SERVING_ALLOWED: Final = "ServingAllowed"
 SERVING: Final = "Serving"
 DEGRADED: Final = "Degraded"
 COMPONENTS_READY: Final = "ComponentsReady"
-TECHNOLOGY_CONDITION_TYPES: Final = (READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY)
+ENTRY_APPROVED: Final = "EntryApproved"
+TECHNOLOGY_CONDITION_TYPES: Final = (
+    READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY, ENTRY_APPROVED
+)
 
 EVALUATED: Final = "Evaluated"
 APPLIED: Final = "Applied"
 REVIEW_CONDITION_TYPES: Final = (EVALUATED, APPLIED)
+
+VALID: Final = "Valid"
+POLICY_CONDITION_TYPES: Final = (VALID,)
+
+ACTIVE: Final = "Active"
+WAIVER_CONDITION_TYPES: Final = (ACTIVE,)
 
 AT_TARGET_LEVEL: Final = "AtTargetLevel"
 BELOW_TARGET_LEVEL: Final = "BelowTargetLevel"
@@ -98,6 +134,18 @@ REVIEW_INVALID: Final = "ReviewInvalid"
 REVIEW_SUPERSEDED: Final = "ReviewSuperseded"
 REVIEW_APPLIED: Final = "ReviewApplied"
 REVIEW_NOT_APPLIED: Final = "ReviewNotApplied"
+POLICY_VALID: Final = "PolicyValid"
+POLICY_INVALID: Final = "PolicyInvalid"
+ENTRY_WITHIN_POLICY: Final = "EntryWithinPolicy"
+ENTRY_REVIEWED: Final = "EntryReviewed"
+ENTRY_REVIEW_REQUIRED: Final = "EntryReviewRequired"
+OWNER_CHANGED: Final = "OwnerChanged"
+WAIVER_APPLIES: Final = "Applies"
+OTHER_TECHNOLOGY: Final = "OtherTechnology"
+INVALID_EXPIRY: Final = "InvalidExpiry"
+EXPIRED: Final = "Expired"
+LONGER_THAN_MAX_DURATION: Final = "LongerThanMaxDuration"
+NOT_APPROVED: Final = "NotApproved"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -126,6 +174,18 @@ REASONS: Final = (
     REVIEW_SUPERSEDED,
     REVIEW_APPLIED,
     REVIEW_NOT_APPLIED,
+    POLICY_VALID,
+    POLICY_INVALID,
+    ENTRY_WITHIN_POLICY,
+    ENTRY_REVIEWED,
+    ENTRY_REVIEW_REQUIRED,
+    OWNER_CHANGED,
+    WAIVER_APPLIES,
+    OTHER_TECHNOLOGY,
+    INVALID_EXPIRY,
+    EXPIRED,
+    LONGER_THAN_MAX_DURATION,
+    NOT_APPROVED,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

@@ -10,10 +10,13 @@ exist fails the gate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mltrl_operator.api.policy import Enforcement, OnDemotion
+from mltrl_operator.api.technology import MLTechnologySpec
 from mltrl_operator.domain import condition_types as reasons
 from mltrl_operator.domain.levels import describe_level
 from mltrl_operator.domain.policy import EffectivePolicy
@@ -69,6 +72,32 @@ def serving_gate(
         message=f"mltech {technology_name} {where}; serving requires level {required} "
         f"({_requirement_source(policy, technology_required)})",
     )
+
+
+def technology_gate(
+    name: str, spec: MLTechnologySpec | None, effective_level: int | None, policy: EffectivePolicy
+) -> GateDecision:
+    """The one serving gate: the reconciler (from the effective level it computes), the
+    webhooks and foreign InferenceServices (from the stored technology) all call this."""
+    required = spec.serving.required_level if spec is not None and spec.serving else None
+    return serving_gate(effective_level, required, policy, name)
+
+
+def stored_technology_gate(
+    name: str, technology: Mapping[str, Any] | None, policy: EffectivePolicy
+) -> GateDecision | None:
+    """The gate of a technology as stored; None when it does not exist."""
+    if technology is None:
+        return None
+    effective = (technology.get("status") or {}).get("effectiveLevel")
+    try:
+        spec: MLTechnologySpec | None = MLTechnologySpec.model_validate(
+            technology.get("spec") or {}
+        )
+    except ValueError:  # pydantic's ValidationError
+        spec = None  # an unreadable spec asks for nothing beyond the policy
+    level = effective if isinstance(effective, int) and not isinstance(effective, bool) else None
+    return technology_gate(name, spec, level, policy)
 
 
 class GateAction(StrEnum):

@@ -46,6 +46,9 @@ since the API cannot tell an unset boolean from its default):
 | evidence (level)      | the union over the policies that list evidence for the level; |
 |                       | only when none does, the default evidence                     |
 | defaultActions        | all policies' rules in policy-name order, then notify         |
+| entry.maxLevel        | lowest; unset counts as the default 4                         |
+| dismissStaleApprovals | true if any policy says so                                    |
+| reviewers             | a role is held only if every policy that binds it grants it   |
 
 Evidence is the exception on purpose: a platform team that writes the evidence for a
 level has replaced the defaults for it, and a policy that is silent about that level must
@@ -61,7 +64,7 @@ once with one role, so each role needs its own reviewer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mltrl_operator.api.common import LabelSelector, SelectorOperator
@@ -92,6 +95,21 @@ class LevelRule:
     required_roles: frozenset[str]
 
 
+DEFAULT_ENTRY_MAX_LEVEL = 4
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """One policy's binding of a role: the users and groups it names."""
+
+    policy: str
+    users: frozenset[str]
+    groups: frozenset[str]
+
+    def grants(self, username: str, groups: Iterable[str]) -> bool:
+        return username in self.users or not self.groups.isdisjoint(groups)
+
+
 @dataclass(frozen=True)
 class EffectivePolicy:
     sources: tuple[str, ...]
@@ -103,6 +121,12 @@ class EffectivePolicy:
     allow_level_skipping: bool
     rules: Mapping[int, LevelRule]
     default_alert_rules: tuple[MonitoringRule, ...]
+    entry_max_level: int = DEFAULT_ENTRY_MAX_LEVEL
+    dismiss_stale_approvals: bool = True
+    role_grants: Mapping[str, tuple[RoleGrant, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Per role, each policy's binding; a role no policy binds is in no one's hands."""
 
     def rule_for(self, level: int) -> LevelRule:
         try:
@@ -310,6 +334,16 @@ def _merge_level(level: int, policies: Sequence[NamedPolicy]) -> LevelRule:
     )
 
 
+def _role_grants(policies: Sequence[NamedPolicy]) -> Mapping[str, tuple[RoleGrant, ...]]:
+    grants: dict[str, list[RoleGrant]] = {}
+    for policy in policies:
+        for binding in policy.spec.reviewers:
+            grants.setdefault(binding.role, []).append(
+                RoleGrant(policy.name, frozenset(binding.users), frozenset(binding.groups))
+            )
+    return MappingProxyType({role: tuple(found) for role, found in grants.items()})
+
+
 def merge_policies(policies: Sequence[NamedPolicy]) -> EffectivePolicy:
     if not policies:
         return DEFAULT_POLICY
@@ -340,6 +374,12 @@ def merge_policies(policies: Sequence[NamedPolicy]) -> EffectivePolicy:
             *(rule.model_copy() for p in ordered for rule in p.spec.alerts.default_actions),
             NOTIFY_FALLBACK,
         ),
+        entry_max_level=min(
+            DEFAULT_ENTRY_MAX_LEVEL if p.spec.entry.max_level is None else p.spec.entry.max_level
+            for p in ordered
+        ),
+        dismiss_stale_approvals=any(p.spec.dismiss_stale_approvals for p in ordered),
+        role_grants=_role_grants(ordered),
     )
 
 

@@ -17,7 +17,13 @@ verdict. Rules, in order (the first that applies decides the phase):
 
 A promotion must meet policy.rule_for(toLevel); a promotion that skips levels must meet
 the rules of every level it passes. A switchback is a safety action: it needs a single
-approval from anyone, and the owner's approval counts.
+approval from anyone, and the owner's approval counts. An entry review (type entry) goes
+from the level the technology was granted to its recorded entryLevel and must meet the
+rules of every level in between, skipping or not.
+
+Which approvals count (stamped, on current content, by bound roles, not by an owner since
+the current level was reached) is domain.approvals.judge_approvals; approvals that do not
+count are listed with the reason in `dismissed`.
 """
 
 from __future__ import annotations
@@ -28,21 +34,24 @@ from dataclasses import dataclass
 from mltrl_operator.api.policy import EvidenceRequirement
 from mltrl_operator.api.review import (
     Approval,
-    Decision,
+    DismissedApproval,
     Evidence,
     EvidenceKind,
     LevelReviewSpec,
     ReviewPhase,
+    ReviewType,
 )
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
+from mltrl_operator.domain.approvals import Judgement, judge_approvals, role_unmet
+from mltrl_operator.domain.entry import entry_floor, entry_review_problem, requested_entry_level
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.owners import owners_since_level
 from mltrl_operator.domain.policy import EffectivePolicy, LevelRule, combine_rules
 from mltrl_operator.domain.requirements import (
     approvals_needed,
     missing_evidence,
     number,
-    role_needed,
 )
 from mltrl_operator.domain.validation import validate_review_spec
 
@@ -58,21 +67,34 @@ class TechnologyFacts:
     target_level: int
     visited_levels: frozenset[int]
     applied_reviews: frozenset[str]
+    owners: frozenset[str] = frozenset()
+    """Everyone who owned the technology since its current level was reached (spec.owner
+    included); empty means just `owner`."""
+    model: ModelSpec | None = None
+    """spec.model now: approvals approve it along with the review."""
+    requested_entry_level: int | None = None
+    """status.entry.level (or spec.entryLevel before it is recorded)."""
+    entry_approved: bool = True
 
 
 def technology_facts(
     name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None
 ) -> TechnologyFacts:
     history = status.history if status else []
-    level = spec.entry_level if status is None or status.level is None else status.level
+    floor = entry_floor(spec, status)
+    level = floor if status is None or status.level is None else status.level
     return TechnologyFacts(
         name=name,
         owner=spec.owner,
         level=level,
-        entry_level=spec.entry_level,
+        entry_level=floor,
         target_level=spec.target_level,
-        visited_levels=frozenset({spec.entry_level, level, *(t.to for t in history)}),
+        visited_levels=frozenset({floor, level, *(t.to for t in history)}),
         applied_reviews=frozenset(t.review for t in history if t.review),
+        owners=owners_since_level(spec, status),
+        model=spec.model,
+        requested_entry_level=requested_entry_level(spec, status),
+        entry_approved=status.entry.approved if status and status.entry else True,
     )
 
 
@@ -84,6 +106,7 @@ class ReviewEvaluation:
     message: str
     errors: tuple[FieldError, ...]
     is_promotion: bool
+    dismissed: tuple[DismissedApproval, ...] = ()
 
 
 def _evaluation(
@@ -94,6 +117,7 @@ def _evaluation(
     unmet: Sequence[str] = (),
     approved_by: Sequence[str] = (),
     errors: Sequence[FieldError] = (),
+    dismissed: Sequence[DismissedApproval] = (),
 ) -> ReviewEvaluation:
     return ReviewEvaluation(
         phase=phase,
@@ -102,6 +126,7 @@ def _evaluation(
         message=message,
         errors=tuple(errors),
         is_promotion=spec.to_level > spec.from_level,
+        dismissed=tuple(dismissed),
     )
 
 
@@ -109,24 +134,30 @@ def _invalid(spec: LevelReviewSpec, errors: Sequence[FieldError]) -> ReviewEvalu
     return _evaluation(spec, ReviewPhase.INVALID, "; ".join(str(e) for e in errors), errors=errors)
 
 
-def _counting_approvers(
+def judge(
     spec: LevelReviewSpec, technology: TechnologyFacts, policy: EffectivePolicy
-) -> list[Approval]:
-    owner_excluded = spec.to_level > spec.from_level and policy.separation_of_duties
-    return [
-        a
-        for a in spec.approvals
-        if a.decision is Decision.APPROVE
-        and not (owner_excluded and a.reviewer == technology.owner)
-    ]
+) -> Judgement:
+    return judge_approvals(
+        spec,
+        owners=technology.owners or frozenset({technology.owner}),
+        model=technology.model,
+        policy=policy,
+    )
 
 
 def _level_problem(
     spec: LevelReviewSpec, technology: TechnologyFacts, policy: EffectivePolicy
 ) -> FieldError | None:
     start, end = spec.from_level, spec.to_level
+    requested = technology.requested_entry_level
+    entry = entry_review_problem(
+        spec, requested if requested is not None else end, technology.entry_approved
+    )
+    if entry is not None:
+        return entry
     if end > start:
-        if end - start > 1 and not policy.allow_level_skipping:
+        skipping_allowed = policy.allow_level_skipping or spec.type is ReviewType.ENTRY
+        if end - start > 1 and not skipping_allowed:
             return FieldError(
                 "spec.toLevel",
                 f"promotion may go up one level at a time ({start} -> {start + 1}), not "
@@ -185,9 +216,10 @@ def _unmet(
     spec: LevelReviewSpec,
     technology: TechnologyFacts,
     policy: EffectivePolicy,
-    counting: Sequence[Approval],
+    judgement: Judgement,
 ) -> tuple[list[str], int]:
     unmet: list[str] = []
+    counting = _distinct(judgement.counting)
     if spec.to_level < spec.from_level:
         needed = SWITCHBACK_APPROVALS
         if len(counting) < needed:
@@ -199,19 +231,23 @@ def _unmet(
         problem = _evidence_unmet(required, presented.get(required.name))
         if problem:
             unmet.append(problem)
-    owner_approved = any(
-        a.reviewer == technology.owner and a.decision is Decision.APPROVE for a in spec.approvals
-    )
-    if policy.separation_of_duties and owner_approved:
+    for owner in judgement.owner_approvals:
+        verb = "owns" if owner == technology.owner else "owned"
         unmet.append(
-            f"{technology.owner} owns the technology and may not approve its review "
+            f"{owner} {verb} the technology and may not approve its review "
             "(separation of duties)"
         )
     if len(counting) < rule.min_approvals:
         unmet.append(approvals_needed(rule.min_approvals, len(counting)))
-    roles = {a.role for a in counting}
-    unmet.extend(role_needed(role) for role in sorted(rule.required_roles - roles))
+    unmet.extend(
+        role_unmet(policy, role, judgement.unheld_claims)
+        for role in sorted(rule.required_roles - judgement.roles)
+    )
     return unmet, rule.min_approvals
+
+
+def _distinct(approvals: Sequence[Approval]) -> list[str]:
+    return sorted({a.reviewer for a in approvals})
 
 
 def evaluate_review(
@@ -226,14 +262,16 @@ def evaluate_review(
     if technology is None:
         missing = f"technology '{spec.technology}' does not exist in this namespace"
         return _evaluation(spec, ReviewPhase.PENDING, f"waiting: {missing}", unmet=[missing])
-    counting = _counting_approvers(spec, technology, policy)
-    approved_by = sorted({a.reviewer for a in counting})
+    judgement = judge(spec, technology, policy)
+    dismissed = judgement.dismissed
+    approved_by = _distinct(judgement.counting)
     if name in technology.applied_reviews:
         return _evaluation(
             spec,
             ReviewPhase.APPLIED,
             f"applied: moved the technology from level {spec.from_level} to {spec.to_level}",
             approved_by=approved_by,
+            dismissed=dismissed,
         )
     if spec.from_level != technology.level:
         if spec.from_level in technology.visited_levels:
@@ -255,15 +293,16 @@ def evaluate_review(
     problem = _level_problem(spec, technology, policy)
     if problem:
         return _invalid(spec, [problem])
-    rejections = [a for a in spec.approvals if a.decision is Decision.REJECT]
+    rejections = judgement.rejections
     if rejections:
         return _evaluation(
             spec,
             ReviewPhase.REJECTED,
             "; ".join(_rejection(a) for a in rejections),
             approved_by=approved_by,
+            dismissed=dismissed,
         )
-    unmet, needed = _unmet(spec, technology, policy, counting)
+    unmet, needed = _unmet(spec, technology, policy, judgement)
     if unmet:
         count = len(unmet)
         return _evaluation(
@@ -272,6 +311,7 @@ def evaluate_review(
             f"{count} requirement{'' if count == 1 else 's'} unmet",
             unmet=unmet,
             approved_by=approved_by,
+            dismissed=dismissed,
         )
     approvals = f"{len(approved_by)} of {needed} approval{'' if needed == 1 else 's'}"
     outcome = (
@@ -280,7 +320,11 @@ def evaluate_review(
         else f"switchback to {describe_level(spec.to_level)}"
     )
     return _evaluation(
-        spec, ReviewPhase.APPROVED, f"{approvals}, {outcome}", approved_by=approved_by
+        spec,
+        ReviewPhase.APPROVED,
+        f"{approvals}, {outcome}",
+        approved_by=approved_by,
+        dismissed=dismissed,
     )
 
 

@@ -1,5 +1,10 @@
-"""The InferenceService the operator wants for a technology, and the known-good models
-it can roll back to. Plain dicts in KServe's serving.kserve.io/v1beta1 shape."""
+"""The InferenceService the operator wants for a technology, what it observed of it, and
+the known-good models it can roll back to. Plain dicts in KServe's serving.kserve.io/v1beta1
+shape.
+
+Ready counts only at the InferenceService's own generation: KServe reports
+status.observedGeneration, and a Ready condition from before the last spec change
+belongs to the model served before it (the new one may never load)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from mltrl_operator.api.common import API_VERSION
 from mltrl_operator.api.technology import KnownGoodModel, MLTechnologySpec, ModelSpec
+from mltrl_operator.domain.technology_facts import InferenceServiceFacts
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.transitions import append_bounded
 
@@ -100,3 +106,73 @@ def rollback_target(
     positions = [i for i, entry in enumerate(known) if entry.version == current_version]
     before = known[: positions[-1]] if positions else known
     return next((e for e in reversed(before) if e.version != current_version), None)
+
+
+def serving_wanted(spec: MLTechnologySpec) -> bool:
+    """A model without a serving section is meant to be served with the defaults."""
+    enabled = spec.serving.enabled if spec.serving else True
+    return enabled and spec.model is not None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def inference_service_facts(name: str, body: dict[str, Any] | None) -> InferenceServiceFacts:
+    if body is None:
+        return InferenceServiceFacts(
+            name=name, exists=False, ready=False, url=None, stopped=False, model_version=None
+        )
+    status = body.get("status") or {}
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    generation = _int(metadata.get("generation"))
+    observed = _int(status.get("observedGeneration"))
+    condition_ready = any(
+        condition.get("type") == "Ready" and condition.get("status") == "True"
+        for condition in status.get("conditions") or []
+    )
+    # Without observedGeneration nobody can say which spec is Ready: shown as ready, but
+    # never proof of a known-good model.
+    current = observed is not None and (generation is None or observed == generation)
+    return InferenceServiceFacts(
+        name=name,
+        exists=True,
+        ready=condition_ready and (observed is None or current),
+        url=status.get("url"),
+        stopped=annotations.get(STOP_ANNOTATION) == "true",
+        model_version=annotations.get(MODEL_VERSION_ANNOTATION),
+        ready_at_generation=condition_ready and current,
+    )
+
+
+def _is_subset(wanted: Any, actual: Any) -> bool:
+    """Whether everything we want is already there; fields others default in are left alone."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        return all(
+            key in actual and _is_subset(value, actual[key]) for key, value in wanted.items()
+        )
+    return bool(wanted == actual)
+
+
+def alignment_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that brings our fields of an existing InferenceService in line."""
+    patch: dict[str, Any] = {}
+    current_meta = current.get("metadata") or {}
+    desired_meta = desired["metadata"]
+    metadata: dict[str, Any] = {}
+    for field in ("labels", "annotations"):
+        have = current_meta.get(field) or {}
+        changes: dict[str, Any] = {
+            key: value for key, value in (desired_meta.get(field) or {}).items()
+            if have.get(key) != value
+        }
+        if field == "annotations" and have.get(STOP_ANNOTATION) == "true":
+            changes[STOP_ANNOTATION] = None
+        if changes:
+            metadata[field] = changes
+    if metadata:
+        patch["metadata"] = metadata
+    if not _is_subset(desired["spec"], current.get("spec") or {}):
+        patch["spec"] = desired["spec"]
+    return patch

@@ -34,14 +34,20 @@ from mltrl_operator.api.technology import (
     ServingStatus,
 )
 from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.approvals import policy_names
 from mltrl_operator.domain.conditions import set_condition
+from mltrl_operator.domain.entry import entry_condition, entry_status, level_after_entry
 from mltrl_operator.domain.errors import FieldError
-from mltrl_operator.domain.gating import GateDecision, serving_gate
+from mltrl_operator.domain.gating import GateDecision, technology_gate
 from mltrl_operator.domain.levels import describe_level, level_name, phase_of
+from mltrl_operator.domain.owners import record_owner
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.requirements import describe_rule
 from mltrl_operator.domain.reviews import ReviewEvaluation
 from mltrl_operator.domain.serving import inference_service_name, record_known_good
+from mltrl_operator.domain.technology_facts import InferenceServiceFacts
+
+__all__ = ["ComponentFacts", "InferenceServiceFacts", "compute_status"]
 from mltrl_operator.domain.transitions import (
     alert_switchback,
     append_bounded,
@@ -57,16 +63,6 @@ class ComponentFacts:
     namespace: str
     effective_level: int | None
     """None when the component does not exist or has not been reconciled yet."""
-
-
-@dataclass(frozen=True)
-class InferenceServiceFacts:
-    name: str
-    exists: bool
-    ready: bool
-    url: str | None
-    stopped: bool
-    model_version: str | None
 
 
 @dataclass(frozen=True)
@@ -161,7 +157,8 @@ def _ready(
 
 
 def _serving_enabled(spec: MLTechnologySpec) -> bool:
-    # A model without a serving section is meant to be served with the defaults.
+    # A model without a serving section is meant to be served with the defaults
+    # (domain.serving.serving_wanted, which the reconciler acts on).
     return spec.serving.enabled if spec.serving else True
 
 
@@ -242,17 +239,17 @@ def compute_status(
     inference_service: InferenceServiceFacts | None,
     validation_errors: Sequence[FieldError],
     now: datetime,
+    owner_set_by: str | None = None,
 ) -> MLTechnologyStatus:
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
-    level = prior.level
-    if level is None:
-        level = spec.entry_level
+    entry = entry_status(prior, spec, policy)  # domain.entry: entry is approved, not declared
+    level, entered = level_after_entry(prior, entry)
+    if entered:
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
-    required = spec.serving.required_level if spec.serving else None
-    gate = serving_gate(effective, required, policy, name)
+    gate = technology_gate(name, spec, effective, policy)
     state = _serving_state(spec, gate, inference_service)
     isvc = inference_service if inference_service and inference_service.exists else None
     shown = inference_service.name if inference_service else inference_service_name(name, spec)
@@ -262,6 +259,7 @@ def compute_status(
         ct.SERVING: _serving_condition(spec, gate, inference_service, shown),
         ct.DEGRADED: _degraded(state, gate, shown),
         ct.COMPONENTS_READY: _components_ready(facts, level, effective),
+        ct.ENTRY_APPROVED: _ConditionValue(*entry_condition(entry, policy_names(policy))),
     }
     conditions: list[Condition] = list(prior.conditions)
     for type_, value in values.items():
@@ -275,10 +273,13 @@ def compute_status(
             now=now,
         )
     known_good = list(prior.known_good_models)
+    rollback = prior.serving.rollback if prior.serving else None
     if (
         state is ServingState.SERVING
         and spec.model is not None
         and isvc is not None
+        and isvc.ready_at_generation
+        and rollback is None
         and isvc.model_version == spec.model.version
     ):
         known_good, _ = record_known_good(known_good, spec.model, now, KNOWN_GOOD_LIMIT)
@@ -293,6 +294,8 @@ def compute_status(
             "history": history,
             "known_good_models": known_good,
             "next_level": _next_level(spec, level, policy),
+            "entry": entry,
+            "owners": record_owner(prior.owners, spec.owner, owner_set_by, now),
             "serving": ServingStatus(
                 state=state,
                 allowed=gate.allowed,

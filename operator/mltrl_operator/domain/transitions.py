@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase, ReviewType
 from mltrl_operator.api.technology import LevelTransition, SwitchbackType, TransitionKind
 from mltrl_operator.domain.levels import describe_level
 from mltrl_operator.domain.reviews import ReviewEvaluation
@@ -36,10 +36,13 @@ def review_transition(
         # no gate allowed; refuse loudly rather than write it.
         raise ValueError(f"review {review_name} is {evaluation.phase}, not Approved")
     promotion = spec.to_level > spec.from_level
+    kind = TransitionKind.PROMOTION if promotion else TransitionKind.SWITCHBACK
+    if spec.type is ReviewType.ENTRY:
+        kind = TransitionKind.ENTRY
     return LevelTransition(
         from_level=spec.from_level,
         to=spec.to_level,
-        kind=TransitionKind.PROMOTION if promotion else TransitionKind.SWITCHBACK,
+        kind=kind,
         switchback_type=None if promotion else (spec.switchback_type or SwitchbackType.REVIEW),
         reason=spec.reason or f"promoted by review {review_name}",
         review=review_name,

@@ -21,7 +21,7 @@ from typing import Any
 
 from mltrl_operator.api.common import LabelSelector, SelectorOperator
 from mltrl_operator.api.policy import EvidenceRequirement, MLTRLPolicySpec
-from mltrl_operator.api.review import EvidenceKind, LevelReviewSpec
+from mltrl_operator.api.review import EvidenceKind, LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import AlertAction, ComponentRef, MLTechnologySpec
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.levels import DEFAULT_DEMOTE_LEVEL
@@ -206,9 +206,21 @@ def validate_review_spec(spec: LevelReviewSpec) -> list[FieldError]:
                 "spec.switchbackType", "only a review that moves the technology down may set it"
             )
         )
+    errors += _type_errors(spec)
     errors += _evidence_errors(spec)
     errors += _approval_errors(spec)
     return errors
+
+
+def _type_errors(spec: LevelReviewSpec) -> list[FieldError]:
+    upward = spec.to_level > spec.from_level
+    if spec.type in (ReviewType.PROMOTION, ReviewType.ENTRY) and not upward:
+        return [FieldError("spec.type", f"a review of type {spec.type} moves the technology "
+                           "up: spec.toLevel must be above spec.fromLevel", "Invalid")]
+    if spec.type is ReviewType.SWITCHBACK and upward:
+        return [FieldError("spec.type", "a switchback moves the technology down: spec.toLevel "
+                           "must be below spec.fromLevel", "Invalid")]
+    return []
 
 
 _EVIDENCE_FIELD = {

@@ -32,6 +32,9 @@ async def read_policies(client: KubeClient) -> list[NamedPolicy]:
     return policies
 
 
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
 class NamespaceLabels:
     """Namespace labels, kept `ttl` seconds: they change rarely, and a burst of requests
     (an alert group re-sent, an apply of many objects) asks for the same few."""
@@ -53,7 +56,10 @@ class NamespaceLabels:
             return cached[1]
         try:
             body = await self._client.get(NAMESPACES, None, namespace)
-            labels = dict((body.get("metadata") or {}).get("labels") or {})
+            # The API server sets kubernetes.io/metadata.name on every namespace (1.21+);
+            # policies may select by it even where a server does not (the sandbox).
+            labels = {NAME_LABEL: namespace,
+                      **dict((body.get("metadata") or {}).get("labels") or {})}
         except NotFound:
             labels = {}
         if len(self._seen) >= self.LIMIT:

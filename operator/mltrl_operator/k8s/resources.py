@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mltrl_operator.api.resources import POLICY, REVIEW, TECHNOLOGY, Resource
+from mltrl_operator.api.resources import (
+    AUDIT_RECORD,
+    POLICY,
+    REVIEW,
+    TECHNOLOGY,
+    WAIVER,
+    Resource,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ def _custom(resource: Resource) -> ResourceRef:
 TECHNOLOGIES = _custom(TECHNOLOGY)
 REVIEWS = _custom(REVIEW)
 POLICIES = _custom(POLICY)
+AUDIT_RECORDS = _custom(AUDIT_RECORD)
+WAIVERS = _custom(WAIVER)
 INFERENCE_SERVICES = ResourceRef(
     "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"
 )

@@ -15,7 +15,7 @@ from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import NotFound
 from mltrl_operator.k8s.lookups import NamespaceLabels, read_policies
-from mltrl_operator.k8s.resources import TECHNOLOGIES
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES, TECHNOLOGIES
 
 Body = dict[str, Any]
 
@@ -34,6 +34,12 @@ class KubeClusterState:
     async def technology(self, namespace: str, name: str) -> Body | None:
         try:
             return await self._client.get(TECHNOLOGIES, namespace, name)
+        except NotFound:
+            return None
+
+    async def inference_service(self, namespace: str, name: str) -> Body | None:
+        try:
+            return await self._client.get(INFERENCE_SERVICES, namespace, name)
         except NotFound:
             return None
 

@@ -1,5 +1,11 @@
 """The webhook configurations, as documents: the same webhooks the Helm chart installs.
 
+Namespace exemptions (the operator's namespace, kube-system, webhook.excludeNamespaces)
+apply to the InferenceService gate only, so that a broken webhook can never block the
+cluster's own workloads. MLTRL objects are governed in every namespace: an exemption for
+them would be a place to keep a level nobody reviewed. The status webhook also sees
+objects being deleted: a finalizer must not turn a terminating object into a writable one.
+
 The chart (charts/mltrl-operator/templates/webhooks.yaml) is what clusters use; this
 module builds the same objects for places without Helm, such as the sandbox, where the
 API server reaches the operator at a URL rather than through a Service. A unit test keeps
@@ -35,21 +41,42 @@ class Webhook:
     group: str
     version: str
     resources: tuple[str, ...]
-    namespaced: bool
+    scope: str
+    """Namespaced, Cluster or * (both)."""
     mutating: bool = False
+    exempt_namespaces: bool = False
+    """Whether the namespace exemptions apply (InferenceServices only)."""
+    operations: tuple[str, ...] = ("CREATE", "UPDATE")
+    skip_deleting: bool = True
 
+
+STATUS_RESOURCES = ("mltechnologies/status", "levelreviews/status", "mltrlpolicies/status")
 
 WEBHOOKS = (
     Webhook("levelreviews.mutate.mltrl.dev", "/mutate-levelreview", GROUP, VERSION,
-            ("levelreviews",), True, mutating=True),
+            ("levelreviews",), "Namespaced", mutating=True),
+    Webhook("mltechnologies.mutate.mltrl.dev", "/mutate-mltechnology", GROUP, VERSION,
+            ("mltechnologies",), "Namespaced", mutating=True),
     Webhook("levelreviews.validate.mltrl.dev", "/validate-levelreview", GROUP, VERSION,
-            ("levelreviews",), True),
+            ("levelreviews",), "Namespaced"),
     Webhook("mltechnologies.validate.mltrl.dev", "/validate-mltechnology", GROUP, VERSION,
-            ("mltechnologies", "mltechnologies/status"), True),
+            ("mltechnologies",), "Namespaced"),
     Webhook("mltrlpolicies.validate.mltrl.dev", "/validate-mltrlpolicy", GROUP, VERSION,
-            ("mltrlpolicies",), False),
+            ("mltrlpolicies",), "Cluster"),
+    Webhook("status.validate.mltrl.dev", "/validate-status", GROUP, VERSION,
+            STATUS_RESOURCES, "*", skip_deleting=False),
     Webhook("inferenceservices.validate.mltrl.dev", "/validate-inferenceservice",
-            "serving.kserve.io", "v1beta1", ("inferenceservices",), True),
+            "serving.kserve.io", "v1beta1", ("inferenceservices",), "Namespaced",
+            exempt_namespaces=True),
+    # The audit record (issue 15): nobody but the operator writes or deletes it.
+    Webhook("mltrlauditrecords.validate.mltrl.dev", "/validate-mltrlauditrecord", GROUP,
+            VERSION, ("mltrlauditrecords",), "Cluster",
+            operations=("CREATE", "UPDATE", "DELETE"), skip_deleting=False),
+    # Waivers (issue 15): approvals stamped, then length, expiry and approvers checked.
+    Webhook("mltrlwaivers.mutate.mltrl.dev", "/mutate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers",), "Namespaced", mutating=True),
+    Webhook("mltrlwaivers.validate.mltrl.dev", "/validate-mltrlwaiver", GROUP, VERSION,
+            ("mltrlwaivers", "mltrlwaivers/status"), "Namespaced"),
 )
 
 
@@ -73,12 +100,12 @@ def _webhook(
         {
             "apiGroups": [hook.group],
             "apiVersions": [hook.version],
-            "operations": ["CREATE", "UPDATE"],
+            "operations": list(hook.operations),
             "resources": list(hook.resources),
-            "scope": "Namespaced" if hook.namespaced else "Cluster",
+            "scope": hook.scope,
         }
     ]
-    if hook.namespaced:
+    if hook.exempt_namespaces:
         body["namespaceSelector"] = {
             "matchExpressions": [
                 {
@@ -99,10 +126,14 @@ def _webhook(
                     "name": "not-the-operator",
                     "expression": f'request.userInfo.username != "{operator}"',
                 },
-                {
-                    "name": "not-being-deleted",
-                    "expression": "!has(object.metadata.deletionTimestamp)",
-                },
+                *(
+                    [{
+                        "name": "not-being-deleted",
+                        "expression": "!has(object.metadata.deletionTimestamp)",
+                    }]
+                    if hook.skip_deleting
+                    else []
+                ),
             ],
         }
     )

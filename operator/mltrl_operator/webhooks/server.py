@@ -3,6 +3,8 @@
     POST /mutate-levelreview         POST /validate-levelreview
     POST /validate-mltechnology      POST /validate-mltrlpolicy
     POST /validate-inferenceservice  GET  /healthz
+    POST /validate-mltrlauditrecord  (every operation, DELETE included)
+    POST /mutate-mltrlwaiver         POST /validate-mltrlwaiver
 
 Answers:
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -33,8 +34,14 @@ from aiohttp import web
 
 from mltrl_operator import metrics
 from mltrl_operator.webhooks.config import CertificateFiles, WebhookConfig
+from mltrl_operator.webhooks.records import RECORD_ENDPOINTS, admit_every_operation
 from mltrl_operator.webhooks.rules import ENDPOINTS, ClusterState, Endpoint, Settings, admit
-from mltrl_operator.webhooks.wire import MalformedReview, parse_review, review_response
+from mltrl_operator.webhooks.wire import (
+    MalformedJson,
+    MalformedReview,
+    parse_review_body,
+    review_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class WebhookServer:
     # --- the application ----------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes)
-        for endpoint in ENDPOINTS:
+        for endpoint in (*ENDPOINTS, *RECORD_ENDPOINTS):
             app.router.add_post(endpoint.path, self._handler(endpoint))
         app.router.add_get("/healthz", self._healthz)
         return app
@@ -76,15 +83,14 @@ class WebhookServer:
 
     async def handle(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         try:
-            payload = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as error:
+            review = parse_review_body(await request.read())
+        except MalformedJson as error:
             return _error(400, f"the body is not JSON: {error}")
-        try:
-            review = parse_review(payload)
         except MalformedReview as error:
             return _error(400, f"not an AdmissionReview v1 request: {error}")
         try:
-            verdict = await admit(endpoint, review, self.state, self.settings)
+            decide = admit_every_operation if endpoint in RECORD_ENDPOINTS else admit
+            verdict = await decide(endpoint, review, self.state, self.settings)
         except Exception as error:  # the API server's failurePolicy decides
             logger.exception("%s could not decide on %s", endpoint.path, review.uid)
             return _error(500, f"could not decide: {error}")

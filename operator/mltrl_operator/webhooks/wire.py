@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mltrl_operator.domain.admission import Requester, Verdict
+from mltrl_operator.domain.json_body import JsonBodyError, load_json
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -18,6 +19,10 @@ Body = dict[str, Any]
 
 class MalformedReview(ValueError):
     """The body is not an AdmissionReview v1 request; answered with HTTP 400."""
+
+
+class MalformedJson(MalformedReview):
+    """The body is not acceptable JSON at all; answered with HTTP 400."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,16 @@ def parse_review(payload: Any) -> AdmissionRequest:
         old_object=_object(request.get("oldObject"), "request.oldObject"),
         dry_run=bool(request.get("dryRun")),
     )
+
+
+def parse_review_body(raw: bytes) -> AdmissionRequest:
+    """The request from raw bytes; MalformedReview (400) names what is wrong, including
+    JSON that is too deep, not UTF-8, or holds NaN."""
+    try:
+        payload = load_json(raw)
+    except JsonBodyError as error:
+        raise MalformedJson(str(error)) from None
+    return parse_review(payload)
 
 
 def review_response(uid: str, verdict: Verdict) -> Body:

@@ -1,7 +1,9 @@
 """A sandbox over HTTPS with token users, the operator as its service account serving the
 admission webhooks, and the webhook configurations registered: kubectl acts as alice (a
-technology owner), bob (a QA reviewer), mallory, or a CI service account in a trusted group,
-each bound to the chart's user roles (harness.USER_ROLES), the operator with the chart's RBAC.
+technology owner), bob (a QA reviewer), carol (the product owner), mallory (an editor and
+reviewer bound to no policy role), platform (a policy admin), or a CI service account in a
+trusted group, each bound to the chart's user roles (harness.USER_ROLES), the operator with
+the chart's RBAC.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tests.integration.harness import (
 OPERATOR = operator_username()
 CI = "system:serviceaccount:ci:approver"
 CI_GROUP = "system:serviceaccounts:ci"
-USERS = ("alice", "bob", "mallory", CI, OPERATOR)
+USERS = ("alice", "bob", "carol", "mallory", "platform", CI, OPERATOR)
 
 
 class SecureSandbox(Sandbox):

@@ -79,6 +79,7 @@ def test_an_inference_service_below_the_gate_in_a_governed_namespace_is_refused(
                               input=inference_service("scorer", namespace, "scorer"))
     assert refused.returncode != 0
     assert DENIED.format("inferenceservices.validate.mltrl.dev") + (
+        "metadata.labels[mltrl.dev/technology]: Forbidden: "
         f"InferenceService {namespace}/scorer may not serve: mltech scorer is at level 5 "
         f'(Machine Learning "Capability"); serving requires level 7 (policy {namespace}-prod)'
     ) in refused.stderr
@@ -104,10 +105,11 @@ def test_the_operators_own_inference_service_passes_the_open_gate(
     served = eventually(lambda: sandbox.get("isvc", "ranker", namespace),
                         what="the operator's InferenceService")
     assert served["metadata"]["labels"]["mltrl.dev/technology"] == "ranker"
-    # A user's InferenceService for a technology at the gate passes too.
-    assert sandbox.as_user("bob", "apply", "-f", "-",
-                           input=inference_service("ranker-canary", namespace, "ranker")
-                           ).returncode == 0
+    # A user's InferenceService for a technology at the gate passes too, serving its model.
+    canary = json.loads(inference_service("ranker-canary", namespace, "ranker"))
+    canary["spec"]["predictor"]["model"]["storageUri"] = "s3://models/ranker/1.0"
+    admitted = sandbox.as_user("bob", "apply", "-f", "-", input=json.dumps(canary))
+    assert admitted.returncode == 0, admitted.stderr
 
 
 def test_audit_mode_warns_and_allows(sandbox: SecureSandbox, namespace: str) -> None:
@@ -131,8 +133,10 @@ def test_audit_mode_warns_and_allows(sandbox: SecureSandbox, namespace: str) -> 
 
 @pytest.fixture
 def reviewed(sandbox: SecureSandbox, namespace: str) -> str:
-    """Technology tagger (owner alice) at level 3, and alice's review tagger-to-4."""
-    sandbox.apply(policy(f"{namespace}-policy", namespace))
+    """Technology tagger (owner alice) at level 3, and alice's review tagger-to-4; bob and
+    the CI account's group hold qa."""
+    sandbox.apply(policy(f"{namespace}-policy", namespace, reviewers=[
+        {"role": "qa", "users": ["bob"], "groups": ["system:serviceaccounts:ci"]}]))
     sandbox.as_user("alice", "apply", "-f", "-", check=True,
                     input=json.dumps(technology("tagger", namespace)))
     wait_for_level(sandbox, "tagger", namespace, 3)
@@ -166,8 +170,8 @@ def test_forging_a_reviewers_name_is_refused_unless_trusted(
                           time="2026-01-01T00:00:00Z")
     assert forged.returncode != 0
     assert DENIED.format("levelreviews.validate.mltrl.dev") + (
-        "spec.approvals[0].reviewer: mallory may not record an approval as 'bob': reviewers "
-        "approve as themselves (leave reviewer empty and it is filled in)"
+        "spec.approvals[0].reviewer: Forbidden: mallory may not record an approval as 'bob': "
+        "reviewers approve as themselves (leave reviewer empty and it is filled in)"
     ) in forged.stderr
     # kubectl --as: the impersonated user is the requester, and is stamped.
     impersonated = sandbox.kubectl(
@@ -198,8 +202,8 @@ def test_the_owners_self_approval_is_refused(sandbox: SecureSandbox, reviewed: s
     refused = add_approval(sandbox, "alice", "tagger-to-4", reviewed)
     assert refused.returncode != 0
     assert (
-        "spec.approvals[0]: alice owns mltech tagger and may not approve its promotion "
-        f"(separation of duties, policy {reviewed}-policy)"
+        "spec.approvals[0]: Forbidden: alice owns mltech tagger and may not approve its "
+        f"promotion (separation of duties, policy {reviewed}-policy"
     ) in refused.stderr
 
 
@@ -243,8 +247,9 @@ def test_a_user_cannot_set_the_level_in_the_status(
                               "--subresource=status", "--type=merge",
                               "-p", '{"status": {"level": 9}}')
     assert refused.returncode != 0
-    assert DENIED.format("mltechnologies.validate.mltrl.dev") + (
-        "status.level: may only be changed by the operator through level reviews"
+    assert DENIED.format("status.validate.mltrl.dev") + (
+        "status: Forbidden: only the operator's service account may write "
+        "mltechnologies/status (admin may not)"
     ) in refused.stderr
     assert status_of(sandbox, "mltech", "tagger", namespace)["level"] == 3
 
@@ -257,20 +262,22 @@ def test_technologies_and_policies_get_the_reconcilers_rules_at_admission(
         assert result.returncode != 0, result.stdout
         return str(result.stderr)
 
-    assert "spec.targetLevel: must be at least spec.entryLevel (5)" in refused(
+    assert "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)" in refused(
         "alice", technology("backwards", namespace, entry_level=5, target_level=4))
-    assert "spec.components[0]: mltech ghost does not exist" in refused(
+    assert "spec.components[0]: Invalid: mltech ghost does not exist" in refused(
         "alice", technology("composite", namespace, components=["ghost"]))
     sandbox.as_user("alice", "apply", "-f", "-", check=True,
                     input=json.dumps(technology("part", namespace)))
     sandbox.as_user("alice", "apply", "-f", "-", check=True,
                     input=json.dumps(technology("whole", namespace, components=["part"])))
-    assert "spec.components[0]: forms a cycle part -> whole -> part" in refused(
+    assert "spec.components[0]: Invalid: forms a cycle part -> whole -> part" in refused(
         "alice", technology("part", namespace, components=["whole"]))
     broken = policy(f"{namespace}-broken", namespace, requirements=[{"level": 0}])
     message = refused("admin", broken)
     assert DENIED.format("mltrlpolicies.validate.mltrl.dev") in message
-    assert re.search(r"spec\.requirements\[0\]\.level: no promotion leads to level 0", message)
+    assert re.search(
+        r"spec\.requirements\[0\]\.level: Invalid: no promotion leads to level 0", message
+    )
 
 
 # --- the endpoint itself -----------------------------------------------------------------

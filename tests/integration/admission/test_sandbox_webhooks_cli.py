@@ -28,7 +28,9 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
         hooks = sandbox.kubectl("get", "validatingwebhookconfigurations", "-o", "json").stdout
         assert [h["name"] for h in json.loads(hooks)["items"][0]["webhooks"]] == [
             "levelreviews.validate.mltrl.dev", "mltechnologies.validate.mltrl.dev",
-            "mltrlpolicies.validate.mltrl.dev", "inferenceservices.validate.mltrl.dev",
+            "mltrlpolicies.validate.mltrl.dev", "status.validate.mltrl.dev",
+            "inferenceservices.validate.mltrl.dev",
+            "mltrlauditrecords.validate.mltrl.dev", "mltrlwaivers.validate.mltrl.dev",
         ]
         # As in a cluster, alice may do nothing until bound; the chart's mltrl-editor is
         # aggregated into edit.
@@ -39,7 +41,7 @@ def test_sandbox_with_webhooks_gates_kubectl_users(tmp_path: Path) -> None:
         refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(
             technology("backwards", "default", entry_level=5, target_level=4)))
         assert refused.returncode != 0
-        assert "spec.targetLevel: must be at least spec.entryLevel (5)" in refused.stderr
+        assert "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)" in refused.stderr
         # The operator writes as its service account, which the webhooks let through.
         sandbox.as_user("alice", "apply", "-f", "-", check=True,
                         input=json.dumps(technology("ok", "default")))

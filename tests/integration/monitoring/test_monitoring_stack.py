@@ -146,7 +146,7 @@ def test_a_drift_alert_switches_the_technology_back_and_stops_serving(stack: Sta
     stack.model_metric("fraud_model_drift_score", name, 0.05)
     sandbox.apply(monitored(name, NAMESPACE, rules=DEMOTE, entry_level=4))
     wait_for_level(sandbox, name, NAMESPACE, 4)
-    sandbox.apply(review(f"{name}-to-5", NAMESPACE, name, 4, 5))
+    sandbox.apply(review(f"{name}-to-5", NAMESPACE, name, 4, 5, model_version="1.0.0"))
     wait_for_phase(sandbox, f"{name}-to-5", NAMESPACE, "Applied")
     serving(sandbox, name, NAMESPACE, "1.0.0")
 

@@ -26,14 +26,14 @@ pytestmark = pytest.mark.integration
 NAMESPACE = "rollbacks"
 
 
-def firing(fingerprint: str) -> dict[str, Any]:
+def firing(fingerprint: str, starts_at: str = "2026-11-22T08:00:00Z") -> dict[str, Any]:
     return {
         "version": "4", "status": "firing", "receiver": "mltrl-operator",
         "alerts": [{
             "status": "firing", "fingerprint": fingerprint,
             "labels": {"alertname": "ScorerErrors", "mltrl_technology": "scorer",
                        "namespace": NAMESPACE},
-            "annotations": {}, "startsAt": "2026-11-22T08:00:00Z",
+            "annotations": {}, "startsAt": starts_at,
         }],
     }
 
@@ -74,15 +74,19 @@ def test_no_earlier_model_stops_serving_and_a_new_model_ends_the_rollback(
     assert "rollback" not in status_of(sandbox, "mltech", "scorer", NAMESPACE)["serving"]
     reasons = [e["reason"] for e in events_of(sandbox, "scorer", NAMESPACE)]
     assert {"RolledBack", "ServingStopped", "RollbackEnded", "ServingResumed"} <= set(reasons)
-    known_good(sandbox, "scorer", NAMESPACE, "1.0.0", "1.0.1")
+    # 1.0.0 was rolled back from: it is not known-good again until it is shipped anew.
+    known_good(sandbox, "scorer", NAMESPACE, "1.0.1")
+    roll_out(sandbox, "scorer", NAMESPACE, "1.0.2")
+    known_good(sandbox, "scorer", NAMESPACE, "1.0.1", "1.0.2")
 
-    # The next rollback goes to 1.0.0 and is kept across unrelated spec edits.
-    code, _ = operator.post(firing("00000000000000f2"))
-    eventually(lambda: storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.0",
-               what="the rollback to 1.0.0")
+    # The next rollback goes to 1.0.1 and is kept across unrelated spec edits. (It starts an
+    # hour later: within 10 minutes of the first, it would be part of the same incident.)
+    code, _ = operator.post(firing("00000000000000f2", "2026-11-22T09:00:00Z"))
+    eventually(lambda: storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.1",
+               what="the rollback to 1.0.1")
     sandbox.kubectl("patch", "mltech", "scorer", "-n", NAMESPACE, "--type=merge", "-p",
                     json.dumps({"spec": {"description": "scores things"}}))
     sandbox.settle(quiet_for=1.0)
-    assert storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.0"
+    assert storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.1"
     assert status_of(sandbox, "mltech", "scorer", NAMESPACE)["serving"]["rollback"][
-        "model"]["version"] == "1.0.0"
+        "model"]["version"] == "1.0.1"

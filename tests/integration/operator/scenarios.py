@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.domain.approvals import make_stamp, review_content
+
+STAMPED_AT = "2026-11-30T12:00:00Z"
+
 
 def policy(
     name: str,
@@ -14,7 +20,11 @@ def policy(
     on_demotion: str = "stop",
     governed: bool = False,
     requirements: list[dict[str, Any]] | None = None,
+    entry_max_level: int = 9,
+    reviewers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Technologies may enter at any level (these tests are not about entry) and bob and
+    carol hold the role qa, unless said otherwise."""
     return {
         "apiVersion": "mltrl.dev/v1alpha1",
         "kind": "MLTRLPolicy",
@@ -38,8 +48,16 @@ def policy(
                 }
                 for level in range(1, 10)
             ],
+            "entry": {"maxLevel": entry_max_level},
+            "reviewers": reviewers
+            if reviewers is not None
+            else [{"role": "qa", "users": ["bob", "carol"]}],
         },
     }
+
+
+def model(name: str, version: str) -> dict[str, Any]:
+    return {"version": version, "storageUri": f"s3://models/{name}/{version}", "format": "sklearn"}
 
 
 def technology(
@@ -59,11 +77,7 @@ def technology(
         "targetLevel": target_level,
     }
     if model_version:
-        spec["model"] = {
-            "version": model_version,
-            "storageUri": f"s3://models/{name}/{model_version}",
-            "format": "sklearn",
-        }
+        spec["model"] = model(name, model_version)
         spec["serving"] = {"predictor": {"minReplicas": 1}}
     if components:
         spec["components"] = [{"name": component} for component in components]
@@ -85,7 +99,11 @@ def review(
     evidence: bool = True,
     approvers: tuple[tuple[str, str], ...] = (("bob", "qa"),),
     reason: str | None = None,
+    model_version: str | None = None,
 ) -> dict[str, Any]:
+    """Approvals carry the stamp the admission webhook would write (these suites run
+    without webhooks): the reviewer, no groups, and the content with the technology's
+    model `model_version` (as technology() builds it)."""
     spec: dict[str, Any] = {
         "technology": technology_name,
         "fromLevel": from_level,
@@ -100,6 +118,12 @@ def review(
     }
     if reason:
         spec["reason"] = reason
+    content = review_content(
+        LevelReviewSpec.model_validate({**spec, "approvals": []}),
+        ModelSpec.model_validate(model(technology_name, model_version)) if model_version else None,
+    )
+    for approval in spec["approvals"]:
+        approval["approvedBy"] = make_stamp(approval["reviewer"], [], STAMPED_AT, content)
     return {
         "apiVersion": "mltrl.dev/v1alpha1",
         "kind": "LevelReview",

@@ -14,17 +14,19 @@ from tests.integration.operator.test_reviews import status_of, wait_for_level, w
 pytestmark = pytest.mark.integration
 
 # A promotion costs the technology's status (level, history and everything that follows
-# from it, in one write), the review's status, and one event on each.
+# from it, in one write), the review's status, one event on each, and its entry in the
+# audit record (one patch of the record's last chunk).
 WRITES_PER_PROMOTION = {
     "patch mltechnologies.mltrl.dev status": 1,
     "patch levelreviews.mltrl.dev status": 1,
     "create events main": 2,
+    "patch mltrlauditrecords.mltrl.dev main": 1,
 }
 IDLE_TECHNOLOGIES = 100
 IDLE_SECONDS = 30
 
 
-def test_a_promotion_costs_four_writes(sandbox: Sandbox, namespace: str) -> None:
+def test_a_promotion_costs_five_writes(sandbox: Sandbox, namespace: str) -> None:
     sandbox.apply(policy(f"{namespace}-policy", namespace))
     sandbox.apply(technology("ranker", namespace))
     sandbox.apply(review("ranker-to-4", namespace, "ranker", 3, 4, approvers=()))
@@ -32,7 +34,9 @@ def test_a_promotion_costs_four_writes(sandbox: Sandbox, namespace: str) -> None
     sandbox.settle()
     sandbox.reset_stats()
 
-    approval = {"spec": {"approvals": [{"reviewer": "bob", "role": "qa", "decision": "approve"}]}}
+    # bob's approval, stamped as the admission webhook would stamp it (no webhooks here)
+    approval = {"spec": {"approvals": review("ranker-to-4", namespace, "ranker", 3, 4)
+                         ["spec"]["approvals"]}}
     sandbox.kubectl("patch", "lvlreview", "ranker-to-4", "-n", namespace, "--type=merge",
                     "-p", json.dumps(approval))
     wait_for_level(sandbox, "ranker", namespace, 4)

@@ -110,9 +110,10 @@ def test_a_rejection_ends_the_review(sandbox: Sandbox, namespace: str) -> None:
     sandbox.apply(policy(f"{namespace}-policy", namespace))
     sandbox.apply(technology("parser", namespace))
     rejected = review("parser-to-4", namespace, "parser", 3, 4)
+    stamp = rejected["spec"]["approvals"][0]["approvedBy"]  # as the webhook would stamp it
     rejected["spec"]["approvals"].append(
         {"reviewer": "erin", "role": "ethics", "decision": "reject",
-         "comment": "bias audit missing"}
+         "comment": "bias audit missing", "approvedBy": {**stamp, "username": "erin"}}
     )
     sandbox.apply(rejected)
     status = wait_for_phase(sandbox, "parser-to-4", namespace, "Rejected")

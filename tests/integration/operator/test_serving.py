@@ -22,7 +22,7 @@ def test_serving_follows_the_level_and_the_model(sandbox: Sandbox, namespace: st
                       .get("serving", {}).get("state") == "Blocked")
     assert sandbox.get("isvc", "fraud", namespace) is None
 
-    sandbox.apply(review("fraud-to-5", namespace, "fraud", 4, 5))
+    sandbox.apply(review("fraud-to-5", namespace, "fraud", 4, 5, model_version="1.0.0"))
     isvc = eventually(lambda: sandbox.get("isvc", "fraud", namespace), what="the InferenceService")
     model = isvc["spec"]["predictor"]["model"]
     assert model["storageUri"] == "s3://models/fraud/1.0.0"
@@ -59,7 +59,8 @@ def test_serving_follows_the_level_and_the_model(sandbox: Sandbox, namespace: st
     assert known
 
     sandbox.apply(review("fraud-back-to-4", namespace, "fraud", 5, 4,
-                         reason="error budget burnt in the integration environment"))
+                         reason="error budget burnt in the integration environment",
+                         model_version="1.1.0"))
     wait_for_phase(sandbox, "fraud-back-to-4", namespace, "Applied")
     stopped = eventually(
         lambda: (i := sandbox.get("isvc", "fraud", namespace)) and

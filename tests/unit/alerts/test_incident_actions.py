@@ -1,4 +1,5 @@
-"""What the reconciler does with a Pending incident, and that doing it again changes nothing."""
+"""What the reconciler decides about a Pending incident, and that deciding again changes
+nothing; the Jobs it plans, created against an API server."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ from mltrl_operator.api.technology import (
     ServingStatus,
 )
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.incidents import (
-    act_on_incidents,
+from mltrl_operator.controllers.technology import StaleSnapshot, apply
+from mltrl_operator.domain.incidents import (
+    IncidentDecisions,
+    Owner,
     carry_rollback,
+    decide_incidents,
     retraining_job_name,
     settle,
 )
+from mltrl_operator.domain.plan import Plan, PlanInputs
+from mltrl_operator.domain.policy import DEFAULT_POLICY
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import JOBS, NAMESPACES, TECHNOLOGIES
@@ -76,22 +82,16 @@ def status(*incidents: Incident, level: int | None = 6, **extra: Any) -> MLTechn
     )
 
 
-TECHNOLOGY = {"metadata": {"name": "fraud", "namespace": NAMESPACE, "uid": "uid-1"}}
+OWNER = Owner("fraud", NAMESPACE, "uid-1")
 
 
-class NoClient:
-    """Rollbacks, demotions and notifications need no API call at all."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"unexpected API call {name}")
+def act(stored: MLTechnologyStatus, technology_spec: MLTechnologySpec | None = None,
+        owner: Owner = OWNER) -> IncidentDecisions:
+    return decide_incidents(owner, technology_spec or spec(), stored, NOW)
 
 
-def offline() -> OperatorContext:
-    return OperatorContext(client=NoClient(), clock=lambda: NOW)  # type: ignore[arg-type]
-
-
-async def test_rollback_serves_the_previous_known_good_model() -> None:
-    work = await act_on_incidents(offline(), TECHNOLOGY, spec(), status(incident("rollback")), NOW)
+def test_rollback_serves_the_previous_known_good_model() -> None:
+    work = act(status(incident("rollback")))
     [settled] = work.settlements
     assert (settled.state, settled.reason) == ("Acted", "RolledBack")
     assert "serving known-good model 1.1.0 (s3://m/1.1.0) instead of 1.2.0" in settled.message
@@ -101,40 +101,38 @@ async def test_rollback_serves_the_previous_known_good_model() -> None:
     assert rollback.alert == "FraudAlert/f1"
 
 
-async def test_redoing_a_rollback_from_the_same_stored_state_gives_the_same_model() -> None:
+def test_redoing_a_rollback_from_the_same_stored_state_gives_the_same_model() -> None:
     stored = status(incident("rollback"))
-    first = await act_on_incidents(offline(), TECHNOLOGY, spec(), stored, NOW)
-    again = await act_on_incidents(offline(), TECHNOLOGY, spec(), stored, NOW)
+    first = act(stored)
+    again = act(stored)
     assert first.status == again.status
 
 
-async def test_a_second_rollback_goes_one_model_further_back() -> None:
-    first = await act_on_incidents(offline(), TECHNOLOGY, spec(), status(incident("rollback")), NOW)
+def test_a_second_rollback_goes_one_model_further_back() -> None:
+    first = act(status(incident("rollback")))
     settled = settle(first.status, first.settlements)
     with_second = settled.model_copy(
         update={"incidents": [*settled.incidents, incident("rollback", "f2")]}
     )
-    second = await act_on_incidents(offline(), TECHNOLOGY, spec(), with_second, NOW)
+    second = act(with_second)
     assert second.status.serving.rollback.model.version == "1.0.0"  # type: ignore[union-attr]
 
 
-async def test_a_rollback_with_nothing_before_stops_serving() -> None:
+def test_a_rollback_with_nothing_before_stops_serving() -> None:
     only = status(incident("rollback")).model_copy(update={"known_good_models": known("1.2.0")})
-    work = await act_on_incidents(offline(), TECHNOLOGY, spec(), only, NOW)
+    work = act(only)
     assert work.status.serving.rollback.model is None  # type: ignore[union-attr]
     assert "serving is stopped" in work.settlements[0].message
 
 
-async def test_a_rollback_without_a_model_fails() -> None:
-    work = await act_on_incidents(
-        offline(), TECHNOLOGY, spec(model=None), status(incident("rollback")), NOW
-    )
+def test_a_rollback_without_a_model_fails() -> None:
+    work = act(status(incident("rollback")), spec(model=None))
     assert work.settlements[0].state == "Failed"
     assert work.settlements[0].message == "not rolled back: spec.model is not set"
 
 
-async def test_the_rollback_lasts_until_spec_model_changes() -> None:
-    work = await act_on_incidents(offline(), TECHNOLOGY, spec(), status(incident("rollback")), NOW)
+def test_the_rollback_lasts_until_spec_model_changes() -> None:
+    work = act(status(incident("rollback")))
     computed = status()  # compute_status rebuilds status.serving without the rollback
     kept = carry_rollback(work.status, computed, spec())
     assert kept.serving.rollback is not None  # type: ignore[union-attr]
@@ -147,10 +145,8 @@ async def test_the_rollback_lasts_until_spec_model_changes() -> None:
     assert cleared.serving.rollback is None  # type: ignore[union-attr]
 
 
-async def test_demote_is_an_embedded_switchback_recorded_with_the_alert() -> None:
-    work = await act_on_incidents(
-        offline(), TECHNOLOGY, spec(), status(incident("demote", toLevel=5)), NOW
-    )
+def test_demote_is_an_embedded_switchback_recorded_with_the_alert() -> None:
+    work = act(status(incident("demote", toLevel=5)))
     assert work.status.level == 5
     last = work.status.history[-1]
     assert (last.kind, last.switchback_type, last.from_level, last.to, last.alert) == (
@@ -162,10 +158,8 @@ async def test_demote_is_an_embedded_switchback_recorded_with_the_alert() -> Non
     assert settled.incidents[0].message.endswith("; serving is now Serving")
 
 
-async def test_demote_below_the_entry_level_is_refused() -> None:
-    work = await act_on_incidents(
-        offline(), TECHNOLOGY, spec(), status(incident("demote", toLevel=2)), NOW
-    )
+def test_demote_below_the_entry_level_is_refused() -> None:
+    work = act(status(incident("demote", toLevel=2)))
     assert work.status.level == 6
     assert work.settlements[0].state == "Failed"
     assert work.settlements[0].message == (
@@ -173,22 +167,20 @@ async def test_demote_below_the_entry_level_is_refused() -> None:
     )
 
 
-async def test_demote_waits_for_a_technology_without_a_level_yet() -> None:
-    work = await act_on_incidents(
-        offline(), TECHNOLOGY, spec(), status(incident("demote"), level=None), NOW
-    )
+def test_demote_waits_for_a_technology_without_a_level_yet() -> None:
+    work = act(status(incident("demote"), level=None))
     assert work.settlements == ()
 
 
-async def test_notify_only_reports() -> None:
-    work = await act_on_incidents(offline(), TECHNOLOGY, spec(), status(incident("notify")), NOW)
+def test_notify_only_reports() -> None:
+    work = act(status(incident("notify")))
     assert (work.settlements[0].state, work.settlements[0].reason) == ("Acted", "AlertNotified")
     assert work.status == status(incident("notify"))
 
 
-async def test_settled_incidents_are_not_acted_on_again() -> None:
+def test_settled_incidents_are_not_acted_on_again() -> None:
     done = incident("rollback", state="Acted")
-    work = await act_on_incidents(offline(), TECHNOLOGY, spec(), status(done), NOW)
+    work = act(status(done))
     assert work.settlements == ()
 
 
@@ -220,35 +212,46 @@ async def _technology(kube: KubeClient, **overrides: Any) -> dict[str, Any]:
     return await kube.create(TECHNOLOGIES, NAMESPACE, body)
 
 
+async def _apply(
+    kube: KubeClient, technology: dict[str, Any], technology_spec: MLTechnologySpec,
+    stored: MLTechnologyStatus,
+) -> Plan:
+    ctx = OperatorContext(client=kube, clock=lambda: NOW)
+    inputs = PlanInputs(
+        technology=technology, spec=technology_spec, status=stored, components=[],
+        validation_errors=[], policy=DEFAULT_POLICY, inference_service=None, now=NOW,
+    )
+    plan, _ = await apply(ctx, inputs)
+    return plan
+
+
 async def test_retrain_creates_one_job_per_incident(kube: KubeClient) -> None:
     technology = await _technology(kube)
-    ctx = OperatorContext(client=kube, clock=lambda: NOW)
     stored = status(incident("retrain"))
-    first = await act_on_incidents(ctx, technology, spec(), stored, NOW)
-    again = await act_on_incidents(ctx, technology, spec(), stored, NOW)
+    first = await _apply(kube, technology, spec(), stored)
+    # A crash after the Job and before the status: the same decision made again.
+    with pytest.raises(StaleSnapshot):
+        await _apply(kube, technology, spec(), stored)
     jobs = await kube.list(JOBS, NAMESPACE)
     assert len(jobs) == 1
     job = jobs[0]
-    assert first.settlements[0].job == again.settlements[0].job == job["metadata"]["name"]
+    assert first.settlements[0].job == job["metadata"]["name"]
     assert first.settlements[0].message.startswith("created Job")
-    assert again.settlements[0].message.endswith("was already created for this incident")
     labels = job["metadata"]["labels"]
     assert labels["mltrl.dev/technology"] == "fraud" and len(labels["mltrl.dev/incident"]) == 16
     assert job["metadata"]["annotations"]["mltrl.dev/alert-fingerprint"] == "f1"
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("MLTechnology", technology["metadata"]["uid"])
     assert job["spec"]["template"]["spec"]["containers"][0]["name"] == "train"
-    settled = settle(first.status, first.settlements)
-    assert settled.incidents[0].job == job["metadata"]["name"]
+    assert first.status.incidents[0].job == job["metadata"]["name"]
+    assert first.status.incidents[0].state == "Acted"
 
 
 async def test_a_full_job_manifest_as_template_keeps_its_labels(kube: KubeClient) -> None:
     template = {"metadata": {"labels": {"team": "fraud"}}, "spec": JOB_TEMPLATE}
     technology = await _technology(kube, retraining={"jobTemplate": template})
-    ctx = OperatorContext(client=kube, clock=lambda: NOW)
-    await act_on_incidents(
-        ctx, technology, spec(retraining={"jobTemplate": template}),
-        status(incident("retrain")), NOW,
+    await _apply(
+        kube, technology, spec(retraining={"jobTemplate": template}), status(incident("retrain"))
     )
     [job] = await kube.list(JOBS, NAMESPACE)
     assert job["metadata"]["labels"]["team"] == "fraud"
@@ -266,9 +269,17 @@ async def test_retrain_without_a_usable_template_fails(
     kube: KubeClient, retraining: dict[str, Any] | None, message: str
 ) -> None:
     technology = await _technology(kube, retraining=retraining)
-    ctx = OperatorContext(client=kube, clock=lambda: NOW)
-    work = await act_on_incidents(
-        ctx, technology, spec(retraining=retraining), status(incident("retrain")), NOW
-    )
-    assert (work.settlements[0].state, work.settlements[0].message) == ("Failed", message)
+    plan = await _apply(kube, technology, spec(retraining=retraining), status(incident("retrain")))
+    assert (plan.settlements[0].state, plan.settlements[0].message) == ("Failed", message)
     assert await kube.list(JOBS, NAMESPACE) == []
+
+
+def test_a_job_the_api_server_refused_settles_the_incident_as_failed() -> None:
+    name = retraining_job_name("fraud", incident("retrain"))
+    decided = decide_incidents(
+        OWNER, spec(), status(incident("retrain")), NOW, {name: "422 Invalid: spec.template"}
+    )
+    assert decided.jobs == ()
+    assert (decided.settlements[0].state, decided.settlements[0].message) == (
+        "Failed", f"could not create Job {name}: 422 Invalid: spec.template"
+    )

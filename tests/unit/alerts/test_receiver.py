@@ -344,3 +344,87 @@ async def test_incidents_of_another_technology_are_left_alone(world: World) -> N
     assert await world.incidents("fraud") == []
     assert len(await world.incidents("ranker")) == 1
 
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"version": "4", "alerts": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+         "nested 3001 levels deep, more than the 64 allowed"),
+        (b'{"version": "4", "status": "firing", "alerts": [], "x": NaN}',
+         "NaN is not a JSON number"),
+        (b'{"version": "\xfe"}', "the body is not UTF-8 (byte 13)"),
+    ],
+    ids=["deep", "nan", "not utf-8"],
+)
+async def test_unparseable_bodies_are_a_400_naming_the_problem(
+    world: World, raw: bytes, problem: str
+) -> None:
+    status, body = await world.post(
+        None, data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert (status, body) == (400, {"error": f"malformed JSON: {problem}"})
+    assert await world.incidents() == []
+
+
+async def test_a_name_with_a_trailing_newline_names_no_technology(world: World) -> None:
+    status, body = await world.post(notification(alert(mltrl_technology="fraud\n")))
+    assert status == 200
+    assert [r["outcome"] for r in body["results"]] == ["unknown-technology"]
+    assert await world.incidents() == []
+
+
+async def test_one_failing_technology_does_not_starve_the_others(world: World) -> None:
+    """Progress per technology: what was stored stays stored, the answer is 503 until
+    every alert is, and the retry redoes only what is missing."""
+    await world.kube.create(TECHNOLOGIES, NAMESPACE, technology("ranker"))
+    real = world.kube.patch_status
+    failing = {"fraud"}
+
+    async def fraud_is_down(resource: Any, namespace: str, name: str, *args: Any,
+                            **kwargs: Any) -> Any:
+        if name in failing:
+            raise OSError("connection reset")
+        return await real(resource, namespace, name, *args, **kwargs)
+
+    world.kube.patch_status = fraud_is_down  # type: ignore[method-assign]
+    payload = notification(
+        alert(fingerprint="00000000000000a1"),
+        alert(fingerprint="00000000000000b1", mltrl_technology="ranker"),
+    )
+    status, body = await world.post(payload)
+    assert status == 503 and "payments/fraud" in body["error"]
+    assert await world.incidents("fraud") == []
+    assert [i["fingerprint"] for i in await world.incidents("ranker")] == ["00000000000000b1"]
+
+    failing.clear()
+    status, body = await world.post(payload)
+    assert status == 200
+    assert [r["outcome"] for r in body["results"]] == ["recorded", "duplicate"]
+    assert len(await world.incidents("fraud")) == len(await world.incidents("ranker")) == 1
+
+
+async def test_per_pod_alerts_of_one_alertname_are_one_incident(world: World) -> None:
+    pods = [alert(fingerprint=f"{n:016x}", pod=f"scorer-{n}",
+                  starts_at=f"2026-11-22T11:5{n}:00Z") for n in range(1, 4)]
+    status, body = await world.post(notification(*pods))
+    assert status == 200
+    assert [r["outcome"] for r in body["results"]] == ["recorded", "grouped", "grouped"]
+    assert len(await world.incidents()) == 1
+    # Sent again (Alertmanager repeats): nothing changes.
+    status, body = await world.post(notification(*pods))
+    assert [r["outcome"] for r in body["results"]] == ["duplicate"] * 3
+
+
+async def test_a_replay_beyond_the_kept_incidents_is_recognised(world: World) -> None:
+    first = alert(fingerprint="00000000000000f0", starts_at="2026-11-22T00:00:00Z")
+    assert (await world.post(notification(first)))[0] == 200
+    # 20 newer incidents of other alerts push the first one out of status.incidents.
+    for n in range(1, 21):
+        newer = alert(f"Other{n}", fingerprint=f"{n:016x}", starts_at="2026-11-22T01:00:00Z")
+        assert (await world.post(notification(newer)))[0] == 200
+    incidents = await world.incidents()
+    assert "00000000000000f0" not in [i["fingerprint"] for i in incidents]
+    status, body = await world.post(notification(first))
+    assert (status, body["results"][0]["outcome"]) == (200, "duplicate")
+    assert await world.incidents() == incidents

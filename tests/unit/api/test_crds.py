@@ -76,9 +76,14 @@ def test_printer_columns_and_names() -> None:
     assert by_kind["MLTechnology"]["spec"]["names"]["shortNames"] == ["mltech"]
     assert by_kind["LevelReview"]["spec"]["names"]["shortNames"] == ["lvlreview"]
     assert by_kind["MLTRLPolicy"]["spec"]["scope"] == "Cluster"
+    audit = by_kind.pop("MLTRLAuditRecord")
     assert all(doc["spec"]["names"]["categories"] == ["mltrl"] for doc in by_kind.values())
     for doc in by_kind.values():
         assert doc["spec"]["versions"][0]["subresources"] == {"status": {}}
+    # The record is written by the operator only, whole: no status, not in `get mltrl`.
+    assert audit["spec"]["scope"] == "Cluster"
+    assert "categories" not in audit["spec"]["names"]
+    assert "subresources" not in audit["spec"]["versions"][0]
 
 
 def test_every_example_parses_with_the_models() -> None:

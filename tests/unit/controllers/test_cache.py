@@ -87,7 +87,7 @@ def test_reviews_are_found_by_their_technology_even_when_it_changes() -> None:
 def test_namespaces_and_inference_services() -> None:
     cache = ClusterCache()
     cache.apply(NAMESPACES, None, namespace("ml", team="ml"))
-    assert cache.namespace_labels("ml") == {"team": "ml"}
+    assert cache.namespace_labels("ml") == {"kubernetes.io/metadata.name": "ml", "team": "ml"}
     assert cache.namespace_labels("nowhere") is None
     cache.apply(NAMESPACES, "DELETED", namespace("ml"))
     assert cache.namespaces() == []

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import (
     Approval,
+    ApprovalStamp,
     Decision,
     Evidence,
     EvidenceKind,
     LevelReviewSpec,
 )
 from mltrl_operator.api.technology import MLTechnologySpec, ModelSpec
-from mltrl_operator.domain.policy import DEFAULT_POLICY, EffectivePolicy, NamedPolicy
+from mltrl_operator.domain.approvals import make_stamp, review_content
+from mltrl_operator.domain.policy import DEFAULT_POLICY, EffectivePolicy, NamedPolicy, RoleGrant
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2026-11-22T12:00:00Z"
@@ -65,9 +68,14 @@ def review(
     to_level: int,
     evidence: Iterable[Evidence] = (),
     approvals: Iterable[Approval] = (),
+    *,
+    stamp: bool = True,
+    model: ModelSpec | None = None,
     **fields: Any,
 ) -> LevelReviewSpec:
-    return LevelReviewSpec(
+    """Approvals come stamped as the webhook would stamp them (the reviewer, a group named
+    after the role, the review's content with `model`), unless `stamp` is False."""
+    spec = LevelReviewSpec(
         technology="fraud",
         from_level=from_level,
         to_level=to_level,
@@ -75,6 +83,28 @@ def review(
         approvals=list(approvals),
         **fields,
     )
+    return stamped(spec, model) if stamp else spec
+
+
+def stamped(spec: LevelReviewSpec, model: ModelSpec | None = None) -> LevelReviewSpec:
+    content = review_content(spec, model)
+    approvals = [
+        a if a.approved_by is not None else a.model_copy(update={
+            "approved_by": ApprovalStamp.model_validate(
+                make_stamp(a.reviewer, [a.role], NOW_TEXT, content)
+            )
+        })
+        for a in spec.approvals
+    ]
+    return spec.model_copy(update={"approvals": approvals})
+
+
+ROLES = ("research-lead", "ml-peer", "qa", "product-owner", "sre", "ethics")
+TEST_GRANTS = MappingProxyType({
+    role: (RoleGrant("test", frozenset(), frozenset({role})),) for role in ROLES
+})
+"""Every role bound to the group of its name, which stamped() gives each approver."""
+BOUND_DEFAULT = replace(DEFAULT_POLICY, role_grants=TEST_GRANTS)
 
 
 # Evidence that meets every built-in rule, per level promoted to.
@@ -98,5 +128,5 @@ DEFAULT_EVIDENCE: dict[int, list[Evidence]] = {
 
 
 def with_policy(**fields: Any) -> EffectivePolicy:
-    """The default policy with some fields replaced."""
-    return replace(DEFAULT_POLICY, **fields)
+    """The default policy, every role bound (TEST_GRANTS), with some fields replaced."""
+    return replace(BOUND_DEFAULT, **fields)

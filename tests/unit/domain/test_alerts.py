@@ -4,12 +4,14 @@ from typing import Any
 
 import pytest
 
-from mltrl_operator.api.technology import AlertAction, Incident, MonitoringRule
+from mltrl_operator.api.technology import AlertAction, Incident, MonitoringRule, SettledAlerts
 from mltrl_operator.domain.alerts import (
     Alert,
+    AlertBook,
     choose_rule,
     demotion_problem,
     pending_incidents,
+    receive_alert,
     record_incident,
     settle_incident,
 )
@@ -300,3 +302,38 @@ def tech(level: int, entry: int = 3, visited: set[int] | None = None) -> Technol
 )
 def test_demotion_problem(technology: TechnologyFacts, to_level: int, problem: str | None) -> None:
     assert demotion_problem(technology, to_level) == problem
+
+
+def _book(*incidents: Incident, **settled: Any) -> AlertBook:
+    return AlertBook(tuple(incidents), SettledAlerts.model_validate(settled))
+
+
+def test_alerts_of_one_alertname_within_the_window_are_one_incident() -> None:
+    book, first = receive_alert(_book(), alert(), rule(action="rollback"), NOW)
+    other_pod = alert(fingerprint="fp2", starts_at="2026-11-22T11:04:00Z")
+    book, second = receive_alert(book, other_pod, rule(action="rollback"), NOW)
+    assert (first.outcome, second.outcome) == ("recorded", "grouped")
+    assert [i.fingerprint for i in book.incidents] == ["fp1"]
+    assert second.incident == first.incident
+    # Outside the window, or once the incident resolved, it is a new one.
+    later = alert(fingerprint="fp3", starts_at="2026-11-22T11:30:00Z")
+    _, third = receive_alert(book, later, rule(action="rollback"), NOW)
+    assert third.outcome == "recorded"
+
+
+def test_settled_alerts_are_bounded_and_move_the_horizon() -> None:
+    book = _book()
+    for n in range(4):
+        book, _ = receive_alert(
+            book, alert(f"A{n}", fingerprint=f"fp{n}", starts_at=f"2026-11-22T1{n}:00:00Z"),
+            NOTIFY_FALLBACK, NOW, limit=1, settled_limit=2,
+        )
+    # fp0..fp2 were dropped from the incidents; fp0 also from the record: the horizon.
+    assert [i.fingerprint for i in book.incidents] == ["fp3"]
+    assert len(book.settled.keys) == 2
+    assert book.settled.horizon == "2026-11-22T10:00:00Z"
+    replay = alert("A1", fingerprint="fp1", starts_at="2026-11-22T11:00:00Z")
+    assert receive_alert(book, replay, NOTIFY_FALLBACK, NOW, limit=1)[1].outcome == "duplicate"
+    ancient = alert("A0", fingerprint="fp0", starts_at="2026-11-22T10:00:00Z")
+    after, receipt = receive_alert(book, ancient, NOTIFY_FALLBACK, NOW, limit=1)
+    assert (receipt.outcome, after) == ("beyond-horizon", book)

@@ -132,6 +132,7 @@ def test_the_documented_technology_and_review_condition_types() -> None:
         "Serving",
         "Degraded",
         "ComponentsReady",
+        "EntryApproved",
     )
     assert ct.REVIEW_CONDITION_TYPES == ("Evaluated", "Applied")
 

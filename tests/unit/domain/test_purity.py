@@ -19,6 +19,8 @@ STANDARD = {
     "datetime",
     "difflib",
     "enum",
+    "hashlib",  # approval content digests and the audit record's hash chain: no I/O
+    "json",  # canonical JSON for those digests and hashes
     "re",
     "types",
     "typing",

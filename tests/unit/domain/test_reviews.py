@@ -24,6 +24,7 @@ from mltrl_operator.domain.reviews import (
 )
 
 from .builders import (
+    BOUND_DEFAULT,
     DEFAULT_EVIDENCE,
     approve,
     check,
@@ -58,7 +59,7 @@ def facts(
 def evaluate(
     spec: LevelReviewSpec,
     technology: TechnologyFacts | None = None,
-    policy: EffectivePolicy = DEFAULT_POLICY,
+    policy: EffectivePolicy = BOUND_DEFAULT,
 ) -> ReviewEvaluation:
     return evaluate_review("r1", spec, technology or facts(), policy)
 
@@ -427,5 +428,6 @@ def test_technology_facts(
 ) -> None:
     result = technology_facts("fraud", tech_spec(entryLevel=3, targetLevel=8), status)
     assert result == TechnologyFacts(
-        "fraud", "alice", level, 3, 8, frozenset(visited), frozenset(applied)
+        "fraud", "alice", level, 3, 8, frozenset(visited), frozenset(applied),
+        owners=frozenset({"alice"}), requested_entry_level=3,
     )

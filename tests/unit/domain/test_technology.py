@@ -78,6 +78,7 @@ def isvc(
         url="http://fraud.ml.example" if exists else None,
         stopped=stopped,
         model_version=version if exists else None,
+        ready_at_generation=ready,
     )
 
 
@@ -115,6 +116,12 @@ def test_the_first_status_of_a_new_technology() -> None:
                 ("Serving", "False", "NoModel", "spec.model is not set; nothing to serve"),
                 ("Degraded", "False", "AsExpected", "nothing is served below the required level"),
                 ("ComponentsReady", "True", "NoComponents", "the technology has no components"),
+                (
+                    "EntryApproved",
+                    "True",
+                    "EntryWithinPolicy",
+                    "entry level 3 is within what the built-in default policy allows",
+                ),
             ]
         ],
         "history": [
@@ -146,6 +153,8 @@ def test_the_first_status_of_a_new_technology() -> None:
             "stopped": False,
         },
         "incidents": [],
+        "entry": {"level": 3, "grantedLevel": 3, "approved": True},
+        "owners": [{"name": "alice", "since": NOW_TEXT}],
     }
 
 
@@ -198,6 +207,7 @@ def test_a_condition_that_changes_moves_only_its_own_transition_time() -> None:
         "Serving": LATER_TEXT,
         "Degraded": NOW_TEXT,
         "ComponentsReady": NOW_TEXT,
+        "EntryApproved": NOW_TEXT,
     }
     assert {c.observed_generation for c in second.conditions} == {2}
     assert second.observed_generation == 2

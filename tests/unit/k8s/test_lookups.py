@@ -33,12 +33,13 @@ async def test_labels_are_kept_for_their_time_and_a_missing_namespace_has_none()
     clock = [100.0]
     client = FakeClient({"payments": {"env": "prod"}}, [])
     labels = NamespaceLabels(client, ttl=2.0, monotonic=lambda: clock[0])  # type: ignore[arg-type]
-    assert await labels.of("payments") == {"env": "prod"}
+    name = {"kubernetes.io/metadata.name": "payments"}  # as the API server sets it
+    assert await labels.of("payments") == {**name, "env": "prod"}
     client.namespaces["payments"] = {"env": "staging"}
     clock[0] += 1.0
-    assert await labels.of("payments") == {"env": "prod"}  # within its two seconds
+    assert await labels.of("payments") == {**name, "env": "prod"}  # within its two seconds
     clock[0] += 1.5
-    assert await labels.of("payments") == {"env": "staging"}
+    assert await labels.of("payments") == {**name, "env": "staging"}
     assert await labels.of("nowhere") == {}
     assert client.gets == 3
 

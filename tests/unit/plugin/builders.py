@@ -16,7 +16,8 @@ PRODUCTION = effective_policy(
         "level": 7, "minApprovals": 2, "requiredRoles": ["qa", "product-owner"],
         "evidence": [{"name": "integration-tests", "kind": "check"},
                      {"name": "auc", "kind": "metric", "minimum": 0.9}],
-    }]}))],
+    }], "reviewers": [{"role": "qa", "users": ["bob"]},  # no policy, no roles (issue 11)
+                      {"role": "product-owner", "users": ["carol"]}]}))],
     {},
 )
 

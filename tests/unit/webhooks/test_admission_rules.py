@@ -19,6 +19,7 @@ from mltrl_operator.domain.admission import (
     stamp_approvals,
     technology_errors,
 )
+from mltrl_operator.domain.approvals import review_content
 from mltrl_operator.domain.gating import serving_gate
 from mltrl_operator.domain.policy import DEFAULT_POLICY, NamedPolicy, effective_policy
 
@@ -120,7 +121,7 @@ def test_forging_another_reviewers_name_is_refused() -> None:
     result = verdict(spec(approval("carol")), requester=MALLORY)
     assert not result.allowed and result.reason == FORBIDDEN and result.code == 403
     assert result.message == (
-        "spec.approvals[0].reviewer: mallory may not record an approval as 'carol': "
+        "spec.approvals[0].reviewer: Forbidden: mallory may not record an approval as 'carol': "
         "reviewers approve as themselves (leave reviewer empty and it is filled in)"
     )
 
@@ -163,7 +164,7 @@ def test_editing_or_removing_someone_elses_approval_is_refused() -> None:
     assert "bob may not change or remove carol's approval (changed)" in edited.message
     removed = verdict(spec(), old)
     assert not removed.allowed and removed.message == (
-        "spec.approvals: bob may not change or remove carol's approval (removed)"
+        "spec.approvals: Forbidden: bob may not change or remove carol's approval (removed)"
     )
     # Their own: fine. Others' untouched while adding one's own: fine.
     assert verdict(spec(), spec(approval("bob", time=NOW_TEXT))).allowed
@@ -177,7 +178,9 @@ def test_an_applied_or_rejected_review_is_a_record(phase: str) -> None:
     new = {**old, "reason": "edited afterwards"}
     result = verdict(new, old, phase=phase)
     assert not result.allowed and result.reason == FORBIDDEN
-    assert result.message.startswith(f"the review is {phase}: it records a decision")
+    assert result.message.startswith(
+        f"spec: Forbidden: the review is {phase}: it records a decision"
+    )
     # Trust does not help, and the same spec (a metadata-only update) passes.
     assert not verdict(new, old, CI, phase=phase, trusted=True).allowed
     assert verdict(old, old, phase=phase).allowed
@@ -192,7 +195,7 @@ def test_an_approval_stays_with_the_transition_it_was_given_to() -> None:
     old = spec(approval("carol"))
     result = verdict({**spec(approval("carol")), "toLevel": 5}, old)
     assert not result.allowed and result.message == (
-        "spec.toLevel: cannot change once the review carries approvals (was 4); "
+        "spec.toLevel: Forbidden: cannot change once the review carries approvals (was 4); "
         "open a new review"
     )
     assert verdict({**spec(), "toLevel": 5}, spec()).allowed  # no approvals yet
@@ -203,7 +206,8 @@ def test_the_reviews_own_rules_are_checked_with_the_reconcilers_validator() -> N
     assert not result.allowed and result.reason == INVALID and result.code == 422
     assert "'bob' already decided in spec.approvals[0]" in result.message
     same = verdict({**spec(), "toLevel": 3})
-    assert not same.allowed and "spec.toLevel: must differ from spec.fromLevel (3)" in same.message
+    assert not same.allowed
+    assert "spec.toLevel: Invalid: must differ from spec.fromLevel (3)" in same.message
 
 
 # --- InferenceService --------------------------------------------------------------------
@@ -231,6 +235,7 @@ def test_a_technology_below_the_gate_may_not_serve() -> None:
     result = inference_service_verdict(isvc(), None, decision, PROD)
     assert not result.allowed and result.code == 403
     assert result.message == (
+        "metadata.labels[mltrl.dev/technology]: Forbidden: "
         'InferenceService payments/scorer may not serve: mltech scorer is at level 5 '
         '(Machine Learning "Capability"); serving requires level 7 (policy prod)'
     )
@@ -297,3 +302,48 @@ def test_a_component_listed_before_may_have_gone_since() -> None:
         old_components=frozenset({("other", "gone")}),
     )
     assert errors == []
+
+
+# --- issue 11: roles, stamps and every owner ---------------------------------------------
+
+BOUND = effective_policy(
+    [named_policy("production", reviewers=[{"role": "product-owner", "users": ["carol"]}])], {}
+)
+
+
+def test_an_approval_in_a_role_the_policy_gives_others_is_refused() -> None:
+    refused = verdict(spec(approval("bob", role="product-owner")),
+                      facts=ReviewFacts("alice", BOUND))
+    assert not refused.allowed
+    assert "spec.approvals[0].role: Forbidden: bob does not hold role product-owner: policy " \
+        "production binds it to other users and groups (spec.reviewers)" in refused.message
+    assert verdict(spec(approval("bob", role="ml-peer")),
+                   facts=ReviewFacts("alice", BOUND)).allowed  # unbound: admitted
+
+
+def test_a_stamp_naming_someone_else_is_refused() -> None:
+    stamp = {"username": "carol", "time": NOW_TEXT, "content": {"digest": "0" * 64}}
+    refused = verdict(spec(approval("bob", approvedBy=stamp)))
+    assert not refused.allowed
+    assert "spec.approvals[0].approvedBy: Forbidden: is written by the admission webhook" in (
+        refused.message
+    )
+
+
+def test_a_former_owner_is_refused_like_the_owner() -> None:
+    dave = Requester("dave")
+    refused = verdict(spec(approval("dave", role="ml-peer")), requester=dave,
+                      facts=ReviewFacts("alice", DEFAULT_POLICY, owners=frozenset({"dave"})))
+    assert not refused.allowed
+    assert "dave owned mltech fraud and may not approve its promotion" in refused.message
+
+
+def test_new_approvals_are_stamped_with_the_requester_and_the_content() -> None:
+    content = review_content(LevelReviewSpec.model_validate(spec()), None)
+    patch = stamp_approvals(None, spec(approval("bob", approvedBy={"username": "x"})), BOB,
+                            trusted=False, now=NOW_TEXT, content=content)
+    stamp = next(op for op in patch if op["path"].endswith("/approvedBy"))
+    assert stamp["value"] == {
+        "username": "bob", "groups": ["qa", "system:authenticated"], "time": NOW_TEXT,
+        "content": content.to_wire(),
+    }

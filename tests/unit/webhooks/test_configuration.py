@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations
+from mltrl_operator.webhooks.records import RECORD_ENDPOINTS
 from mltrl_operator.webhooks.rules import ENDPOINTS
 
 INSTALL = Path(__file__).resolve().parents[3] / "manifests" / "install" / "mltrl-operator.yaml"
@@ -44,7 +45,7 @@ def test_every_endpoint_is_configured_and_the_operator_is_let_through() -> None:
         for document in documents
         for hook in document["webhooks"]
     }
-    assert paths == {endpoint.path for endpoint in ENDPOINTS}
+    assert paths == {endpoint.path for endpoint in (*ENDPOINTS, *RECORD_ENDPOINTS)}
     conditions = documents[0]["webhooks"][0]["matchConditions"]
     assert conditions[0]["expression"] == f'request.userInfo.username != "{operator_username()}"'
     assert operator_username() == "system:serviceaccount:mltrl-system:mltrl-operator"

@@ -54,6 +54,9 @@ class FakeCluster:
     async def technologies(self) -> list[dict[str, Any]]:
         return list(self.technologies_.values())
 
+    async def inference_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
     async def policy_for(self, namespace: str) -> EffectivePolicy:
         return effective_policy(self.policies, self.namespace_labels.get(namespace, {}))
 
@@ -76,7 +79,8 @@ def cluster() -> FakeCluster:
     ]
     cluster.namespace_labels = {"payments": {"env": "prod"}, "lab": {"env": "watch"}}
     cluster.add_technology("payments", "scorer", 5)
-    cluster.add_technology("payments", "ranker", 6)
+    cluster.add_technology("payments", "ranker", 6, model={
+        "version": "1", "storageUri": "s3://models/ranker", "format": "sklearn"})
     return cluster
 
 
@@ -155,7 +159,8 @@ def isvc(namespace: str, technology: str | None) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
         "metadata": {"name": "model", "namespace": namespace, "labels": labels},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": f"s3://models/{technology}"}}},
     }
 
 
@@ -188,7 +193,8 @@ async def test_a_valid_request_below_the_gate_is_denied_with_the_reason(client: 
     assert response["allowed"] is False
     assert response["status"] == {
         "status": "Failure", "code": 403, "reason": "Forbidden",
-        "message": 'InferenceService payments/model may not serve: mltech scorer is at level 5 '
+        "message": "metadata.labels[mltrl.dev/technology]: Forbidden: "
+        'InferenceService payments/model may not serve: mltech scorer is at level 5 '
         '(Machine Learning "Capability"); serving requires level 6 (policy prod)',
     }
 
@@ -207,10 +213,15 @@ async def test_the_mutating_webhook_answers_with_a_json_patch(client: Client) ->
     obj = level_review({"role": "qa", "decision": "approve"})
     response = await client.admit("/mutate-levelreview", request("LevelReview", obj))
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
-    assert json.loads(base64.b64decode(response["patch"])) == [
+    reviewer, time, stamp = json.loads(base64.b64decode(response["patch"]))
+    assert [reviewer, time] == [
         {"op": "add", "path": "/spec/approvals/0/reviewer", "value": "bob"},
         {"op": "add", "path": "/spec/approvals/0/time", "value": "2026-11-22T12:00:00Z"},
     ]
+    assert stamp["path"] == "/spec/approvals/0/approvedBy"
+    assert stamp["value"]["username"] == "bob"
+    assert stamp["value"]["time"] == "2026-11-22T12:00:00Z"
+    assert len(stamp["value"]["content"]["digest"]) == 64
 
 
 async def test_reviews_bind_approvals_to_the_requester(client: Client) -> None:
@@ -238,7 +249,7 @@ async def test_an_applied_review_cannot_be_edited(client: Client) -> None:
         "/validate-levelreview", request("LevelReview", new, old=old, operation="UPDATE")
     )
     assert response["allowed"] is False
-    assert response["status"]["message"].startswith("the review is Applied")
+    assert response["status"]["message"].startswith("spec: Forbidden: the review is Applied")
 
 
 async def test_technology_and_policy_rules_and_the_status_level(client: Client) -> None:
@@ -249,15 +260,16 @@ async def test_technology_and_policy_rules_and_the_status_level(client: Client) 
     assert response["allowed"] is False and response["status"]["reason"] == "Invalid"
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
-        "spec.targetLevel: must be at least spec.entryLevel (5)"
+        "spec.targetLevel: Invalid: must be at least spec.entryLevel (5)"
     )
     old = {**technology, "spec": {"owner": "alice"}, "status": {"level": 3}}
     promoted = {**old, "status": {"level": 9}}
-    response = await client.admit("/validate-mltechnology", request(
+    response = await client.admit("/validate-status", request(
         "MLTechnology", promoted, old=old, operation="UPDATE", resource="mltechnologies",
         sub_resource="status"))
     assert response["allowed"] is False and response["status"]["message"] == (
-        "status.level: may only be changed by the operator through level reviews"
+        "status: Forbidden: only the operator's service account may write "
+        "mltechnologies/status (bob may not); the status records what the operator decided"
     )
     policy = {"metadata": {"name": "p"},
               "spec": {"requirements": [{"level": 0}]}}
@@ -279,6 +291,25 @@ async def test_delete_is_not_checked(client: Client) -> None:
 async def test_malformed_json_is_a_400(client: Client) -> None:
     status, answer = await client.post("/validate-levelreview", None, raw=b"{not json")
     assert status == 400 and answer["error"].startswith("the body is not JSON")
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested 5000 levels deep, more than the 64 allowed"),
+        (b'{"request": NaN}', "NaN is not a JSON number"),
+        (b'{"request": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"kind": "\xff"}', "the body is not UTF-8 (byte 10)"),
+        (b'{"kind": "\\ud800"}', "a string holds a lone UTF-16 surrogate"),
+    ],
+    ids=["deep", "nan", "infinity", "not utf-8", "lone surrogate"],
+)
+async def test_unparseable_bodies_are_a_400_naming_the_problem(
+    client: Client, raw: bytes, problem: str
+) -> None:
+    for path in ("/validate-levelreview", "/validate-inferenceservice", "/validate-mltechnology"):
+        status, answer = await client.post(path, None, raw=raw)
+        assert (status, answer) == (400, {"error": f"the body is not JSON: {problem}"}), path
 
 
 @pytest.mark.parametrize(
@@ -384,3 +415,51 @@ async def test_admission_decisions_are_counted(client: Client) -> None:
     await client.admit("/validate-inferenceservice", isvc_request("payments", "scorer"))
     await client.admit("/validate-inferenceservice", isvc_request("lab", None))
     assert {d: count(d) - before[d] for d in before} == {"allow": 1, "warn": 1, "deny": 1}
+
+
+# --- issue 11: a level can only be earned ------------------------------------------------
+
+
+async def test_the_status_webhook_refuses_everyone_it_sees(client: Client) -> None:
+    for kind, resource in (("LevelReview", "levelreviews"), ("MLTRLPolicy", "mltrlpolicies")):
+        body = {"metadata": {"name": "x", "namespace": "payments"}, "spec": {},
+                "status": {"phase": "Rejected"}}
+        response = await client.admit("/validate-status", request(
+            kind, body, old=body, operation="UPDATE", resource=resource, sub_resource="status",
+            user="mallory"))
+        assert response["allowed"] is False and response["status"]["code"] == 403
+        assert response["status"]["message"].startswith(
+            f"status: Forbidden: only the operator's service account may write {resource}/status"
+        )
+
+
+async def test_the_entry_level_is_immutable(client: Client) -> None:
+    old = {"metadata": {"name": "t", "namespace": "payments", "uid": "u"},
+           "spec": {"owner": "alice", "entryLevel": 3}}
+    new = {**old, "spec": {"owner": "alice", "entryLevel": 9}}
+    response = await client.admit("/validate-mltechnology", request(
+        "MLTechnology", new, old=old, operation="UPDATE", resource="mltechnologies"))
+    assert response["allowed"] is False and response["status"]["reason"] == "Forbidden"
+    assert response["status"]["message"].startswith(
+        "spec.entryLevel: Forbidden: is immutable once created (was 3)")
+
+
+async def test_who_set_the_owner_is_written_by_the_webhook_only(client: Client) -> None:
+    created = {"metadata": {"name": "t", "namespace": "payments",
+                            "annotations": {"mltrl.dev/owner-set-by": "admin"}},
+               "spec": {"owner": "alice"}}
+    response = await client.admit("/mutate-mltechnology", request(
+        "MLTechnology", created, resource="mltechnologies", user="mallory"))
+    assert json.loads(base64.b64decode(response["patch"])) == [
+        {"op": "add", "path": "/metadata/annotations/mltrl.dev~1owner-set-by",
+         "value": "mallory"}]
+    stored = {**created, "metadata": {**created["metadata"],
+                                      "annotations": {"mltrl.dev/owner-set-by": "alice"}}}
+    forged = {**created, "metadata": {**created["metadata"],
+                                      "annotations": {"mltrl.dev/owner-set-by": "platform"}}}
+    response = await client.admit("/mutate-mltechnology", request(
+        "MLTechnology", forged, old=stored, operation="UPDATE", resource="mltechnologies",
+        user="mallory"))
+    assert json.loads(base64.b64decode(response["patch"])) == [
+        {"op": "add", "path": "/metadata/annotations/mltrl.dev~1owner-set-by",
+         "value": "alice"}]

@@ -1,44 +1,40 @@
-"""Acting on incidents: the receiver records an alert as intent, the reconcile carries it out.
+"""What a technology's reconcile does about its Pending incidents, decided without I/O.
 
-Everything here runs inside a technology's reconcile, on the snapshot it computes from, and
-the incident is settled (Acted or Failed) in the same conditional status write that carries
-the consequences (a lower level, a rollback), so an action is taken exactly once:
+An incident is settled (Acted or Failed) in the same conditional status write that carries
+its consequences (a lower level, a rollback), so it is acted on exactly once:
 
-- a crash before that write leaves the incident Pending and the next reconcile does it
+- a crash before that write leaves the incident Pending, and the next reconcile decides
   again from the same stored state, to the same result;
 - the rollback target is read from the status (what the operator decided to serve), not
   from the InferenceService, so redoing a rollback never rolls back one model further;
-- a retraining Job has a name derived from the incident, so creating it again answers
+- a model rolled back from leaves the known-good timeline, so it is never chosen again
+  until it is shipped anew (served Ready as spec.model at its own generation);
+- a retraining Job's name is derived from the incident, so creating it again answers
   409 AlreadyExists, which means it is already done.
-
-Side effects that are not part of the status (the Job, events, metrics) are idempotent or
-happen only once the write succeeded.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from mltrl_operator import metrics
 from mltrl_operator.api.common import API_VERSION
 from mltrl_operator.api.technology import (
     AlertAction,
     Incident,
+    KnownGoodModel,
     MLTechnologySpec,
     MLTechnologyStatus,
     ServingRollback,
     ServingStatus,
 )
-from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.domain.alerts import (
     ACTED,
     FAILED,
+    alert_id,
     demotion_problem,
     pending_incidents,
     settle_incident,
@@ -54,18 +50,33 @@ from mltrl_operator.domain.serving import (
 from mltrl_operator.domain.technology import apply_demotion
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.transitions import alert_reference
-from mltrl_operator.k8s.errors import ApiError, Conflict
-from mltrl_operator.k8s.events import NORMAL, WARNING
-from mltrl_operator.k8s.resources import JOBS
 
 INCIDENT_LABEL = "mltrl.dev/incident"
 ALERT_ANNOTATION = "mltrl.dev/alert"
 FINGERPRINT_ANNOTATION = "mltrl.dev/alert-fingerprint"
 STARTS_AT_ANNOTATION = "mltrl.dev/alert-starts-at"
 
-logger = logging.getLogger(__name__)
+# Event reasons of settled incidents (what `kubectl describe` shows).
+ROLLED_BACK_EVENT = "RolledBack"
+ROLLBACK_FAILED_EVENT = "RollbackFailed"
+DEMOTED_EVENT = "Demoted"
+DEMOTION_REFUSED_EVENT = "DemotionRefused"
+RETRAINING_STARTED_EVENT = "RetrainingStarted"
+RETRAINING_FAILED_EVENT = "RetrainingFailed"
+ALERT_NOTIFIED_EVENT = "AlertNotified"
+ROLLBACK_ENDED_EVENT = "RollbackEnded"
+NORMAL_EVENTS = frozenset({RETRAINING_STARTED_EVENT, ALERT_NOTIFIED_EVENT})
 
 Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The technology the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
 
 
 @dataclass(frozen=True)
@@ -80,16 +91,22 @@ class Settlement:
 
 
 @dataclass(frozen=True)
-class IncidentWork:
+class PlannedJob:
+    name: str
+    body: Body
+
+
+@dataclass(frozen=True)
+class IncidentDecisions:
     status: MLTechnologyStatus
     """The status to compute from: levels moved and rollbacks decided."""
-    settlements: tuple[Settlement, ...] = field(default_factory=tuple)
+    settlements: tuple[Settlement, ...] = ()
+    jobs: tuple[PlannedJob, ...] = field(default_factory=tuple)
 
 
 def incident_id(incident: Incident) -> str:
     """A short, stable name for one incident: Alertmanager's fingerprint and start time."""
-    key = f"{incident.fingerprint}/{incident.starts_at}".encode()
-    return hashlib.sha256(key).hexdigest()[:16]
+    return alert_id(incident.fingerprint, incident.starts_at)
 
 
 def retraining_job_name(technology: str, incident: Incident) -> str:
@@ -98,17 +115,21 @@ def retraining_job_name(technology: str, incident: Incident) -> str:
     return technology[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
-def _served_version(spec: MLTechnologySpec, rollback: ServingRollback | None) -> str | None:
+def served_version(spec: MLTechnologySpec, rollback: ServingRollback | None) -> str | None:
     if rollback is not None:
-        return rollback.model.version if rollback.model else rollback.replaced_version
+        return rollback.model.version if rollback.model else None
     return spec.model.version if spec.model else None
 
 
-def _with_rollback(
+def with_rollback(
     status: MLTechnologyStatus, rollback: ServingRollback | None
 ) -> MLTechnologyStatus:
     serving = status.serving or ServingStatus()
     return status.model_copy(update={"serving": serving.model_copy(update={"rollback": rollback})})
+
+
+def _without(known: Sequence[KnownGoodModel], versions: set[str | None]) -> list[KnownGoodModel]:
+    return [entry for entry in known if entry.version not in versions]
 
 
 def _rollback(
@@ -116,11 +137,18 @@ def _rollback(
 ) -> tuple[MLTechnologyStatus, Settlement]:
     if spec.model is None:
         return status, Settlement(
-            incident, FAILED, "not rolled back: spec.model is not set", "RollbackFailed"
+            incident, FAILED, "not rolled back: spec.model is not set", ROLLBACK_FAILED_EVENT
         )
     current = status.serving.rollback if status.serving else None
-    served = _served_version(spec, current)
+    served = served_version(spec, current) if current is None or current.model else None
+    # What we roll back from is known-bad: it leaves the timeline until shipped anew.
+    withdrawn = {spec.model.version, served}
     target = rollback_target(status.known_good_models, served)
+    if target is not None and target.version in withdrawn:
+        target = None
+    known = _without(status.known_good_models, withdrawn)
+    if current is not None and current.model is None:
+        target = None  # already stopped with nothing to fall back to
     rollback = ServingRollback(
         model=target.model_copy() if target else None,
         replaced_version=spec.model.version,
@@ -128,17 +156,19 @@ def _rollback(
         alert=alert_reference(incident.alert_name, incident.fingerprint),
         at=rfc3339(now),
     )
+    shown = served or spec.model.version
     if target is None:
         message = (
-            f"no known-good model was served before {served}; serving is stopped until "
+            f"no known-good model was served before {shown}; serving is stopped until "
             "spec.model changes"
         )
     else:
         message = (
             f"serving known-good model {target.version} ({target.storage_uri}) instead of "
-            f"{served} until spec.model changes"
+            f"{shown} until spec.model changes"
         )
-    return _with_rollback(status, rollback), Settlement(incident, ACTED, message, "RolledBack")
+    rolled = with_rollback(status, rollback).model_copy(update={"known_good_models": known})
+    return rolled, Settlement(incident, ACTED, message, ROLLED_BACK_EVENT)
 
 
 def _demote(
@@ -151,19 +181,19 @@ def _demote(
     to_level = incident.to_level if incident.to_level is not None else DEFAULT_DEMOTE_LEVEL
     problem = demotion_problem(technology_facts(name, spec, status), to_level)
     if problem:
-        return status, Settlement(incident, FAILED, f"not demoted: {problem}", "DemotionRefused")
+        return status, Settlement(
+            incident, FAILED, f"not demoted: {problem}", DEMOTION_REFUSED_EVENT
+        )
     from_level = status.level
     demoted = apply_demotion(status, to_level, incident.alert_name, incident.fingerprint, now)
     message = (
         f"embedded switchback from level {from_level} to {to_level} ({level_name(to_level)}); "
         "going back up takes new reviews"
     )
-    return demoted, Settlement(incident, ACTED, message, "Demoted")
+    return demoted, Settlement(incident, ACTED, message, DEMOTED_EVENT)
 
 
-def _job_body(
-    technology: Body, spec: MLTechnologySpec, incident: Incident, name: str
-) -> Body | str:
+def job_body(owner: Owner, spec: MLTechnologySpec, incident: Incident, name: str) -> Body | str:
     """The retraining Job, or why there is none."""
     template = spec.retraining.job_template if spec.retraining else {}
     if not template:
@@ -177,14 +207,13 @@ def _job_body(
         extra = template.get("metadata") or {}
     else:
         return "spec.retraining.jobTemplate has no pod template (spec.template of a Job)"
-    metadata = technology["metadata"]
     return {
         "metadata": {
             "name": name,
-            "namespace": metadata["namespace"],
+            "namespace": owner.namespace,
             "labels": {
                 **(extra.get("labels") or {}),
-                TECHNOLOGY_LABEL: metadata["name"],
+                TECHNOLOGY_LABEL: owner.name,
                 INCIDENT_LABEL: incident_id(incident),
                 MANAGED_BY_LABEL: MANAGED_BY,
             },
@@ -198,8 +227,8 @@ def _job_body(
                 {
                     "apiVersion": API_VERSION,
                     "kind": "MLTechnology",
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
+                    "name": owner.name,
+                    "uid": owner.uid,
                     "controller": True,
                     "blockOwnerDeletion": True,
                 }
@@ -209,41 +238,46 @@ def _job_body(
     }
 
 
-async def _retrain(
-    ctx: OperatorContext, technology: Body, spec: MLTechnologySpec, incident: Incident
-) -> Settlement:
-    metadata = technology["metadata"]
-    name = retraining_job_name(metadata["name"], incident)
-    body = _job_body(technology, spec, incident, name)
+def _retrain(
+    owner: Owner,
+    spec: MLTechnologySpec,
+    incident: Incident,
+    job_errors: Mapping[str, str],
+) -> tuple[Settlement, PlannedJob | None]:
+    name = retraining_job_name(owner.name, incident)
+    body = job_body(owner, spec, incident, name)
     if isinstance(body, str):
-        return Settlement(incident, FAILED, f"no retraining: {body}", "RetrainingFailed")
-    try:
-        await ctx.client.create(JOBS, metadata["namespace"], body)
-        message = f"created Job {name} from spec.retraining.jobTemplate"
-    except Conflict:
-        message = f"Job {name} was already created for this incident"
-    except ApiError as error:
-        if error.status >= 500:
-            raise  # the API server may recover: the incident stays Pending for the next pass
         return Settlement(
-            incident, FAILED, f"could not create Job {name}: {error}", "RetrainingFailed"
-        )
-    return Settlement(incident, ACTED, message, "RetrainingStarted", job=name)
+            incident, FAILED, f"no retraining: {body}", RETRAINING_FAILED_EVENT
+        ), None
+    if name in job_errors:
+        return Settlement(
+            incident, FAILED, f"could not create Job {name}: {job_errors[name]}",
+            RETRAINING_FAILED_EVENT,
+        ), None
+    message = f"created Job {name} from spec.retraining.jobTemplate"
+    return Settlement(
+        incident, ACTED, message, RETRAINING_STARTED_EVENT, job=name
+    ), PlannedJob(name, body)
 
 
-async def act_on_incidents(
-    ctx: OperatorContext,
-    technology: Body,
+def decide_incidents(
+    owner: Owner,
     spec: MLTechnologySpec,
     status: MLTechnologyStatus,
     now: datetime,
-) -> IncidentWork:
-    """Carry out every Pending incident on `status`, oldest first."""
+    job_errors: Mapping[str, str] | None = None,
+) -> IncidentDecisions:
+    """Decide every Pending incident on `status`, oldest first.
+
+    `job_errors` holds the Jobs the API server refused for good (4xx other than 409), by
+    name, so the plan made again after such a refusal settles their incidents as Failed.
+    """
     pending = pending_incidents(status.incidents)
     if not pending:
-        return IncidentWork(status)
-    name = technology["metadata"]["name"]
+        return IncidentDecisions(status)
     settlements: list[Settlement] = []
+    jobs: list[PlannedJob] = []
     for incident in pending:
         match incident.action:
             case AlertAction.ROLLBACK:
@@ -251,15 +285,17 @@ async def act_on_incidents(
             case AlertAction.DEMOTE:
                 if status.level is None:
                     continue  # not reconciled yet: this pass gives it a level, the next acts
-                status, settlement = _demote(name, spec, status, incident, now)
+                status, settlement = _demote(owner.name, spec, status, incident, now)
             case AlertAction.RETRAIN:
-                settlement = await _retrain(ctx, technology, spec, incident)
+                settlement, job = _retrain(owner, spec, incident, job_errors or {})
+                if job is not None:
+                    jobs.append(job)
             case AlertAction.NOTIFY:
                 settlement = Settlement(
-                    incident, ACTED, "reported only (notify)", "AlertNotified"
+                    incident, ACTED, "reported only (notify)", ALERT_NOTIFIED_EVENT
                 )
         settlements.append(settlement)
-    return IncidentWork(status, tuple(settlements))
+    return IncidentDecisions(status, tuple(settlements), tuple(jobs))
 
 
 def carry_rollback(
@@ -275,7 +311,7 @@ def carry_rollback(
         rollback.replaced_storage_uri,
     ):
         rollback = None
-    return _with_rollback(computed, rollback)
+    return with_rollback(computed, rollback)
 
 
 def settle(status: MLTechnologyStatus, settlements: Sequence[Settlement]) -> MLTechnologyStatus:
@@ -283,7 +319,7 @@ def settle(status: MLTechnologyStatus, settlements: Sequence[Settlement]) -> MLT
     serving = status.serving.state if status.serving else None
     for settlement in settlements:
         message = settlement.message
-        if settlement.reason == "Demoted" and serving is not None:
+        if settlement.reason == DEMOTED_EVENT and serving is not None:
             message += f"; serving is now {serving}"
         incidents, _ = settle_incident(
             incidents,
@@ -294,52 +330,3 @@ def settle(status: MLTechnologyStatus, settlements: Sequence[Settlement]) -> MLT
             job=settlement.job,
         )
     return status.model_copy(update={"incidents": incidents})
-
-
-def _seconds_since(starts_at: str) -> float | None:
-    try:
-        started = datetime.fromisoformat(starts_at)
-    except ValueError:
-        return None
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - started).total_seconds()
-
-
-async def announce(
-    ctx: OperatorContext,
-    technology: Body,
-    start: MLTechnologyStatus,
-    status: MLTechnologyStatus,
-    settlements: Sequence[Settlement],
-    now: datetime,
-) -> None:
-    """Events and metrics, once the status that records the actions is stored."""
-    for settlement in settlements:
-        incident = settlement.incident
-        acted = settlement.state == ACTED
-        message = next(
-            (
-                i.message for i in status.incidents
-                if (i.fingerprint, i.starts_at) == (incident.fingerprint, incident.starts_at)
-            ),
-            settlement.message,
-        )
-        await ctx.events.record(
-            technology,
-            type=NORMAL if settlement.reason in ("RetrainingStarted", "AlertNotified") else WARNING,
-            reason=settlement.reason,
-            message=f"alert {incident.alert_name} ({incident.fingerprint}): {message}",
-            now=now,
-        )
-        metrics.count_alert_action(str(incident.action), "acted" if acted else "failed")
-        if acted and (seconds := _seconds_since(incident.starts_at)) is not None:
-            metrics.observe_alert_to_action(seconds)
-    before = start.serving.rollback if start.serving else None
-    after = status.serving.rollback if status.serving else None
-    if before is not None and after is None and status.serving is not None:
-        await ctx.events.record(
-            technology, type=NORMAL, reason="RollbackEnded", now=now,
-            message=f"spec.model changed from {before.replaced_version}; the rollback to "
-            f"{before.model.version if before.model else 'no model'} no longer applies",
-        )

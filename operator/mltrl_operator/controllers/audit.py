@@ -1,0 +1,135 @@
+"""Appends to the audit record, from the points where the operator stores a transition.
+
+`record_status_change` is the one call a controller makes after it stored a technology's
+status: it works out from the status before and after what the record must gain (entries,
+promotions, switchbacks, rollbacks) and appends it. An append that fails is retried in the
+background with backoff; entry ids are deterministic, so a retry never doubles an entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from mltrl_operator.api.audit import AuditEntry
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.view import Body, ClusterView
+from mltrl_operator.domain.audit import deletion_entry, recent_drafts, status_change_drafts
+from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.k8s.audit_store import append_entry
+
+logger = logging.getLogger(__name__)
+
+
+def _reviews(view: ClusterView, namespace: str, technology: str
+             ) -> dict[str, tuple[LevelReviewSpec, str | None]]:
+    found: dict[str, tuple[LevelReviewSpec, str | None]] = {}
+    for body in view.reviews_of(namespace, technology):
+        raw = body.get("spec") or {}
+        try:
+            spec = LevelReviewSpec.model_validate(raw)
+        except ValidationError:
+            continue
+        review_type = raw.get("type")  # the integrity branch adds spec.type
+        found[body["metadata"]["name"]] = (
+            spec, review_type if isinstance(review_type, str) else None
+        )
+    return found
+
+
+async def record_status_change(
+    ctx: OperatorContext,
+    view: ClusterView,
+    stored: Body,
+    before: MLTechnologyStatus,
+    after: MLTechnologyStatus,
+) -> None:
+    metadata = stored["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    try:
+        model = MLTechnologySpec.model_validate(stored.get("spec") or {}).model
+    except ValidationError:
+        model = None
+    drafts = status_change_drafts(
+        before_history=before.history,
+        after_history=after.history,
+        before_rollback=before.serving.rollback if before.serving else None,
+        after_rollback=after.serving.rollback if after.serving else None,
+        technology_uid=metadata.get("uid"),
+        model=model,
+        level=after.level,
+        reviews=_reviews(view, namespace, name) if after.history != before.history else {},
+    )
+    for draft in drafts:
+        await append_or_retry(ctx, namespace, name, draft)
+
+
+async def record_deletion(ctx: OperatorContext, body: Body) -> None:
+    """The technology object is gone (its DELETED event): say so in its record."""
+    metadata = body.get("metadata") or {}
+    level = (body.get("status") or {}).get("level")
+    try:
+        model = MLTechnologySpec.model_validate(body.get("spec") or {}).model
+    except ValidationError:
+        model = None
+    draft = deletion_entry(
+        technology_uid=metadata.get("uid"), level=level if isinstance(level, int) else None,
+        at=rfc3339(ctx.clock()), model=model,
+    )
+    await append_or_retry(ctx, metadata["namespace"], metadata["name"], draft)
+
+
+CATCH_UP_WINDOW = timedelta(minutes=15)
+"""How far back `catch_up` looks at start-up. The gap it closes, between storing a
+transition and appending it, lasts milliseconds; fifteen minutes also covers an operator
+that was stopped, and costs one read of the record per technology that moved meanwhile."""
+
+
+async def catch_up(ctx: OperatorContext, view: ClusterView) -> None:
+    """At start-up: append what a previous run stored but may not have recorded."""
+    since = ctx.clock() - CATCH_UP_WINDOW
+    for namespace, name in view.technology_keys():
+        for draft in _recent(view, namespace, name, since):
+            await append_or_retry(ctx, namespace, name, draft)
+
+
+def _recent(view: ClusterView, namespace: str, name: str, since: datetime) -> list[AuditEntry]:
+    body = view.technology(namespace, name)
+    if body is None:
+        return []
+    try:
+        spec = MLTechnologySpec.model_validate(body.get("spec") or {})
+        status = MLTechnologyStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return []
+
+    def drafts(reviews: dict[str, tuple[LevelReviewSpec, str | None]]) -> list[AuditEntry]:
+        return recent_drafts(
+            history=status.history,
+            rollback=status.serving.rollback if status.serving else None,
+            since=since, technology_uid=(body.get("metadata") or {}).get("uid"),
+            model=spec.model, level=status.level, reviews=reviews,
+        )
+
+    # Reviews are read only for the few technologies that moved recently.
+    return drafts({}) and drafts(_reviews(view, namespace, name))
+
+
+async def append_or_retry(
+    ctx: OperatorContext, namespace: str, technology: str, draft: AuditEntry
+) -> None:
+    key = ("MLTRLAuditRecord", namespace, technology, draft.id)
+    try:
+        await append_entry(ctx.client, namespace, technology, draft)
+    except Exception:  # the transition is stored; its record entry must follow, later
+        logger.exception(
+            "appending %s %s to the audit record of %s/%s failed; retrying in %.0fs",
+            draft.kind, draft.id, namespace, technology, ctx.retries.delay_for(key),
+        )
+        ctx.retries.schedule(key, lambda: append_or_retry(ctx, namespace, technology, draft))
+    else:
+        ctx.retries.succeeded(key)

@@ -1,0 +1,367 @@
+"""One technology's reconcile as a plan: everything it will do, decided without I/O.
+
+`plan_technology` takes what the reconciler read (the stored technology, its
+InferenceService as observed, its components, the effective policy, an Approved review to
+apply if any, Jobs the API server refused) and `now`, and returns a Plan: the new status
+(history, incidents, rollback, known-good models, conditions), at most one serving action
+with its body, the retraining Jobs to create, and the events to post.
+
+controllers/technology.apply carries a Plan out in a fixed order, chosen so that a crash
+between any two steps is repaired by the next reconcile (docs/reliability.md):
+
+1. Jobs: named after their incident, so creating one again answers 409;
+2. incident events: named after the incident and its settlement, so never doubled;
+3. the status, in one conditional write: the decision is stored before anything acts on
+   it; the settled incidents in it are never decided again;
+4. the serving event and action: derived from the stored status and the observed
+   InferenceService, so the next plan derives the same action until it is done.
+
+The status is computed from the InferenceService as it will be after the action (created,
+patched, stopped or deleted), so the write in step 3 already says what step 4 does, and
+nothing is served before the promotion that allows it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.claims import name_taken, owned_by
+from mltrl_operator.domain.errors import FieldError
+from mltrl_operator.domain.gating import GateAction, demotion_action
+from mltrl_operator.domain.incidents import (
+    NORMAL_EVENTS,
+    ROLLBACK_ENDED_EVENT,
+    Owner,
+    PlannedJob,
+    Settlement,
+    carry_rollback,
+    decide_incidents,
+    incident_id,
+    settle,
+)
+from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, integrity_events
+from mltrl_operator.domain.policy import EffectivePolicy
+from mltrl_operator.domain.reviews import ReviewEvaluation
+from mltrl_operator.domain.serving import (
+    STOP_ANNOTATION,
+    alignment_patch,
+    desired_inference_service,
+    inference_service_facts,
+    inference_service_name,
+    serving_wanted,
+)
+from mltrl_operator.domain.technology import ComponentFacts, apply_review_to_status, compute_status
+
+Body = dict[str, Any]
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+# Serving event reasons.
+SERVING_STARTED = "ServingStarted"
+SERVING_RESUMED = "ServingResumed"
+MODEL_ROLLED_OUT = "ModelRolledOut"
+SERVING_STOPPED = "ServingStopped"
+SERVING_REMOVED = "ServingRemoved"
+SERVING_DELETED = "ServingDeleted"
+
+CREATE = "create"
+PATCH = "patch"
+DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    type: str
+    reason: str
+    message: str
+    key: str
+    """With the object and the reason, names the event: posting it twice is one event."""
+
+
+@dataclass(frozen=True)
+class ServingAction:
+    verb: str
+    """create, patch or delete."""
+    name: str
+    body: Body | None
+    """The object to create, or the merge patch; None for delete."""
+    event: PlannedEvent
+    after: Body | None
+    """The InferenceService as it will stand once the action is done."""
+
+
+@dataclass(frozen=True)
+class ApprovedReview:
+    """A review that is Approved and may move the level now."""
+
+    name: str
+    spec: LevelReviewSpec
+    evaluation: ReviewEvaluation
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    technology: Body
+    """The MLTechnology as stored: metadata, spec, status."""
+    spec: MLTechnologySpec
+    status: MLTechnologyStatus
+    components: Sequence[ComponentFacts]
+    validation_errors: Sequence[FieldError]
+    policy: EffectivePolicy
+    inference_service: Body | None
+    """Our InferenceService as observed (the view, with our own writes), or None."""
+    now: datetime
+    review: ApprovedReview | None = None
+    job_errors: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: MLTechnologyStatus
+    serving: ServingAction | None
+    jobs: tuple[PlannedJob, ...]
+    events: tuple[PlannedEvent, ...]
+    """Posted before the status write (each is named, so a redo posts nothing new)."""
+    settlements: tuple[Settlement, ...]
+    review_applied: bool
+    """Whether `status` carries the review's level change."""
+
+
+def _owner(technology: Body) -> Owner:
+    metadata = technology["metadata"]
+    return Owner(metadata["name"], metadata["namespace"], metadata.get("uid") or "")
+
+
+def _merged(current: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch, for predicting the object after our PATCH."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(current) if isinstance(current, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merged(result.get(key), value)
+    return result
+
+
+def _after_patch(current: Body, patch: Body) -> Body:
+    after: Body = _merged(current, patch)
+    if "spec" in patch:  # the API server bumps the generation on a spec change
+        metadata = dict(after.get("metadata") or {})
+        metadata["generation"] = int(metadata.get("generation") or 1) + 1
+        after["metadata"] = metadata
+    return after
+
+
+def _stopped(body: Body) -> bool:
+    return ((body.get("metadata") or {}).get("annotations") or {}).get(STOP_ANNOTATION) == "true"
+
+
+def _version_of(body: Body | None) -> str:
+    return str(((body or {}).get("metadata") or {}).get("resourceVersion") or "-")
+
+
+def _action(
+    verb: str, name: str, body: Body | None, current: Body | None, after: Body | None,
+    type_: str, reason: str, message: str,
+) -> ServingAction:
+    # The key ties the event to the object as observed: the same decision made again from
+    # the same observation is the same event.
+    key = f"{verb}/{name}/{_version_of(current)}"
+    return ServingAction(verb, name, body, PlannedEvent(type_, reason, message, key), after)
+
+
+def _stop(name: str, current: Body, why: str) -> ServingAction | None:
+    """Stopped, not deleted: KServe keeps the object and its history and serves nothing."""
+    if _stopped(current):
+        return None
+    patch = {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
+    return _action(
+        PATCH, name, patch, current, _after_patch(current, patch), WARNING, SERVING_STOPPED,
+        f"stopped InferenceService {name}: {why}",
+    )
+
+
+def serving_action(
+    owner: Owner,
+    spec: MLTechnologySpec,
+    status: MLTechnologyStatus,
+    policy: EffectivePolicy,
+    current: Body | None,
+) -> ServingAction | None:
+    """What to do with our InferenceService so that it matches `status`; None when it does."""
+    name = inference_service_name(owner.name, spec)
+    if current is not None and not owned_by(current, owner.uid):
+        return None  # someone else's: governed as a foreign InferenceService
+    gate_open = bool(status.serving and status.serving.allowed)
+    healthy = not any(
+        c.type == ct.READY and c.reason == ct.VALIDATION_FAILED for c in status.conditions
+    )
+    rollback = status.serving.rollback if status.serving else None
+    if serving_wanted(spec) and gate_open and healthy and spec.model is not None:
+        model = rollback.model if rollback else spec.model
+        if model is None:  # a rollback that found no earlier known-good model
+            if current is None:
+                return None
+            return _stop(name, current, "rolled back with no earlier known-good model to serve")
+        desired = desired_inference_service(
+            name, owner.namespace, owner.name, owner.uid, spec, model
+        )
+        if current is None:
+            after = {**desired, "metadata": {**desired["metadata"], "generation": 1}}
+            return _action(
+                CREATE, name, desired, None, after, NORMAL, SERVING_STARTED,
+                f"created InferenceService {name} serving model {model.version}",
+            )
+        patch = alignment_patch(current, desired)
+        if not patch:
+            return None
+        reason, message = (
+            (SERVING_RESUMED, f"resumed InferenceService {name}")
+            if _stopped(current)
+            else (MODEL_ROLLED_OUT, f"InferenceService {name} now serves model {model.version}")
+        )
+        return _action(
+            PATCH, name, patch, current, _after_patch(current, patch), NORMAL, reason, message
+        )
+    if current is None:
+        return None
+    if not serving_wanted(spec):
+        return _action(
+            DELETE, name, None, current, None, NORMAL, SERVING_REMOVED,
+            f"deleted InferenceService {name}: serving is disabled or no model is set",
+        )
+    gate_message = next((c.message for c in status.conditions if c.type == ct.SERVING_ALLOWED), "")
+    why = f"below the required level. {gate_message}".strip()
+    match demotion_action(policy):
+        case GateAction.DELETE:
+            return _action(
+                DELETE, name, None, current, None, WARNING, SERVING_DELETED,
+                f"deleted InferenceService {name}: {why}",
+            )
+        case GateAction.STOP:
+            return _stop(name, current, why)
+    return None
+
+
+def _settlement_events(
+    settlements: Sequence[Settlement], status: MLTechnologyStatus
+) -> list[PlannedEvent]:
+    events = []
+    for settlement in settlements:
+        incident = settlement.incident
+        message = next(
+            (
+                i.message for i in status.incidents
+                if (i.fingerprint, i.starts_at) == (incident.fingerprint, incident.starts_at)
+            ),
+            settlement.message,
+        )
+        events.append(PlannedEvent(
+            NORMAL if settlement.reason in NORMAL_EVENTS else WARNING,
+            settlement.reason,
+            f"alert {incident.alert_name} ({incident.fingerprint}): {message}",
+            key=f"incident/{incident_id(incident)}/{settlement.state}",
+        ))
+    return events
+
+
+def _rollback_ended(start: MLTechnologyStatus, status: MLTechnologyStatus) -> list[PlannedEvent]:
+    before = start.serving.rollback if start.serving else None
+    after = status.serving.rollback if status.serving else None
+    if before is None or after is not None or status.serving is None:
+        return []
+    return [PlannedEvent(
+        NORMAL, ROLLBACK_ENDED_EVENT,
+        f"spec.model changed from {before.replaced_version}; the rollback to "
+        f"{before.model.version if before.model else 'no model'} no longer applies",
+        key=f"rollback/{before.alert}/{before.at}",
+    )]
+
+
+def _integrity_events(
+    old: MLTechnologyStatus, new: MLTechnologyStatus, generation: int
+) -> list[PlannedEvent]:
+    """domain.owners' events (an owner change, an entry held at maxLevel), named so that
+    a redo after a crash or a conflict posts nothing new: an owner change by the spec
+    generation that made it, an entry by the level asked for."""
+    events = []
+    for type_, reason, message in integrity_events(old, new):
+        if reason == ct.OWNER_CHANGED:
+            key = f"owner/{generation}/{new.owners[-1].name}"
+        else:
+            key = f"entry/{new.entry.level if new.entry else '-'}"
+        events.append(PlannedEvent(type_, reason, message, key=key))
+    return events
+
+
+def plan_technology(inputs: PlanInputs) -> Plan:
+    technology = inputs.technology
+    metadata = technology["metadata"]
+    owner = _owner(technology)
+    spec = inputs.spec
+    isvc_name = inference_service_name(owner.name, spec)
+    generation = int(metadata.get("generation") or 1)
+    owner_set_by = (metadata.get("annotations") or {}).get(OWNER_SET_BY_ANNOTATION)
+    validation_errors = list(inputs.validation_errors)
+    observed = inputs.inference_service
+    if observed is not None and not owned_by(observed, owner.uid):
+        # domain.claims: status never reports an InferenceService the technology does not
+        # own (serving_action leaves it alone; governance checks it as a foreign one).
+        validation_errors.append(name_taken(isvc_name, owner.name))
+        observed = None
+
+    def compute(base: MLTechnologyStatus, isvc: Body | None) -> MLTechnologyStatus:
+        computed = compute_status(
+            name=owner.name,
+            namespace=owner.namespace,
+            spec=spec,
+            status=base,
+            generation=generation,
+            components=inputs.components,
+            policy=inputs.policy,
+            inference_service=inference_service_facts(isvc_name, isvc),
+            validation_errors=validation_errors,
+            now=inputs.now,
+            owner_set_by=owner_set_by,
+        )
+        return carry_rollback(base, computed, spec)
+
+    start = inputs.status
+    review_applied = False
+    review = inputs.review
+    if review is not None:
+        if start.level is None:  # give it its entry level first, then move it
+            start = compute(start, observed)
+        if start.level == review.spec.from_level:
+            start = apply_review_to_status(
+                start, review.name, review.spec, review.evaluation, inputs.now
+            )
+            review_applied = True
+    decided = decide_incidents(owner, spec, start, inputs.now, inputs.job_errors)
+    status = compute(decided.status, observed)
+    action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service)
+    if action is not None:
+        status = compute(decided.status, action.after)
+    status = settle(status, decided.settlements)
+    events = (
+        _settlement_events(decided.settlements, status)
+        + _rollback_ended(start, status)
+        + _integrity_events(inputs.status, status, generation)
+    )
+    return Plan(
+        status=status,
+        serving=action,
+        jobs=decided.jobs,
+        events=tuple(events),
+        settlements=decided.settlements,
+        review_applied=review_applied,
+    )

@@ -1,0 +1,583 @@
+"""Chaos: promotions, model changes and alerts while the operator is SIGKILLed at random
+moments and the API server fails requests (`mltrl sandbox --faults RATE --latency ...`).
+
+`make test` runs a short seeded round (tests/chaos/test_chaos.py); `make chaos` runs
+`python -m tests.chaos.run --promotions 1000 --alerts 1000 --report docs/reliability.md`.
+
+What is checked once the chaos stops and the operator has caught up:
+
+- lost: a review not Applied (or without appliedAt), a review missing from its
+  technology's history, a ReviewApplied or Promoted event missing, an alert without its
+  settlement event, a retrain alert without its Job;
+- doubled: any of those present twice (history entries, events, Jobs);
+- stuck: a review or an incident still not settled when the deadline passes;
+- served early: an InferenceService created or resumed while its technology's stored
+  status did not allow serving. An observer (spared from the faults) watches
+  technologies and InferenceServices; resourceVersions are one counter in the sandbox,
+  so the events replay in the order the API server stored them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.technology import ModelSpec
+from mltrl_operator.domain.approvals import make_stamp, review_content
+from tests.integration.harness import Process, Sandbox, eventually
+from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
+
+GROUP = "/apis/mltrl.dev/v1alpha1"
+NAMESPACE = "chaos"
+SERVING_LEVEL = 5
+PROMOTIONS_PER_TECHNOLOGY = 6  # entry level 3 -> 9
+ACTIONS = ("rollback", "notify", "retrain")
+SETTLEMENT_REASONS = {"RolledBack", "RollbackFailed", "AlertNotified", "RetrainingStarted",
+                      "RetrainingFailed"}
+SPARE = {"X-Sandbox-No-Faults": "1"}
+JOB_TEMPLATE = {"template": {"spec": {"restartPolicy": "Never", "containers": [
+    {"name": "train", "image": "registry.example.com/train:1"}]}}}
+
+
+@dataclass
+class ChaosConfig:
+    seed: int = 1
+    promotions: int = 12
+    alerts: int = 12
+    model_changes: int = 4
+    fault_rate: float = 0.1
+    latency: str = "1,3"
+    kill_between: tuple[float, float] = (2.0, 5.0)
+    deadline: float = 300.0
+
+    @property
+    def technologies(self) -> int:
+        return max(1, -(-self.promotions // PROMOTIONS_PER_TECHNOLOGY))
+
+
+@dataclass
+class Figures:
+    config: ChaosConfig
+    promotions: int = 0
+    alerts: int = 0
+    alert_resends: int = 0
+    model_changes: int = 0
+    kills: int = 0
+    seconds: float = 0.0
+    injected: dict[str, int] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+    served_early: list[str] = field(default_factory=list)
+    writes: int = 0
+    checked: dict[str, int] = field(default_factory=dict)
+    """How much each check looked at, so that a check that saw nothing shows."""
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.doubled or self.stuck or self.served_early)
+
+
+class Api:
+    """The driver's and the observer's client: admin, spared from the faults."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def call(self, method: str, path: str, body: Any = None,
+             content_type: str = "application/json") -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": "Bearer admin-token", "Content-Type": content_type, **SPARE}
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        return list(self.get(path).get("items") or [])
+
+    def create(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            self.call("POST", path, body)
+        except urllib.error.HTTPError as error:
+            if error.code != 409:
+                raise
+
+    def merge(self, path: str, patch: dict[str, Any]) -> None:
+        self.call("PATCH", path, patch, "application/merge-patch+json")
+
+
+class FaultySandbox(Sandbox):
+    def __init__(self, workdir: Path, config: ChaosConfig) -> None:
+        super().__init__(workdir)
+        self.process.args += ["--faults", str(config.fault_rate), "--latency", config.latency,
+                              "--fault-seed", str(config.seed)]
+
+    def faults(self, **changes: Any) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}/sandbox/faults", data=json.dumps(changes).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
+
+
+class Observer(threading.Thread):
+    """Watches technologies and InferenceServices, spared from the faults."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(daemon=True)
+        self.api = api
+        self.events: list[tuple[int, str, dict[str, Any]]] = []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def _watch(self, path: str, kind: str) -> None:
+        version = "0"
+        while not self.stopping.is_set():
+            url = f"{self.api.url}{path}?watch=true&resourceVersion={version}"
+            request = urllib.request.Request(
+                url, headers={"Authorization": "Bearer admin-token", **SPARE})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as stream:
+                    for line in stream:
+                        event = json.loads(line)
+                        obj = event.get("object") or {}
+                        rv = (obj.get("metadata") or {}).get("resourceVersion")
+                        if event.get("type") in ("ADDED", "MODIFIED") and rv:
+                            with self.lock:
+                                self.events.append((int(rv), kind, obj))
+                            version = rv
+                        elif event.get("type") == "BOOKMARK" and rv:
+                            version = rv
+                        if self.stopping.is_set():
+                            return
+            except (OSError, ValueError):
+                time.sleep(0.2)
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self._watch, args=(f"{GROUP}/mltechnologies", "tech"),
+                             daemon=True),
+            threading.Thread(
+                target=self._watch,
+                args=("/apis/serving.kserve.io/v1beta1/inferenceservices", "isvc"), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def served_early(self, checked: dict[str, int]) -> list[str]:
+        with self.lock:
+            events = sorted(self.events, key=lambda e: e[0])
+        latest: dict[str, dict[str, Any]] = {}
+        problems = []
+        checked["InferenceService versions served"] = 0
+        for rv, kind, obj in events:
+            name = obj["metadata"]["name"]
+            if kind == "tech":
+                latest[name] = obj.get("status") or {}
+                continue
+            annotations = obj["metadata"].get("annotations") or {}
+            if annotations.get("serving.kserve.io/stop") == "true":
+                continue
+            checked["InferenceService versions served"] += 1
+            owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
+            status = latest.get(owner) or {}
+            allowed = (status.get("serving") or {}).get("allowed")
+            if not allowed or (status.get("level") or 0) < SERVING_LEVEL:
+                problems.append(f"InferenceService {name} served at rv {rv} while its "
+                                f"technology's stored status was level {status.get('level')}, "
+                                f"allowed={allowed}")
+        return problems
+
+
+class Killer(threading.Thread):
+    def __init__(self, operator: MonitoredOperator, config: ChaosConfig,
+                 rng: random.Random) -> None:
+        super().__init__(daemon=True)
+        self.operator, self.config, self.rng = operator, config, rng
+        self.kills = 0
+        self.stopping = threading.Event()
+        self.restarting = threading.Lock()
+
+    def run(self) -> None:
+        low, high = self.config.kill_between
+        while not self.stopping.wait(self.rng.uniform(low, high)):
+            with self.restarting:
+                self.operator.process.kill()
+                self.kills += 1
+                try:
+                    self.operator.start()
+                except AssertionError:  # slow to start under faults: the next round tries
+                    continue
+
+
+def _policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLPolicy",
+        "metadata": {"name": "chaos"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"mltrl-chaos": "yes"}},
+            "serving": {"minimumLevel": SERVING_LEVEL, "enforcement": "enforce",
+                        "onDemotion": "stop"},
+            "requirements": [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
+                              "evidence": [{"name": "unit-tests", "kind": "check"}]}
+                             for level in range(1, 10)],
+            "entry": {"maxLevel": 9},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
+        },
+    }
+
+
+def _technology(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTechnology",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "owner": "alice", "entryLevel": 3, "targetLevel": 9,
+            "model": {"version": "1.0.0", "storageUri": f"s3://models/{name}/1.0.0",
+                      "format": "sklearn"},
+            "serving": {"predictor": {"minReplicas": 1}},
+            "monitoring": {"rules": [{"matchers": {"chaos_action": action}, "action": action}
+                                     for action in ACTIONS]},
+            "retraining": {"jobTemplate": JOB_TEMPLATE},
+        },
+    }
+
+
+def _approvals(api: Api, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """bob's approval, stamped as the admission webhook would (this sandbox runs without
+    webhooks) on the review's content with the technology's model as stored now."""
+    technology = api.get(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies/{spec['technology']}")
+    model = (technology.get("spec") or {}).get("model")
+    content = review_content(
+        LevelReviewSpec.model_validate({**spec, "approvals": []}),
+        ModelSpec.model_validate(model) if model else None,
+    )
+    stamped_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [{"reviewer": "bob", "role": "qa", "decision": "approve",
+             "approvedBy": make_stamp("bob", [], stamped_at, content)}]
+
+
+def _review(api: Api, name: str, technology: str, from_level: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "technology": technology, "fromLevel": from_level, "toLevel": from_level + 1,
+        "evidence": [{"name": "unit-tests", "kind": "check", "passed": True,
+                      "uri": "https://ci.example.com/run/1"}],
+    }
+    spec["approvals"] = _approvals(api, spec)
+    return {
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "LevelReview",
+        "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec,
+    }
+
+
+def _reapprove_dismissed(api: Api) -> None:
+    """A model change dismisses the approvals given before it (issue 11): bob looks again
+    and approves the review as it stands now, as a reviewer would."""
+    for review in api.items(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews"):
+        status = review.get("status") or {}
+        if status.get("phase") == "Pending" and status.get("dismissedApprovals"):
+            spec = review["spec"]
+            api.merge(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews/"
+                      f"{review['metadata']['name']}", {"spec": {
+                          "approvals": _approvals(api, spec)}})
+
+
+def _alert(n: int, technology: str, action: str, starts: datetime) -> dict[str, Any]:
+    return {
+        "status": "firing", "fingerprint": f"{n:016x}",
+        "labels": {"alertname": f"Chaos{n}", "mltrl_technology": technology,
+                   "namespace": NAMESPACE, "chaos_action": action},
+        "annotations": {}, "startsAt": starts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _post(operator: MonitoredOperator, killer: Killer, alerts: list[dict[str, Any]],
+          deadline: float) -> None:
+    """As Alertmanager does: send again until the answer is 2xx."""
+    payload = {"version": "4", "status": "firing", "receiver": "mltrl", "alerts": alerts}
+    while time.monotonic() < deadline:
+        with killer.restarting:
+            pass  # not while the operator is being restarted
+        try:
+            code, _ = operator.post(payload, TOKEN)
+        except OSError:
+            code = 0
+        if code == 200:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the receiver never took {[a['fingerprint'] for a in alerts]}")
+
+
+def run(workdir: Path, config: ChaosConfig) -> Figures:
+    rng = random.Random(config.seed)
+    figures = Figures(config)
+    started = time.monotonic()
+    deadline = started + config.deadline
+    token_file = workdir / "token"
+    token_file.write_text(TOKEN + "\n")
+    sandbox = FaultySandbox(workdir, config)
+    sandbox.start()
+    api = Api(sandbox.url)
+    observer = Observer(api)
+    observer.start()
+    operator = MonitoredOperator(sandbox, workdir / "operator.log", token_file)
+    killer = Killer(operator, config, random.Random(config.seed + 1))
+    try:
+        operator.start()
+        api.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE,
+                                                       "labels": {"mltrl-chaos": "yes"}}})
+        api.create(f"{GROUP}/mltrlpolicies", _policy())
+        names = [f"tech-{n}" for n in range(config.technologies)]
+        for name in names:
+            api.create(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies", _technology(name))
+        killer.start()
+        reviews = _drive(api, operator, killer, config, rng, names, figures, deadline)
+        killer.stopping.set()
+        killer.join()
+        figures.kills = killer.kills
+        figures.injected = dict(sandbox.faults(rate=0.0)["injected"])
+        if not operator._alive():
+            operator.start()
+        _settle(api, reviews, figures, deadline)
+        figures.writes = int(sandbox.settle(quiet_for=3.0, timeout=60)["total_writes"])
+        _check(api, reviews, names, figures)
+        figures.served_early = observer.served_early(figures.checked)
+    finally:
+        killer.stopping.set()
+        observer.stopping.set()
+        operator.stop()
+        sandbox.stop()
+        figures.seconds = time.monotonic() - started
+    return figures
+
+
+@dataclass
+class Expected:
+    reviews: dict[str, str] = field(default_factory=dict)  # review -> technology
+    alerts: dict[str, str] = field(default_factory=dict)  # fingerprint -> action
+
+
+def _level(api: Api, name: str) -> int | None:
+    body = api.get(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies/{name}")
+    level = (body.get("status") or {}).get("level")
+    return int(level) if level is not None else None
+
+
+def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosConfig,
+           rng: random.Random, names: list[str], figures: Figures, deadline: float) -> Expected:
+    expected = Expected()
+    promoted = dict.fromkeys(names, 0)
+    alerts_left, changes_left = config.alerts, config.model_changes
+    sent: list[dict[str, Any]] = []
+    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    while time.monotonic() < deadline:
+        open_promotions = [n for n in names if promoted[n] < PROMOTIONS_PER_TECHNOLOGY]
+        if not (open_promotions or alerts_left or changes_left):
+            return expected
+        roll = rng.random()
+        # Alerts go to technologies that serve (their third review is only opened at
+        # level 5), so that rollbacks act on something served.
+        serving = [n for n in names if promoted[n] >= 3]
+        if open_promotions and (roll < 0.5 or not serving or not (alerts_left or changes_left)):
+            name = rng.choice(open_promotions)
+            from_level = 3 + promoted[name]
+            if _level(api, name) != from_level:
+                _reapprove_dismissed(api)
+                time.sleep(0.05)  # the previous promotion is not applied yet
+                continue
+            review = f"{name}-to-{from_level + 1}"
+            api.create(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews",
+                       _review(api, review, name, from_level))
+            expected.reviews[review] = name
+            promoted[name] += 1
+            figures.promotions += 1
+        elif alerts_left and (roll < 0.9 or not changes_left):
+            n = config.alerts - alerts_left
+            action = ACTIONS[n % len(ACTIONS)]
+            alert = _alert(n, rng.choice(serving), action, starts + timedelta(minutes=n))
+            batch = [alert]
+            if sent and rng.random() < 0.3:  # Alertmanager re-sends long-firing alerts
+                batch.append(rng.choice(sent))
+                figures.alert_resends += 1
+            _post(operator, killer, batch, deadline)
+            sent.append(alert)
+            expected.alerts[alert["fingerprint"]] = action
+            alerts_left -= 1
+            figures.alerts += 1
+        elif changes_left:
+            name = rng.choice(names)
+            version = f"1.0.{config.model_changes - changes_left + 1}"
+            api.merge(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies/{name}", {"spec": {
+                "model": {"version": version, "storageUri": f"s3://models/{name}/{version}"}}})
+            changes_left -= 1
+            figures.model_changes += 1
+    raise TimeoutError(
+        f"the chaos round did not finish before its deadline: promoted {promoted}, "
+        f"{alerts_left} alerts and {changes_left} model changes left"
+    )
+
+
+def _unsettled(api: Api, expected: Expected) -> list[str]:
+    stuck = []
+    for review in api.items(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews"):
+        phase = (review.get("status") or {}).get("phase")
+        if phase != "Applied":
+            stuck.append(f"review {review['metadata']['name']} is {phase}")
+    for technology in api.items(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies"):
+        for incident in (technology.get("status") or {}).get("incidents") or []:
+            if incident.get("state") == "Pending":
+                stuck.append(f"incident {incident['fingerprint']} on "
+                             f"{technology['metadata']['name']} is Pending")
+    return stuck
+
+
+def _settle(api: Api, expected: Expected, figures: Figures, deadline: float) -> None:
+    def settled() -> bool:
+        _reapprove_dismissed(api)
+        return not _unsettled(api, expected)
+
+    try:
+        eventually(settled,
+                   timeout=max(deadline - time.monotonic(), 30), interval=0.5,
+                   what="every review applied and every incident settled")
+    except AssertionError:
+        figures.stuck = _unsettled(api, expected)
+
+
+def _check(api: Api, expected: Expected, names: list[str], figures: Figures) -> None:
+    reviews = {r["metadata"]["name"]: r
+               for r in api.items(f"{GROUP}/namespaces/{NAMESPACE}/levelreviews")}
+    technologies = {t["metadata"]["name"]: t
+                    for t in api.items(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies")}
+    events = api.items(f"/api/v1/namespaces/{NAMESPACE}/events")
+    jobs = api.items(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs")
+    applied_events = Counter(e["involvedObject"]["name"] for e in events
+                             if e["reason"] == "ReviewApplied")
+    promoted_events: Counter[str] = Counter()
+    settled_events: Counter[str] = Counter()
+    for event in events:
+        message = event.get("message") or ""
+        if event["reason"] == "Promoted" and " by review " in message:
+            promoted_events[message.split(" by review ")[1].split(",")[0]] += 1
+        if event["reason"] in SETTLEMENT_REASONS and message.startswith("alert "):
+            settled_events[message.split("(")[1].split(")")[0]] += 1
+    history: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, body in technologies.items():
+        for entry in (body.get("status") or {}).get("history") or []:
+            if entry.get("review"):
+                history[name][entry["review"]] += 1
+    figures.checked.update({
+        "history entries": sum(sum(c.values()) for c in history.values()),
+        "ReviewApplied events": sum(applied_events.values()),
+        "Promoted events": sum(promoted_events.values()),
+        "settlement events": sum(settled_events.values()),
+        "Jobs": len(jobs),
+    })
+    for review, technology in expected.reviews.items():
+        status = (reviews.get(review) or {}).get("status") or {}
+        if status.get("phase") == "Applied" and not status.get("appliedAt"):
+            figures.lost.append(f"review {review} is Applied without appliedAt")
+        for what, count in (("history entry", history[technology][review]),
+                            ("ReviewApplied event", applied_events[review]),
+                            ("Promoted event", promoted_events[review])):
+            if count == 0:
+                figures.lost.append(f"{what} of review {review}")
+            elif count > 1:
+                figures.doubled.append(f"{what} of review {review} x{count}")
+    jobs_by_fingerprint = Counter(
+        (j["metadata"].get("annotations") or {}).get("mltrl.dev/alert-fingerprint")
+        for j in jobs)
+    for fingerprint, action in expected.alerts.items():
+        count = settled_events[fingerprint]
+        if count == 0:
+            figures.lost.append(f"settlement event of alert {fingerprint} ({action})")
+        elif count > 1:
+            figures.doubled.append(f"settlement event of alert {fingerprint} x{count}")
+        if action == "retrain":
+            if jobs_by_fingerprint[fingerprint] == 0:
+                figures.lost.append(f"retraining Job of alert {fingerprint}")
+            elif jobs_by_fingerprint[fingerprint] > 1:
+                figures.doubled.append(f"retraining Job of alert {fingerprint}")
+
+
+def report(figures: Figures) -> str:
+    c = figures.config
+    injected = ", ".join(f"{k} {v}" for k, v in sorted(figures.injected.items())) or "none"
+    return "\n".join([
+        f"- seed {c.seed}, fault rate {c.fault_rate}, latency {c.latency} ms (read,write), "
+        f"a SIGKILL every {c.kill_between[0]:g}-{c.kill_between[1]:g} s",
+        f"- {figures.promotions} promotions on {c.technologies} technologies, "
+        f"{figures.alerts} alerts ({figures.alert_resends} re-sent), "
+        f"{figures.model_changes} model changes, {figures.kills} operator kills, "
+        f"{figures.seconds:.0f} s",
+        f"- faults injected: {injected}",
+        "- checked: " + ", ".join(f"{n} {what}" for what, n in figures.checked.items()),
+        f"- lost: {len(figures.lost)}, doubled: {len(figures.doubled)}, "
+        f"stuck: {len(figures.stuck)}, served before the promotion was stored: "
+        f"{len(figures.served_early)}",
+        *[f"  - {problem}" for problem in
+          (figures.lost + figures.doubled + figures.stuck + figures.served_early)[:20]],
+    ])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos.run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--promotions", type=int, default=1000)
+    parser.add_argument("--alerts", type=int, default=1000)
+    parser.add_argument("--model-changes", type=int, default=100)
+    parser.add_argument("--faults", type=float, default=0.2)
+    parser.add_argument("--latency", default="1,3")
+    parser.add_argument("--kill-every", default="1,5", help="MIN,MAX seconds between kills")
+    parser.add_argument("--deadline", type=float, default=3 * 3600)
+    parser.add_argument("--workdir", type=Path, default=Path(".sandbox/chaos"))
+    parser.add_argument("--report", type=Path, default=None,
+                        help="replace the figures between the markers in this file")
+    args = parser.parse_args()
+    low, high = (float(x) for x in args.kill_every.split(","))
+    config = ChaosConfig(seed=args.seed, promotions=args.promotions, alerts=args.alerts,
+                         model_changes=args.model_changes, fault_rate=args.faults,
+                         latency=args.latency, kill_between=(low, high), deadline=args.deadline)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    figures = run(args.workdir, config)
+    text = report(figures)
+    print(text)
+    if args.report is not None:
+        _write_report(args.report, text)
+    return 0 if figures.clean else 1
+
+
+BEGIN, END = "<!-- chaos figures: begin -->", "<!-- chaos figures: end -->"
+
+
+def _write_report(path: Path, text: str) -> None:
+    document = path.read_text()
+    head, _, rest = document.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(f"{head}{BEGIN}\n`make chaos`, {stamp}:\n\n{text}\n{END}{tail}")
+
+
+__all__ = ["ChaosConfig", "Figures", "Process", "main", "report", "run"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""A crash between any two steps of a reconcile is repaired by the next one: the operator
+is "killed" (an exception at a chosen API call) and a fresh one takes over."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mltrl_operator.api import crdgen
+from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
+from mltrl_operator.controllers.cache import prime
+from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.governance import govern_inference_service
+from mltrl_operator.controllers.review import reconcile_review
+from mltrl_operator.controllers.technology import reconcile_locked, reconcile_technology
+from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.domain.approvals import make_stamp, review_content
+from mltrl_operator.domain.plan import ApprovedReview
+from mltrl_operator.domain.reviews import evaluate_review, technology_facts
+from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.connection import Connection
+from mltrl_operator.k8s.resources import (
+    EVENTS,
+    INFERENCE_SERVICES,
+    NAMESPACES,
+    POLICIES,
+    REVIEWS,
+    TECHNOLOGIES,
+)
+from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.server import SandboxServer
+
+NAMESPACE = "payments"
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+MODEL = {"version": "1.0", "storageUri": "s3://m/1.0", "format": "sklearn"}
+
+
+class Killed(BaseException):
+    """The operator process dies here (BaseException: no handler catches it)."""
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[KubeClient]:
+    async with SandboxServer(default_crd_documents(None) + crdgen.crd_documents()) as server:
+        client = KubeClient(Connection(server=server.url, token="admin-token"))
+        await client.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE,
+                                                            "labels": {"team": "pay"}}})
+        await client.create(POLICIES, None, {"metadata": {"name": "pay"}, "spec": {
+            "namespaceSelector": {"matchLabels": {"team": "pay"}},
+            "serving": {"minimumLevel": 5},
+            "reviewers": [{"role": "qa", "users": ["bob"]}],
+            "requirements": [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
+                              "evidence": [{"name": "tests", "kind": "check"}]}
+                             for level in range(1, 10)]}})
+        await client.create(TECHNOLOGIES, NAMESPACE, {"metadata": {"name": "fraud"}, "spec": {
+            "owner": "alice", "entryLevel": 4, "model": MODEL}})
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+async def _operator(kube: KubeClient) -> tuple[OperatorContext, ClusterView]:
+    """A freshly started operator: an empty memory, a cache listed from the server."""
+    ctx = OperatorContext(client=kube, clock=lambda: NOW)
+    await prime(kube, ctx.cache)
+    return ctx, ClusterView(ctx.cache, ctx.writes)
+
+
+def _kill_on(kube: KubeClient, method: str, resource: Any) -> None:
+    real = getattr(kube, method)
+
+    async def dying(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if target == resource:
+            raise Killed()
+        return await real(target, *args, **kwargs)
+
+    setattr(kube, method, dying)
+
+
+def _revive(kube: KubeClient, method: str) -> None:
+    delattr(kube, method)
+
+
+async def _review(kube: KubeClient) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "technology": "fraud", "fromLevel": 4, "toLevel": 5,
+        "evidence": [{"name": "tests", "kind": "check", "passed": True,
+                      "uri": "https://ci.example.com/1"}]}
+    # Stamped as the admission webhook would (this suite runs without webhooks).
+    content = review_content(LevelReviewSpec.model_validate(spec), ModelSpec.model_validate(MODEL))
+    spec["approvals"] = [{"reviewer": "bob", "role": "qa", "decision": "approve",
+                          "approvedBy": make_stamp("bob", [], "2026-11-22T12:00:00Z", content)}]
+    return await kube.create(REVIEWS, NAMESPACE, {"metadata": {"name": "to-5"}, "spec": spec})
+
+
+async def _events(kube: KubeClient) -> Counter[tuple[str, str]]:
+    return Counter((e["involvedObject"]["name"], e["reason"])
+                   for e in await kube.list(EVENTS, NAMESPACE))
+
+
+async def test_a_crash_between_the_technology_and_the_review_loses_nothing(
+    kube: KubeClient,
+) -> None:
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    ctx, view = await _operator(kube)
+    _kill_on(kube, "patch_status", REVIEWS)
+    with pytest.raises(Killed):
+        await reconcile_review(ctx, view, review)
+    _revive(kube, "patch_status")
+    technology = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
+    [entry] = [e for e in technology["status"]["history"] if e.get("review") == "to-5"]
+    assert technology["status"]["level"] == 5
+    # The events went out before the review's write, named: they are there already.
+    assert (await _events(kube))[("to-5", "ReviewApplied")] == 1
+
+    ctx, view = await _operator(kube)  # a new operator process
+    await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
+    status = (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]
+    assert (status["phase"], status["appliedAt"]) == ("Applied", entry["at"])
+    applied = next(c for c in status["conditions"] if c["type"] == "Applied")
+    assert applied["reason"] == "ReviewApplied"
+    events = await _events(kube)
+    assert (events[("to-5", "ReviewApplied")], events[("fraud", "Promoted")]) == (1, 1)
+    history = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]["history"]
+    assert [e.get("review") for e in history].count("to-5") == 1
+
+
+async def test_nothing_is_served_before_the_promotion_is_stored(kube: KubeClient) -> None:
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    ctx, view = await _operator(kube)
+    _kill_on(kube, "create", INFERENCE_SERVICES)
+    with pytest.raises(Killed):
+        await reconcile_review(ctx, view, review)
+    _revive(kube, "create")
+    # The decision is stored, with the InferenceService it is about to create ...
+    stored = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]
+    assert stored["level"] == 5 and stored["serving"]["allowed"] is True
+    assert await kube.list(INFERENCE_SERVICES, NAMESPACE) == []
+    # ... and the next operator carries it out, once.
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
+    [isvc] = await kube.list(INFERENCE_SERVICES, NAMESPACE)
+    assert isvc["metadata"]["annotations"]["mltrl.dev/model-version"] == "1.0"
+    events = await _events(kube)
+    assert (events[("fraud", "ServingStarted")], events[("fraud", "Promoted")]) == (1, 1)
+    assert (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]["phase"] == "Applied"
+
+
+async def test_a_model_changed_under_an_approved_review_dismisses_its_approvals(
+    kube: KubeClient,
+) -> None:
+    """Issue 11 in issue 12's retry: the review was judged Approved on model 1.0, then
+    spec.model changed before the technology's write; the conditional write fails and the
+    plan is made again from the stored object, with the review judged again on it."""
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    snapshot = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
+    spec = LevelReviewSpec.model_validate(review["spec"])
+    facts = technology_facts("fraud", MLTechnologySpec.model_validate(snapshot["spec"]),
+                             MLTechnologyStatus.model_validate(snapshot["status"]))
+    evaluation = evaluate_review("to-5", spec, facts, view.policy_for(NAMESPACE))
+    assert evaluation.phase is ReviewPhase.APPROVED
+    await kube.patch(TECHNOLOGIES, NAMESPACE, "fraud", {"spec": {"model": {
+        "version": "2.0", "storageUri": "s3://m/2.0", "format": "sklearn"}}})
+    await reconcile_locked(ctx, view, NAMESPACE, "fraud", snapshot,
+                           review=ApprovedReview("to-5", spec, evaluation))
+    stored = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]
+    assert stored["level"] == 4
+    assert [e.get("review") for e in stored["history"]].count("to-5") == 0
+
+
+async def test_a_foreign_inference_service_is_reported_once(kube: KubeClient) -> None:
+    """The same snapshot handled twice (a re-delivered event, a restart) posts one event."""
+    await kube.create(NAMESPACES, None, {"metadata": {"name": "lab", "labels": {"team": "lab"}}})
+    await kube.create(POLICIES, None, {"metadata": {"name": "audit"}, "spec": {
+        "namespaceSelector": {"matchLabels": {"team": "lab"}},
+        "serving": {"minimumLevel": 5, "enforcement": "audit", "governed": True}}})
+    isvc = await kube.create(INFERENCE_SERVICES, "lab", {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "rogue"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://m/x"}}}})
+    for _ in range(2):
+        ctx, view = await _operator(kube)
+        await govern_inference_service(ctx, view, isvc)
+    events = Counter((e["involvedObject"]["name"], e["reason"])
+                     for e in await kube.list(EVENTS, "lab"))
+    assert events == {("rogue", "ServingNotAllowed"): 1}

@@ -1,0 +1,138 @@
+"""The reconcile's plan, decided without an API server: what is stored, what is served,
+and that deciding again from what was stored decides the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mltrl_operator.api.review import ReviewPhase
+from mltrl_operator.api.technology import Incident, KnownGoodModel, MLTechnologyStatus
+from mltrl_operator.domain.plan import ApprovedReview, Plan, PlanInputs, plan_technology
+from mltrl_operator.domain.reviews import ReviewEvaluation
+from mltrl_operator.domain.serving import inference_service_facts
+
+from .builders import NOW, review, tech_spec, with_policy
+
+POLICY = with_policy(minimum_serving_level=5, entry_max_level=9)
+APPROVED = ReviewEvaluation(ReviewPhase.APPROVED, (), ("bob",), "ok", (), True)
+UID = "uid-fraud"
+
+
+def model(version: str) -> dict[str, str]:
+    return {"version": version, "storageUri": f"s3://m/{version}", "format": "sklearn"}
+
+
+def technology(status: MLTechnologyStatus, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "fraud", "namespace": "payments", "uid": UID, "generation": 1,
+                     "resourceVersion": "10"},
+        "spec": tech_spec(**spec).to_wire(),
+        "status": status.to_wire(),
+    }
+
+
+def plan(
+    status: MLTechnologyStatus, isvc: dict[str, Any] | None = None,
+    approved: ApprovedReview | None = None, **spec: Any,
+) -> Plan:
+    body = technology(status, **spec)
+    return plan_technology(PlanInputs(
+        technology=body, spec=tech_spec(**spec), status=status, components=[],
+        validation_errors=[], policy=POLICY, inference_service=isvc, now=NOW, review=approved,
+    ))
+
+
+def served(after: Plan, ready: bool = True) -> dict[str, Any]:
+    """The InferenceService once the plan's action is done and KServe caught up."""
+    assert after.serving is not None and after.serving.after is not None
+    body = dict(after.serving.after)
+    generation = body["metadata"].get("generation", 1)
+    body["metadata"] = {**body["metadata"], "resourceVersion": "20", "generation": generation}
+    body["status"] = {"observedGeneration": generation, "conditions": [
+        {"type": "Ready", "status": "True" if ready else "False"}]}
+    return body
+
+
+def at_level(level: int, **spec: Any) -> MLTechnologyStatus:
+    return plan(MLTechnologyStatus(), **{**spec, "entryLevel": level}).status
+
+
+def test_the_promotion_is_in_the_status_that_is_stored_before_serving_starts() -> None:
+    stored = at_level(4, model=model("1.0"))
+    assert plan(stored, entryLevel=4, model=model("1.0")).serving is None  # gate closed
+    promoted = plan(stored, approved=ApprovedReview("r1", review(4, 5), APPROVED),
+                    entryLevel=4, model=model("1.0"))
+    assert promoted.review_applied and promoted.status.level == 5
+    assert promoted.serving is not None and promoted.serving.verb == "create"
+    # The status written before the create already says what the create does.
+    assert promoted.status.serving is not None
+    assert (promoted.status.serving.allowed, promoted.status.serving.inference_service) == (
+        True, "fraud")
+    assert promoted.status.history[-1].review == "r1"
+    # A crash after the status write: planned again from what was stored, the same action,
+    # the same event name, and no second history entry.
+    again = plan(promoted.status, entryLevel=4, model=model("1.0"))
+    assert again.serving == promoted.serving
+    assert again.status == promoted.status
+
+
+def test_a_model_without_a_serving_section_is_served_with_the_defaults() -> None:
+    stored = at_level(5, model=model("1.0"))
+    first = plan(stored, entryLevel=5, model=model("1.0"))
+    assert first.serving is not None and first.serving.verb == "create"
+    settled = plan(first.status, served(first), entryLevel=5, model=model("1.0"))
+    assert settled.serving is None
+    assert settled.status.serving is not None and settled.status.serving.state == "Serving"
+
+
+def test_ready_from_an_older_generation_is_not_known_good() -> None:
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    body = {"metadata": {"name": "fraud", "generation": 3,
+                         "annotations": {"mltrl.dev/model-version": "2.0"},
+                         "ownerReferences": [{"kind": "MLTechnology", "uid": UID}]},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                             "storageUri": "s3://m/2.0"}}},
+            "status": {"observedGeneration": 2,
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+    facts = inference_service_facts("fraud", body)
+    assert (facts.ready, facts.ready_at_generation) == (False, False)
+    after = plan(at_level(5, model=model("2.0")), body, **spec)
+    assert after.status.known_good_models == []
+    body["status"]["observedGeneration"] = 3
+    caught_up = plan(after.status, body, **spec)
+    assert [m.version for m in caught_up.status.known_good_models] == ["2.0"]
+
+
+def _known(*versions: str) -> list[KnownGoodModel]:
+    return [KnownGoodModel(version=v, storage_uri=f"s3://m/{v}", format="sklearn",
+                           served_at="2026-11-01T00:00:00Z") for v in versions]
+
+
+def test_rollbacks_never_cycle_back_to_a_model_rolled_back_from() -> None:
+    spec = {"entryLevel": 5, "model": model("3.0")}
+    status = at_level(5, **spec).model_copy(
+        update={"known_good_models": _known("1.0", "2.0", "3.0")}
+    )
+    served_versions = []
+    for n in range(5):
+        incident = Incident(fingerprint=f"fp{n}", alert_name=f"Errors{n}",
+                            starts_at=f"2026-11-22T1{n}:00:00Z", action="rollback",
+                            received_at="2026-11-22T11:00:00Z")
+        status = status.model_copy(update={"incidents": [*status.incidents, incident]})
+        status = plan(status, **spec).status
+        rollback = status.serving.rollback if status.serving else None
+        assert rollback is not None
+        served_versions.append(rollback.model.version if rollback.model else "stopped")
+    assert served_versions == ["2.0", "1.0", "stopped", "stopped", "stopped"]
+    assert [i.state for i in status.incidents] == ["Acted"] * 5
+
+
+def test_incident_events_are_named_after_the_incident_and_its_settlement() -> None:
+    spec = {"entryLevel": 5, "model": model("3.0")}
+    incident = Incident(fingerprint="fp1", alert_name="Errors",
+                        starts_at="2026-11-22T10:00:00Z", action="notify",
+                        received_at="2026-11-22T11:00:00Z")
+    status = at_level(5, **spec).model_copy(update={"incidents": [incident]})
+    first, again = plan(status, **spec), plan(status, **spec)
+    assert [e.key for e in first.events] == [e.key for e in again.events]
+    assert first.events[0].reason == "AlertNotified"

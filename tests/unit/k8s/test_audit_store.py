@@ -1,0 +1,151 @@
+"""Appending to the audit record: chained, chunked, idempotent, and safe when racing."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from mltrl_operator.api.audit import AuditEntry, AuditEntryKind
+from mltrl_operator.domain.audit import RECORD_LABEL, record_key, verify
+from mltrl_operator.k8s.audit_store import append_entry, read_audit_record
+from mltrl_operator.k8s.errors import Conflict
+from mltrl_operator.k8s.resources import AUDIT_RECORDS, ResourceRef
+
+NS, TECH = "payments", "fraud"
+
+
+class FakeApi:
+    """Cluster-scoped objects with resourceVersions, 409s on stale writes and on names
+    taken, and a hook that lets a test slip a competing write in before ours lands."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.versions = itertools.count(1)
+        self.before_write: Callable[[], Any] | None = None
+        self.writes = 0
+
+    async def list(self, resource: ResourceRef, namespace: str | None = None, *,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        assert resource == AUDIT_RECORDS and namespace is None and label_selector
+        key, _, value = label_selector.partition("=")
+        return [copy.deepcopy(o) for o in self.objects.values()
+                if o["metadata"]["labels"].get(key) == value]
+
+    async def _interleave(self) -> None:
+        hook, self.before_write = self.before_write, None
+        if hook is not None:
+            await hook()
+
+    async def create(self, resource: ResourceRef, namespace: str | None,
+                     body: dict[str, Any]) -> dict[str, Any]:
+        await self._interleave()
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            raise Conflict(409, {"reason": "AlreadyExists"})
+        stored = copy.deepcopy(body)
+        stored["metadata"]["resourceVersion"] = str(next(self.versions))
+        self.objects[name] = stored
+        self.writes += 1
+        return copy.deepcopy(stored)
+
+    async def patch(self, resource: ResourceRef, namespace: str | None, name: str,
+                    patch: dict[str, Any]) -> dict[str, Any]:
+        await self._interleave()
+        stored = self.objects[name]
+        if patch["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"]:
+            raise Conflict(409, {"reason": "Conflict"})
+        stored["spec"].update(patch["spec"])
+        stored["metadata"]["resourceVersion"] = str(next(self.versions))
+        self.writes += 1
+        return copy.deepcopy(stored)
+
+
+def draft(n: int) -> AuditEntry:
+    return AuditEntry(id=f"id-{n}", sequence=0, time="2026-03-01T10:00:00Z",
+                      kind=AuditEntryKind.PROMOTION, reason="r" * 200)
+
+
+async def test_appends_chain_roll_into_chunks_and_verify() -> None:
+    api = FakeApi()
+    for n in range(12):
+        await append_entry(api, NS, TECH, draft(n), limit=1500)  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == [f"id-{n}" for n in range(12)]
+    assert [e.sequence for e in record.entries] == list(range(12))
+    assert len(record.chunks) > 2
+    assert sorted(api.objects)[0] == "payments.fraud.0000"
+    assert all(o["metadata"]["labels"][RECORD_LABEL] == record_key(NS, TECH)
+               for o in api.objects.values())
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+async def test_a_replayed_entry_is_stored_once() -> None:
+    api = FakeApi()
+    first = await append_entry(api, NS, TECH, draft(0))  # type: ignore[arg-type]
+    await append_entry(api, NS, TECH, draft(1))  # type: ignore[arg-type]
+    writes = api.writes
+    again = await append_entry(api, NS, TECH, draft(0))  # type: ignore[arg-type]
+    assert again == first and api.writes == writes
+
+
+async def test_a_competing_append_is_kept_and_ours_chains_after_it() -> None:
+    api = FakeApi()
+    await append_entry(api, NS, TECH, draft(0))  # type: ignore[arg-type]
+
+    async def rival() -> None:
+        await append_entry(api, NS, TECH, draft(99))  # type: ignore[arg-type]
+
+    api.before_write = rival
+    ours = await append_entry(api, NS, TECH, draft(1))  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["id-0", "id-99", "id-1"]
+    assert ours.sequence == 2
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+async def test_two_writers_opening_the_same_chunk_do_not_lose_an_entry() -> None:
+    api = FakeApi()
+
+    async def rival() -> None:
+        await append_entry(api, NS, TECH, draft(7))  # type: ignore[arg-type]
+
+    api.before_write = rival
+    await append_entry(api, NS, TECH, draft(1))  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["id-7", "id-1"]
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+async def test_an_append_never_launders_an_edited_entry() -> None:
+    api = FakeApi()
+    await append_entry(api, NS, TECH, draft(0))  # type: ignore[arg-type]
+    api.objects["payments.fraud.0000"]["spec"]["entries"][0]["reason"] = "edited"
+    await append_entry(api, NS, TECH, draft(1))  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert record.entries[0].reason == "edited"
+    findings = verify(record.chunks, namespace=NS, technology=TECH).findings
+    assert [f.sequence for f in findings] == [0]
+
+
+async def test_a_new_technology_opens_its_record_in_one_write_and_a_reused_name_continues() -> None:
+    api = FakeApi()
+    reads = 0
+    original = api.list
+
+    async def counting(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return await original(*args, **kwargs)
+
+    api.list = counting  # type: ignore[method-assign]
+    entry = AuditEntry(id="entry-1", sequence=0, time="2026-03-01T10:00:00Z",
+                       kind=AuditEntryKind.ENTRY, to_level=3)
+    await append_entry(api, NS, TECH, entry)  # type: ignore[arg-type]
+    assert (api.writes, reads) == (1, 0)
+    again = entry.model_copy(update={"id": "entry-2"})  # the name re-created: a new uid
+    await append_entry(api, NS, TECH, again)  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["entry-1", "entry-2"]
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
