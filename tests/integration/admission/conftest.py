@@ -9,10 +9,11 @@ the chart's RBAC.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,35 @@ class SecureSandbox(Sandbox):
     def as_user(self, user: str, *args: str, input: str | None = None, check: bool = False
                 ) -> Any:
         return self.kubectl("--user", user, *args, input=input, check=check)
+
+
+@contextlib.contextmanager
+def granted(sandbox: Sandbox, name: str, users: Iterable[str], resources: Iterable[str],
+            verbs: Iterable[str] = ("get", "list", "create", "update", "patch", "delete")
+            ) -> Iterator[None]:
+    """An over-generous grant beyond the chart's roles (cluster-wide, on mltrl.dev), as a
+    careless platform team might give: what RBAC no longer stops, the webhooks still must.
+    Removed afterwards, so every other test meets the chart's RBAC alone."""
+    rbac = "rbac.authorization.k8s.io"
+    sandbox.apply([
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": [{"apiGroups": ["mltrl.dev"], "resources": list(resources),
+                    "verbs": list(verbs)}]},
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
+         "subjects": [{"apiGroup": rbac, "kind": "User", "name": user} for user in users]},
+    ])
+    try:
+        yield
+    finally:
+        sandbox.kubectl("delete", "clusterrolebinding,clusterrole", name)
+
+
+def rbac_refused(result: Any, user: str, resource: str) -> None:
+    """Refused by RBAC (the chart's roles), before any webhook is asked."""
+    assert result.returncode != 0, f"admitted: {result.stdout}"
+    assert f'User "{user}" cannot' in result.stderr and f'resource "{resource}"' in \
+        result.stderr, result.stderr
 
 
 class WebhookOperator:

@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from tests.integration.admission.conftest import OPERATOR, SecureSandbox
+from tests.integration.admission.conftest import (
+    OPERATOR,
+    SecureSandbox,
+    granted,
+    rbac_refused,
+)
 from tests.integration.harness import eventually
 from tests.integration.operator.scenarios import policy, technology
 
@@ -27,24 +32,31 @@ def test_an_editor_and_an_admin_cannot_write_or_delete_the_record(
     assert stored["spec"]["entries"][0]["kind"] == "entry"
 
     edit = [{"op": "replace", "path": "/spec/entries/0/reason", "value": "never happened"}]
-    for user in ("mallory", "admin"):
-        refused = sandbox.kubectl("--user", user, "patch", "mltrlaudit", chunk, "--type=json",
-                                  "-p", json.dumps(edit), check=False)
-        assert refused.returncode != 0
-        assert DENIED in refused.stderr, refused.stderr
-        assert (f"{chunk}: Forbidden: audit records are written only by the operator "
-                f"({OPERATOR}); {user} may not update them") in refused.stderr
+    # The chart lets no editor near the records: RBAC refuses mallory first.
+    rbac_refused(sandbox.as_user("mallory", "patch", "mltrlaudit", chunk, "--type=json",
+                                 "-p", json.dumps(edit)), "mallory", "mltrlauditrecords")
+    rbac_refused(sandbox.as_user("mallory", "delete", "mltrlaudit", chunk), "mallory",
+                 "mltrlauditrecords")
+    # The webhook refuses her all the same once RBAC would let her, and the admin too.
+    with granted(sandbox, f"{namespace}-record-writer", ["mallory"], ["mltrlauditrecords"]):
+        for user in ("mallory", "admin"):
+            refused = sandbox.kubectl("--user", user, "patch", "mltrlaudit", chunk, "--type=json",
+                                      "-p", json.dumps(edit), check=False)
+            assert refused.returncode != 0
+            assert DENIED in refused.stderr, refused.stderr
+            assert (f"{chunk}: Forbidden: audit records are written only by the operator "
+                    f"({OPERATOR}); {user} may not update them") in refused.stderr
 
-        deleted = sandbox.kubectl("--user", user, "delete", "mltrlaudit", chunk, check=False)
-        assert deleted.returncode != 0 and "may not delete them" in deleted.stderr
+            deleted = sandbox.kubectl("--user", user, "delete", "mltrlaudit", chunk, check=False)
+            assert deleted.returncode != 0 and "may not delete them" in deleted.stderr
 
-    forged = {
-        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLAuditRecord",
-        "metadata": {"name": f"{namespace}.scorer.0001"},
-        "spec": {"namespace": namespace, "technology": "scorer", "chunk": 1, "entries": []},
-    }
-    created = sandbox.as_user("mallory", "apply", "-f", "-", input=json.dumps(forged))
-    assert created.returncode != 0 and "may not create them" in created.stderr
+        forged = {
+            "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLAuditRecord",
+            "metadata": {"name": f"{namespace}.scorer.0001"},
+            "spec": {"namespace": namespace, "technology": "scorer", "chunk": 1, "entries": []},
+        }
+        created = sandbox.as_user("mallory", "apply", "-f", "-", input=json.dumps(forged))
+        assert created.returncode != 0 and "may not create them" in created.stderr
 
     after = sandbox.get("mltrlaudit", chunk)
     assert after is not None and after["spec"] == stored["spec"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.admission.conftest import SecureSandbox
+from tests.integration.admission.conftest import SecureSandbox, granted, rbac_refused
 from tests.integration.harness import condition, eventually
 from tests.integration.operator.scenarios import model, policy, technology
 
@@ -285,14 +285,29 @@ def test_nobody_but_the_operator_writes_status(sandbox: SecureSandbox, namespace
         ("admin", "lvlreview", "parser-to-4", '{"status":{"phase":"Approved"}}',
          "levelreviews/status"),
     ]
-    for user, kind, name, patch, resource in attempts:
-        refused(sandbox.as_user(user, "patch", kind, name, "-n", namespace,
-                                "--subresource=status", "--type=merge", "-p", patch),
-                f"status: Forbidden: only the operator's service account may write {resource}")
-    refused(sandbox.as_user("platform", "patch", "mltrlpolicy", f"{namespace}-production",
-                            "--subresource=status", "--type=merge", "-p",
-                            '{"status":{"namespaces":[]}}'),
-            "mltrlpolicies/status")
+    policy_status = ("platform", "mltrlpolicy", f"{namespace}-production",
+                     '{"status":{"namespaces":[]}}', "mltrlpolicies/status")
+
+    def attempt(user: str, kind: str, name: str, patch: str) -> Any:
+        scope = [] if kind == "mltrlpolicy" else ["-n", namespace]
+        return sandbox.as_user(user, "patch", kind, name, *scope, "--subresource=status",
+                               "--type=merge", "-p", patch)
+
+    # The chart grants the status to the operator alone: RBAC refuses the people first
+    # (kubectl reads the status before it patches it); the admin gets past RBAC.
+    for user, kind, name, patch, resource in [*attempts, policy_status]:
+        result = attempt(user, kind, name, patch)
+        if user == "admin":
+            refused(result, "status: Forbidden: only the operator's service account may "
+                    f"write {resource}")
+        else:
+            rbac_refused(result, user, resource)
+    # Were a platform team to grant them the status, the webhook would refuse them still.
+    with granted(sandbox, f"{namespace}-status-writers", ("mallory", "alice", "platform"),
+                 ("mltechnologies/status", "levelreviews/status", "mltrlpolicies/status")):
+        for user, kind, name, patch, resource in [*attempts, policy_status]:
+            refused(attempt(user, kind, name, patch),
+                    f"status: Forbidden: only the operator's service account may write {resource}")
     assert status(sandbox, "lvlreview", "parser-to-4", namespace)["phase"] == "Pending"
     assert status(sandbox, "mltech", "parser", namespace)["level"] == 3
     assert status(sandbox, "mltech", "parser", namespace)["incidents"] == []
@@ -305,9 +320,12 @@ def test_the_operators_namespace_is_no_exemption_for_mltrl_objects(
     sandbox.as_user("mallory", "apply", "-f", "-", check=True,
                     input=as_json(technology("hidden", namespace, owner="mallory")))
     wait_for(sandbox, "mltech", "hidden", namespace, "hidden at 3", lambda s: s.get("level") == 3)
-    refused(sandbox.as_user("mallory", "patch", "mltech", "hidden", "-n", namespace,
-                            "--subresource=status", "--type=merge",
-                            "-p", '{"status":{"level":9}}'), "status: Forbidden")
+    status_patch = ("patch", "mltech", "hidden", "-n", namespace, "--subresource=status",
+                    "--type=merge", "-p", '{"status":{"level":9}}')
+    rbac_refused(sandbox.as_user("mallory", *status_patch), "mallory", "mltechnologies/status")
+    with granted(sandbox, "hidden-status-writer", ["mallory"], ["mltechnologies/status"]):
+        refused(sandbox.as_user("mallory", *status_patch), "status: Forbidden")
+    refused(sandbox.as_user("admin", *status_patch), "status: Forbidden")
     refused(sandbox.as_user("mallory", "patch", "mltech", "hidden", "-n", namespace,
                             "--type=merge", "-p", '{"spec":{"entryLevel":9}}'),
             "spec.entryLevel: Forbidden")
@@ -326,10 +344,11 @@ def test_a_terminating_technology_is_no_writable_one(
                     "-p", '{"metadata":{"finalizers":["example.com/hold"]}}', check=True)
     sandbox.as_user("mallory", "delete", "mltech", "lingering", "-n", namespace, "--wait=false",
                     check=True)
-    refused(sandbox.as_user("mallory", "patch", "mltech", "lingering", "-n", namespace,
-                            "--subresource=status", "--type=merge",
-                            "-p", '{"status":{"level":9,"effectiveLevel":9}}'),
-            "status: Forbidden")
+    status_patch = ("patch", "mltech", "lingering", "-n", namespace, "--subresource=status",
+                    "--type=merge", "-p", '{"status":{"level":9,"effectiveLevel":9}}')
+    rbac_refused(sandbox.as_user("mallory", *status_patch), "mallory", "mltechnologies/status")
+    with granted(sandbox, f"{namespace}-status-writer", ["mallory"], ["mltechnologies/status"]):
+        refused(sandbox.as_user("mallory", *status_patch), "status: Forbidden")
     sandbox.kubectl("patch", "mltech", "lingering", "-n", namespace, "--type=merge",
                     "-p", '{"metadata":{"finalizers":null}}')
 

@@ -21,7 +21,7 @@ def test_a_predictor_field_kserve_does_not_know_is_refused_by_name(
     body["spec"]["serving"]["predictor"] = {"minReplica": 1, "model": {"storageURI": "s3://x"}}
     refused = sandbox.as_user("alice", "apply", "-f", "-", input=json.dumps(body))
     assert refused.returncode != 0, refused.stdout
-    assert "spec.serving.predictor.minReplica: is not a field of KServe's " \
+    assert "spec.serving.predictor.minReplica: Invalid: is not a field of KServe's " \
         'V1beta1PredictorSpec (kserve 0.21.0) (did you mean "minReplicas"?)' in refused.stderr
     assert "spec.serving.predictor.model.storageURI" in refused.stderr
     assert sandbox.get("mltech", "scorer", namespace) is None

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.admission.conftest import SecureSandbox
+from tests.integration.admission.conftest import SecureSandbox, granted, rbac_refused
 from tests.integration.harness import eventually
 from tests.integration.operator.scenarios import policy, technology
 
@@ -96,6 +96,8 @@ def test_a_named_approver_is_stamped_and_the_waiver_is_then_fixed(
                             "--type=json", "-p", json.dumps(longer)),
             "spec.waives: Forbidden: fixed once the waiver is approved")
     status = {"status": {"active": True}}
-    refused(sandbox.as_user("mallory", "patch", "mltrlwaiver", "bias-audit", "-n", namespace,
-                            "--subresource=status", "--type=merge", "-p", json.dumps(status)),
-            "status: Forbidden: only the operator")
+    status_patch = ("patch", "mltrlwaiver", "bias-audit", "-n", namespace,
+                    "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    rbac_refused(sandbox.as_user("mallory", *status_patch), "mallory", "mltrlwaivers/status")
+    with granted(sandbox, f"{namespace}-status-writer", ["mallory"], ["mltrlwaivers/status"]):
+        refused(sandbox.as_user("mallory", *status_patch), "status: Forbidden: only the operator")
