@@ -81,6 +81,9 @@ def test_the_readme_tour(tmp_path: Path) -> None:
                 assert "denied the request" in refused.stderr, refused.stderr
                 outputs[command] = refused.stderr
                 continue
+            if command.startswith("kubectl mltrl status"):
+                eventually(lambda c=command: "role 'qa'" in sh(c),
+                           what="the plugin to show what fraud-detection-to-7 needs")
             if "EntryApproved" in command:
                 eventually(lambda c=command: "EntryReviewRequired" in sh(c),
                            what="shortcut held at its entry cap")
@@ -107,6 +110,13 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         posted = next(v for k, v in outputs.items() if k.startswith("curl"))
         assert '"recorded"' in posted
         assert "Who is accountable" in next(v for k, v in outputs.items() if "explain" in k)
+        # the review steps are the plugin's, as each reviewer (issue 16)
+        approvals = [c for c, _ in commands if c.startswith("kubectl mltrl approve")]
+        assert [c.split("--context ")[1] for c in approvals] == ["bob", "carol"]
+        needs = next(v for k, v in outputs.items() if k.startswith("kubectl mltrl status"))
+        assert "needs an approval from a reviewer with role 'qa'" in needs, needs
+        history = next(v for k, v in outputs.items() if k.startswith("kubectl mltrl history"))
+        assert "promotion" in history and "fraud-detection-to-7" in history, history
         stamped = next(v for k, v in outputs.items() if "approvedBy.username" in k)
         assert stamped.split() == ["bob", "carol"]
         held = next(v for k, v in outputs.items() if "EntryApproved" in k)
