@@ -67,6 +67,25 @@ _SERVER_META = (
 # a delay before collecting dependents whose owners never existed (the real GC is not instant)
 ABSENT_OWNER_DELAY = 0.5
 
+RACE_RETRIES = 16
+"""How often a write without a resourceVersion is tried again on the newer object when
+another write landed while its admission ran (kube-apiserver's GuaranteedUpdate loops)."""
+
+
+class _Raced(Exception):
+    """The object changed while this write's admission ran: start again from the new one."""
+
+
+def _names_resource_version(patch: Any) -> bool:
+    """Whether a patch sets metadata.resourceVersion, making it a precondition (a JSON
+    patch's `test` of it is checked when the patch is applied again instead)."""
+    if isinstance(patch, dict):
+        return "resourceVersion" in (patch.get("metadata") or {})
+    if isinstance(patch, list):
+        return any(isinstance(op, dict) and op.get("op") != "test"
+                   and op.get("path") == "/metadata/resourceVersion" for op in patch)
+    return False
+
 
 @dataclass
 class WriteOptions:
@@ -587,7 +606,13 @@ class Api:
                 name,
                 [errors.invalid("metadata.resourceVersion", 0, "must be specified for an update")],
             )
-        return await self._write_update(rt, old, obj, opts, subresource, "update")
+        for _ in range(RACE_RETRIES):
+            try:
+                return await self._write_update(rt, old, clone(obj), opts, subresource, "update",
+                                                retry=not obj["metadata"].get("resourceVersion"))
+            except _Raced:
+                old = self._stored(rt, namespace, name)
+        raise errors.conflict(rt.group, rt.plural, name)
 
     def _patched(self, rt: ResourceType, old: Obj, patch_type: str, patch: Any) -> Any:
         current = clone(self.present(rt, old))
@@ -636,19 +661,30 @@ class Api:
             raise errors.bad_request(f"error decoding patch: {exc}") from exc
         if patch_type == APPLY_PATCH and not opts.field_manager:
             raise errors.bad_request("fieldManager is required for apply requests")
-        old = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
-        if patch_type == APPLY_PATCH:
-            return await self._apply(rt, namespace, name, old, patch, opts, subresource)
-        if old is None:
-            raise errors.not_found(rt.group, rt.plural, name)
-        patched = self._patched(rt, old, patch_type, patch)
-        obj = self._decode(rt, patched, namespace)
-        if obj["metadata"].get("name") != name:
-            raise errors.bad_request(
-                f"the name of the object ({obj['metadata'].get('name')}) does not match the name "
-                f"on the URL ({name})"
-            )
-        return await self._write_update(rt, old, obj, opts, subresource, "patch")
+        # A patch is applied to the object as stored when it is written (GuaranteedUpdate):
+        # if another write lands while admission runs, it is applied again on top of that
+        # one, and a JSON patch's `test` meets the newer object.
+        for _ in range(RACE_RETRIES):
+            old = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
+            try:
+                if patch_type == APPLY_PATCH:
+                    return await self._apply(
+                        rt, namespace, name, old, clone(patch), opts, subresource
+                    )
+                if old is None:
+                    raise errors.not_found(rt.group, rt.plural, name)
+                patched = self._patched(rt, old, patch_type, patch)
+                obj = self._decode(rt, patched, namespace)
+                if obj["metadata"].get("name") != name:
+                    raise errors.bad_request(
+                        f"the name of the object ({obj['metadata'].get('name')}) does not "
+                        f"match the name on the URL ({name})"
+                    )
+                return await self._write_update(rt, old, obj, opts, subresource, "patch",
+                                                retry=not _names_resource_version(patch))
+            except _Raced:
+                continue
+        raise errors.conflict(rt.group, rt.plural, name)
 
     async def _apply(
         self,
@@ -705,7 +741,8 @@ class Api:
         wanted_rv = decoded["metadata"].get("resourceVersion")
         merged["metadata"]["resourceVersion"] = wanted_rv or old["metadata"]["resourceVersion"]
         obj = self._decode(rt, self.present(rt, merged), namespace)
-        return await self._write_update(rt, old, obj, opts, subresource, "patch", managed)
+        return await self._write_update(rt, old, obj, opts, subresource, "patch", managed,
+                                        retry=not wanted_rv)
 
     async def _write_update(
         self,
@@ -716,7 +753,11 @@ class Api:
         subresource: str,
         verb: str,
         managed: list[Obj] | None = None,
+        *,
+        retry: bool = False,
     ) -> WriteResult:
+        """`retry`: the client named no resourceVersion, so a write that lands meanwhile
+        makes the caller apply its change again (`_Raced`) rather than a 409."""
         name = old["metadata"]["name"]
         owners = old  # whose managedFields the write starts from
         requested_rv = obj["metadata"].get("resourceVersion")
@@ -817,6 +858,15 @@ class Api:
             mutating=False,
             warnings=warnings,
         )
+        # Admission awaited the webhooks: another write may have landed meanwhile. Like
+        # etcd's compare-and-swap under GuaranteedUpdate, never store over it.
+        current = self.store.get(rt.storage, old["metadata"].get("namespace"), name)
+        if current is None or (
+            current["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"]
+        ):
+            if retry and current is not None:
+                raise _Raced()
+            raise errors.conflict(rt.group, rt.plural, name)
         if rt.tracks_generation and _content(obj, rt) != _content(old, rt):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
@@ -917,7 +967,10 @@ class Api:
             node = node.setdefault(key, {})
         node[leaf] = replicas
         obj["metadata"].pop("resourceVersion", None)
-        result = await self._write_update(rt, old, obj, opts, "scale", "update")
+        try:
+            result = await self._write_update(rt, old, obj, opts, "scale", "update")
+        except _Raced:
+            raise errors.conflict(rt.group, rt.plural, name) from None
         return self._scale(rt, result.object)
 
     # delete

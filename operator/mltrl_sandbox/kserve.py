@@ -22,6 +22,21 @@ INFERENCE_SERVICES = "/apis/serving.kserve.io/v1beta1/inferenceservices"
 
 logger = logging.getLogger(__name__)
 
+# What KServe's install gives namespace viewers and editors through aggregation (its CRD is
+# the sandbox's own): with RBAC enforced, an editor can use InferenceServices, as in a
+# cluster with KServe installed.
+USER_ROLES: list[dict[str, Any]] = [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": f"kserve-{verb}",
+                  "labels": {f"rbac.authorization.k8s.io/aggregate-to-{role}": "true"}},
+     "rules": [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+                "verbs": verbs}]}
+    for verb, role, verbs in (
+        ("view", "view", ["get", "list", "watch"]),
+        ("edit", "edit", ["create", "delete", "deletecollection", "patch", "update"]),
+    )
+]
+
 
 def simulated_status(body: dict[str, Any], now: str) -> dict[str, Any]:
     metadata = body["metadata"]

@@ -31,6 +31,7 @@ from .certs import make_serving_certificate
 from .client import SandboxClient
 from .crds import default_crd_documents
 from .faults import from_options as faults_from_options
+from .kserve import USER_ROLES as KSERVE_USER_ROLES
 from .kserve import KServeStandIn
 from .server import SandboxServer
 
@@ -127,6 +128,16 @@ async def _install_operator_rbac(server: SandboxServer) -> str:
     return str(found)
 
 
+async def _install_kserve_user_roles(server: SandboxServer) -> None:
+    """KServe's user roles, as its install brings them: users bound to edit or view can use
+    InferenceServices (the sandbox carries KServe's CRD)."""
+    for document in KSERVE_USER_ROLES:
+        kind = server.registry.get(str(document["apiVersion"]), "clusterroles")
+        assert kind is not None
+        if server.store.get(kind.storage, None, document["metadata"]["name"]) is None:
+            await server.api.create(kind, None, document)
+
+
 async def sandbox(args: argparse.Namespace) -> int:
     if args.webhooks and args.no_operator:
         raise WebhookConfigError("--webhooks runs the webhooks in the operator: drop --no-operator")
@@ -152,6 +163,8 @@ async def sandbox(args: argparse.Namespace) -> int:
     connection = load_connection(str(kubeconfig))
     operator_connection = connection
     rbac_source = ""
+    if users:
+        await _install_kserve_user_roles(server)
     if args.webhooks:
         rbac_source = await _install_operator_rbac(server)
         operator_connection = load_connection(str(kubeconfig), operator_username())

@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+# What KServe's install gives namespace editors and viewers (the sandbox's own copy).
+from mltrl_sandbox.kserve import USER_ROLES as KSERVE_USER_ROLES
+
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 MLTRL = BIN / "mltrl"
@@ -44,18 +47,6 @@ USER_ROLES: dict[str, tuple[str, ...]] = {
     # The integrity suite's policy admin, who also hands technologies over (edit).
     "platform": ("edit", "mltrl-policy-admin"),
 }
-# What KServe's install gives namespace editors and viewers (its CRD is the sandbox's own).
-KSERVE_USER_ROLES = [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": f"kserve-{verb}",
-                  "labels": {f"rbac.authorization.k8s.io/aggregate-to-{role}": "true"}},
-     "rules": [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
-                "verbs": verbs}]}
-    for verb, role, verbs in (
-        ("view", "view", ["get", "list", "watch"]),
-        ("edit", "edit", ["create", "delete", "deletecollection", "patch", "update"]),
-    )
-]
 
 
 @functools.cache

@@ -143,7 +143,7 @@ def namespace(sandbox: PluginSandbox, request: pytest.FixtureRequest) -> str:
 
 def policy(namespace: str, **requirements: Any) -> dict[str, Any]:
     """A policy selecting only this test's namespace: level 5 needs a check, a metric and two
-    approvals with the roles qa and product-owner."""
+    approvals with the roles qa (bob) and product-owner (carol, the CI identity)."""
     return {
         "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLPolicy",
         "metadata": {"name": f"policy-{namespace}"},
@@ -155,6 +155,10 @@ def policy(namespace: str, **requirements: Any) -> dict[str, Any]:
                              {"name": "accuracy", "kind": "metric", "minimum": 0.8}],
                 **requirements,
             }],
+            # No policy, no roles (issue 11): the people who hold them, the CI identity
+            # releasing as product owner included.
+            "reviewers": [{"role": "qa", "users": ["bob"]},
+                          {"role": "product-owner", "users": ["carol", CI]}],
         },
     }
 

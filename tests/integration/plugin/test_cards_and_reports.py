@@ -142,14 +142,23 @@ def test_report_over_the_examples_and_generated_teams(
     assert research["name"] == "0 No MLOps"
     assert research["signals"][0]["met"] is False
     organisation = report["organisation"]
-    assert organisation["name"] == "Spreading"
-    # the default namespace (protein-embeddings) has no policy: not yet formalised
-    assert any("namespaces covered by an MLTRLPolicy" in m
+    # Every namespace with technologies has a policy (since issue 11 the examples' research
+    # policy covers default, binding research-lead): formalised, so Widespread; Mature
+    # still needs every team to release through CI (the starter team does not).
+    assert organisation["name"] == "Widespread"
+    assert not any("namespaces covered by an MLTRLPolicy" in m
+                   for m in organisation["missing_for_next"]), organisation["missing_for_next"]
+    assert any("every team releases through CI" in m
                for m in organisation["missing_for_next"]), organisation["missing_for_next"]
     assert report["unobservable"]
 
-    table = sandbox.plugin("carol", "report", "-A").stdout
-    assert table.startswith("Organisation: ML capacity stage Spreading")
+    table = sandbox.plugin("bob", "report", "-A").stdout
+    assert table.startswith("Organisation: ML capacity stage Widespread")
+    # carol (mltrl-reviewer only) may not read namespaces: the report says it cannot tell
+    # which policies govern them, and does not count them formalised
+    blind = sandbox.plugin("carol", "report", "-A").stdout
+    assert blind.startswith("Organisation: ML capacity stage Spreading")
+    assert "cannot tell" in blind
     assert f"{automation}" in table and "4 Full MLOps automated operations" in table
     markdown = sandbox.plugin("carol", "report", "-A", "-o", "md").stdout
     assert markdown.startswith("# ML maturity report (all namespaces, by team)")

@@ -326,3 +326,34 @@ async def test_crd_versions_share_storage(world: World) -> None:
         await world.api.create(crds, None, invalid)
     rule = 'must be spec.names.plural+"."+spec.group'
     assert f'metadata.name: Invalid value: "wrong.example.com": {rule}' in caught.value.message
+
+
+async def test_writes_whose_admission_overlaps_are_applied_one_on_the_other(world: World) -> None:
+    """A webhook takes time: two patches admitted at once must not store over each other
+    (kube-apiserver's GuaranteedUpdate). A merge patch is applied again on the newer object;
+    a JSON patch's `test` of the resourceVersion it read then fails, as on a cluster."""
+    thing = await world.thing("t", labels={})
+    gate = asyncio.Event()
+
+    async def slow_webhook(request: Any) -> None:
+        await gate.wait()  # both writes wait here, each holding the object it read
+
+    world.api.mutating_admission.append(slow_webhook)
+    label = "application/merge-patch+json"
+    first = asyncio.create_task(world.api.patch(
+        world.things, "default", "t", label, b'{"metadata": {"labels": {"a": "1"}}}'))
+    second = asyncio.create_task(world.api.patch(
+        world.things, "default", "t", label, b'{"metadata": {"labels": {"b": "2"}}}'))
+    rv = thing["metadata"]["resourceVersion"]
+    guarded = asyncio.create_task(world.api.patch(
+        world.things, "default", "t", "application/json-patch+json",
+        f'[{{"op": "test", "path": "/metadata/resourceVersion", "value": "{rv}"}},'
+        ' {"op": "add", "path": "/metadata/labels/c", "value": "3"}]'.encode()))
+    await settle()
+    gate.set()
+    await asyncio.gather(first, second)
+    with pytest.raises(ApiError) as caught:
+        await guarded
+    assert caught.value.code == 422
+    labels = world.api.get(world.things, "default", "t")["metadata"]["labels"]
+    assert labels == {"a": "1", "b": "2"}
