@@ -71,6 +71,8 @@ class Client:
 
     async def list(self, resource: ResourceRef, namespace: str | None = None,
                    **_: Any) -> list[dict[str, Any]]:
+        if resource.plural == "levelreviews":
+            return []
         assert resource.plural == "mltrlauditrecords"
         if not self.may_read_records:
             raise ApiError(403, {"reason": "Forbidden", "message":
@@ -160,3 +162,26 @@ async def test_no_record_yet_shows_status_history_and_says_so() -> None:
     view = await views.history(session(Client([TECH], [])), "fraud")
     assert view["source"] == "status.history"
     assert view["note"].startswith("no audit record of payments/fraud")
+
+
+# status.history keeps only the newest changes: here it lost the entry at 6.
+AT_7 = {**TECH, "status": {"level": 7, "history": [
+    {"from": 6, "to": 7, "kind": "promotion", "at": "2026-11-23T09:30:00Z",
+     "review": "fraud-to-7", "by": ["bob", "carol"]}]}}
+
+
+async def test_the_card_takes_the_levels_reached_from_the_audit_record() -> None:
+    record = stored_chunk(drafts()[:2])
+    card = await views.card(session(Client([AT_7], [record])), "fraud", None)
+    assert card.levels_reached == (6, 7)
+    earlier = await views.card(session(Client([AT_7], [record])), "fraud", 6)
+    assert earlier.level == 6
+
+
+async def test_the_card_ignores_a_record_it_may_not_read_or_that_does_not_verify() -> None:
+    unreadable = Client([AT_7], [stored_chunk(drafts()[:2])], may_read_records=False)
+    assert (await views.card(session(unreadable), "fraud", None)).levels_reached == (7,)
+    tampered = stored_chunk(drafts()[:2])
+    tampered["spec"]["entries"][0]["toLevel"] = 3
+    card = await views.card(session(Client([AT_7], [tampered])), "fraud", None)
+    assert card.levels_reached == (7,)

@@ -12,7 +12,13 @@ from typing import Any
 
 from mltrl_operator.api.audit import AuditEntryKind
 from mltrl_operator.api.review import ReviewPhase
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.technology import (
+    Debrief,
+    LevelTransition,
+    MLTechnologySpec,
+    MLTechnologyStatus,
+    TransitionKind,
+)
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
     PluginError,
@@ -384,9 +390,49 @@ async def history(session: Session, name: str) -> View:
     }
 
 
+_TRANSITION_KINDS = {str(k) for k in TransitionKind}
+
+
+def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]:
+    """The level changes of this life of the technology (its uid) as the record holds
+    them: all of them, where status.history keeps the newest 50."""
+    found = []
+    for entry in record.entries:
+        if (entry.technology_uid != uid or str(entry.kind) not in _TRANSITION_KINDS
+                or entry.to_level is None):
+            continue
+        debrief = {key.removeprefix("debrief."): value for key, value in entry.details.items()
+                   if key.startswith("debrief.")}
+        found.append(LevelTransition(
+            from_level=entry.from_level, to=entry.to_level, kind=TransitionKind(entry.kind),
+            switchback_type=entry.switchback_type, reason=entry.reason, review=entry.review,
+            alert=entry.alert, by=list(entry.by), at=entry.time,
+            debrief=Debrief.model_validate(debrief) if debrief else None,
+        ))
+    return found
+
+
+async def _card_history(session: Session, name: str, uid: str,
+                        status: MLTechnologyStatus | None) -> MLTechnologyStatus | None:
+    """The card's levels reached from the audit record when the user may read it and its
+    chain verifies; otherwise status.history as it is."""
+    if status is None or not uid:
+        return status
+    try:
+        record = await read_audit_record(session.client, session.namespace, name)
+    except ApiError:
+        return status
+    if not record.bodies or not record_verification(record).intact:
+        return status
+    transitions = audited_transitions(record, uid)
+    return status.model_copy(update={"history": transitions}) if transitions else status
+
+
 async def card(session: Session, name: str, level: int | None) -> Card:
     body = await session.technology(name)
     spec: MLTechnologySpec = tech_spec(body)
+    uid = str(meta(body).get("uid") or "")
+    status = await _card_history(session, name, uid, tech_status(body))
     reviews = {}
     for r in await session.reviews(session.namespace):
         rs = review_spec(r)
@@ -394,8 +440,8 @@ async def card(session: Session, name: str, level: int | None) -> Card:
             reviews[str(meta(r).get("name"))] = rs
     try:
         return build_card(
-            name=name, namespace=session.namespace, uid=str(meta(body).get("uid") or ""),
-            spec=spec, status=tech_status(body), reviews=reviews, level=level,
+            name=name, namespace=session.namespace, uid=uid,
+            spec=spec, status=status, reviews=reviews, level=level,
         )
     except CardError as error:
         raise PluginError(f"{error} (in namespace \"{session.namespace}\")") from None
