@@ -35,8 +35,11 @@ def test_each_person_does_their_part_and_nothing_more(tmp_path: Path) -> None:
             review("ranker-to-4", namespace, "ranker", 3, 4, approvers=())))
         wait_for_phase(sandbox, "ranker-to-4", namespace, "Pending")
 
-        approval = [{"op": "add", "path": "/spec/approvals/-",
-                     "value": {"reviewer": "carol", "role": "qa", "decision": "approve"}}]
+        # Stamped as the admission webhook would stamp it (this suite runs without webhooks):
+        # an unstamped approval counts for nothing (issue 11).
+        (stamped,) = review("ranker-to-4", namespace, "ranker", 3, 4,
+                            approvers=(("carol", "qa"),))["spec"]["approvals"]
+        approval = [{"op": "add", "path": "/spec/approvals/-", "value": stamped}]
         sandbox.as_user("carol", "patch", "lvlreview", "ranker-to-4", "-n", namespace,
                         "--type=json", "-p", json.dumps(approval), check=True)
         wait_for_phase(sandbox, "ranker-to-4", namespace, "Applied")
