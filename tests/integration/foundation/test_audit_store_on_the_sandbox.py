@@ -15,7 +15,7 @@ from mltrl_operator.api.audit import AuditEntry, AuditEntryKind
 from mltrl_operator.domain.audit import verify
 from mltrl_operator.k8s.audit_store import append_entry, read_audit_record
 from mltrl_operator.k8s.client import KubeClient
-from mltrl_operator.k8s.connection import from_kubeconfig
+from mltrl_operator.k8s.connection import load_connection
 from tests.integration.harness import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def draft(n: int) -> AuditEntry:
 
 
 async def append_all(kubeconfig: Path, numbers: range, limit: int) -> None:
-    async with KubeClient(from_kubeconfig(kubeconfig)) as client:
+    async with KubeClient(load_connection(str(kubeconfig))) as client:
         for n in numbers:
             await append_entry(client, "payments", "fraud", draft(n), limit=limit)
 
@@ -46,7 +46,7 @@ async def race(kubeconfig: Path) -> list[AuditEntry]:
         append_all(kubeconfig, range(30, 60), limit),
         append_all(kubeconfig, range(0, 60, 7), limit),  # replays of entries the others add
     )
-    async with KubeClient(from_kubeconfig(kubeconfig)) as client:
+    async with KubeClient(load_connection(str(kubeconfig))) as client:
         record = await read_audit_record(client, "payments", "fraud")
     assert verify(record.chunks, namespace="payments", technology="fraud").intact
     assert len(record.chunks) >= 5
