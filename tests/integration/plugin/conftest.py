@@ -26,7 +26,10 @@ from tests.integration.harness import (
 
 # Bound as the harness binds people to the chart's roles (USER_ROLES).
 CI = "system:serviceaccount:ci:approver"
-USERS = ("alice", "bob", "carol", CI)
+# An auditor, bound to the chart's mltrl-auditor role as its comment says (a
+# ClusterRoleBinding): the one person here who may read the cluster-scoped audit records.
+AUDITOR = "audrey"
+USERS = ("alice", "bob", "carol", CI, AUDITOR)
 
 
 class PluginSandbox(Sandbox):
@@ -50,6 +53,14 @@ class PluginSandbox(Sandbox):
         )
         # People act with the chart's user roles, as a platform team binds them.
         self.install_rbac()
+        self.apply([{
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"mltrl-auditor-{AUDITOR}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "mltrl-auditor"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io",
+                          "name": AUDITOR}],
+        }])
         return self
 
     def env(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from tests.integration.harness import KUBECTL, Process, eventually, free_port
 
 from .browser import DESKTOP, PHONE, Chromium, Page
-from .conftest import PluginSandbox, policy, reconciled, technology
+from .conftest import AUDITOR, PluginSandbox, policy, reconciled, technology
 
 
 class Dashboard:
@@ -66,7 +66,9 @@ PAGES = {
     "technology": ("/t/payments/fraud-detection",
                    ["fraud-detection", "Next level", "Level 8 Flight-ready", "Reviews",
                     "fraud-detection-to-7", "History", "TRL card: fraud-detection at level 7",
-                    "not recorded"]),
+                    "not recorded",
+                    # carol may not read the audit record: the history section says so
+                    "from status.history (not the audit record)", "mltrl-auditor role"]),
     "card-6": ("/t/payments/fraud-detection?level=6",
                ["TRL card: fraud-detection at level 6 (Application Development)"]),
     "report": ("/report", ["ML maturity report", "ML capacity stage", "payments-ml",
@@ -145,3 +147,26 @@ def test_a_missing_technology_page_says_so(dashboard: Dashboard) -> None:
     assert missing.value.code == 404
     body = missing.value.read().decode()
     assert 'mltechnology &quot;ghost&quot; not found in namespace &quot;payments&quot;' in body
+
+
+def test_an_auditors_dashboard_shows_the_verified_audit_record(
+    fraud_detection_at_7: PluginSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    auditors = Dashboard(fraud_detection_at_7, tmp_path_factory.mktemp("auditor"), AUDITOR)
+    try:
+        auditors.start()
+
+        def history_section() -> str | None:
+            with urllib.request.urlopen(auditors.url + "/t/payments/fraud-detection",
+                                        timeout=10) as response:
+                html = str(response.read().decode())
+            return html if "promotion" in html.split("<h2>History</h2>", 1)[-1] else None
+
+        html = eventually(history_section, timeout=60, what="the promotion on the page")
+        section = html.split("<h2>History</h2>", 1)[1].split("</section>", 1)[0]
+        assert "payments/fraud-detection from the audit record" in section
+        assert "Chain verified: every entry matches its hash" in section
+        assert "review fraud-detection-to-7" in section and "bob, carol" in section
+        assert "status.history" not in section
+    finally:
+        auditors.process.stop()

@@ -3,9 +3,13 @@ everywhere, read as the user."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
-from .conftest import PluginSandbox, policy, reconciled, technology
+from tests.integration.harness import eventually
+
+from .conftest import AUDITOR, PluginSandbox, policy, reconciled, technology
 
 
 def test_ls_shows_the_portfolio_and_sorts(sandbox: PluginSandbox, namespace: str) -> None:
@@ -48,20 +52,83 @@ def test_status_in_words(sandbox: PluginSandbox, namespace: str) -> None:
     assert view["reviews"] == [] and view["incidents"] == []
 
 
-def test_history_and_a_deleted_technology(sandbox: PluginSandbox, namespace: str) -> None:
+def promote_churn_to_5(sandbox: PluginSandbox, namespace: str) -> None:
+    ns = ("-n", namespace)
+    sandbox.plugin("alice", "review", "new", "churn", *ns)
+    sandbox.plugin("alice", "evidence", "churn-to-5", "unit-tests", "--passed",
+                   "--uri", "https://ci.example.com/churn/1", *ns)
+    sandbox.plugin("alice", "evidence", "churn-to-5", "accuracy", "--value", "0.91", *ns)
+    sandbox.plugin("bob", "approve", "churn-to-5", "--role", "qa", *ns)
+    sandbox.plugin("carol", "approve", "churn-to-5", "--role", "product-owner", *ns)
+    reconciled(sandbox, "churn", namespace, 5)
+
+
+def kinds(view: dict[str, Any]) -> list[tuple[str, int | None, int | None]]:
+    return [(i["kind"], i.get("from"), i.get("to")) for i in view["items"]]
+
+
+def audited(sandbox: PluginSandbox, namespace: str,
+            last: tuple[str, int | None, int | None]) -> dict[str, Any] | None:
+    """The auditor's view of churn's history once its last entry is `last`."""
+    view: dict[str, Any] = sandbox.plugin_json(AUDITOR, "history", "churn", "-n", namespace)
+    return view if kinds(view)[-1:] == [last] else None
+
+
+def test_history_comes_from_the_audit_record_and_outlives_the_technology(
+    sandbox: PluginSandbox, namespace: str
+) -> None:
     sandbox.apply([policy(namespace), technology(namespace, "churn")])
     reconciled(sandbox, "churn", namespace, 4)
-    table = sandbox.plugin("alice", "history", "churn", "-n", namespace).stdout
-    assert table.splitlines()[0].split() == ["AT", "FROM", "TO", "KIND", "CAUSE", "BY",
-                                             "REASON"]
-    assert "entry" in table.splitlines()[1]
-    record = sandbox.plugin_json("alice", "history", "churn", "-n", namespace)
-    assert record["source"] == "status.history" and record["items"][0]["to"] == 4
+    promote_churn_to_5(sandbox, namespace)
+    ns = ("-n", namespace)
+
+    # The auditor (mltrl-auditor, cluster-wide read of the records) sees the audit record,
+    # its chain verified with the domain's check.
+    record = eventually(lambda: audited(sandbox, namespace, ("promotion", 4, 5)),
+                        timeout=60, what="the promotion in the audit record")
+    assert record["source"] == "audit record" and record["verified"] is True
+    assert record["findings"] == [] and record["deleted"] is False
+    promotion = record["items"][1]
+    assert promotion["cause"] == "review churn-to-5" and promotion["by"] == ["bob", "carol"]
+    assert [(a["reviewer"], a["role"]) for a in promotion["approvals"]] == [
+        ("bob", "qa"), ("carol", "product-owner")]
+    assert {e["name"] for e in promotion["evidence"]} == {"unit-tests", "accuracy"}
+    shown = sandbox.plugin(AUDITOR, "history", "churn", *ns)
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"Level history of {namespace}/churn from the audit record (2 entries)."
+    assert lines[1].startswith("Chain verified: every entry matches its hash")
+    assert lines[2].split() == ["AT", "FROM", "TO", "KIND", "CAUSE", "BY", "REASON"]
+    assert lines[4].split()[1:7] == ["4", "5", "promotion", "review", "churn-to-5", "bob,carol"]
+    assert shown.stderr == ""
+
+    # alice (edit in every namespace) may not read the cluster-scoped records: the plugin
+    # shows status.history and says which role to ask for.
+    fallback = sandbox.plugin("alice", "history", "churn", *ns)
+    assert "ask your platform team for the mltrl-auditor role" in fallback.stderr
+    assert "showing status.history instead" in fallback.stderr
+    assert fallback.stdout.splitlines()[0] == (
+        f"Level history of {namespace}/churn from status.history (not the audit record).")
+    assert "promotion" in fallback.stdout and "review churn-to-5" in fallback.stdout
+    as_json = sandbox.plugin_json("alice", "history", "churn", *ns)
+    assert as_json["source"] == "status.history" and as_json["verified"] is None
+    assert kinds(as_json) == [("entry", None, 4), ("promotion", 4, 5)]
+
+    # Deleted: the record outlives the technology, promotions and all.
     sandbox.kubectl("delete", "mltech", "churn", "-n", namespace)
-    gone = sandbox.plugin("alice", "history", "churn", "-n", namespace, check=False)
+    after = eventually(lambda: audited(sandbox, namespace, ("deletion", 5, None)),
+                       timeout=60, what="the deletion in the audit record")
+    assert kinds(after) == [("entry", None, 4), ("promotion", 4, 5), ("deletion", 5, None)]
+    assert after["verified"] is True and after["deleted"] is True
+    assert after["items"][1]["approvals"][0]["reviewer"] == "bob"
+    table = sandbox.plugin(AUDITOR, "history", "churn", *ns).stdout
+    assert "(3 entries, the technology is deleted)" in table
+    assert "review churn-to-5" in table
+
+    # ... and someone who may not read it is told what to do, not shown nothing.
+    gone = sandbox.plugin("alice", "history", "churn", *ns, check=False)
     assert gone.returncode == 1
     assert f'mltechnology "churn" not found in namespace "{namespace}"' in gone.stderr
-    assert "keeps no audit record that outlives the object" in gone.stderr
+    assert "ask your platform team for the mltrl-auditor role" in gone.stderr
 
 
 def test_the_plugin_uses_the_kubeconfig_identity(sandbox: PluginSandbox,

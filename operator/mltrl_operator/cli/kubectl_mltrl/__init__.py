@@ -200,6 +200,12 @@ def _decider(decision: Decision) -> Handler:
 
 async def _history(session: Session, args: argparse.Namespace) -> str:
     view = await views.history(session, args.technology)
+    if view.get("note"):
+        print(f"note: {view['note']}", file=sys.stderr)
+    if view.get("verified") is False:
+        print(f"warning: the audit record of {session.namespace}/{args.technology} does not "
+              "verify: it was edited or cut after it was recorded (mltrl audit verify says "
+              "where)", file=sys.stderr)
     if args.output in STRUCTURED:
         return render.structured(view, args.output)
     return render.history_table(view)

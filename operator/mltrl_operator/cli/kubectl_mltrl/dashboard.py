@@ -166,10 +166,17 @@ async def _technology(session: Session, request: web.Request) -> tuple[str, str]
         "no incidents")
     changes = render.html_table(
         ["at", "from", "to", "kind", "cause", "by"],
-        [[escape(t["at"]), str(t.get("from", "-")), str(t["to"]), escape(t["kind"]),
-          escape(t.get("review") or t.get("alert") or ""), escape(", ".join(t.get("by") or []))]
+        [[escape(t["at"]), str(t.get("from", "-")), str(t.get("to", "-")), escape(t["kind"]),
+          escape(t.get("cause") or ""), escape(", ".join(t.get("by") or []))]
          for t in history["items"]],
         "no level changes")
+    # Where the history comes from, whether its chain verified, and why not the record.
+    provenance = "".join(
+        f'<p class="{"warning" if line.startswith(("TAMPERED", "  -")) else "source"}">'
+        f"{escape(line)}</p>" for line in render.history_headline(history))
+    if history.get("note"):
+        provenance += f'<p class="warning">{escape(str(history["note"]))}.</p>'
+    changes = provenance + changes
     card_html = render.card_fragment(
         card, lambda lvl: _tech_href(namespace, name, f"?level={lvl}#card")
     )

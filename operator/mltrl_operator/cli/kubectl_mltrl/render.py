@@ -87,17 +87,41 @@ def status_text(view: View) -> str:
     return "\n".join(lines)
 
 
+def history_headline(view: View) -> list[str]:
+    """Where the history comes from and whether its chain verified: the lines above the
+    table (and the dashboard's history section)."""
+    where = f"{view['namespace']}/{view['name']}"
+    if view["source"] != "audit record":
+        return [f"Level history of {where} from {view['source']} (not the audit record)."]
+    count = len(view["items"])
+    lines = [f"Level history of {where} from the audit record ({count} entries"
+             + (", the technology is deleted" if view.get("deleted") else "") + ")."]
+    if view.get("verified"):
+        lines.append(f"Chain verified: every entry matches its hash and follows the one "
+                     f"before it (head {view.get('head') or '-'}).")
+    else:
+        findings = view.get("findings") or []
+        lines.append(f"TAMPERED: the chain does not verify ({len(findings)} finding(s)); "
+                     "entries may have been edited or removed:")
+        lines += [f"  - {f}" for f in findings]
+    return lines
+
+
+def _levels(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def history_table(view: View) -> str:
+    head = "\n".join(history_headline(view))
     if not view["items"]:
-        return f"No level changes recorded for {view['name']}."
+        return f"{head}\nNo level changes recorded for {view['name']}."
     rows = []
     for t in view["items"]:
-        frm = t.get("from")
-        cause = t.get("review") or t.get("alert") or ""
         kind = t["kind"] + (f" ({t['switchbackType']})" if t.get("switchbackType") else "")
-        rows.append([t["at"], "-" if frm is None else frm, t["to"], kind, cause,
-                     ",".join(t.get("by") or []), t.get("reason", "")])
-    return table(["AT", "FROM", "TO", "KIND", "CAUSE", "BY", "REASON"], rows)
+        rows.append([t["at"], _levels(t.get("from")), _levels(t.get("to")), kind,
+                     t.get("cause") or "-", ",".join(t.get("by") or []) or "-",
+                     t.get("reason") or ""])
+    return head + "\n" + table(["AT", "FROM", "TO", "KIND", "CAUSE", "BY", "REASON"], rows)
 
 
 # --- cards ------------------------------------------------------------------------------

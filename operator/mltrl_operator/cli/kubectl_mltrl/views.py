@@ -10,13 +10,21 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from mltrl_operator.api.audit import AuditEntryKind
 from mltrl_operator.api.review import ReviewPhase
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.technology import (
+    Debrief,
+    LevelTransition,
+    MLTechnologySpec,
+    MLTechnologyStatus,
+    TransitionKind,
+)
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
     PluginError,
     PolicyUnreadable,
     Session,
+    explain,
     meta,
     named_reviews,
     review_records,
@@ -26,6 +34,7 @@ from mltrl_operator.cli.kubectl_mltrl.session import (
     tech_status,
     technology_records,
 )
+from mltrl_operator.domain.audit import Verification, verify
 from mltrl_operator.domain.card import Card, CardError, build_card
 from mltrl_operator.domain.levels import level_name, phase_of
 from mltrl_operator.domain.maturity import assess
@@ -37,6 +46,8 @@ from mltrl_operator.domain.progress import (
     next_step,
     published_step,
 )
+from mltrl_operator.k8s.audit_store import StoredRecord, read_audit_record
+from mltrl_operator.k8s.errors import ApiError
 
 View = dict[str, Any]
 
@@ -262,38 +273,166 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
     }
 
 
-async def level_record(session: Session, name: str) -> tuple[str, list[View]]:
-    """The one source of a technology's level changes. Today: status.history (the newest
-    50, gone with the object). The audit record that outlives the object replaces this
-    function's body, and every caller (history, the dashboard) follows."""
+AUDITOR_ROLE = "mltrl-auditor"
+AUDIT_SOURCE = "audit record"
+STATUS_SOURCE = "status.history"
+
+
+def _cause(review: str | None, alert: str | None) -> str:
+    """What made the change: the review that was applied or the alert that fired."""
+    if review:
+        return f"review {review}"
+    if alert:
+        return f"alert {alert}"
+    return ""
+
+
+def audit_items(record: StoredRecord) -> list[View]:
+    """The record's entries, oldest first, in the shape every history view shares."""
+    items = []
+    for entry in record.entries:
+        wire = entry.to_wire()
+        items.append({
+            "at": entry.time,
+            "from": entry.from_level,
+            "to": entry.to_level,
+            "kind": str(entry.kind),
+            "switchbackType": entry.switchback_type,
+            "cause": _cause(entry.review, entry.alert),
+            "review": entry.review,
+            "alert": entry.alert,
+            "by": list(entry.by),
+            "reason": entry.reason,
+            **{key: wire[key] for key in ("sequence", "technologyUid", "reviewType", "waiver",
+                                          "model", "replacedModel", "evidence", "approvals",
+                                          "details")
+               if wire.get(key) not in (None, [], {})},
+        })
+    return items
+
+
+def record_verification(record: StoredRecord) -> Verification:
+    """The domain's verify over the chunks that could be read, with a finding for each
+    chunk stored in a shape the model refuses (as `mltrl audit verify` reports them)."""
+    checked = verify(record.chunks, namespace=record.namespace, technology=record.technology)
+    if not record.parsed.unreadable:
+        return checked
+    return Verification(record.parsed.unreadable + checked.findings, checked.entries,
+                        checked.chunks, checked.head)
+
+
+def history_items(status: MLTechnologyStatus | None) -> list[View]:
+    items = []
+    for t in status.history if status else []:
+        item = t.model_dump(by_alias=True, exclude_none=True, mode="json")
+        item["cause"] = _cause(t.review, t.alert)
+        items.append(item)
+    return items
+
+
+async def _status_history(session: Session, name: str, why_not_record: str) -> View:
+    """The fallback: the object's own status.history (its newest changes, gone with it)."""
     try:
         body = await session.technology(name)
     except PluginError as error:
-        raise PluginError(
-            f"{error}; a deleted technology's level record went with it (status.history): "
-            "this cluster keeps no audit record that outlives the object"
-        ) from None
-    status = tech_status(body)
-    return "status.history", [
-        t.model_dump(by_alias=True, exclude_none=True, mode="json")
-        for t in (status.history if status else [])
-    ]
+        raise PluginError(f"{error}; {why_not_record}") from None
+    return {"source": STATUS_SOURCE, "items": history_items(tech_status(body)),
+            "verified": None, "findings": [], "head": None,
+            "note": f"{why_not_record}; showing status.history instead (the newest changes "
+                    "only, and gone when the technology is deleted)"}
+
+
+async def level_record(session: Session, name: str) -> View:
+    """The one source of a technology's level changes, for `history` and the dashboard: the
+    audit record, which outlives the technology and is verified with the domain's chain
+    check; status.history only when the record cannot be read, saying why.
+
+    The record is cluster-scoped, so RBAC cannot grant a namespace's people the records of
+    that namespace only; the chart gives read to the mltrl-auditor role alone, and everyone
+    else gets the fallback (docs/audit.md)."""
+    namespace = session.namespace
+    where = f"{namespace}/{name}"
+    try:
+        record = await read_audit_record(session.client, namespace, name)
+    except ApiError as error:
+        if error.status == 403:
+            why = (f"you may not read the audit record of {where} (MLTRLAuditRecords are "
+                   f"cluster-scoped: ask your platform team for the {AUDITOR_ROLE} role, "
+                   "bound with a ClusterRoleBinding)")
+        else:
+            why = f"cannot read the audit record of {where}: {explain(error)}"
+        return await _status_history(session, name, why)
+    if not record.bodies:
+        return await _status_history(
+            session, name, f"no audit record of {where} (the operator writes one when it "
+                           "first reconciles a technology)")
+    verification = record_verification(record)
+    items = audit_items(record)
+    return {
+        "source": AUDIT_SOURCE,
+        "items": items,
+        "verified": verification.intact,
+        "findings": [str(f) for f in verification.findings],
+        "head": verification.head or None,
+        "chunks": len(record.bodies),
+        "deleted": bool(items) and items[-1]["kind"] == str(AuditEntryKind.DELETION),
+        "note": None,
+    }
 
 
 async def history(session: Session, name: str) -> View:
-    source, entries = await level_record(session, name)
+    record = await level_record(session, name)
     return {
         "kind": "LevelHistory",
         "namespace": session.namespace,
         "name": name,
-        "source": source,
-        "items": entries,
+        **record,
     }
+
+
+_TRANSITION_KINDS = {str(k) for k in TransitionKind}
+
+
+def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]:
+    """The level changes of this life of the technology (its uid) as the record holds
+    them: all of them, where status.history keeps the newest 50."""
+    found = []
+    for entry in record.entries:
+        if (entry.technology_uid != uid or str(entry.kind) not in _TRANSITION_KINDS
+                or entry.to_level is None):
+            continue
+        debrief = {key.removeprefix("debrief."): value for key, value in entry.details.items()
+                   if key.startswith("debrief.")}
+        found.append(LevelTransition(
+            from_level=entry.from_level, to=entry.to_level, kind=TransitionKind(entry.kind),
+            switchback_type=entry.switchback_type, reason=entry.reason, review=entry.review,
+            alert=entry.alert, by=list(entry.by), at=entry.time,
+            debrief=Debrief.model_validate(debrief) if debrief else None,
+        ))
+    return found
+
+
+async def _card_history(session: Session, name: str, uid: str,
+                        status: MLTechnologyStatus | None) -> MLTechnologyStatus | None:
+    """The card's levels reached from the audit record when the user may read it and its
+    chain verifies; otherwise status.history as it is."""
+    if status is None or not uid:
+        return status
+    try:
+        record = await read_audit_record(session.client, session.namespace, name)
+    except ApiError:
+        return status
+    if not record.bodies or not record_verification(record).intact:
+        return status
+    transitions = audited_transitions(record, uid)
+    return status.model_copy(update={"history": transitions}) if transitions else status
 
 
 async def card(session: Session, name: str, level: int | None) -> Card:
     body = await session.technology(name)
     spec: MLTechnologySpec = tech_spec(body)
+    uid = str(meta(body).get("uid") or "")
+    status = await _card_history(session, name, uid, tech_status(body))
     reviews = {}
     for r in await session.reviews(session.namespace):
         rs = review_spec(r)
@@ -301,8 +440,8 @@ async def card(session: Session, name: str, level: int | None) -> Card:
             reviews[str(meta(r).get("name"))] = rs
     try:
         return build_card(
-            name=name, namespace=session.namespace, uid=str(meta(body).get("uid") or ""),
-            spec=spec, status=tech_status(body), reviews=reviews, level=level,
+            name=name, namespace=session.namespace, uid=uid,
+            spec=spec, status=status, reviews=reviews, level=level,
         )
     except CardError as error:
         raise PluginError(f"{error} (in namespace \"{session.namespace}\")") from None
