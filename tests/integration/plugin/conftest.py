@@ -137,8 +137,12 @@ def promote_fraud_detection(sandbox: PluginSandbox) -> None:
 
 
 @pytest.fixture
-def namespace(sandbox: PluginSandbox, request: pytest.FixtureRequest) -> str:
-    return fresh_namespace(sandbox, request, "p")
+def namespace(sandbox: PluginSandbox, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own, emptied of technologies afterwards: the portfolio and
+    maturity views read the whole cluster, so what one test leaves would change another's."""
+    name = fresh_namespace(sandbox, request, "p")
+    yield name
+    sandbox.kubectl("delete", "mltech", "--all", "-n", name, "--timeout=60s")
 
 
 def policy(namespace: str, **requirements: Any) -> dict[str, Any]:
