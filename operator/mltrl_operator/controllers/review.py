@@ -225,9 +225,12 @@ async def _announce(
     phase = evaluation.phase
     now = ctx.clock()
     event_type = WARNING if phase in (ReviewPhase.REJECTED, ReviewPhase.INVALID) else NORMAL
+    # Applied and Rejected are final: once per review, whatever later writes do to its
+    # generation (a spec write that lands on a decided review must not announce it again).
+    final = phase in (ReviewPhase.APPLIED, ReviewPhase.REJECTED)
     await ctx.events.record(
         review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message,
-        now=now, key=f"{phase.value}/{generation}",
+        now=now, key=phase.value if final else f"{phase.value}/{generation}",
     )
     if phase is ReviewPhase.APPLIED and technology is not None:
         direction = "Promoted" if evaluation.is_promotion else "SwitchedBack"
