@@ -19,10 +19,12 @@ import yaml
 from mltrl_operator.api.technology import MLTechnologySpec, ModelSpec
 from mltrl_operator.domain.predictor import predictor_errors
 from mltrl_operator.domain.serving import desired_inference_service
+from tests.delivery.support import require
 
-kserve_models = pytest.importorskip("kserve.models")  # in the dev extra: fails, not skips, in CI
-kserve_api_client = pytest.importorskip("kserve.api_client")
-kubernetes_client = pytest.importorskip("kubernetes.client")
+# In the dev extra: a missing one skips locally and fails in CI.
+kserve_models = require("kserve.models")
+kserve_api_client = require("kserve.api_client")
+kubernetes_client = require("kubernetes.client")
 
 REPO = Path(__file__).resolve().parents[2]
 ALIASES = {"K8sIoApiAppsV1DeploymentStrategy": "V1DeploymentStrategy",
