@@ -8,6 +8,7 @@ from pydantic import Field
 
 from mltrl_operator.api.common import ApiModel, Condition, Level
 from mltrl_operator.api.technology import Debrief, SwitchbackType
+from mltrl_operator.api.waiver import WaiverUse
 
 
 class EvidenceKind(StrEnum):
@@ -163,6 +164,9 @@ class LevelReviewStatus(ApiModel):
     """Approvals that count for nothing, each with the reason."""
     message: str | None = None
     """A summary of the review's state."""
+    waivers: list[WaiverUse] = Field(default_factory=list)
+    """Waivers that took requirements off this review, what each took off, and until
+    when (issue 15). An Applied review keeps the list it was applied with."""
     applied_at: str | None = None
     """When the review moved the technology (RFC 3339)."""
     observed_generation: int | None = None

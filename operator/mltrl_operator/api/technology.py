@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from mltrl_operator.api.common import ApiModel, Condition, Level
+from mltrl_operator.api.waiver import WaiverUse
 
 HISTORY_LIMIT = 50
 KNOWN_GOOD_LIMIT = 10
@@ -206,6 +207,8 @@ class LevelTransition(ApiModel):
     """When the change happened (RFC 3339)."""
     debrief: Debrief | None = None
     """The review's debrief, copied for the record."""
+    waivers: list[WaiverUse] | None = None
+    """Waivers the review needed: what each took off the level's requirements (issue 15)."""
 
 
 class Debrief(ApiModel):
@@ -297,6 +300,9 @@ class ServingStatus(ApiModel):
     """The model version the InferenceService serves."""
     stopped: bool = False
     """Whether the operator stopped the InferenceService (serving.kserve.io/stop)."""
+    waiver: WaiverUse | None = None
+    """The waiver the gate is open by: the level is below the serving minimum, which the
+    waiver lowers until its expiresAt (then the gate closes, as onDemotion says)."""
     rollback: ServingRollback | None = None
     """Set by a rollback alert: the model served instead of spec.model, until spec.model
     changes."""

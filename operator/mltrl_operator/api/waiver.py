@@ -72,6 +72,20 @@ class MLTRLWaiverStatus(ApiModel):
     """Active."""
 
 
+class WaiverUse(ApiModel):
+    """A waiver that helped something (a review, the serving gate): which, for what, and
+    until when. Recorded where it helped, and in the audit record."""
+
+    name: str
+    """The MLTRLWaiver."""
+    waived: list[str] = Field(default_factory=list)
+    """What it took off, e.g. `evidence bias-audit`, `servingMinimum 7 -> 5`."""
+    approved_by: list[str] = Field(default_factory=list)
+    """The approvals that made it count."""
+    expires_at: str
+    """When it stops counting (RFC 3339)."""
+
+
 class MLTRLWaiver(ApiModel):
     """A time-bound exception to a technology's requirements, approved by the people the
     policy names."""

@@ -8,6 +8,7 @@ is derived from that entry, so a crash between any two writes is repaired.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from mltrl_operator import metrics
 from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.review import LevelReviewSpec, LevelReviewStatus, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.technology import reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
@@ -50,6 +52,7 @@ def _review_status(
     now: datetime,
     applied_at: str | None,
     technology_missing: bool,
+    applied_waivers: Sequence[WaiverUse] = (),
 ) -> LevelReviewStatus:
     phase = evaluation.phase
     applied = phase is ReviewPhase.APPLIED
@@ -79,6 +82,7 @@ def _review_status(
         unmet=unmet,
         approved_by=list(evaluation.approved_by),
         dismissed_approvals=list(evaluation.dismissed),
+        waivers=list(evaluation.waivers) or (list(applied_waivers) if applied else []),
         message=evaluation.message,
         applied_at=applied_at or old.applied_at,
         observed_generation=generation,
@@ -98,6 +102,16 @@ async def reconcile_review(
         if current is None:
             return None
         return await _reconcile_locked(ctx, view, current)
+
+
+def _applied_waivers(technology: Body | None, review: str) -> list[WaiverUse]:
+    """The waivers the technology's history says the review was applied with."""
+    history = ((technology or {}).get("status") or {}).get("history") or []
+    entry = next((e for e in reversed(history) if e.get("review") == review), None)
+    try:
+        return [WaiverUse.model_validate(w) for w in (entry or {}).get("waivers") or []]
+    except ValidationError:
+        return []
 
 
 def applied_at(technology: Body | None, review: str) -> str | None:
@@ -135,7 +149,8 @@ async def _reconcile_locked(
     now = ctx.clock()
     generation = int(metadata.get("generation") or 1)
     when = applied_at(technology, name) if evaluation.phase is ReviewPhase.APPLIED else None
-    status = _review_status(old_status, evaluation, generation, now, when, technology is None)
+    status = _review_status(old_status, evaluation, generation, now, when, technology is None,
+                            _applied_waivers(technology, name) if when else ())
     if old_status.phase != status.phase:
         await _announce(ctx, body, technology, spec, evaluation, generation)
     patch = merge_patch(body.get("status") or {}, status.to_wire())

@@ -10,8 +10,9 @@ exist fails the gate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,8 +20,16 @@ from mltrl_operator.api.policy import Enforcement, OnDemotion
 from mltrl_operator.api.technology import MLTechnologySpec
 from mltrl_operator.domain import condition_types as reasons
 from mltrl_operator.domain.levels import describe_level
+from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.serving import TECHNOLOGY_LABEL
+from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.waivers import (
+    WaiverFacts,
+    WaiverInForce,
+    waived_serving_minimum,
+    waivers_in_force,
+)
 
 
 def required_serving_level(policy: EffectivePolicy, technology_required: int | None) -> int:
@@ -36,6 +45,11 @@ class GateDecision:
     effective_level: int | None
     reason: str
     message: str
+    waiver: WaiverInForce | None = None
+    """The waiver the gate is open by: without it the level would be below the minimum
+    (a use of the waiver, to record)."""
+    unwaived_level: int | None = None
+    """With `waiver`: the level serving would require without it."""
 
 
 def _requirement_source(policy: EffectivePolicy, technology_required: int | None) -> str:
@@ -52,14 +66,29 @@ def serving_gate(
     technology_required: int | None,
     policy: EffectivePolicy,
     technology_name: str,
+    waivers: Sequence[WaiverInForce] = (),
 ) -> GateDecision:
-    required = required_serving_level(policy, technology_required)
+    """`waivers`: the technology's waivers in force (domain.waivers.waivers_in_force); one
+    with `servingMinimum` lowers the policy's minimum, never the technology's own
+    spec.serving.requiredLevel."""
+    unwaived = required_serving_level(policy, technology_required)
+    lowered, by = waived_serving_minimum(
+        policy.minimum_serving_level, [(w.name, w.spec) for w in waivers]
+    )
+    waiver = next((w for w in waivers if w.name == by), None)
+    required = unwaived if waiver is None else max(lowered, technology_required or 0)
     allowed = effective_level is not None and effective_level >= required
     where = (
         "has no effective level yet"
         if effective_level is None
         else f"is at {describe_level(effective_level)}"
     )
+    source = _requirement_source(policy, technology_required)
+    if waiver is not None and required < unwaived:
+        source = (f"{source} requires {unwaived}, lowered by waiver {waiver.name} until "
+                  f"{rfc3339(waiver.expires_at)}")
+    helped = allowed and waiver is not None and effective_level is not None and (
+        effective_level < unwaived)
     return GateDecision(
         allowed=allowed,
         required_level=required,
@@ -70,23 +99,28 @@ def serving_gate(
             else reasons.LEVEL_BELOW_SERVING_REQUIREMENT
         ),
         message=f"mltech {technology_name} {where}; serving requires level {required} "
-        f"({_requirement_source(policy, technology_required)})",
+        f"({source})",
+        waiver=waiver if helped else None,
+        unwaived_level=unwaived if helped else None,
     )
 
 
 def technology_gate(
-    name: str, spec: MLTechnologySpec | None, effective_level: int | None, policy: EffectivePolicy
+    name: str, spec: MLTechnologySpec | None, effective_level: int | None,
+    policy: EffectivePolicy, waivers: Sequence[WaiverInForce] = (),
 ) -> GateDecision:
     """The one serving gate: the reconciler (from the effective level it computes), the
     webhooks and foreign InferenceServices (from the stored technology) all call this."""
     required = spec.serving.required_level if spec is not None and spec.serving else None
-    return serving_gate(effective_level, required, policy, name)
+    return serving_gate(effective_level, required, policy, name, waivers)
 
 
 def stored_technology_gate(
-    name: str, technology: Mapping[str, Any] | None, policy: EffectivePolicy
+    name: str, technology: Mapping[str, Any] | None, policy: EffectivePolicy,
+    waivers: Sequence[WaiverFacts] = (), now: datetime | None = None,
 ) -> GateDecision | None:
-    """The gate of a technology as stored; None when it does not exist."""
+    """The gate of a technology as stored; None when it does not exist. `waivers`: the
+    waivers stored for it, judged at `now` (none count without `now`)."""
     if technology is None:
         return None
     effective = (technology.get("status") or {}).get("effectiveLevel")
@@ -97,7 +131,11 @@ def stored_technology_gate(
     except ValueError:  # pydantic's ValidationError
         spec = None  # an unreadable spec asks for nothing beyond the policy
     level = effective if isinstance(effective, int) and not isinstance(effective, bool) else None
-    return technology_gate(name, spec, level, policy)
+    in_force = waivers_in_force(
+        waivers, technology=name, policy=policy.waivers, owners=stored_owners(technology),
+        now=now,
+    ) if now is not None else ()
+    return technology_gate(name, spec, level, policy, in_force)
 
 
 class GateAction(StrEnum):

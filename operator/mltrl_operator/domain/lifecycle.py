@@ -33,6 +33,7 @@ from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.waivers import (
     EffectiveWaiverPolicy,
+    WaiverFacts,
     waived_serving_minimum,
     waiver_applies,
 )
@@ -404,13 +405,6 @@ def next_wakeup(instants: Iterable[datetime | None], now: datetime) -> datetime 
 
 
 # --- one call for the reconciler's plan -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaiverFacts:
-    name: str
-    spec: MLTRLWaiverSpec
-    created_at: datetime
 
 
 @dataclass(frozen=True)

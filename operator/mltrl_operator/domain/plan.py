@@ -45,7 +45,11 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
-from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, integrity_events
+from mltrl_operator.domain.owners import (
+    OWNER_SET_BY_ANNOTATION,
+    integrity_events,
+    owners_since_level,
+)
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation
 from mltrl_operator.domain.serving import (
@@ -57,6 +61,7 @@ from mltrl_operator.domain.serving import (
     serving_wanted,
 )
 from mltrl_operator.domain.technology import ComponentFacts, apply_review_to_status, compute_status
+from mltrl_operator.domain.waivers import WaiverFacts, waivers_in_force
 
 Body = dict[str, Any]
 
@@ -120,6 +125,8 @@ class PlanInputs:
     now: datetime
     review: ApprovedReview | None = None
     job_errors: Mapping[str, str] = field(default_factory=dict)
+    waivers: Sequence[WaiverFacts] = ()
+    """The technology's MLTRLWaivers as stored (issue 15); which count is decided here."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +326,11 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         validation_errors.append(name_taken(isvc_name, owner.name))
         observed = None
 
+    in_force = waivers_in_force(
+        inputs.waivers, technology=owner.name, policy=inputs.policy.waivers,
+        owners=owners_since_level(spec, inputs.status), now=inputs.now,
+    )
+
     def compute(base: MLTechnologyStatus, isvc: Body | None) -> MLTechnologyStatus:
         computed = compute_status(
             name=owner.name,
@@ -332,6 +344,7 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             validation_errors=validation_errors,
             now=inputs.now,
             owner_set_by=owner_set_by,
+            waivers=in_force,
         )
         return carry_rollback(base, computed, spec)
 

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import MappingProxyType
 
 from mltrl_operator.api.common import LabelSelector, SelectorOperator
@@ -77,6 +78,7 @@ from mltrl_operator.api.policy import (
 )
 from mltrl_operator.api.review import EvidenceKind
 from mltrl_operator.api.technology import AlertAction, MonitoringRule
+from mltrl_operator.domain.durations import parse_duration
 
 PROMOTION_LEVELS = range(1, 10)
 
@@ -110,6 +112,61 @@ class RoleGrant:
         return username in self.users or not self.groups.isdisjoint(groups)
 
 
+# --- who may approve waivers (issue 15): part of the effective policy, so that every caller
+# holding an EffectivePolicy judges waivers the same way (domain.waivers.waiver_applies).
+
+DEFAULT_WAIVER_MAX_DURATION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ApproverSet:
+    policy: str
+    users: frozenset[str]
+    groups: frozenset[str]
+
+    def names(self, username: str, groups: Iterable[str]) -> bool:
+        return username in self.users or not self.groups.isdisjoint(groups)
+
+
+@dataclass(frozen=True)
+class EffectiveWaiverPolicy:
+    max_duration: timedelta = DEFAULT_WAIVER_MAX_DURATION
+    approver_sets: tuple[ApproverSet, ...] = ()
+    """One per matching policy with a `waivers` block: an approver must be named by each.
+    Policies without the block have no say; with none at all, nobody may approve."""
+    sources: tuple[str, ...] = ()
+
+    def may_approve(self, username: str, groups: Iterable[str]) -> bool:
+        groups = frozenset(groups)
+        return bool(self.approver_sets) and all(
+            s.names(username, groups) for s in self.approver_sets
+        )
+
+    def label(self) -> str:
+        if not self.sources:
+            return "no policy names waiver approvers"
+        return f"policy {', '.join(self.sources)}"
+
+
+def waiver_policy(policies: Sequence[NamedPolicy]) -> EffectiveWaiverPolicy:
+    """The shortest maxDuration wins; approvers must be named by every policy that has a
+    `waivers` block."""
+    configured = [(p.name, p.spec.waivers) for p in policies if p.spec.waivers is not None]
+    durations = [parse_duration(w.max_duration) for _, w in configured if w.max_duration]
+    return EffectiveWaiverPolicy(
+        max_duration=min(durations, default=DEFAULT_WAIVER_MAX_DURATION),
+        approver_sets=tuple(
+            ApproverSet(
+                name,
+                frozenset(u for a in w.approvers for u in a.users),
+                frozenset(g for a in w.approvers for g in a.groups),
+            )
+            for name, w in configured
+        ),
+        sources=tuple(name for name, _ in configured),
+    )
+
+
 @dataclass(frozen=True)
 class EffectivePolicy:
     sources: tuple[str, ...]
@@ -127,6 +184,8 @@ class EffectivePolicy:
         default_factory=lambda: MappingProxyType({})
     )
     """Per role, each policy's binding; a role no policy binds is in no one's hands."""
+    waivers: EffectiveWaiverPolicy = EffectiveWaiverPolicy()
+    """Who may approve waivers, and for how long a waiver may run."""
 
     def rule_for(self, level: int) -> LevelRule:
         try:
@@ -380,6 +439,7 @@ def merge_policies(policies: Sequence[NamedPolicy]) -> EffectivePolicy:
         ),
         dismiss_stale_approvals=any(p.spec.dismiss_stale_approvals for p in ordered),
         role_grants=_role_grants(ordered),
+        waivers=waiver_policy(ordered),
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mltrl_operator.api.policy import EvidenceRequirement
 from mltrl_operator.api.review import (
@@ -42,6 +43,7 @@ from mltrl_operator.api.review import (
     ReviewType,
 )
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain.approvals import Judgement, judge_approvals, role_unmet
 from mltrl_operator.domain.entry import entry_floor, entry_review_problem, requested_entry_level
 from mltrl_operator.domain.errors import FieldError
@@ -54,6 +56,12 @@ from mltrl_operator.domain.requirements import (
     number,
 )
 from mltrl_operator.domain.validation import validate_review_spec
+from mltrl_operator.domain.waivers import (
+    WaiverFacts,
+    WaiverInForce,
+    waive_rule,
+    waivers_in_force,
+)
 
 SWITCHBACK_APPROVALS = 1
 
@@ -75,10 +83,16 @@ class TechnologyFacts:
     requested_entry_level: int | None = None
     """status.entry.level (or spec.entryLevel before it is recorded)."""
     entry_approved: bool = True
+    waivers: tuple[WaiverFacts, ...] = ()
+    """The technology's MLTRLWaivers as stored (issue 15); which count, at `now`, is
+    decided by evaluate_review through domain.waivers.waivers_in_force."""
+    now: datetime | None = None
+    """The instant waivers are judged at; without it no waiver counts."""
 
 
 def technology_facts(
-    name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None
+    name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None,
+    *, waivers: Sequence[WaiverFacts] = (), now: datetime | None = None,
 ) -> TechnologyFacts:
     history = status.history if status else []
     floor = entry_floor(spec, status)
@@ -95,6 +109,8 @@ def technology_facts(
         model=spec.model,
         requested_entry_level=requested_entry_level(spec, status),
         entry_approved=status.entry.approved if status and status.entry else True,
+        waivers=tuple(waivers),
+        now=now,
     )
 
 
@@ -107,6 +123,8 @@ class ReviewEvaluation:
     errors: tuple[FieldError, ...]
     is_promotion: bool
     dismissed: tuple[DismissedApproval, ...] = ()
+    waivers: tuple[WaiverUse, ...] = ()
+    """Waivers that took requirements off this review, and what each took off."""
 
 
 def _evaluation(
@@ -118,6 +136,7 @@ def _evaluation(
     approved_by: Sequence[str] = (),
     errors: Sequence[FieldError] = (),
     dismissed: Sequence[DismissedApproval] = (),
+    waivers: Sequence[WaiverUse] = (),
 ) -> ReviewEvaluation:
     return ReviewEvaluation(
         phase=phase,
@@ -127,6 +146,7 @@ def _evaluation(
         errors=tuple(errors),
         is_promotion=spec.to_level > spec.from_level,
         dismissed=tuple(dismissed),
+        waivers=tuple(waivers),
     )
 
 
@@ -183,8 +203,24 @@ def _level_problem(
 
 
 def _rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
+    return _waived_rule(spec, policy, ())[0]
+
+
+def _waived_rule(
+    spec: LevelReviewSpec, policy: EffectivePolicy, waivers: Sequence[WaiverInForce]
+) -> tuple[LevelRule, list[WaiverUse]]:
+    """The rule of every level the review passes, each less what the waivers in force
+    waive at that level, and the waivers that took something off."""
     levels = range(spec.from_level + 1, spec.to_level + 1)
-    return combine_rules(spec.to_level, [policy.rule_for(level) for level in levels])
+    used: dict[str, list[str]] = {}
+    rules = []
+    for level in levels:
+        rule, took = waive_rule(policy.rule_for(level), level, waivers)
+        rules.append(rule)
+        for name, items in took.items():
+            used.setdefault(name, []).extend(items)
+    uses = [w.use(used[w.name]) for w in waivers if w.name in used]
+    return combine_rules(spec.to_level, rules), uses
 
 
 def promotion_rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
@@ -217,15 +253,15 @@ def _unmet(
     technology: TechnologyFacts,
     policy: EffectivePolicy,
     judgement: Judgement,
-) -> tuple[list[str], int]:
+) -> tuple[list[str], int, list[WaiverUse]]:
     unmet: list[str] = []
     counting = _distinct(judgement.counting)
     if spec.to_level < spec.from_level:
         needed = SWITCHBACK_APPROVALS
         if len(counting) < needed:
             unmet.append(approvals_needed(needed, len(counting)))
-        return unmet, needed
-    rule = _rule(spec, policy)
+        return unmet, needed, []
+    rule, waivers = _waived_rule(spec, policy, _in_force(technology, policy))
     presented = {e.name: e for e in spec.evidence}
     for required in rule.evidence:
         problem = _evidence_unmet(required, presented.get(required.name))
@@ -243,7 +279,22 @@ def _unmet(
         role_unmet(policy, role, judgement.unheld_claims)
         for role in sorted(rule.required_roles - judgement.roles)
     )
-    return unmet, rule.min_approvals
+    return unmet, rule.min_approvals, waivers
+
+
+def _in_force(technology: TechnologyFacts, policy: EffectivePolicy) -> tuple[WaiverInForce, ...]:
+    if technology.now is None or not technology.waivers:
+        return ()
+    return waivers_in_force(
+        technology.waivers, technology=technology.name, policy=policy.waivers,
+        owners=technology.owners or frozenset({technology.owner}), now=technology.now,
+    )
+
+
+def _waived_text(waivers: Sequence[WaiverUse]) -> str:
+    return "; ".join(
+        f"waiver {w.name} took off {', '.join(w.waived)} until {w.expires_at}" for w in waivers
+    )
 
 
 def _distinct(approvals: Sequence[Approval]) -> list[str]:
@@ -302,16 +353,18 @@ def evaluate_review(
             approved_by=approved_by,
             dismissed=dismissed,
         )
-    unmet, needed = _unmet(spec, technology, policy, judgement)
+    unmet, needed, waivers = _unmet(spec, technology, policy, judgement)
+    waived = f" ({_waived_text(waivers)})" if waivers else ""
     if unmet:
         count = len(unmet)
         return _evaluation(
             spec,
             ReviewPhase.PENDING,
-            f"{count} requirement{'' if count == 1 else 's'} unmet",
+            f"{count} requirement{'' if count == 1 else 's'} unmet{waived}",
             unmet=unmet,
             approved_by=approved_by,
             dismissed=dismissed,
+            waivers=waivers,
         )
     approvals = f"{len(approved_by)} of {needed} approval{'' if needed == 1 else 's'}"
     outcome = (
@@ -322,9 +375,10 @@ def evaluate_review(
     return _evaluation(
         spec,
         ReviewPhase.APPROVED,
-        f"{approvals}, {outcome}",
+        f"{approvals}, {outcome}{waived}",
         approved_by=approved_by,
         dismissed=dismissed,
+        waivers=waivers,
     )
 
 

@@ -33,6 +33,7 @@ from mltrl_operator.api.technology import (
     ServingState,
     ServingStatus,
 )
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.approvals import policy_names
 from mltrl_operator.domain.conditions import set_condition
@@ -55,6 +56,7 @@ from mltrl_operator.domain.transitions import (
     review_transition,
 )
 from mltrl_operator.domain.validation import component_key
+from mltrl_operator.domain.waivers import WaiverInForce
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,13 @@ def _degraded(state: ServingState, gate: GateDecision, shown: str) -> _Condition
     return _ConditionValue(False, ct.AS_EXPECTED, "nothing is served below the required level")
 
 
+def _serving_waiver(gate: GateDecision) -> WaiverUse | None:
+    """The waiver the gate is open by, and what it lowered."""
+    if gate.waiver is None:
+        return None
+    return gate.waiver.use([f"servingMinimum {gate.unwaived_level} -> {gate.required_level}"])
+
+
 def _next_level(spec: MLTechnologySpec, level: int, policy: EffectivePolicy) -> NextLevel | None:
     if level >= MAX_LEVEL or level >= spec.target_level:
         return None
@@ -240,7 +249,9 @@ def compute_status(
     validation_errors: Sequence[FieldError],
     now: datetime,
     owner_set_by: str | None = None,
+    waivers: Sequence[WaiverInForce] = (),
 ) -> MLTechnologyStatus:
+    """`waivers`: the technology's waivers in force at `now` (domain.waivers)."""
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
@@ -249,7 +260,7 @@ def compute_status(
     if entered:
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
-    gate = technology_gate(name, spec, effective, policy)
+    gate = technology_gate(name, spec, effective, policy, waivers)
     state = _serving_state(spec, gate, inference_service)
     isvc = inference_service if inference_service and inference_service.exists else None
     shown = inference_service.name if inference_service else inference_service_name(name, spec)
@@ -307,6 +318,7 @@ def compute_status(
                 ready=isvc.ready if isvc else False,
                 model_version=isvc.model_version if isvc else None,
                 stopped=isvc.stopped if isvc else False,
+                waiver=_serving_waiver(gate),
             ),
         }
     )

@@ -49,6 +49,7 @@ def review_transition(
         by=list(evaluation.approved_by),
         at=rfc3339(now),
         debrief=spec.debrief.model_copy() if spec.debrief else None,
+        waivers=[w.model_copy() for w in evaluation.waivers] or None,
     )
 
 

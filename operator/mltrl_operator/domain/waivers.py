@@ -9,79 +9,36 @@ exactly: at that instant and after, it applies to nothing.
 off a level's requirements and off the serving minimum, and which waiver was used for
 what, so that every use can be recorded.
 
-`waiver_errors` and `stamp_waiver_approvals` are the admission rules.
+The admission rules (`waiver_errors`, `stamp_waiver_approvals`) are in
+domain/waiver_admission.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus, WaiverApproval
+from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus, WaiverUse
 from mltrl_operator.domain import condition_types as ct
-from mltrl_operator.domain.admission import JsonPatch, Requester
 from mltrl_operator.domain.conditions import set_condition
-from mltrl_operator.domain.durations import format_duration, parse_duration, parse_instant
-from mltrl_operator.domain.errors import FieldError
-from mltrl_operator.domain.policy import NamedPolicy
+from mltrl_operator.domain.durations import format_duration, parse_instant
+from mltrl_operator.domain.policy import (
+    DEFAULT_WAIVER_MAX_DURATION,
+    ApproverSet,
+    EffectiveWaiverPolicy,
+    LevelRule,
+    waiver_policy,
+)
 from mltrl_operator.domain.timefmt import rfc3339
 
-DEFAULT_MAX_DURATION = timedelta(days=30)
-FIXED_ONCE_APPROVED = ("technology", "waives", "expiresAt", "reason")
+DEFAULT_MAX_DURATION = DEFAULT_WAIVER_MAX_DURATION
 
 
-# --- the merged policy ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ApproverSet:
-    policy: str
-    users: frozenset[str]
-    groups: frozenset[str]
-
-    def names(self, username: str, groups: Iterable[str]) -> bool:
-        return username in self.users or not self.groups.isdisjoint(groups)
-
-
-@dataclass(frozen=True)
-class EffectiveWaiverPolicy:
-    max_duration: timedelta = DEFAULT_MAX_DURATION
-    approver_sets: tuple[ApproverSet, ...] = ()
-    """One per matching policy with a `waivers` block: an approver must be named by each.
-    Policies without the block have no say; with none at all, nobody may approve."""
-    sources: tuple[str, ...] = ()
-
-    def may_approve(self, username: str, groups: Iterable[str]) -> bool:
-        groups = frozenset(groups)
-        return bool(self.approver_sets) and all(
-            s.names(username, groups) for s in self.approver_sets
-        )
-
-    def label(self) -> str:
-        if not self.sources:
-            return "no policy names waiver approvers"
-        return f"policy {', '.join(self.sources)}"
-
-
-def waiver_policy(policies: Sequence[NamedPolicy]) -> EffectiveWaiverPolicy:
-    """The shortest maxDuration wins; approvers must be named by every policy that has a
-    `waivers` block."""
-    configured = [(p.name, p.spec.waivers) for p in policies if p.spec.waivers is not None]
-    durations = [parse_duration(w.max_duration) for _, w in configured if w.max_duration]
-    return EffectiveWaiverPolicy(
-        max_duration=min(durations, default=DEFAULT_MAX_DURATION),
-        approver_sets=tuple(
-            ApproverSet(
-                name,
-                frozenset(u for a in w.approvers for u in a.users),
-                frozenset(g for a in w.approvers for g in a.groups),
-            )
-            for name, w in configured
-        ),
-        sources=tuple(name for name, _ in configured),
-    )
+# The merged policy (who may approve, the longest a waiver may run) is part of the
+# effective policy: domain.policy.EffectiveWaiverPolicy, `EffectivePolicy.waivers`.
+__all__ = ["ApproverSet", "EffectiveWaiverPolicy", "waiver_policy"]
 
 
 # --- does it apply ----------------------------------------------------------------------------
@@ -179,6 +136,63 @@ def waiver_applies(
     )
 
 
+@dataclass(frozen=True)
+class WaiverFacts:
+    """A stored waiver as the decision needs it."""
+
+    name: str
+    spec: MLTRLWaiverSpec
+    created_at: datetime
+
+
+def waiver_facts(body: Mapping[str, Any]) -> WaiverFacts | None:
+    """A waiver object as stored; None when it cannot be read (it then counts for nothing,
+    and its own status says why)."""
+    metadata = body.get("metadata") or {}
+    try:
+        spec = MLTRLWaiverSpec.model_validate(body.get("spec") or {})
+        created_at = parse_instant(str(metadata.get("creationTimestamp")))
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+    return WaiverFacts(str(metadata.get("name") or ""), spec, created_at)
+
+
+@dataclass(frozen=True)
+class WaiverInForce:
+    """A waiver that applies now (`waiver_applies` said so)."""
+
+    name: str
+    spec: MLTRLWaiverSpec
+    approved_by: tuple[str, ...]
+    expires_at: datetime
+
+    def use(self, waived: Sequence[str]) -> WaiverUse:
+        return WaiverUse(name=self.name, waived=list(waived),
+                         approved_by=list(self.approved_by),
+                         expires_at=rfc3339(self.expires_at))
+
+
+def waivers_in_force(
+    waivers: Iterable[WaiverFacts],
+    *,
+    technology: str,
+    policy: EffectiveWaiverPolicy,
+    owners: frozenset[str],
+    now: datetime,
+) -> tuple[WaiverInForce, ...]:
+    """The technology's waivers that count at `now`, by name: what reviews, the serving
+    gate, the webhooks and the CLI take off the requirements. Each goes through
+    `waiver_applies`, so none of them can count a waiver the others would not."""
+    found = []
+    for facts in sorted(waivers, key=lambda w: w.name):
+        decision = waiver_applies(facts.spec, technology=technology, created_at=facts.created_at,
+                                  policy=policy, owners=owners, now=now)
+        if decision.applies and decision.expires_at is not None:
+            found.append(WaiverInForce(facts.name, facts.spec, decision.approved_by,
+                                       decision.expires_at))
+    return tuple(found)
+
+
 def waiver_status(
     old: MLTRLWaiverStatus, decision: WaiverDecision, *, generation: int | None, now: datetime
 ) -> MLTRLWaiverStatus:
@@ -244,6 +258,28 @@ def waive_requirements(
     )
 
 
+def waive_rule(
+    rule: LevelRule, level: int, waivers: Sequence[WaiverInForce]
+) -> tuple[LevelRule, dict[str, tuple[str, ...]]]:
+    """One level's review rule less what the waivers in force waive at that level, and
+    which waiver took off what."""
+    if not waivers:
+        return rule, {}
+    waived = waive_requirements(
+        level=level, evidence=[e.name for e in rule.evidence], min_approvals=rule.min_approvals,
+        required_roles=rule.required_roles, waivers=[(w.name, w.spec) for w in waivers],
+    )
+    if not waived.used:
+        return rule, {}
+    kept = frozenset(waived.evidence)
+    return LevelRule(
+        level=rule.level,
+        evidence=tuple(e for e in rule.evidence if e.name in kept),
+        min_approvals=waived.min_approvals,
+        required_roles=waived.required_roles,
+    ), dict(waived.used)
+
+
 def waived_serving_minimum(
     minimum: int, waivers: Sequence[tuple[str, MLTRLWaiverSpec]]
 ) -> tuple[int, str | None]:
@@ -255,127 +291,3 @@ def waived_serving_minimum(
         if lowered is not None and lowered < best[0]:
             best = (lowered, name)
     return best
-
-
-# --- admission --------------------------------------------------------------------------------
-
-
-def _approvals(spec: Mapping[str, Any] | None) -> list[Any]:
-    value = (spec or {}).get("approvals")
-    return list(value) if isinstance(value, list) else []
-
-
-def _approver(approval: Any) -> str:
-    if isinstance(approval, Mapping) and isinstance(approval.get("approver"), str):
-        return str(approval["approver"])
-    return ""
-
-
-def stamp_waiver_approvals(
-    old_spec: Mapping[str, Any] | None,
-    new_spec: Mapping[str, Any] | None,
-    requester: Requester,
-    *,
-    now: str,
-) -> JsonPatch:
-    """JSON Patch operations binding every new or changed approval to the requester: an
-    empty approver becomes the requester, and the requester's own new approvals get their
-    groups and the time now. An approval in someone else's name is left as typed, for
-    `waiver_errors` to refuse."""
-    old = {_approver(a): a for a in _approvals(old_spec) if _approver(a)}
-    patch: JsonPatch = []
-    for index, approval in enumerate(_approvals(new_spec)):
-        if not isinstance(approval, Mapping):
-            continue
-        approver = _approver(approval)
-        if approver and old.get(approver) == approval:
-            continue  # untouched
-        if approver and approver != requester.username:
-            continue
-        stamped = dict(approval)
-        stamped.update({"approver": requester.username, "groups": sorted(requester.groups),
-                        "time": now})
-        patch.append({"op": "replace", "path": f"/spec/approvals/{index}", "value": stamped})
-    return patch
-
-
-def waiver_errors(
-    spec: MLTRLWaiverSpec,
-    raw_spec: Mapping[str, Any],
-    old_raw_spec: Mapping[str, Any] | None,
-    *,
-    requester: Requester,
-    technology_exists: bool,
-    policy: EffectiveWaiverPolicy,
-    created_at: datetime,
-    now: datetime,
-    trusted: bool = False,
-) -> list[FieldError]:
-    """Why a waiver may not be stored as asked, each naming the field and the rule.
-    `created_at` is now for a new waiver: its length is measured from its creation."""
-    errors: list[FieldError] = []
-    if not technology_exists and old_raw_spec is None:
-        errors.append(FieldError("spec.technology", f"Not found: no MLTechnology "
-                                 f"{spec.technology} in this namespace"))
-    if not raw_spec.get("expiresAt"):
-        errors.append(FieldError("spec.expiresAt", "Required: a waiver must expire"))
-    else:
-        try:
-            expires_at = parse_instant(spec.expires_at)
-        except ValueError as error:
-            errors.append(FieldError("spec.expiresAt", f"Invalid: {error}"))
-        else:
-            if expires_at - created_at > policy.max_duration:
-                errors.append(FieldError(
-                    "spec.expiresAt",
-                    f"Invalid: {rfc3339(expires_at)} is "
-                    f"{format_duration(expires_at - created_at)} after the waiver's creation, "
-                    f"more than waivers.maxDuration {format_duration(policy.max_duration)} "
-                    f"({policy.label() if policy.sources else 'the built-in default'})",
-                ))
-            if old_raw_spec is None and expires_at <= now:
-                errors.append(FieldError("spec.expiresAt", f"Invalid: {rfc3339(expires_at)} "
-                                         "has passed"))
-    waived = spec.waives
-    if not (waived.evidence or waived.roles or waived.min_approvals is not None
-            or waived.serving_minimum is not None):
-        errors.append(FieldError("spec.waives", "Required: name what is waived (evidence, "
-                                 "roles, minApprovals or servingMinimum)"))
-    if (waived.evidence or waived.roles or waived.min_approvals is not None) and (
-            waived.level is None):
-        errors.append(FieldError("spec.waives.level", "Required: evidence, roles and "
-                                 "minApprovals are waived for one level"))
-    old = {_approver(a): a for a in _approvals(old_raw_spec) if _approver(a)}
-    if old and old_raw_spec is not None:
-        for key in FIXED_ONCE_APPROVED:
-            if raw_spec.get(key) != old_raw_spec.get(key):
-                errors.append(FieldError(f"spec.{key}", "Forbidden: fixed once the waiver is "
-                                         "approved; remove the approvals first, or create "
-                                         "another waiver"))
-    for index, approval in enumerate(spec.approvals):
-        raw = _approvals(raw_spec)[index]
-        if approval.approver and old.get(approval.approver) == raw:
-            continue  # untouched since it was stored
-        errors.extend(_approval_errors(index, approval, requester, policy, trusted))
-    return errors
-
-
-def _approval_errors(
-    index: int,
-    approval: WaiverApproval,
-    requester: Requester,
-    policy: EffectiveWaiverPolicy,
-    trusted: bool,
-) -> list[FieldError]:
-    path = f"spec.approvals[{index}].approver"
-    if approval.approver != requester.username and not trusted:
-        return [FieldError(path, f"Forbidden: {requester.username} may not approve in "
-                           f"{approval.approver or 'nobody'}'s name")]
-    own = approval.approver == requester.username
-    if own and not set(approval.groups) <= requester.groups:
-        return [FieldError(f"spec.approvals[{index}].groups", "Forbidden: an approval carries "
-                           "only its approver's own groups (the webhook stamps them)")]
-    if not policy.may_approve(approval.approver, approval.groups):
-        return [FieldError(path, f"Forbidden: {approval.approver} is not named in "
-                           f"waivers.approvers ({policy.label()})")]
-    return []

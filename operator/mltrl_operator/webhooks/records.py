@@ -29,12 +29,8 @@ from mltrl_operator.domain.durations import parse_instant
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import NamedPolicy, matching_policies
 from mltrl_operator.domain.timefmt import rfc3339
-from mltrl_operator.domain.waivers import (
-    EffectiveWaiverPolicy,
-    stamp_waiver_approvals,
-    waiver_errors,
-    waiver_policy,
-)
+from mltrl_operator.domain.waiver_admission import stamp_waiver_approvals, waiver_errors
+from mltrl_operator.domain.waivers import EffectiveWaiverPolicy, waiver_policy
 from mltrl_operator.webhooks.configuration import operator_username
 from mltrl_operator.webhooks.rules import ClusterState, Endpoint, Settings
 from mltrl_operator.webhooks.wire import AdmissionRequest

@@ -15,14 +15,13 @@ from mltrl_operator.domain.admission import Requester
 from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.waiver_admission import stamp_waiver_approvals, waiver_errors
 from mltrl_operator.domain.waivers import (
     DEFAULT_MAX_DURATION,
     EffectiveWaiverPolicy,
-    stamp_waiver_approvals,
     waive_requirements,
     waived_serving_minimum,
     waiver_applies,
-    waiver_errors,
     waiver_policy,
 )
 
