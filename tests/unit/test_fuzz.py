@@ -126,6 +126,9 @@ class _Cluster:
     async def inference_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
+    async def waivers(self, namespace: str) -> list[dict[str, Any]]:
+        return []
+
     async def policy_for(self, namespace: str) -> EffectivePolicy:
         return DEFAULT_POLICY
 

@@ -24,6 +24,7 @@ from mltrl_operator.k8s.resources import (
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    WAIVERS,
     ResourceRef,
 )
 
@@ -31,7 +32,7 @@ Key = tuple[str, str]
 Body = dict[str, Any]
 Labels = dict[str, str]
 
-CACHED = (TECHNOLOGIES, REVIEWS, POLICIES, NAMESPACES, INFERENCE_SERVICES)
+CACHED = (TECHNOLOGIES, REVIEWS, POLICIES, NAMESPACES, INFERENCE_SERVICES, WAIVERS)
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,35 @@ class _Policies:
         return found
 
 
+class _ByTechnology:
+    """Objects of one namespaced kind that name a technology in spec.technology."""
+
+    def __init__(self) -> None:
+        self._by_technology: dict[Key, dict[str, Body]] = {}
+        self._technology_of: dict[Key, str] = {}
+
+    def put(self, key: Key, body: Body | None) -> None:
+        namespace, name = key
+        previous = self._technology_of.pop(key, None)
+        if previous is not None:
+            found = self._by_technology.get((namespace, previous))
+            if found is not None:
+                found.pop(name, None)
+                if not found:
+                    del self._by_technology[(namespace, previous)]
+        if body is None:
+            return
+        technology = str((body.get("spec") or {}).get("technology") or "")
+        self._technology_of[key] = technology
+        self._by_technology.setdefault((namespace, technology), {})[name] = body
+
+    def of(self, namespace: str, technology: str) -> list[Body]:
+        return list(self._by_technology.get((namespace, technology), {}).values())
+
+    def keys(self) -> list[Key]:
+        return list(self._technology_of)
+
+
 class ClusterCache:
     def __init__(self) -> None:
         self._technologies: dict[Key, Body] = {}
@@ -136,6 +166,8 @@ class ClusterCache:
         self._composites_of: dict[Key, set[Key]] = {}
         self._reviews: dict[Key, dict[str, Body]] = {}
         self._review_technology: dict[Key, str] = {}
+        # Waivers by the technology they name, as reviews (issue 15).
+        self._waivers = _ByTechnology()
         self._namespaces: dict[str, Labels] = {}
         self._inference_services: dict[Key, Body] = {}
         # InferenceServices by the technology they claim, so a technology's change
@@ -153,6 +185,8 @@ class ClusterCache:
             self._put_technology(_key(body), None if deleted else body)
         elif resource == REVIEWS:
             self._put_review(_key(body), None if deleted else body)
+        elif resource == WAIVERS:
+            self._waivers.put(_key(body), None if deleted else body)
         elif resource == POLICIES:
             name = _key(body)[1]
             self.policies.put(name, None if deleted else dict(body.get("spec") or {}))
@@ -236,6 +270,9 @@ class ClusterCache:
     def reviews_of(self, namespace: str, technology: str) -> list[Body]:
         return list(self._reviews.get((namespace, technology), {}).values())
 
+    def waivers_of(self, namespace: str, technology: str) -> list[Body]:
+        return self._waivers.of(namespace, technology)
+
     def namespace_labels(self, namespace: str) -> Labels | None:
         """None: no such namespace seen."""
         labels = self._namespaces.get(namespace)
@@ -259,6 +296,8 @@ class ClusterCache:
             return [("", name) for name in self._namespaces]
         if resource == INFERENCE_SERVICES:
             return list(self._inference_services)
+        if resource == WAIVERS:
+            return self._waivers.keys()
         raise ValueError(f"{resource.kind} is not cached")
 
     def claimers_of(self, namespace: str, technology: str) -> list[str]:
@@ -276,6 +315,7 @@ class ClusterCache:
             "reviews": len(self._review_technology),
             "namespaces": len(self._namespaces),
             "inferenceservices": len(self._inference_services),
+            "waivers": len(self._waivers.keys()),
         }
 
 

@@ -45,8 +45,9 @@ async def govern_inference_service(
     technology = view.technology(namespace, claimed) if claimed else None
     if claimed and technologys_own(body, technology):
         return GateAction.ALLOW  # its own reconcile keeps it in line
-    _, (action, message) = stored_claim_action(claimed, body, technology, policy)
     now = ctx.clock()
+    waivers = view.waiver_facts(namespace, claimed) if claimed else []
+    _, (action, message) = stored_claim_action(claimed, body, technology, policy, waivers, now)
     if action is GateAction.STOP and annotations.get(STOP_ANNOTATION) != "true":
         stop = {STOP_ANNOTATION: "true", STOPPED_BY_ANNOTATION: message}
         stored = await ctx.client.patch(

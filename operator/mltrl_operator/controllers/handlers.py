@@ -17,7 +17,11 @@ from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_re
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
-from mltrl_operator.controllers.waivers import reconcile_waiver
+from mltrl_operator.controllers.waivers import (
+    reconcile_waiver,
+    reconcile_waivers_of,
+    redecide_technology,
+)
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
     NAMESPACES,
@@ -104,6 +108,8 @@ def build_registry() -> kopf.OperatorRegistry:
             await reconcile_reviews_of(ctx, view, namespace, name)
             # A claimer must keep serving this technology's model at its level (domain.claims).
             await _govern(ctx, view, view.claimers_of(namespace, name))
+            # Whether its waivers count depends on it (it exists; who owned it since when).
+            await reconcile_waivers_of(ctx, view, namespace, name)
 
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
@@ -133,6 +139,7 @@ def build_registry() -> kopf.OperatorRegistry:
             await reconcile_many(ctx, view, keys)
             for namespace, name in keys:
                 await reconcile_reviews_of(ctx, view, namespace, name)
+                await reconcile_waivers_of(ctx, view, namespace, name)
             await _govern(ctx, view, view.foreign_inference_services())
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
@@ -173,16 +180,24 @@ def build_registry() -> kopf.OperatorRegistry:
                     action = await govern_inference_service(ctx, view, current)
                     metrics.count_gate_decision("governance", action.value)
 
-    # Waivers (issue 15): whether each applies now, re-decided at its expiry by a timer.
+    # Waivers (issue 15): whether each applies now, re-decided at its expiry by a timer;
+    # what it allows (the technology's gate, its open reviews) is decided again with it.
     @kopf.on.event(GROUP, VERSION, WAIVERS.plural, registry=registry)
     async def waiver_changed(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
         **_: Any,
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
+        view = _observe(ctx, WAIVERS, event, body)
+        assert namespace is not None  # MLTRLWaiver is namespaced
         if event.get("type") != "DELETED":
-            await reconcile_waiver(ctx, ClusterView(ctx.cache, ctx.writes), snapshot(body))
+            await reconcile_waiver(ctx, view, snapshot(body))
         else:
             ctx.wakeups.cancel(("MLTRLWaiver", namespace, name))
+        technology = (body.get("spec") or {}).get("technology")
+        if technology:
+            await redecide_technology(ctx, view, namespace, str(technology))
+        # Its claimers (foreign InferenceServices) pass the gate by the same waivers.
+        await _govern(ctx, view, view.claimers_of(namespace, str(technology or "")))
 
     return registry

@@ -28,6 +28,7 @@ from mltrl_operator.domain.levels import level_name
 from mltrl_operator.domain.plan import ApprovedReview
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation, evaluate_review, technology_facts
+from mltrl_operator.domain.waivers import WaiverFacts
 from mltrl_operator.k8s.errors import Conflict, NotFound
 from mltrl_operator.k8s.events import NORMAL, WARNING
 from mltrl_operator.k8s.patches import merge_patch
@@ -187,7 +188,8 @@ async def _confirm_unchanged(
 
 
 def _evaluate(
-    name: str, spec: LevelReviewSpec, technology: Body | None, policy: EffectivePolicy
+    name: str, spec: LevelReviewSpec, technology: Body | None, policy: EffectivePolicy,
+    waivers: Sequence[WaiverFacts], now: datetime,
 ) -> ReviewEvaluation:
     facts = None
     if technology is not None:
@@ -195,6 +197,7 @@ def _evaluate(
             spec.technology,
             MLTechnologySpec.model_validate(technology.get("spec") or {}),
             MLTechnologyStatus.model_validate(technology.get("status") or {}),
+            waivers=waivers, now=now,
         )
     return evaluate_review(name, spec, facts, policy)
 
@@ -215,7 +218,8 @@ async def _evaluate_and_apply(
             await reconcile_locked(ctx, view, namespace, spec.technology, technology)
             technology = view.technology(namespace, spec.technology)
             continue
-        evaluation = _evaluate(name, spec, technology, policy)
+        evaluation = _evaluate(name, spec, technology, policy,
+                               view.waiver_facts(namespace, spec.technology), ctx.clock())
         if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
             return evaluation, technology
         await _confirm_unchanged(ctx, namespace, name, resource_version)

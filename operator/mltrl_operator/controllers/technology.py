@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -135,12 +136,12 @@ async def reconcile_locked(
             except NotFound:
                 return None
             if review is not None:
-                review = still_approved(view, namespace, body, review)
+                review = still_approved(view, namespace, body, review, ctx.clock())
     raise RuntimeError(f"MLTechnology {namespace}/{name} kept changing; giving up for now")
 
 
 def still_approved(
-    view: ClusterView, namespace: str, body: Body, review: ApprovedReview
+    view: ClusterView, namespace: str, body: Body, review: ApprovedReview, now: datetime
 ) -> ApprovedReview | None:
     """The technology changed under an Approved review: judge the review again on what is
     stored now, since approvals approve content (a new spec.model or owner may dismiss
@@ -149,7 +150,10 @@ def still_approved(
         spec, status = _parse(body)
     except ValidationError:
         return None
-    facts = technology_facts(review.spec.technology, spec, status)
+    facts = technology_facts(
+        review.spec.technology, spec, status,
+        waivers=view.waiver_facts(namespace, review.spec.technology), now=now,
+    )
     evaluation = evaluate_review(review.name, review.spec, facts, view.policy_for(namespace))
     if evaluation.phase is not ReviewPhase.APPROVED:
         return None
@@ -193,6 +197,7 @@ async def reconcile_snapshot(
         ),
         now=ctx.clock(),
         review=review,
+        waivers=view.waiver_facts(namespace, name),
     )
     plan, stored = await apply(ctx, inputs)
     observe_levels(namespace, name, spec, plan.status)

@@ -9,6 +9,7 @@ from mltrl_operator.controllers.cache import Body, ClusterCache, Key
 from mltrl_operator.controllers.context import ReadYourWrites
 from mltrl_operator.domain.claims import owned_by, technologys_own
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy
+from mltrl_operator.domain.waivers import WaiverFacts, waiver_facts
 
 __all__ = ["Body", "ClusterView", "Key"]
 
@@ -39,6 +40,14 @@ class ClusterView:
             if (fresh := self.fresh("LevelReview", namespace, body["metadata"]["name"], body))
             is not None
         ]
+
+    def waivers_of(self, namespace: str, technology: str) -> list[Body]:
+        return self.cache.waivers_of(namespace, technology)
+
+    def waiver_facts(self, namespace: str, technology: str) -> list[WaiverFacts]:
+        """The technology's waivers as the domain judges them (domain.waivers)."""
+        found = (waiver_facts(body) for body in self.waivers_of(namespace, technology))
+        return [facts for facts in found if facts is not None]
 
     def policies(self) -> list[NamedPolicy]:
         return self.cache.policies.parsed()

@@ -9,6 +9,7 @@ re-run whenever the claimed technology's level or model or the policy changes).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.technology import (
@@ -25,6 +26,7 @@ from mltrl_operator.domain.gating import (
     stored_technology_gate,
 )
 from mltrl_operator.domain.policy import EffectivePolicy
+from mltrl_operator.domain.waivers import WaiverFacts
 
 Body = Mapping[str, Any]
 
@@ -96,12 +98,15 @@ def claimed_models(
 
 
 def stored_claim_action(
-    claimed: str | None, body: Body, technology: Body | None, policy: EffectivePolicy
+    claimed: str | None, body: Body, technology: Body | None, policy: EffectivePolicy,
+    waivers: Sequence[WaiverFacts] = (), now: datetime | None = None,
 ) -> tuple[GateDecision | None, tuple[GateAction, str]]:
     """The whole decision for a foreign InferenceService against the technology it claims,
-    as stored: the one serving gate (domain.gating.stored_technology_gate) and the model
-    it serves. The webhook and governance both call this."""
-    decision = stored_technology_gate(claimed, technology, policy) if claimed else None
+    as stored: the one serving gate (domain.gating.stored_technology_gate, with the
+    technology's waivers judged at `now`) and the model it serves. The webhook and
+    governance both call this."""
+    decision = (stored_technology_gate(claimed, technology, policy, waivers, now)
+                if claimed else None)
     model, known_good = claimed_models(technology)
     return decision, claim_action(
         claimed, decision, policy, served_uri=served_storage_uri(body),

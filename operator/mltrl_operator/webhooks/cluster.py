@@ -15,7 +15,7 @@ from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, effective
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import NotFound
 from mltrl_operator.k8s.lookups import NamespaceLabels, read_policies
-from mltrl_operator.k8s.resources import INFERENCE_SERVICES, TECHNOLOGIES
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES, TECHNOLOGIES, WAIVERS
 
 Body = dict[str, Any]
 
@@ -42,6 +42,9 @@ class KubeClusterState:
             return await self._client.get(INFERENCE_SERVICES, namespace, name)
         except NotFound:
             return None
+
+    async def waivers(self, namespace: str) -> list[Body]:
+        return await self._client.list(WAIVERS, namespace)
 
     async def technologies(self) -> list[Body]:
         return await self._client.list(TECHNOLOGIES)

@@ -56,6 +56,7 @@ from mltrl_operator.domain.validation import (
     validate_policy,
     validate_status_edit,
 )
+from mltrl_operator.domain.waivers import waiver_facts
 from mltrl_operator.webhooks.wire import AdmissionRequest
 
 Body = dict[str, Any]
@@ -74,6 +75,8 @@ class ClusterState(Protocol):
     async def policy_for(self, namespace: str) -> EffectivePolicy: ...
 
     async def inference_service(self, namespace: str, name: str) -> Body | None: ...
+
+    async def waivers(self, namespace: str) -> list[Body]: ...
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,14 @@ async def validate_inference_service(
         vouching = None  # a technology being deleted vouches for nothing
     # A stopped InferenceService serves nothing and is always allowed (no gate to ask).
     asked = claimed if claimed and not is_stopped(body) else None
-    decision, action = stored_claim_action(asked, body, vouching, policy)
+    # The technology's waivers, judged now by the one decision (domain.waivers), as the
+    # reconciler judges them: one that lowers the serving minimum opens this gate too.
+    waivers = []
+    if asked and vouching is not None:
+        waivers = [facts for w in await state.waivers(namespace)
+                   if (facts := waiver_facts(w)) is not None and facts.spec.technology == asked]
+    decision, action = stored_claim_action(asked, body, vouching, policy, waivers,
+                                           settings.clock())
     if claimed and technologys_own(body, technology):
         # The technology's own InferenceService: the reconciler keeps its model in line.
         return inference_service_verdict(body, _old(request), decision, policy)

@@ -57,6 +57,9 @@ class FakeCluster:
     async def inference_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
+    async def waivers(self, namespace: str) -> list[dict[str, Any]]:
+        return []
+
     async def policy_for(self, namespace: str) -> EffectivePolicy:
         return effective_policy(self.policies, self.namespace_labels.get(namespace, {}))
 
