@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import MLTRL, Operator, Sandbox, eventually, running
-from tests.integration.operator.scenarios import policy, technology
-from tests.integration.operator.test_reviews import wait_for_level
+from tests.integration.harness import MLTRL, Operator, Sandbox, condition, eventually, running
+from tests.integration.operator.scenarios import policy, review, technology
+from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +102,154 @@ def test_a_waiver_applies_until_its_expiry_and_stops_at_that_second(
     assert (condition["type"], condition["status"], condition["reason"]) == (
         "Active", "False", "Expired")
     assert condition["lastTransitionTime"] == stamp(EXPIRES)  # at that second, by the timer
+
+
+# --- what a waiver allows: the serving gate and a review (issue 15, integrated) -------------
+
+
+def clock_now(clock_file: Path) -> datetime:
+    return datetime.strptime(clock_file.read_text().strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC)
+
+
+def approved_waiver(name: str, namespace: str, technology_name: str, waives: dict[str, Any],
+                    *, expires: datetime, approved_at: datetime,
+                    approver: str = "dana") -> dict[str, Any]:
+    return {
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLWaiver",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "technology": technology_name, "reason": "the load test is booked",
+            "ticket": "RISK-31", "expiresAt": stamp(expires), "waives": waives,
+            # Without webhooks here: the approval as the mutating webhook stamps it.
+            "approvals": [{"approver": approver, "groups": [], "time": stamp(approved_at)}],
+        },
+    }
+
+
+def serving_of(sandbox: Sandbox, name: str, namespace: str) -> dict[str, Any]:
+    return dict(((sandbox.get("mltech", name, namespace) or {}).get("status") or {})
+                .get("serving") or {})
+
+
+def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_expires(
+    sandbox: Sandbox, namespace: str, clock_file: Path
+) -> None:
+    now = clock_now(clock_file)
+    expires = now + timedelta(days=2)
+    body = policy(f"{namespace}-prod", namespace, minimum_level=6, on_demotion="stop")
+    body["spec"]["waivers"] = {"maxDuration": "336h", "approvers": [{"users": ["dana"]}]}
+    sandbox.apply(body)
+    sandbox.apply(technology("ranker", namespace, entry_level=5, model_version="1.0.0"))
+    wait_for_level(sandbox, "ranker", namespace, 5)
+    assert eventually(lambda: serving_of(sandbox, "ranker", namespace).get("state") == "Blocked")
+    assert sandbox.get("isvc", "ranker", namespace) is None
+
+    # A waiver nobody the policy names approved counts for nothing: still blocked.
+    sandbox.apply(approved_waiver("load-test", namespace, "ranker", {"servingMinimum": 5},
+                                  expires=expires, approved_at=now, approver="mallory"))
+    eventually(lambda: "not approved" in (waiver_status_of(sandbox, "load-test", namespace)
+                                          .get("message") or ""), what="the waiver refused")
+    sandbox.settle(quiet_for=2.0)
+    assert sandbox.get("isvc", "ranker", namespace) is None
+
+    # Approved by dana, whom the policy names: the gate opens at level 5.
+    sandbox.apply(approved_waiver("load-test", namespace, "ranker", {"servingMinimum": 5},
+                                  expires=expires, approved_at=now))
+    isvc = eventually(lambda: sandbox.get("isvc", "ranker", namespace),
+                      what="the InferenceService the waiver allows")
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://models/ranker/1.0.0"
+    serving = eventually(lambda: (s := serving_of(sandbox, "ranker", namespace)).get("waiver")
+                         and s, what="status.serving.waiver")
+    assert serving["allowed"] is True and serving["requiredLevel"] == 5
+    assert serving["waiver"] == {"name": "load-test", "waived": ["servingMinimum 6 -> 5"],
+                                 "approvedBy": ["dana"], "expiresAt": stamp(expires)}
+    allowed = condition(sandbox.get("mltech", "ranker", namespace), "ServingAllowed")
+    assert allowed is not None and allowed["status"] == "True"
+    assert (f"serving requires level 5 (policy {namespace}-prod requires 6, lowered by waiver "
+            f"load-test until {stamp(expires)})") in allowed["message"]
+    shown = sandbox.kubectl("get", "isvc", "ranker", "-n", namespace).stdout
+    assert "ranker" in shown
+
+    # One second before the expiry it still serves.
+    clock_file.write_text(stamp(expires - timedelta(seconds=1)))
+    sandbox.settle(quiet_for=3.0)
+    still = sandbox.get("isvc", "ranker", namespace)
+    assert still is not None
+    assert still["metadata"].get("annotations", {}).get("serving.kserve.io/stop") != "true"
+
+    # At the expiry, that very second: the gate closes and onDemotion (stop) stops it.
+    clock_file.write_text(stamp(expires))
+    stopped = eventually(
+        lambda: (i := sandbox.get("isvc", "ranker", namespace)) and
+        i["metadata"].get("annotations", {}).get("serving.kserve.io/stop") == "true" and i,
+        what="the InferenceService stopped at the waiver's expiry",
+    )
+    assert stopped
+    shown = sandbox.kubectl("get", "isvc", "ranker", "-n", namespace, "-o",
+                            "jsonpath={.metadata.annotations.serving\\.kserve\\.io/stop}").stdout
+    assert shown == "true"
+    closed = condition(sandbox.get("mltech", "ranker", namespace), "ServingAllowed")
+    assert closed is not None
+    assert (closed["status"], closed["reason"]) == ("False", "LevelBelowServingRequirement")
+    assert closed["lastTransitionTime"] == stamp(expires)
+    assert "serving requires level 6" in closed["message"]
+    final = eventually(lambda: (s := serving_of(sandbox, "ranker", namespace)).get("state")
+                       == "Stopped" and s, what="the technology to report Stopped")
+    assert "waiver" not in final
+
+
+def waiver_status_of(sandbox: Sandbox, name: str, namespace: str) -> dict[str, Any]:
+    return dict((sandbox.get("mltrlwaiver", name, namespace) or {}).get("status") or {})
+
+
+def test_a_waiver_of_one_evidence_name_lets_a_review_through_and_an_expired_one_does_not(
+    sandbox: Sandbox, namespace: str, clock_file: Path
+) -> None:
+    now = clock_now(clock_file)
+    requirements = [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
+                     "evidence": [{"name": "unit-tests", "kind": "check"}]}
+                    for level in range(1, 10)]
+    requirements[5]["evidence"].append({"name": "bias-audit", "kind": "document"})  # level 6
+    body = policy(f"{namespace}-prod", namespace, requirements=requirements)
+    body["spec"]["waivers"] = {"maxDuration": "336h", "approvers": [{"users": ["dana"]}]}
+    sandbox.apply(body)
+    for name in ("scorer", "pricer"):
+        sandbox.apply(technology(name, namespace, entry_level=5))
+        wait_for_level(sandbox, name, namespace, 5)
+
+    # pricer's waiver ran out an hour ago (the clock moved past it).
+    sandbox.apply(approved_waiver("pricer-bias", namespace, "pricer",
+                                  {"level": 6, "evidence": ["bias-audit"]},
+                                  expires=now + timedelta(minutes=10), approved_at=now))
+    eventually(lambda: waiver_status_of(sandbox, "pricer-bias", namespace).get("active"),
+               what="pricer's waiver to apply")
+    later = now + timedelta(hours=1)
+    clock_file.write_text(stamp(later))
+    eventually(lambda: waiver_status_of(sandbox, "pricer-bias", namespace).get("active") is False,
+               what="pricer's waiver to expire")
+
+    for name in ("scorer", "pricer"):
+        sandbox.apply(review(f"{name}-to-6", namespace, name, 5, 6))
+    for name in ("scorer", "pricer"):
+        pending = wait_for_phase(sandbox, f"{name}-to-6", namespace, "Pending")
+        assert pending["unmet"] == ["missing document 'bias-audit'"], pending
+        assert not pending.get("waivers")
+
+    # The waiver of bias-audit at level 6, approved by dana: scorer's review goes through.
+    sandbox.apply(approved_waiver("scorer-bias", namespace, "scorer",
+                                  {"level": 6, "evidence": ["bias-audit"]},
+                                  expires=later + timedelta(days=3), approved_at=later))
+    applied = wait_for_phase(sandbox, "scorer-to-6", namespace, "Applied")
+    (use,) = applied["waivers"]
+    assert use == {"name": "scorer-bias", "waived": ["evidence bias-audit"],
+                   "approvedBy": ["dana"], "expiresAt": stamp(later + timedelta(days=3))}
+    status = wait_for_level(sandbox, "scorer", namespace, 6)
+    assert status["history"][-1]["review"] == "scorer-to-6"
+    assert status["history"][-1]["waivers"] == [use]
+    # pricer, with only its expired waiver, still waits for the evidence.
+    sandbox.settle(quiet_for=2.0)
+    pricer = sandbox.get("levelreview", "pricer-to-6", namespace)
+    assert pricer is not None and pricer["status"]["phase"] == "Pending"
+    assert pricer["status"]["unmet"] == ["missing document 'bias-audit'"]
+    assert (sandbox.get("mltech", "pricer", namespace) or {})["status"]["level"] == 5
