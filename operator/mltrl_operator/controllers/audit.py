@@ -9,16 +9,22 @@ background with backoff; entry ids are deterministic, so a retry never doubles a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from mltrl_operator.api.audit import AuditEntry
-from mltrl_operator.api.review import LevelReviewSpec
+from mltrl_operator.api.review import DismissedApproval, LevelReviewSpec
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.view import Body, ClusterView
-from mltrl_operator.domain.audit import deletion_entry, recent_drafts, status_change_drafts
+from mltrl_operator.domain.audit import (
+    deletion_entry,
+    dismissed_approvals_entry,
+    recent_drafts,
+    status_change_drafts,
+)
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.k8s.audit_store import append_entry
 
@@ -63,9 +69,32 @@ async def record_status_change(
         model=model,
         level=after.level,
         reviews=_reviews(view, namespace, name) if after.history != before.history else {},
+        before_serving_waiver=before.serving.waiver if before.serving else None,
+        after_serving_waiver=after.serving.waiver if after.serving else None,
+        at=rfc3339(ctx.clock()),
     )
     for draft in drafts:
         await append_or_retry(ctx, namespace, name, draft)
+
+
+async def record_dismissed_approvals(
+    ctx: OperatorContext, view: ClusterView, namespace: str, review: str, technology: str,
+    before: Sequence[DismissedApproval], after: Sequence[DismissedApproval],
+) -> None:
+    """Approvals a review's stored status newly dismisses (content changed after they
+    were given, an owner's, an unbound role's): one entry naming each and why."""
+    known = {(d.reviewer, d.role, d.reason) for d in before}
+    new = [d for d in after if (d.reviewer, d.role, d.reason) not in known]
+    if not new:
+        return
+    body = view.technology(namespace, technology) or {}
+    level = (body.get("status") or {}).get("level")
+    draft = dismissed_approvals_entry(
+        review_name=review, technology_uid=(body.get("metadata") or {}).get("uid"),
+        at=rfc3339(ctx.clock()), dismissed=[(d.reviewer, d.reason) for d in new],
+        level=level if isinstance(level, int) else None,
+    )
+    await append_or_retry(ctx, namespace, technology, draft)
 
 
 async def record_deletion(ctx: OperatorContext, body: Body) -> None:

@@ -19,6 +19,7 @@ from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.review import LevelReviewSpec, LevelReviewStatus, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.api.waiver import WaiverUse
+from mltrl_operator.controllers.audit import record_dismissed_approvals
 from mltrl_operator.controllers.context import OperatorContext
 from mltrl_operator.controllers.technology import reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
@@ -163,6 +164,12 @@ async def _reconcile_locked(
         except (NotFound, Conflict):
             return None  # changed or gone: its own next event reconciles it afresh
         ctx.writes.remember(("LevelReview", namespace, name), body, stored)
+        # Dismissed approvals go on the technology's record once, after the status that
+        # dismissed them is stored (issue 15).
+        await record_dismissed_approvals(
+            ctx, view, namespace, name, spec.technology, old_status.dismissed_approvals,
+            status.dismissed_approvals,
+        )
         if old_status.phase != status.phase:
             # Counted after the conditional write: a redo starts from the stored phase.
             metrics.count_review_outcome(evaluation.phase.value)

@@ -39,6 +39,7 @@ from mltrl_operator.api.technology import (
     ServingRollback,
     TransitionKind,
 )
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain.admission import Requester, Verdict, allow, forbid
 from mltrl_operator.domain.durations import parse_instant
 
@@ -469,16 +470,36 @@ def status_change_drafts(
     model: ModelSpec | None,
     level: int | None,
     reviews: dict[str, tuple[LevelReviewSpec, str | None]],
+    before_serving_waiver: WaiverUse | None = None,
+    after_serving_waiver: WaiverUse | None = None,
+    at: str | None = None,
 ) -> list[AuditEntry]:
     """The entries one stored status change adds to the record: each new history
     transition (with its review's evidence and approvals when the review is at hand, keyed
-    by name -> (spec, type)) and a rollback newly decided."""
+    by name -> (spec, type)) and the waivers it used, a rollback newly decided, and a
+    waiver newly keeping the serving gate open (status.serving.waiver, recorded `at`)."""
     drafts = []
     for transition in new_transitions(before_history, after_history):
         review, review_type = reviews.get(transition.review or "", (None, None))
         drafts.append(transition_entry(
             transition, technology_uid=technology_uid, model=model, review=review,
             review_type=review_type,
+        ))
+        for use in transition.waivers or []:
+            drafts.append(waiver_use_entry(
+                waiver=use.name, technology_uid=technology_uid, level=transition.to,
+                at=transition.at, used_for=f"review {transition.review or '-'}",
+                waived=use.waived, approved_by=use.approved_by, expires_at=use.expires_at,
+            ))
+    if after_serving_waiver is not None and at is not None and (
+            before_serving_waiver is None
+            or (before_serving_waiver.name, before_serving_waiver.expires_at)
+            != (after_serving_waiver.name, after_serving_waiver.expires_at)):
+        drafts.append(waiver_use_entry(
+            waiver=after_serving_waiver.name, technology_uid=technology_uid, level=level,
+            at=at, used_for="serving", waived=after_serving_waiver.waived,
+            approved_by=after_serving_waiver.approved_by,
+            expires_at=after_serving_waiver.expires_at,
         ))
     if after_rollback is not None and after_rollback != before_rollback:
         drafts.append(rollback_entry(after_rollback, technology_uid=technology_uid, level=level))

@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.harness import MLTRL, Operator, Sandbox, condition, eventually, running
 from tests.integration.operator.scenarios import policy, review, technology
+from tests.integration.operator.test_audit_record import exported
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
 pytestmark = pytest.mark.integration
@@ -197,6 +198,11 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
     final = eventually(lambda: (s := serving_of(sandbox, "ranker", namespace)).get("state")
                        == "Stopped" and s, what="the technology to report Stopped")
     assert "waiver" not in final
+    # The record says the waiver was used for serving, once, by whose approval.
+    uses = [e for e in exported(sandbox, f"{namespace}/ranker") if e["kind"] == "waiverUse"]
+    assert [(e["waiver"], e["details"]["usedFor"], e["by"]) for e in uses] == [
+        ("load-test", "serving", ["dana"])]
+    assert uses[0]["details"]["expiresAt"] == stamp(expires)
 
 
 def waiver_status_of(sandbox: Sandbox, name: str, namespace: str) -> dict[str, Any]:
@@ -253,3 +259,9 @@ def test_a_waiver_of_one_evidence_name_lets_a_review_through_and_an_expired_one_
     assert pricer is not None and pricer["status"]["phase"] == "Pending"
     assert pricer["status"]["unmet"] == ["missing document 'bias-audit'"]
     assert (sandbox.get("mltech", "pricer", namespace) or {})["status"]["level"] == 5
+    # scorer's record: the promotion, and the waiver's use for it.
+    entries = exported(sandbox, f"{namespace}/scorer")
+    assert [e["kind"] for e in entries] == ["entry", "promotion", "waiverUse"]
+    assert entries[2]["waiver"] == "scorer-bias" and entries[2]["time"] == entries[1]["time"]
+    assert entries[2]["reason"] == ("waiver scorer-bias used for review scorer-to-6: "
+                                    "evidence bias-audit")
