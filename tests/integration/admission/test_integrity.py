@@ -16,6 +16,7 @@ import pytest
 from tests.integration.admission.conftest import SecureSandbox, granted, rbac_refused
 from tests.integration.harness import condition, eventually
 from tests.integration.operator.scenarios import model, policy, technology
+from tests.integration.operator.test_audit_record import exported
 
 pytestmark = pytest.mark.integration
 
@@ -166,6 +167,15 @@ def test_an_entry_review_by_the_bound_roles_raises_the_technology_to_its_entry_l
         "reason": "evidence ethics-checklist added after bob approved",
     }
     assert status(sandbox, "mltech", "scorer", namespace)["level"] == 4
+    # The technology's audit record keeps the dismissal, naming each approval and why.
+    (entry,) = eventually(lambda: [e for e in exported(sandbox, f"{namespace}/scorer")
+                                   if e["kind"] == "dismissedApprovals"],
+                          what="the dismissal in the audit record")
+    assert entry["review"] == "scorer-entry" and entry["fromLevel"] == 4
+    assert entry["details"] == {
+        "dismissed.bob": "evidence ethics-checklist added after bob approved",
+        "dismissed.carol": "evidence ethics-checklist added after carol approved",
+    }
     # Re-approvals on the content as it is now count.
     reapprove(sandbox, "bob", "scorer-entry", namespace, 0, "qa")
     reapprove(sandbox, "carol", "scorer-entry", namespace, 1, "product-owner")
