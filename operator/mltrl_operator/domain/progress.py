@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mltrl_operator.api.common import MAX_LEVEL
 from mltrl_operator.api.review import Evidence, LevelReviewSpec, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain.policy import EffectivePolicy, LevelRule
 from mltrl_operator.domain.reviews import (
     ReviewEvaluation,
@@ -22,6 +24,7 @@ from mltrl_operator.domain.reviews import (
     promotion_rule,
     technology_facts,
 )
+from mltrl_operator.domain.waivers import WaiverFacts
 
 OPEN_PHASES = frozenset({ReviewPhase.PENDING, ReviewPhase.APPROVED})
 
@@ -41,6 +44,8 @@ class NextStep:
     """The open review to that level the answer comes from; None when there is none."""
     unmet: tuple[str, ...]
     phase: ReviewPhase
+    waived: tuple[WaiverUse, ...] = ()
+    """Waivers in force that take requirements off that level, and what each takes off."""
 
 
 def current_level(spec: MLTechnologySpec, status: MLTechnologyStatus | None) -> int:
@@ -58,11 +63,14 @@ def evaluate(
     tech_spec: MLTechnologySpec | None,
     tech_status: MLTechnologyStatus | None,
     policy: EffectivePolicy,
+    waivers: Sequence[WaiverFacts] = (),
+    now: datetime | None = None,
 ) -> ReviewEvaluation:
-    """evaluate_review with the facts gathered the way the reconciler gathers them."""
+    """evaluate_review with the facts gathered the way the reconciler gathers them: the
+    technology's waivers judged at `now` (none count without it)."""
     facts = None
     if tech_spec is not None:
-        facts = technology_facts(technology, tech_spec, tech_status)
+        facts = technology_facts(technology, tech_spec, tech_status, waivers=waivers, now=now)
     return evaluate_review(name, spec, facts, policy)
 
 
@@ -72,6 +80,8 @@ def next_step(
     status: MLTechnologyStatus | None,
     reviews: Sequence[NamedReview],
     policy: EffectivePolicy,
+    waivers: Sequence[WaiverFacts] = (),
+    now: datetime | None = None,
 ) -> NextStep | None:
     """None when the technology is at its target level (nothing further to reach)."""
     level = current_level(spec, status)
@@ -84,16 +94,18 @@ def next_step(
             continue
         if review.spec.to_level <= level:
             continue
-        evaluation = evaluate(review.name, review.spec, technology, spec, status, policy)
+        evaluation = evaluate(review.name, review.spec, technology, spec, status, policy,
+                              waivers, now)
         if evaluation.phase in OPEN_PHASES:
             candidates.append((review, evaluation))
     if candidates:
         # The review closest to done speaks for the technology.
         review, evaluation = min(candidates, key=lambda c: (len(c[1].unmet), c[0].name))
-        return NextStep(review.spec.to_level, review.name, evaluation.unmet, evaluation.phase)
+        return NextStep(review.spec.to_level, review.name, evaluation.unmet, evaluation.phase,
+                        evaluation.waivers)
     evaluation = evaluate("", skeleton_spec(technology, level, wanted), technology, spec,
-                          status, policy)
-    return NextStep(wanted, None, evaluation.unmet, evaluation.phase)
+                          status, policy, waivers, now)
+    return NextStep(wanted, None, evaluation.unmet, evaluation.phase, evaluation.waivers)
 
 
 def required_rule(technology: str, from_level: int, to_level: int,

@@ -3,6 +3,8 @@ everywhere, read as the user."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -157,3 +159,44 @@ def test_a_reviewer_who_may_not_read_policies_sees_what_the_operator_published(
     assert "showing what the operator published instead" in shown.stderr
     assert "Next:     level 5 Machine Learning \"Capability\"" in shown.stdout
     assert "the owner's approval does not count (separation of duties)" in shown.stdout
+
+
+def test_status_counts_the_waivers_the_operator_counts(
+    sandbox: PluginSandbox, namespace: str
+) -> None:
+    """The next step comes from evaluate_review with the technology's waivers judged now:
+    a waiver carol (named by the policy) approved takes its evidence off; alice's own
+    approval of another counts for nothing, and status says why."""
+    body = policy(namespace)
+    body["spec"]["waivers"] = {"maxDuration": "336h", "approvers": [{"users": ["carol",
+                                                                               "alice"]}]}
+    sandbox.apply([body, technology(namespace, "churn")])
+    reconciled(sandbox, "churn", namespace, 4)
+    expires = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, evidence in (("no-accuracy", "accuracy"), ("no-tests", "unit-tests")):
+        sandbox.kubectl("--context", "alice", "apply", "-f", "-", input=json.dumps({
+            "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLWaiver",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"technology": "churn", "reason": "the offline evaluation is rerun",
+                     "expiresAt": expires, "waives": {"level": 5, "evidence": [evidence]}},
+        }))
+    approval = json.dumps([{"op": "add", "path": "/spec/approvals", "value": [{}]}])
+    for user, name in (("carol", "no-accuracy"), ("alice", "no-tests")):
+        sandbox.kubectl("--context", user, "patch", "mltrlwaiver", name, "-n", namespace,
+                        "--type=json", "-p", approval)
+    eventually(lambda: ((sandbox.get("mltrlwaiver", "no-accuracy", namespace) or {})
+                        .get("status") or {}).get("active"), what="carol's waiver to count")
+
+    view = sandbox.plugin_json("bob", "status", "churn", "-n", namespace)
+    assert "missing metric 'accuracy'" not in view["next"]["unmet"]
+    assert "missing check 'unit-tests'" in view["next"]["unmet"]  # alice owns churn
+    assert [(w["name"], w["waived"], w["approvedBy"]) for w in view["next"]["waived"]] == [
+        ("no-accuracy", ["evidence accuracy"], ["carol"])]
+    counts = {w["name"]: (w["counts"], w["why"]) for w in view["waivers"]}
+    assert counts["no-accuracy"] == (True, f"approved by carol; counts until {expires}")
+    assert counts["no-tests"][0] is False
+    assert "owners of the technology may not approve" in counts["no-tests"][1]
+    text = sandbox.plugin("bob", "status", "churn", "-n", namespace).stdout
+    assert "4 still needed:" in text
+    assert f"waived: evidence accuracy (waiver no-accuracy until {expires})" in text
+    assert "no-tests: does not count: not approved by anyone" in text

@@ -60,6 +60,10 @@ def status_text(view: View) -> str:
     lines.append(f"Serving:  {serving['state']}: {serving['why']}")
     if serving.get("rollback"):
         lines.append(f"          rolled back: {serving['rollback']}")
+    if serving.get("waiver"):
+        waiver = serving["waiver"]
+        lines.append(f"          by waiver {waiver['name']} ({', '.join(waiver['waived'])}) "
+                     f"until {waiver['expiresAt']}")
     nxt = view["next"]
     if nxt is None:
         lines.append("Next:     at its target level; nothing further to reach")
@@ -68,6 +72,8 @@ def status_text(view: View) -> str:
         lines.append(f"Next:     level {nxt['level']} {nxt['levelName']} ({source}); "
                      f"{len(nxt['unmet'])} still needed:")
         lines += [f"          - {u}" for u in nxt["unmet"]]
+        lines += [f"          waived: {', '.join(w['waived'])} (waiver {w['name']} until "
+                  f"{w['expiresAt']})" for w in nxt.get("waived") or []]
         if not nxt["review"]:
             lines.append(f"          open one: kubectl mltrl review new {view['name']} "
                          f"-n {view['namespace']}")
@@ -83,7 +89,12 @@ def status_text(view: View) -> str:
     for i in view["incidents"][-5:]:
         lines.append(f"          {i.get('alertName')} -> {i.get('action')}: {i.get('state')} "
                      f"{i.get('message', '')}".rstrip())
-    lines.append("Waivers:  none; Expiry: none (" + view["notes"][0] + ")")
+    waivers = view.get("waivers") or []
+    lines.append(f"Waivers:  {len(waivers)}" + ("" if waivers else " (none)"))
+    for w in waivers:
+        lines.append(f"          {w['name']}: {'counts' if w['counts'] else 'does not count'}"
+                     f": {w['why']}")
+    lines += [f"Note:     {note}" for note in view["notes"]]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ other entry is never touched. A failed guard re-reads and tries again."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from mltrl_operator.api.review import Decision, EvidenceKind, LevelReviewSpec, ReviewPhase
@@ -34,6 +35,7 @@ from mltrl_operator.domain.progress import (
     skeleton_spec,
 )
 from mltrl_operator.domain.requirements import describe_requirement
+from mltrl_operator.domain.waivers import waiver_facts
 from mltrl_operator.k8s.errors import ApiError, Conflict
 from mltrl_operator.k8s.resources import REVIEWS
 
@@ -231,7 +233,11 @@ async def new_review(session: Session, technology: str, to_level: int | None,
         # The operator will judge the review; say what it published about the next level.
         return await _create(session, technology, target, name, dry_run, review,
                              _published_needs(status, target))
-    evaluation = evaluate("", review, technology, spec, status, policy)
+    # The technology's waivers in force take their requirements off, as the operator will.
+    waivers = [facts for body in await session.waivers(namespace) or []
+               if (facts := waiver_facts(body)) is not None]
+    evaluation = evaluate("", review, technology, spec, status, policy, waivers,
+                          datetime.now(UTC))
     if evaluation.errors:
         problems = "; ".join(str(e) for e in evaluation.errors)
         raise PluginError(f"a review of {technology} from level {level} to {target} would be "

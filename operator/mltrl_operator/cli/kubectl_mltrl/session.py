@@ -18,7 +18,7 @@ from mltrl_operator.k8s import connection as credentials
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import ApiError, NotFound
 from mltrl_operator.k8s.lookups import read_policies
-from mltrl_operator.k8s.resources import NAMESPACES, REVIEWS, TECHNOLOGIES, ResourceRef
+from mltrl_operator.k8s.resources import NAMESPACES, REVIEWS, TECHNOLOGIES, WAIVERS, ResourceRef
 
 Body = dict[str, Any]
 FIELD_MANAGER = "kubectl-mltrl"
@@ -113,6 +113,14 @@ class Session:
 
     async def reviews(self, namespace: str | None = None) -> list[Body]:
         return await self._list(REVIEWS, namespace)
+
+    async def waivers(self, namespace: str | None = None) -> list[Body] | None:
+        """The MLTRLWaivers; None when the user may not read them (the plugin then says
+        what the operator published)."""
+        try:
+            return await self.client.list(WAIVERS, namespace)
+        except ApiError:
+            return None
 
     async def _list(self, resource: ResourceRef, namespace: str | None) -> list[Body]:
         try:

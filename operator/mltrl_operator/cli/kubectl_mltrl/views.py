@@ -38,6 +38,7 @@ from mltrl_operator.domain.audit import Verification, verify
 from mltrl_operator.domain.card import Card, CardError, build_card
 from mltrl_operator.domain.levels import level_name, phase_of
 from mltrl_operator.domain.maturity import assess
+from mltrl_operator.domain.owners import stored_owners
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, matching_policies
 from mltrl_operator.domain.progress import (
     NextStep,
@@ -45,6 +46,12 @@ from mltrl_operator.domain.progress import (
     current_level,
     next_step,
     published_step,
+)
+from mltrl_operator.domain.waivers import (
+    EffectiveWaiverPolicy,
+    WaiverFacts,
+    waiver_applies,
+    waiver_facts,
 )
 from mltrl_operator.k8s.audit_store import StoredRecord, read_audit_record
 from mltrl_operator.k8s.errors import ApiError
@@ -132,15 +139,52 @@ def _published(bodies: list[Body], technology: str) -> list[PublishedReview]:
 
 
 def step_for(name: str, spec: MLTechnologySpec, status: MLTechnologyStatus | None,
-             review_bodies: list[Body], policy: EffectivePolicy | None) -> NextStep | None:
-    """The next step, decided here from the policy when it can be read, else as the
-    operator published it; both come from evaluate_review."""
-    if policy is None:
+             review_bodies: list[Body], policy: EffectivePolicy | None,
+             waiver_bodies: list[Body] | None = None, now: datetime | None = None,
+             ) -> NextStep | None:
+    """The next step, decided here from the policy (and the technology's waivers, judged
+    at `now`) when both can be read, else as the operator published it; both come from
+    evaluate_review."""
+    if policy is None or waiver_bodies is None:
         return published_step(spec, status, _published(review_bodies, name))
-    return next_step(name, spec, status, named_reviews(review_bodies), policy)
+    return next_step(name, spec, status, named_reviews(review_bodies), policy,
+                     _waiver_facts(waiver_bodies, name), now)
 
 
-def _reviews_by_namespace(bodies: list[Body]) -> dict[str, list[Body]]:
+def _waiver_facts(bodies: list[Body], technology: str) -> list[WaiverFacts]:
+    found = (waiver_facts(body) for body in bodies
+             if (body.get("spec") or {}).get("technology") == technology)
+    return [facts for facts in found if facts is not None]
+
+
+def waiver_rows(body: Body, bodies: list[Body] | None, policy: EffectivePolicy | None,
+                now: datetime) -> list[View]:
+    """Each of the technology's waivers and whether it counts now: the operator's one
+    decision (domain.waivers.waiver_applies)."""
+    name = str(meta(body).get("name"))
+    rows = []
+    for waiver in bodies or []:
+        facts = waiver_facts(waiver)
+        if facts is None or facts.spec.technology != name:
+            continue
+        decision = waiver_applies(
+            facts.spec, technology=name, created_at=facts.created_at,
+            policy=policy.waivers if policy else EffectiveWaiverPolicy(),
+            owners=stored_owners(body), now=now,
+        ) if policy is not None else None
+        rows.append({
+            "name": facts.name,
+            "waives": facts.spec.waives.to_wire(),
+            "expiresAt": facts.spec.expires_at,
+            "counts": decision.applies if decision else
+            bool((waiver.get("status") or {}).get("active")),
+            "why": decision.reason if decision else
+            (waiver.get("status") or {}).get("message") or "not evaluated yet",
+        })
+    return rows
+
+
+def _by_namespace(bodies: list[Body]) -> dict[str, list[Body]]:
     grouped: dict[str, list[Body]] = {}
     for body in bodies:
         grouped.setdefault(str(meta(body).get("namespace") or ""), []).append(body)
@@ -149,7 +193,9 @@ def _reviews_by_namespace(bodies: list[Body]) -> dict[str, list[Body]]:
 
 async def portfolio(session: Session, now: datetime, sort_by: str = "namespace") -> View:
     techs = await session.technologies(session.scope)
-    reviews = _reviews_by_namespace(await session.reviews(session.scope))
+    reviews = _by_namespace(await session.reviews(session.scope))
+    listed = await session.waivers(session.scope)
+    waivers = None if listed is None else _by_namespace(listed)
     policies = PolicyCache(session)
     rows = []
     for body in techs:
@@ -158,7 +204,8 @@ async def portfolio(session: Session, now: datetime, sort_by: str = "namespace")
         spec, status = tech_spec(body), tech_status(body)
         level = current_level(spec, status)
         step = step_for(name, spec, status, reviews.get(namespace, []),
-                        await policies.for_namespace(namespace))
+                        await policies.for_namespace(namespace),
+                        None if waivers is None else waivers.get(namespace, []), now)
         serving = status.serving if status else None
         rows.append({
             "namespace": namespace,
@@ -209,7 +256,9 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
         if (r.get("spec") or {}).get("technology") == name
     ]
     policies = PolicyCache(session)
-    step = step_for(name, spec, status, review_bodies, await policies.for_namespace(namespace))
+    policy = await policies.for_namespace(namespace)
+    waiver_bodies = await session.waivers(namespace)
+    step = step_for(name, spec, status, review_bodies, policy, waiver_bodies, now)
     level = current_level(spec, status)
     serving = status.serving if status else None
     conditions = {c.type: c for c in (status.conditions if status else [])}
@@ -253,22 +302,26 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
             "modelVersion": serving.model_version if serving else None,
             "rollback": serving.rollback.model_dump(by_alias=True, mode="json")
             if serving and serving.rollback else None,
+            "waiver": serving.waiver.to_wire() if serving and serving.waiver else None,
         },
         "next": None if step is None else {
             "level": step.level,
             "levelName": level_name(step.level),
             "review": step.review,
             "unmet": list(step.unmet),
+            "waived": [w.to_wire() for w in step.waived],
         },
         "reviews": reviews,
         "incidents": incidents,
         "openIncidents": [i for i in incidents if i.get("state") == "Pending"],
         "needsFrom": "operator status" if policies.unreadable else "policy",
         "warning": policies.unreadable,
-        "waivers": [],
+        "waivers": waiver_rows(body, waiver_bodies, policy, now),
         "expiry": None,
         "notes": [
-            "waivers and level expiry are not part of this operator's API yet: none apply",
+            "level expiry is not part of this operator's API yet",
+            *(["waivers cannot be read with these credentials: the next step is as the "
+               "operator published it"] if waiver_bodies is None else []),
         ],
     }
 
