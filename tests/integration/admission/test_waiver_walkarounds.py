@@ -161,3 +161,50 @@ def test_a_waiver_for_another_technology_or_another_namespace_takes_nothing_off(
     review = status(sandbox, "lvlreview", "shortcut-to-5", namespace)
     assert review["phase"] == "Pending" and review["unmet"] == [BIAS_AUDIT]
     assert status(sandbox, "mltech", "shortcut", namespace)["level"] == 4
+
+
+def test_the_inference_service_webhook_opens_by_the_waiver_the_operator_counts(
+    sandbox: SecureSandbox, namespace: str
+) -> None:
+    """One gate: the webhook judges a claiming InferenceService with the technology's
+    waivers, as the reconciler judges the technology's own."""
+    body = policy(f"{namespace}-prod", namespace, minimum_level=6, governed=True)
+    body["spec"]["waivers"] = {"maxDuration": "336h", "approvers": [{"users": ["bob"]}]}
+    sandbox.apply(body)
+    sandbox.as_user("alice", "apply", "-f", "-", check=True, input=as_json(
+        technology("scorer", namespace, entry_level=5, model_version="1.0.0")))
+    wait_for(sandbox, "mltech", "scorer", namespace, "at 5", lambda s: s.get("level") == 5)
+    canary = as_json({
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "scorer-canary", "namespace": namespace,
+                     "labels": {"mltrl.dev/technology": "scorer"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://models/scorer/1.0.0"}}},
+    })
+    refused(sandbox.as_user("alice", "apply", "-f", "-", input=canary),
+            "serving requires level 6")
+
+    sandbox.as_user("alice", "apply", "-f", "-", check=True, input=as_json({
+        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLWaiver",
+        "metadata": {"name": "canary", "namespace": namespace},
+        "spec": {"technology": "scorer", "reason": "a two-week canary", "ticket": "OPS-7",
+                 "expiresAt": (datetime.now(UTC) + timedelta(days=7)).strftime(
+                     "%Y-%m-%dT%H:%M:%SZ"),
+                 "waives": {"servingMinimum": 5}, "approvals": []},
+    }))
+    # Not yet approved: still refused. mallory may not approve (the policy names bob).
+    refused(sandbox.as_user("alice", "apply", "-f", "-", input=canary),
+            "serving requires level 6")
+    refused(approve_waiver(sandbox, "mallory", "canary", namespace),
+            "mallory is not named in waivers.approvers")
+    assert approve_waiver(sandbox, "bob", "canary", namespace).returncode == 0
+    eventually(lambda: waiver_status(sandbox, "canary", namespace).get("active"), timeout=30,
+               what="the waiver to count")
+    admitted = sandbox.as_user("alice", "apply", "-f", "-", input=canary)
+    assert admitted.returncode == 0, admitted.stderr
+    # The technology's own InferenceService is served by the same waiver.
+    own = eventually(lambda: sandbox.get("isvc", "scorer", namespace), timeout=30,
+                     what="the technology's own InferenceService")
+    assert own["spec"]["predictor"]["model"]["storageUri"] == "s3://models/scorer/1.0.0"
+    serving = status(sandbox, "mltech", "scorer", namespace)["serving"]
+    assert serving["waiver"]["name"] == "canary" and serving["requiredLevel"] == 5
