@@ -16,6 +16,7 @@ from mltrl_operator.k8s.resources import (
     POLICIES,
     REVIEWS,
     TECHNOLOGIES,
+    WAIVERS,
 )
 
 
@@ -82,6 +83,26 @@ def test_reviews_are_found_by_their_technology_even_when_it_changes() -> None:
     cache.apply(REVIEWS, "DELETED", review("to-5", "ranker"))
     assert cache.reviews_of("ml", "ranker") == []
     assert cache.sizes()["reviews"] == 1
+
+
+def test_waivers_are_found_by_their_technology_and_judged_from_the_view() -> None:
+    cache = ClusterCache()
+    waiver = {"metadata": {**_meta("skip-bias", "ml"), "creationTimestamp":
+                           "2026-03-01T00:00:00Z"},
+              "spec": {"technology": "ranker", "reason": "booked", "waives": {"level": 5},
+                       "expiresAt": "2026-03-08T00:00:00Z"}}
+    cache.apply(WAIVERS, None, waiver)
+    cache.apply(WAIVERS, None, {"metadata": _meta("broken", "ml"),
+                                "spec": {"technology": "ranker"}})
+    assert [w["metadata"]["name"] for w in cache.waivers_of("ml", "ranker")] == [
+        "skip-bias", "broken"]
+    # An unreadable waiver counts for nothing; the readable one goes to the domain as is.
+    (facts,) = ClusterView(cache).waiver_facts("ml", "ranker")
+    assert (facts.name, facts.spec.expires_at) == ("skip-bias", "2026-03-08T00:00:00Z")
+    cache.apply(WAIVERS, "DELETED", waiver)
+    assert [w["metadata"]["name"] for w in cache.waivers_of("ml", "ranker")] == ["broken"]
+    assert sorted(cache.keys(WAIVERS)) == [("ml", "broken")]
+    assert cache.sizes()["waivers"] == 1
 
 
 def test_namespaces_and_inference_services() -> None:

@@ -17,6 +17,7 @@ from mltrl_operator.api.technology import (
     ServingRollback,
     TransitionKind,
 )
+from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain.admission import Requester
 from mltrl_operator.domain.audit import (
     CHUNK_LABEL,
@@ -293,6 +294,28 @@ def test_only_new_transitions_and_a_new_rollback_make_entries_with_stable_ids() 
     assert status_change_drafts(before_history=[old, demotion], after_history=[old, demotion],
                                 before_rollback=rollback, after_rollback=rollback,
                                 **kwargs) == []
+
+
+def test_waiver_uses_are_entries_once_per_review_and_once_per_serving_use() -> None:
+    use = WaiverUse(name="skip-bias", waived=["evidence bias-audit"], approved_by=["dana"],
+                    expires_at="2026-03-09T00:00:00Z")
+    promoted = transition(**{"from": 5, "to": 6, "kind": "promotion", "review": "to-6",
+                             "at": "2026-03-02T00:00:00Z", "waivers": [use.to_wire()]})
+    kwargs: dict[str, Any] = {"technology_uid": "u", "model": None, "level": 6, "reviews": {},
+                              "before_rollback": None, "after_rollback": None}
+    drafts = status_change_drafts(before_history=[], after_history=[promoted], **kwargs)
+    assert [d.kind for d in drafts] == [AuditEntryKind.PROMOTION, AuditEntryKind.WAIVER_USE]
+    assert drafts[1].waiver == "skip-bias" and drafts[1].time == "2026-03-02T00:00:00Z"
+    assert drafts[1].reason == "waiver skip-bias used for review to-6: evidence bias-audit"
+    serving = use.model_copy(update={"waived": ["servingMinimum 6 -> 5"]})
+    kwargs = {**kwargs, "before_history": [promoted], "after_history": [promoted]}
+    opened = status_change_drafts(after_serving_waiver=serving, at="2026-03-03T00:00:00Z",
+                                  **kwargs)
+    assert [(d.kind, d.details["usedFor"]) for d in opened] == [
+        (AuditEntryKind.WAIVER_USE, "serving")]
+    # The same waiver keeping the gate open is the same use: nothing new.
+    assert status_change_drafts(before_serving_waiver=serving, after_serving_waiver=serving,
+                                at="2026-03-04T00:00:00Z", **kwargs) == []
 
 
 def test_the_same_transition_of_a_recreated_technology_is_a_new_entry() -> None:
