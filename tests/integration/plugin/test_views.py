@@ -200,3 +200,8 @@ def test_status_counts_the_waivers_the_operator_counts(
     assert "4 still needed:" in text
     assert f"waived: evidence accuracy (waiver no-accuracy until {expires})" in text
     assert "no-tests: does not count: not approved by anyone" in text
+    # A new review asks for what the operator will ask for: not the waived evidence.
+    created = sandbox.plugin_json("alice", "review", "new", "churn", "-n", namespace)
+    needs = "\n".join(created["needs"])
+    assert "unit-tests --passed" in needs and "accuracy --value" not in needs
+    assert f"waived: evidence accuracy (waiver no-accuracy until {expires})" in needs

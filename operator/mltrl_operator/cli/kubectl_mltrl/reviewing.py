@@ -246,13 +246,20 @@ async def new_review(session: Session, technology: str, to_level: int | None,
     required: list[Body] = []
     if target > level:
         rule = required_rule(technology, level, target, policy)
-        required = [{"name": r.name, "kind": str(r.kind)} for r in rule.evidence]
+        # Evidence a waiver in force takes off is not asked for (the operator will not).
+        waived = {item.removeprefix("evidence ") for w in evaluation.waivers
+                  for item in w.waived if item.startswith("evidence ")}
+        asked = [r for r in rule.evidence if r.name not in waived]
+        required = [{"name": r.name, "kind": str(r.kind)} for r in asked]
         lines = [
             f"{describe_requirement(r)}: kubectl mltrl evidence REVIEW {r.name} "
             + {EvidenceKind.CHECK: "--passed --uri URL", EvidenceKind.METRIC: "--value V",
                EvidenceKind.DOCUMENT: "--uri URL"}[r.kind]
-            for r in rule.evidence
-        ] + [u for u in evaluation.unmet if not u.startswith("missing ")]
+            for r in asked
+        ] + [u for u in evaluation.unmet if not u.startswith("missing ")] + [
+            f"waived: {', '.join(w.waived)} (waiver {w.name} until {w.expires_at})"
+            for w in evaluation.waivers
+        ]
     return await _create(session, technology, target, name, dry_run, review, lines, required)
 
 
