@@ -197,7 +197,5 @@ def build_registry() -> kopf.OperatorRegistry:
         technology = (body.get("spec") or {}).get("technology")
         if technology:
             await redecide_technology(ctx, view, namespace, str(technology))
-        # Its claimers (foreign InferenceServices) pass the gate by the same waivers.
-        await _govern(ctx, view, view.claimers_of(namespace, str(technology or "")))
 
     return registry

@@ -15,8 +15,10 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from mltrl_operator import metrics
 from mltrl_operator.api.waiver import MLTRLWaiverSpec, MLTRLWaiverStatus
 from mltrl_operator.controllers.context import OperatorContext
+from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.review import reconcile_reviews_of
 from mltrl_operator.controllers.technology import reconcile_or_retry
 from mltrl_operator.controllers.view import Body, ClusterView
@@ -100,10 +102,13 @@ async def _reconcile_fresh(
 async def redecide_technology(
     ctx: OperatorContext, view: ClusterView, namespace: str, technology: str
 ) -> None:
-    """A waiver of `technology` changed or expired: its plan (the serving gate) and its
-    open reviews are decided again."""
+    """A waiver of `technology` changed or expired: its plan (the serving gate), its open
+    reviews and the InferenceServices that claim it are decided again."""
     await reconcile_or_retry(ctx, view, namespace, technology)
     await reconcile_reviews_of(ctx, view, namespace, technology)
+    for body in view.claimers_of(namespace, technology):
+        action = await govern_inference_service(ctx, view, body)
+        metrics.count_gate_decision("governance", action.value)
 
 
 async def reconcile_waivers_of(

@@ -171,6 +171,14 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
             f"load-test until {stamp(expires)})") in allowed["message"]
     shown = sandbox.kubectl("get", "isvc", "ranker", "-n", namespace).stdout
     assert "ranker" in shown
+    # A canary someone else runs for ranker passes the same gate, by the same waiver.
+    sandbox.apply({
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "ranker-canary", "namespace": namespace,
+                     "labels": {"mltrl.dev/technology": "ranker"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://models/ranker/1.0.0"}}},
+    })
 
     # One second before the expiry it still serves.
     clock_file.write_text(stamp(expires - timedelta(seconds=1)))
@@ -178,6 +186,10 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
     still = sandbox.get("isvc", "ranker", namespace)
     assert still is not None
     assert still["metadata"].get("annotations", {}).get("serving.kserve.io/stop") != "true"
+
+    canary = sandbox.get("isvc", "ranker-canary", namespace)
+    assert canary is not None
+    assert canary["metadata"].get("annotations", {}).get("serving.kserve.io/stop") != "true"
 
     # At the expiry, that very second: the gate closes and onDemotion (stop) stops it.
     clock_file.write_text(stamp(expires))
@@ -190,6 +202,9 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
     shown = sandbox.kubectl("get", "isvc", "ranker", "-n", namespace, "-o",
                             "jsonpath={.metadata.annotations.serving\\.kserve\\.io/stop}").stdout
     assert shown == "true"
+    eventually(lambda: (sandbox.get("isvc", "ranker-canary", namespace) or {}).get(
+        "metadata", {}).get("annotations", {}).get("serving.kserve.io/stop") == "true",
+        what="the canary stopped with it")
     closed = condition(sandbox.get("mltech", "ranker", namespace), "ServingAllowed")
     assert closed is not None
     assert (closed["status"], closed["reason"]) == ("False", "LevelBelowServingRequirement")

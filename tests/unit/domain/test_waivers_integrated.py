@@ -7,16 +7,18 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from mltrl_operator.api.policy import MLTRLPolicySpec
+from mltrl_operator.api.policy import MLTRLPolicySpec, OnDemotion
 from mltrl_operator.api.review import ReviewPhase
+from mltrl_operator.api.technology import MLTechnologyStatus
 from mltrl_operator.api.waiver import MLTRLWaiverSpec
 from mltrl_operator.domain.gating import serving_gate, stored_technology_gate
+from mltrl_operator.domain.plan import PlanInputs, plan_technology
 from mltrl_operator.domain.policy import NamedPolicy, waiver_policy
 from mltrl_operator.domain.reviews import TechnologyFacts, evaluate_review
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.waivers import WaiverFacts, waivers_in_force
 
-from .builders import BOUND_DEFAULT, DEFAULT_EVIDENCE, NOW, approve, review
+from .builders import BOUND_DEFAULT, DEFAULT_EVIDENCE, NOW, approve, review, tech_spec
 
 APPROVERS = waiver_policy([NamedPolicy("prod", MLTRLPolicySpec.model_validate({
     "waivers": {"maxDuration": "336h", "approvers": [{"users": ["dana"]}]},
@@ -132,3 +134,36 @@ def test_the_stored_gate_judges_waivers_with_every_owner_since_the_level() -> No
     # without an instant no waiver counts
     closed = stored_technology_gate("fraud", alice_only, POLICY, [by_dana])
     assert closed is not None and not closed.allowed
+
+
+def test_the_plan_serves_by_the_waiver_and_stops_or_deletes_at_its_expiry() -> None:
+    spec = tech_spec(entryLevel=5, model={"version": "1.0", "storageUri": "s3://m/1.0",
+                                          "format": "sklearn"})
+    body: dict[str, Any] = {
+        "metadata": {"name": "fraud", "namespace": "payments", "uid": "u", "generation": 1,
+                     "resourceVersion": "10"},
+        "spec": spec.to_wire(), "status": {},
+    }
+
+    def plan(status: MLTechnologyStatus, isvc: Any, now: Any, on_demotion: OnDemotion) -> Any:
+        return plan_technology(PlanInputs(
+            technology={**body, "status": status.to_wire()}, spec=spec, status=status,
+            components=[], validation_errors=[], inference_service=isvc, now=now,
+            policy=replace(POLICY, minimum_serving_level=6, on_demotion=on_demotion,
+                           entry_max_level=9),
+            waivers=[waiver(servingMinimum=5)],
+        ))
+
+    first = plan(MLTechnologyStatus(), None, NOW, OnDemotion.STOP)
+    assert first.serving is not None and first.serving.verb == "create"
+    assert first.status.serving is not None and first.status.serving.waiver is not None
+    assert first.status.serving.waiver.waived == ["servingMinimum 6 -> 5"]
+    created = first.serving.after
+    for on_demotion, verb in ((OnDemotion.STOP, "patch"), (OnDemotion.DELETE, "delete")):
+        before = plan(first.status, created, EXPIRES - timedelta(seconds=1), on_demotion)
+        assert before.serving is None or (before.serving.verb == "patch" and (
+            "serving.kserve.io/stop" not in str(before.serving.body)))
+        closed = plan(first.status, created, EXPIRES, on_demotion)
+        assert closed.serving is not None and closed.serving.verb == verb
+        assert closed.status.serving is not None and not closed.status.serving.allowed
+        assert closed.status.serving.waiver is None
