@@ -95,6 +95,22 @@ def test_approvals_and_roles_are_lowered_only_at_the_waived_level() -> None:
     assert result.waivers[0].waived == ["approvals 2 -> 1"]
 
 
+def test_a_waived_role_is_not_asked_for_and_nothing_else_is_taken_off() -> None:
+    # Level 6 asks for product-owner and two approvals; bob approves as qa only.
+    two = review(5, 6, DEFAULT_EVIDENCE[6], [approve("bob", "qa"), approve("carol", "qa")])
+    before = evaluate_review("r", two, facts(level=5), POLICY)
+    assert any("product-owner" in u for u in before.unmet)
+    no_role = waiver(level=6, roles=["product-owner"])
+    result = evaluate_review("r", two, facts(no_role, level=5), POLICY)
+    assert result.phase is ReviewPhase.APPROVED, result.unmet
+    assert result.waivers[0].waived == ["role product-owner"]
+    # the same waiver with one approval fewer: still two approvals needed
+    one = review(5, 6, DEFAULT_EVIDENCE[6], [approve("bob", "qa")])
+    pending = evaluate_review("r", one, facts(no_role, level=5), POLICY)
+    assert pending.phase is ReviewPhase.PENDING
+    assert any("2 approvals" in u for u in pending.unmet)
+
+
 def test_the_serving_gate_opens_below_the_minimum_only_while_the_waiver_counts() -> None:
     lowered = waiver(servingMinimum=5)
     in_force = waivers_in_force([lowered], technology="fraud", policy=APPROVERS,
