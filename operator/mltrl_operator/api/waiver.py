@@ -84,6 +84,8 @@ class WaiverUse(ApiModel):
     """The approvals that made it count."""
     expires_at: str
     """When it stops counting (RFC 3339)."""
+    since: str | None = None
+    """For the serving gate: since when the waiver keeps it open (RFC 3339)."""
 
 
 class MLTRLWaiver(ApiModel):

@@ -142,6 +142,7 @@ def _recent(view: ClusterView, namespace: str, name: str, since: datetime) -> li
             rollback=status.serving.rollback if status.serving else None,
             since=since, technology_uid=(body.get("metadata") or {}).get("uid"),
             model=spec.model, level=status.level, reviews=reviews,
+            serving_waiver=status.serving.waiver if status.serving else None,
         )
 
     # Reviews are read only for the few technologies that moved recently.

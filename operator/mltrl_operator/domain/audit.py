@@ -477,7 +477,8 @@ def status_change_drafts(
     """The entries one stored status change adds to the record: each new history
     transition (with its review's evidence and approvals when the review is at hand, keyed
     by name -> (spec, type)) and the waivers it used, a rollback newly decided, and a
-    waiver newly keeping the serving gate open (status.serving.waiver, recorded `at`)."""
+    waiver newly keeping the serving gate open (status.serving.waiver, recorded at its
+    `since`, else `at`)."""
     drafts = []
     for transition in new_transitions(before_history, after_history):
         review, review_type = reviews.get(transition.review or "", (None, None))
@@ -491,6 +492,8 @@ def status_change_drafts(
                 at=transition.at, used_for=f"review {transition.review or '-'}",
                 waived=use.waived, approved_by=use.approved_by, expires_at=use.expires_at,
             ))
+    if after_serving_waiver is not None and after_serving_waiver.since:
+        at = after_serving_waiver.since  # the use began then: one id, however often asked
     if after_serving_waiver is not None and at is not None and (
             before_serving_waiver is None
             or (before_serving_waiver.name, before_serving_waiver.expires_at)
@@ -616,10 +619,12 @@ def recent_drafts(
     model: ModelSpec | None,
     level: int | None,
     reviews: dict[str, tuple[LevelReviewSpec, str | None]],
+    serving_waiver: WaiverUse | None = None,
 ) -> list[AuditEntry]:
     """The entries for transitions stored since `since`: what an operator that stopped
-    between storing a transition and recording it may have left out. Appending them is
-    safe whether or not they were recorded (their ids are deterministic)."""
+    between storing a transition and recording it may have left out, a waiver's use for
+    serving included. Appending them is safe whether or not they were recorded (their ids
+    are deterministic)."""
 
     def recent(at: str) -> bool:
         try:
@@ -633,4 +638,7 @@ def recent_drafts(
         before_rollback=None,
         after_rollback=rollback if rollback is not None and recent(rollback.at) else None,
         technology_uid=technology_uid, model=model, level=level, reviews=reviews,
+        after_serving_waiver=serving_waiver
+        if serving_waiver is not None and serving_waiver.since and recent(serving_waiver.since)
+        else None,
     )

@@ -49,6 +49,7 @@ from mltrl_operator.domain.serving import inference_service_name, record_known_g
 from mltrl_operator.domain.technology_facts import InferenceServiceFacts
 
 __all__ = ["ComponentFacts", "InferenceServiceFacts", "compute_status"]
+from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.transitions import (
     alert_switchback,
     append_bounded,
@@ -218,11 +219,20 @@ def _degraded(state: ServingState, gate: GateDecision, shown: str) -> _Condition
     return _ConditionValue(False, ct.AS_EXPECTED, "nothing is served below the required level")
 
 
-def _serving_waiver(gate: GateDecision) -> WaiverUse | None:
-    """The waiver the gate is open by, and what it lowered."""
+def _serving_waiver(
+    gate: GateDecision, prior: MLTechnologyStatus, now: datetime
+) -> WaiverUse | None:
+    """The waiver the gate is open by, what it lowered, and since when: kept from the
+    stored status while the same waiver keeps the gate open, so its use is one entry of
+    the audit record, whose id follows from what is stored (a retry or a catch-up after a
+    crash appends nothing twice)."""
     if gate.waiver is None:
         return None
-    return gate.waiver.use([f"servingMinimum {gate.unwaived_level} -> {gate.required_level}"])
+    use = gate.waiver.use([f"servingMinimum {gate.unwaived_level} -> {gate.required_level}"])
+    before = prior.serving.waiver if prior.serving else None
+    same = before is not None and (before.name, before.expires_at) == (use.name, use.expires_at)
+    since = before.since if same and before is not None and before.since else rfc3339(now)
+    return use.model_copy(update={"since": since})
 
 
 def _next_level(spec: MLTechnologySpec, level: int, policy: EffectivePolicy) -> NextLevel | None:
@@ -318,7 +328,7 @@ def compute_status(
                 ready=isvc.ready if isvc else False,
                 model_version=isvc.model_version if isvc else None,
                 stopped=isvc.stopped if isvc else False,
-                waiver=_serving_waiver(gate),
+                waiver=_serving_waiver(gate, prior, now),
             ),
         }
     )

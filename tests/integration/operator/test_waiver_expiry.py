@@ -164,7 +164,8 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
                          and s, what="status.serving.waiver")
     assert serving["allowed"] is True and serving["requiredLevel"] == 5
     assert serving["waiver"] == {"name": "load-test", "waived": ["servingMinimum 6 -> 5"],
-                                 "approvedBy": ["dana"], "expiresAt": stamp(expires)}
+                                 "approvedBy": ["dana"], "expiresAt": stamp(expires),
+                                 "since": stamp(now)}
     allowed = condition(sandbox.get("mltech", "ranker", namespace), "ServingAllowed")
     assert allowed is not None and allowed["status"] == "True"
     assert (f"serving requires level 5 (policy {namespace}-prod requires 6, lowered by waiver "
@@ -218,6 +219,7 @@ def test_a_waiver_lets_a_technology_serve_below_the_minimum_until_the_second_it_
     assert [(e["waiver"], e["details"]["usedFor"], e["by"]) for e in uses] == [
         ("load-test", "serving", ["dana"])]
     assert uses[0]["details"]["expiresAt"] == stamp(expires)
+    assert uses[0]["time"] == stamp(now)  # when the waiver started keeping the gate open
 
 
 def waiver_status_of(sandbox: Sandbox, name: str, namespace: str) -> dict[str, Any]:

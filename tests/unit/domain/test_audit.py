@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from mltrl_operator.domain.audit import (
     entry_hash,
     parse_chunks,
     place,
+    recent_drafts,
     record_key,
     status_change_drafts,
     verify,
@@ -313,6 +315,18 @@ def test_waiver_uses_are_entries_once_per_review_and_once_per_serving_use() -> N
                                   **kwargs)
     assert [(d.kind, d.details["usedFor"]) for d in opened] == [
         (AuditEntryKind.WAIVER_USE, "serving")]
+    # Since when it keeps the gate open, when status says so: one id however often asked.
+    started = serving.model_copy(update={"since": "2026-03-02T12:00:00Z"})
+    (first,) = status_change_drafts(after_serving_waiver=started, at="2026-03-05T00:00:00Z",
+                                    **kwargs)
+    (again,) = status_change_drafts(after_serving_waiver=started, at="2026-03-06T00:00:00Z",
+                                    **kwargs)
+    assert first.time == "2026-03-02T12:00:00Z" and first.id == again.id
+    # A catch-up after a crash between the status write and the append: the same entry.
+    (caught,) = recent_drafts(history=[promoted], rollback=None, technology_uid="u",
+                              model=None, level=6, reviews={}, serving_waiver=started,
+                              since=datetime(2026, 3, 2, 6, tzinfo=UTC))
+    assert caught.id == first.id
     # The same waiver keeping the gate open is the same use: nothing new.
     assert status_change_drafts(before_serving_waiver=serving, after_serving_waiver=serving,
                                 at="2026-03-04T00:00:00Z", **kwargs) == []
