@@ -210,8 +210,12 @@ def _waived_rule(
     spec: LevelReviewSpec, policy: EffectivePolicy, waivers: Sequence[WaiverInForce]
 ) -> tuple[LevelRule, list[WaiverUse]]:
     """The rule of every level the review passes, each less what the waivers in force
-    waive at that level, and the waivers that took something off."""
-    levels = range(spec.from_level + 1, spec.to_level + 1)
+    waive at that level, and the waivers that took something off. A review that keeps the
+    level (a change or re-certification) meets that level's own rule."""
+    levels: Sequence[int] = (
+        [spec.to_level] if spec.to_level == spec.from_level
+        else range(spec.from_level + 1, spec.to_level + 1)
+    )
     used: dict[str, list[str]] = {}
     rules = []
     for level in levels:

@@ -14,7 +14,7 @@ from mltrl_operator.api.waiver import MLTRLWaiverSpec
 from mltrl_operator.domain.gating import serving_gate, stored_technology_gate
 from mltrl_operator.domain.plan import PlanInputs, plan_technology
 from mltrl_operator.domain.policy import NamedPolicy, waiver_policy
-from mltrl_operator.domain.reviews import TechnologyFacts, evaluate_review
+from mltrl_operator.domain.reviews import TechnologyFacts, evaluate_review, promotion_rule
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.waivers import WaiverFacts, waivers_in_force
 
@@ -183,3 +183,10 @@ def test_the_plan_serves_by_the_waiver_and_stops_or_deletes_at_its_expiry() -> N
         assert closed.serving is not None and closed.serving.verb == verb
         assert closed.status.serving is not None and not closed.status.serving.allowed
         assert closed.status.serving.waiver is None
+
+
+def test_a_review_that_keeps_the_level_meets_that_levels_rule() -> None:
+    # change and recertify reviews (issue 15) keep the level: their rule is the level's own,
+    # never the empty rule of no level passed (waivers then apply to it as to a promotion)
+    kept = promotion_rule(review(6, 6), POLICY)
+    assert kept == POLICY.rule_for(6)
