@@ -53,6 +53,7 @@ from mltrl_operator.domain.requirements import (
     missing_evidence,
     number,
 )
+from mltrl_operator.domain.review_types import ModelRef, keeps_level, review_type_errors
 from mltrl_operator.domain.validation import validate_review_spec
 
 SWITCHBACK_APPROVALS = 1
@@ -75,6 +76,8 @@ class TechnologyFacts:
     requested_entry_level: int | None = None
     """status.entry.level (or spec.entryLevel before it is recorded)."""
     entry_approved: bool = True
+    pending_model: ModelRef | None = None
+    """status.pendingModel: the one model a change review may approve."""
 
 
 def technology_facts(
@@ -95,6 +98,8 @@ def technology_facts(
         model=spec.model,
         requested_entry_level=requested_entry_level(spec, status),
         entry_approved=status.entry.approved if status and status.entry else True,
+        pending_model=ModelRef(status.pending_model.version, status.pending_model.storage_uri)
+        if status and status.pending_model else None,
     )
 
 
@@ -155,6 +160,8 @@ def _level_problem(
     )
     if entry is not None:
         return entry
+    if end == start:
+        return None  # a change or re-certification: review_type_errors judged it
     if end > start:
         skipping_allowed = policy.allow_level_skipping or spec.type is ReviewType.ENTRY
         if end - start > 1 and not skipping_allowed:
@@ -183,6 +190,8 @@ def _level_problem(
 
 
 def _rule(spec: LevelReviewSpec, policy: EffectivePolicy) -> LevelRule:
+    if keeps_level(spec):  # a change or re-certification meets its level's own rule
+        return combine_rules(spec.to_level, [policy.rule_for(spec.to_level)])
     levels = range(spec.from_level + 1, spec.to_level + 1)
     return combine_rules(spec.to_level, [policy.rule_for(level) for level in levels])
 
@@ -269,7 +278,7 @@ def evaluate_review(
         return _evaluation(
             spec,
             ReviewPhase.APPLIED,
-            f"applied: moved the technology from level {spec.from_level} to {spec.to_level}",
+            _applied_message(spec),
             approved_by=approved_by,
             dismissed=dismissed,
         )
@@ -290,6 +299,9 @@ def evaluate_review(
                 )
             ],
         )
+    kept = review_type_errors(spec, level=technology.level, pending=technology.pending_model)
+    if kept:  # a change or re-certification review against this technology
+        return _invalid(spec, kept)
     problem = _level_problem(spec, technology, policy)
     if problem:
         return _invalid(spec, [problem])
@@ -316,7 +328,7 @@ def evaluate_review(
     approvals = f"{len(approved_by)} of {needed} approval{'' if needed == 1 else 's'}"
     outcome = (
         "all evidence present"
-        if spec.to_level > spec.from_level
+        if spec.to_level >= spec.from_level
         else f"switchback to {describe_level(spec.to_level)}"
     )
     return _evaluation(
@@ -326,6 +338,14 @@ def evaluate_review(
         approved_by=approved_by,
         dismissed=dismissed,
     )
+
+
+def _applied_message(spec: LevelReviewSpec) -> str:
+    if spec.type is ReviewType.CHANGE and spec.model is not None:
+        return f"applied: model {spec.model.version} approved at level {spec.to_level}"
+    if spec.type is ReviewType.RECERTIFY:
+        return f"applied: level {spec.to_level} re-certified"
+    return f"applied: moved the technology from level {spec.from_level} to {spec.to_level}"
 
 
 def _rejection(approval: Approval) -> str:
