@@ -24,12 +24,12 @@ nothing is served before the promotion that allows it is stored.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
@@ -45,6 +45,8 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
+from mltrl_operator.domain.lifecycle import LifecyclePolicy, WaiverFacts
+from mltrl_operator.domain.lifecycle_plan import LifecycleEvent, settle_lifecycle
 from mltrl_operator.domain.owners import OWNER_SET_BY_ANNOTATION, integrity_events
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation
@@ -57,6 +59,7 @@ from mltrl_operator.domain.serving import (
     serving_wanted,
 )
 from mltrl_operator.domain.technology import ComponentFacts, apply_review_to_status, compute_status
+from mltrl_operator.domain.waivers import EffectiveWaiverPolicy
 
 Body = dict[str, Any]
 
@@ -120,6 +123,13 @@ class PlanInputs:
     now: datetime
     review: ApprovedReview | None = None
     job_errors: Mapping[str, str] = field(default_factory=dict)
+    # --- levels over time (issue 15): domain.lifecycle.decide_lifecycle's inputs ---
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    """modelChange and validFor as the matching policies say (lifecycle_policy)."""
+    waivers: Sequence[WaiverFacts] = ()
+    """The technology's MLTRLWaivers; whether each counts is decided at `now`."""
+    waiver_policy: EffectiveWaiverPolicy = field(default_factory=EffectiveWaiverPolicy)
+    """Who may approve waivers; the default names nobody, so no waiver counts."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,9 @@ class Plan:
     settlements: tuple[Settlement, ...]
     review_applied: bool
     """Whether `status` carries the review's level change."""
+    wake_at: datetime | None = None
+    """The next instant the plan changes by itself (a certification warning or lapse, a
+    waiver's expiry): the reconciler sets a timer for it."""
 
 
 def _owner(technology: Body) -> Owner:
@@ -196,8 +209,15 @@ def serving_action(
     status: MLTechnologyStatus,
     policy: EffectivePolicy,
     current: Body | None,
+    serve: ModelSpec | None = None,
+    *,
+    approved_only: bool = False,
 ) -> ServingAction | None:
-    """What to do with our InferenceService so that it matches `status`; None when it does."""
+    """What to do with our InferenceService so that it matches `status`; None when it does.
+
+    `serve` is the model approved to serve (domain.lifecycle_plan: the approved model while
+    a new spec.model waits for its change review); with `approved_only` and no such model,
+    nothing is served."""
     name = inference_service_name(owner.name, spec)
     if current is not None and not owned_by(current, owner.uid):
         return None  # someone else's: governed as a foreign InferenceService
@@ -207,11 +227,15 @@ def serving_action(
     )
     rollback = status.serving.rollback if status.serving else None
     if serving_wanted(spec) and gate_open and healthy and spec.model is not None:
-        model = rollback.model if rollback else spec.model
-        if model is None:  # a rollback that found no earlier known-good model
+        approved = serve if serve is not None or approved_only else spec.model
+        model = rollback.model if rollback else approved
+        if model is None:  # a rollback with no earlier known-good model, or none approved
             if current is None:
                 return None
-            return _stop(name, current, "rolled back with no earlier known-good model to serve")
+            why = ("rolled back with no earlier known-good model to serve" if rollback
+                   else f"model {spec.model.version} waits for a change review and no "
+                   "earlier model was approved")
+            return _stop(name, current, why)
         desired = desired_inference_service(
             name, owner.namespace, owner.name, owner.uid, spec, model
         )
@@ -239,7 +263,12 @@ def serving_action(
             DELETE, name, None, current, None, NORMAL, SERVING_REMOVED,
             f"deleted InferenceService {name}: serving is disabled or no model is set",
         )
-    gate_message = next((c.message for c in status.conditions if c.type == ct.SERVING_ALLOWED), "")
+    gate = next((c for c in status.conditions if c.type == ct.SERVING_ALLOWED), None)
+    gate_message = gate.message if gate else ""
+    if gate is not None and gate.reason == ct.CERTIFICATION_LAPSED and (
+        demotion_action(policy) is not GateAction.WARN
+    ):
+        return _stop(name, current, gate_message)  # onExpiry stop: whatever onDemotion says
     why = f"below the required level. {gate_message}".strip()
     match demotion_action(policy):
         case GateAction.DELETE:
@@ -319,7 +348,10 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         validation_errors.append(name_taken(isvc_name, owner.name))
         observed = None
 
-    def compute(base: MLTechnologyStatus, isvc: Body | None) -> MLTechnologyStatus:
+    def compute(
+        base: MLTechnologyStatus, isvc: Body | None, policy: EffectivePolicy = inputs.policy,
+        gate_closed: str | None = None,
+    ) -> MLTechnologyStatus:
         computed = compute_status(
             name=owner.name,
             namespace=owner.namespace,
@@ -327,11 +359,12 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             status=base,
             generation=generation,
             components=inputs.components,
-            policy=inputs.policy,
+            policy=policy,
             inference_service=inference_service_facts(isvc_name, isvc),
             validation_errors=validation_errors,
             now=inputs.now,
             owner_set_by=owner_set_by,
+            gate_closed=gate_closed,
         )
         return carry_rollback(base, computed, spec)
 
@@ -347,15 +380,33 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             )
             review_applied = True
     decided = decide_incidents(owner, spec, start, inputs.now, inputs.job_errors)
-    status = compute(decided.status, observed)
-    action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service)
+    # Levels over time: the model approved to serve, the certification, the serving minimum
+    # after waivers (domain.lifecycle_plan makes the one decide_lifecycle call).
+    life = settle_lifecycle(
+        compute(decided.status, observed),
+        spec,
+        name=owner.name,
+        serving_minimum=inputs.policy.minimum_serving_level,
+        policy=inputs.lifecycle,
+        waivers=inputs.waivers,
+        waiver_policy=inputs.waiver_policy,
+        applied=(review.name, review.spec) if review is not None and review_applied else None,
+        entered=inputs.status.level is None,
+        generation=generation,
+        now=inputs.now,
+    )
+    gate_policy = replace(inputs.policy, minimum_serving_level=life.decision.serving_minimum)
+    status = compute(life.status, observed, gate_policy, life.gate_closed)
+    action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service,
+                            life.serve, approved_only=True)
     if action is not None:
-        status = compute(decided.status, action.after)
+        status = compute(life.status, action.after, gate_policy, life.gate_closed)
     status = settle(status, decided.settlements)
     events = (
         _settlement_events(decided.settlements, status)
         + _rollback_ended(start, status)
         + _integrity_events(inputs.status, status, generation)
+        + [_lifecycle_event(event) for event in life.events]
     )
     return Plan(
         status=status,
@@ -364,4 +415,9 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         events=tuple(events),
         settlements=decided.settlements,
         review_applied=review_applied,
+        wake_at=life.decision.wake_at,
     )
+
+
+def _lifecycle_event(event: LifecycleEvent) -> PlannedEvent:
+    return PlannedEvent(event.type, event.reason, event.message, key=event.key)

@@ -240,7 +240,10 @@ def compute_status(
     validation_errors: Sequence[FieldError],
     now: datetime,
     owner_set_by: str | None = None,
+    gate_closed: str | None = None,
 ) -> MLTechnologyStatus:
+    """`gate_closed`: why the serving gate is closed whatever the level (a lapsed
+    certification under onExpiry stop or demote, domain.lifecycle_plan)."""
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
@@ -250,6 +253,9 @@ def compute_status(
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
     gate = technology_gate(name, spec, effective, policy)
+    if gate_closed is not None:
+        gate = GateDecision(False, gate.required_level, effective, ct.CERTIFICATION_LAPSED,
+                            gate_closed)
     state = _serving_state(spec, gate, inference_service)
     isvc = inference_service if inference_service and inference_service.exists else None
     shown = inference_service.name if inference_service else inference_service_name(name, spec)
@@ -328,6 +334,12 @@ def _moved(status: MLTechnologyStatus, transition: LevelTransition) -> MLTechnol
             "history": append_bounded(moved.history, transition, HISTORY_LIMIT),
         }
     )
+
+
+def record_move(status: MLTechnologyStatus, transition: LevelTransition) -> MLTechnologyStatus:
+    """Move the level as `transition` says and record it (domain.lifecycle_plan: a
+    material change or a lapse that demotes)."""
+    return _moved(status, transition)
 
 
 def _current_level(status: MLTechnologyStatus) -> int:

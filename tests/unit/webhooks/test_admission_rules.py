@@ -207,7 +207,8 @@ def test_the_reviews_own_rules_are_checked_with_the_reconcilers_validator() -> N
     assert "'bob' already decided in spec.approvals[0]" in result.message
     same = verdict({**spec(), "toLevel": 3})
     assert not same.allowed
-    assert "spec.toLevel: Invalid: must differ from spec.fromLevel (3); a review that keeps the level has spec.type change or recertify" in same.message
+    assert ("spec.toLevel: Invalid: must differ from spec.fromLevel (3)"
+            "; a review that keeps the level has spec.type change or recertify") in same.message
 
 
 # --- InferenceService --------------------------------------------------------------------
