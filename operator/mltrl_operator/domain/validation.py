@@ -370,6 +370,10 @@ _OPERATOR_ONLY = {
     "level": "may only be changed by the operator through level reviews",
     "history": "may only be changed by the operator, which records every level change",
     "knownGoodModels": "may only be changed by the operator, which records models that served",
+    "approvedModel": "may only be changed by the operator: a change review approves a model",
+    "approvedModels": "may only be changed by the operator, which records approved models",
+    "pendingModel": "may only be changed by the operator: it holds a new model until its "
+    "change review is applied",
 }
 
 
