@@ -287,6 +287,8 @@ def compute_status(
         and isvc.ready_at_generation
         and rollback is None
         and isvc.model_version == spec.model.version
+        # The same version from another artifact is another model (domain.lifecycle).
+        and isvc.storage_uri in (None, spec.model.storage_uri)
     ):
         known_good, _ = record_known_good(known_good, spec.model, now, KNOWN_GOOD_LIMIT)
     return prior.model_copy(
