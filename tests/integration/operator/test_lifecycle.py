@@ -144,6 +144,12 @@ def test_a_new_model_is_held_until_its_change_review_and_the_old_one_serves_mean
                               "--subresource=status", "--type=merge",
                               "-p", '{"status":{"pendingModel":null}}')
     assert cleared.returncode != 0 and "forbidden" in cleared.stderr.lower(), cleared.stderr
+    # mallory may edit InferenceServices (KServe's edit role): the operator sets its own back.
+    sandbox.as_user("mallory", "patch", "isvc", "scorer", "-n", namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"predictor": {"model": {
+                        "storageUri": "s3://models/scorer/1.5.0"}}}}), check=True)
+    eventually(lambda: served_uri(sandbox, "scorer", namespace) == "s3://models/scorer/1.4.0",
+               what="the operator to set its InferenceService back to the approved model")
     # A change review naming another model is Invalid, with the reason.
     sandbox.apply(level_keeping_review("scorer-change-1.4.9", namespace, "scorer", 5,
                                        "change", names="1.4.9", approved_on="1.5.0"))

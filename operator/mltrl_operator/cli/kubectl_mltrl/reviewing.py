@@ -231,8 +231,8 @@ async def new_review(session: Session, technology: str, to_level: int | None,
                           "out --to")
     target = level if keeps else to_level if to_level is not None else level + 1
     if review_type in ("change", "switchback") and not keeps and target >= level:
-        raise PluginError(f"--type {review_type} with --to moves {technology} down: give "
-                          f"--to below {level}")
+        raise PluginError(f"--type {review_type} moves {technology} down: give --to below "
+                          f"{level}")
     review = skeleton_spec(technology, level, target)
     if keeps:
         review = _level_keeping(review, review_type, technology, status)
