@@ -83,8 +83,9 @@ def claim_action(
 def claimed_models(
     technology: Body | None,
 ) -> tuple[ModelSpec | None, Sequence[KnownGoodModel]]:
-    """The stored technology's spec.model and status.knownGoodModels; nothing when it
-    does not exist or cannot be read."""
+    """The stored technology's model approved to serve (spec.model, or status.approvedModel
+    while a new spec.model waits for its change review) and status.knownGoodModels;
+    nothing when it does not exist or cannot be read."""
     if technology is None:
         return None, ()
     try:
@@ -92,7 +93,12 @@ def claimed_models(
         status = MLTechnologyStatus.model_validate(technology.get("status") or {})
     except ValueError:  # pydantic's ValidationError: an unreadable technology vouches for nothing
         return None, ()
-    return spec.model, status.known_good_models
+    model = spec.model
+    if status.pending_model is not None:  # a held model is not served, not even by others
+        approved = status.approved_model
+        model = ModelSpec(version=approved.version, storage_uri=approved.storage_uri,
+                          format=approved.format, runtime=approved.runtime) if approved else None
+    return model, status.known_good_models
 
 
 def stored_claim_action(

@@ -97,7 +97,20 @@ def stored_technology_gate(
     except ValueError:  # pydantic's ValidationError
         spec = None  # an unreadable spec asks for nothing beyond the policy
     level = effective if isinstance(effective, int) and not isinstance(effective, bool) else None
-    return technology_gate(name, spec, level, policy)
+    decision = technology_gate(name, spec, level, policy)
+    lapsed = _closed_by_lapse(technology)
+    if lapsed is not None:  # onExpiry stop or demote closed it (domain.lifecycle_plan)
+        return GateDecision(False, decision.required_level, level,
+                            reasons.CERTIFICATION_LAPSED, lapsed)
+    return decision
+
+
+def _closed_by_lapse(technology: Mapping[str, Any]) -> str | None:
+    for condition in (technology.get("status") or {}).get("conditions") or []:
+        if (isinstance(condition, Mapping) and condition.get("type") == reasons.SERVING_ALLOWED
+                and condition.get("reason") == reasons.CERTIFICATION_LAPSED):
+            return str(condition.get("message") or "the level's certification lapsed")
+    return None
 
 
 class GateAction(StrEnum):

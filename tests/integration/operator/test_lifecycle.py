@@ -150,6 +150,15 @@ def test_a_new_model_is_held_until_its_change_review_and_the_old_one_serves_mean
                         "storageUri": "s3://models/scorer/1.5.0"}}}}), check=True)
     eventually(lambda: served_uri(sandbox, "scorer", namespace) == "s3://models/scorer/1.4.0",
                what="the operator to set its InferenceService back to the approved model")
+    # Nor may an InferenceService of mallory's own serve the held model for scorer.
+    sandbox.as_user("mallory", "apply", "-f", "-", check=True, input=json.dumps({
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "shadow", "namespace": namespace,
+                     "labels": {"mltrl.dev/technology": "scorer"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "s3://models/scorer/1.5.0"}}}}))
+    eventually(lambda: stopped(sandbox, "shadow", namespace),
+               what="the operator to stop a foreign InferenceService serving the held model")
     # A change review naming another model is Invalid, with the reason.
     sandbox.apply(level_keeping_review("scorer-change-1.4.9", namespace, "scorer", 5,
                                        "change", names="1.4.9", approved_on="1.5.0"))

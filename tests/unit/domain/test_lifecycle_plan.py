@@ -11,7 +11,9 @@ from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import ReviewedModel, ReviewPhase, ReviewType
 from mltrl_operator.api.technology import MLTechnologyStatus
 from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.claims import claimed_models
 from mltrl_operator.domain.conditions import get_condition
+from mltrl_operator.domain.gating import stored_technology_gate
 from mltrl_operator.domain.lifecycle import LifecyclePolicy, lifecycle_policy
 from mltrl_operator.domain.plan import ApprovedReview, Plan, PlanInputs, plan_technology
 from mltrl_operator.domain.policy import NamedPolicy
@@ -234,3 +236,23 @@ def test_on_expiry_demote_switches_back_one_level_and_does_not_cascade() -> None
     assert (last.kind, last.from_level, last.to) == ("lapse", 7, 6)
     # Certified again (warned at once: the default warnBefore is longer than 24h).
     assert condition(lapsed.status, ct.CERTIFIED)[:2] == (True, ct.EXPIRING_SOON)
+
+
+def test_while_a_model_is_held_only_the_approved_one_may_serve_for_the_technology() -> None:
+    status, isvc = serving_7()
+    held = plan(status, isvc, entryLevel=3, model=model("1.5.0"))
+    stored = {"spec": tech_spec(entryLevel=3, model=model("1.5.0")).to_wire(),
+              "status": held.status.to_wire()}
+    approved, _ = claimed_models(stored)
+    assert approved is not None and approved.storage_uri == "s3://m/1.4.0"
+
+
+def test_a_lapse_that_stops_serving_closes_the_stored_gate_too() -> None:
+    rules = lifecycle(**RECERTIFY)
+    status, isvc = serving_7(rules=rules)
+    lapsed = plan(status, isvc, entryLevel=3, model=model("1.4.0"), rules=rules,
+                  now=NOW + timedelta(days=31))
+    stored = {"spec": tech_spec(entryLevel=3, model=model("1.4.0")).to_wire(),
+              "status": lapsed.status.to_wire()}
+    gate = stored_technology_gate("fraud", stored, POLICY)
+    assert gate is not None and not gate.allowed and gate.reason == ct.CERTIFICATION_LAPSED
