@@ -8,8 +8,8 @@ from typing import Any
 
 from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.policy import MLTRLPolicySpec
-from mltrl_operator.api.review import ReviewedModel, ReviewPhase, ReviewType
-from mltrl_operator.api.technology import MLTechnologyStatus
+from mltrl_operator.api.review import LevelReviewSpec, ReviewedModel, ReviewPhase, ReviewType
+from mltrl_operator.api.technology import MLTechnologyStatus, ModelSpec
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.claims import claimed_models
 from mltrl_operator.domain.conditions import get_condition
@@ -17,10 +17,11 @@ from mltrl_operator.domain.gating import stored_technology_gate
 from mltrl_operator.domain.lifecycle import LifecyclePolicy, lifecycle_policy
 from mltrl_operator.domain.plan import ApprovedReview, Plan, PlanInputs, plan_technology
 from mltrl_operator.domain.policy import NamedPolicy
-from mltrl_operator.domain.reviews import ReviewEvaluation
+from mltrl_operator.domain.review_types import ModelRef
+from mltrl_operator.domain.reviews import ReviewEvaluation, TechnologyFacts, evaluate_review
 from mltrl_operator.domain.timefmt import rfc3339
 
-from .builders import NOW, review, tech_spec, with_policy
+from .builders import NOW, approve, check, review, stamped, tech_spec, with_policy
 
 POLICY = with_policy(minimum_serving_level=5, entry_max_level=9)
 APPROVED = ReviewEvaluation(ReviewPhase.APPROVED, (), ("bob",), "ok", (), False)
@@ -256,3 +257,56 @@ def test_a_lapse_that_stops_serving_closes_the_stored_gate_too() -> None:
               "status": lapsed.status.to_wire()}
     gate = stored_technology_gate("fraud", stored, POLICY)
     assert gate is not None and not gate.allowed and gate.reason == ct.CERTIFICATION_LAPSED
+
+
+def _facts(pending: str | None, spec_model: str) -> TechnologyFacts:
+    return TechnologyFacts(
+        name="fraud", owner="alice", level=7, entry_level=3, target_level=9,
+        visited_levels=frozenset(range(3, 8)), applied_reviews=frozenset(),
+        model=ModelSpec.model_validate(model(spec_model)),
+        pending_model=ModelRef(pending, f"s3://m/{pending}") if pending else None,
+    )
+
+
+def _keeping(type_: str, names: str | None, on: str) -> LevelReviewSpec:
+    """A change or recertify review of 7, approved by bob and carol on spec.model `on`."""
+    spec = review(7, 7, [check("integration-tests")],
+                  [approve("bob", "qa"), approve("carol", "product-owner")],
+                  stamp=False, type=ReviewType(type_))
+    if names:
+        spec = spec.model_copy(update={
+            "model": ReviewedModel(version=names, storage_uri=f"s3://m/{names}")})
+    return stamped(spec, ModelSpec.model_validate(model(on)))
+
+
+def test_a_change_review_approves_the_pending_model_and_no_other() -> None:
+    ok = evaluate_review("c", _keeping("change", "1.5.0", on="1.5.0"),
+                         _facts("1.5.0", "1.5.0"), POLICY)
+    assert ok.phase is ReviewPhase.APPROVED, ok.message
+    other = evaluate_review("c", _keeping("change", "1.4.9", on="1.5.0"),
+                            _facts("1.5.0", "1.5.0"), POLICY)
+    assert other.phase is ReviewPhase.INVALID
+    assert other.message == "spec.model: Invalid: 1.4.9 is not the pending model (1.5.0)"
+    nothing = evaluate_review("c", _keeping("change", "1.5.0", on="1.5.0"),
+                              _facts(None, "1.5.0"), POLICY)
+    assert nothing.phase is ReviewPhase.INVALID and "no model waiting" in nothing.message
+    # Approvals given while spec.model was 1.4.0 approve nothing about 1.5.0.
+    stale = evaluate_review("c", _keeping("change", "1.5.0", on="1.4.0"),
+                            _facts("1.5.0", "1.5.0"), POLICY)
+    assert stale.phase is ReviewPhase.PENDING
+    assert {d.reviewer for d in stale.dismissed} == {"bob", "carol"}
+
+
+def test_a_recertify_review_meets_its_levels_own_rule() -> None:
+    renew = evaluate_review("r", _keeping("recertify", None, on="1.4.0"),
+                            _facts(None, "1.4.0"), POLICY)
+    assert renew.phase is ReviewPhase.APPROVED, renew.message
+    bare = review(7, 7, [], [approve("bob", "qa")], type=ReviewType.RECERTIFY,
+                  model=ModelSpec.model_validate(model("1.4.0")))  # the stamp's model
+    short = evaluate_review("r", bare, _facts(None, "1.4.0"), POLICY)
+    assert short.phase is ReviewPhase.PENDING
+    assert any("integration-tests" in u for u in short.unmet), short.unmet
+    # Of a level the technology has left: superseded, like any review of an old level.
+    old = evaluate_review("r", review(6, 6, type=ReviewType.RECERTIFY),
+                          _facts(None, "1.4.0"), POLICY)
+    assert old.phase is ReviewPhase.SUPERSEDED
