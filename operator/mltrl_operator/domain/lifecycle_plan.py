@@ -238,8 +238,9 @@ def settle_lifecycle(
                 target = level
                 if certificate.on_expiry is OnExpiry.DEMOTE and certificate.demote_to is not None:
                     target = max(certificate.demote_to, floor)
-                transition = lapse_transition(level, target, certificate.message,
-                                              certificate.expires_at)
+                transition = lapse_transition(
+                    level, target, f"{certificate.message} (onExpiry {certificate.on_expiry})",
+                    certificate.expires_at)
                 events.append(LifecycleEvent(
                     "Warning", ct.CERTIFICATION_EXPIRED,
                     f"{certificate.message}; onExpiry {certificate.on_expiry}"

@@ -7,6 +7,7 @@ arounds of an editor who wants a model served without a review."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import pytest
 from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import ModelSpec
 from mltrl_operator.domain.approvals import make_stamp, review_content
-from tests.integration.harness import MLTRL, Operator, Sandbox, condition, eventually, running
+from tests.integration.harness import BIN, MLTRL, Operator, Sandbox, condition, eventually, running
 from tests.integration.operator.scenarios import STAMPED_AT, model, policy, review, technology
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
@@ -110,6 +111,16 @@ def ship(sandbox: Sandbox, user: str, name: str, namespace: str, version: str) -
                     "-p", patch, check=True)
 
 
+def plugin_status(sandbox: Sandbox, name: str, namespace: str) -> str:
+    """`kubectl mltrl status`, found by real kubectl's plugin lookup on PATH."""
+    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(BIN / "kubectl"), "mltrl", "status", name, "-n", namespace],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def audit_kinds(sandbox: Sandbox, namespace: str, name: str) -> list[str]:
     result = subprocess.run(
         [str(MLTRL), "audit", "export", f"{namespace}/{name}", "--kubeconfig",
@@ -138,6 +149,9 @@ def test_a_new_model_is_held_until_its_change_review_and_the_old_one_serves_mean
     events = sandbox.kubectl("get", "events", "-n", namespace, "--field-selector",
                              "reason=ModelChangeHeld", "-o", "name").stdout
     assert events.strip(), "a ModelChangeHeld event"
+    told = plugin_status(sandbox, "scorer", namespace)
+    assert "Model:    1.5.0 waits for a change review" in told, told
+    assert f"kubectl mltrl review new scorer --type change -n {namespace}" in told, told
 
     # Walk-arounds: the status is the operator's; the InferenceService is set back.
     cleared = sandbox.as_user("mallory", "patch", "mltech", "scorer", "-n", namespace,
@@ -265,6 +279,9 @@ def test_a_level_lapses_at_its_instant_and_a_recertify_review_renews_it(
     assert (status["history"][-1]["kind"], status["history"][-1]["at"]) == (
         "lapse", stamp(lapse))
     assert status["level"] == 5
+    told = plugin_status(sandbox, "churn", namespace)
+    assert "Certified: NO (Expired): level 5 lapsed at" in told, told
+    assert f"kubectl mltrl review new churn --type recertify -n {namespace}" in told, told
 
     # A recertify review renews it, and serving resumes.
     clock_file.write_text(stamp(lapse + timedelta(hours=2)))

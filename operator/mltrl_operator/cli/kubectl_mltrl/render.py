@@ -60,6 +60,19 @@ def status_text(view: View) -> str:
     lines.append(f"Serving:  {serving['state']}: {serving['why']}")
     if serving.get("rollback"):
         lines.append(f"          rolled back: {serving['rollback']}")
+    pending = (view.get("model") or {}).get("pending")
+    if pending:
+        lines.append(f"Model:    {pending['version']} waits for a change review: "
+                     f"{pending['reason']}")
+        lines.append(f"          open one: kubectl mltrl review new {view['name']} --type change "
+                     f"-n {view['namespace']}")
+    expiry = view.get("expiry")
+    if expiry:
+        lines.append(f"Certified: {'yes' if expiry['certified'] else 'NO'} "
+                     f"({expiry['reason']}): {expiry['message']}")
+        if expiry["reason"] in ("ExpiringSoon", "Expired"):
+            lines.append(f"          renew it: kubectl mltrl review new {view['name']} "
+                         f"--type recertify -n {view['namespace']}")
     nxt = view["next"]
     if nxt is None:
         lines.append("Next:     at its target level; nothing further to reach")
@@ -83,7 +96,7 @@ def status_text(view: View) -> str:
     for i in view["incidents"][-5:]:
         lines.append(f"          {i.get('alertName')} -> {i.get('action')}: {i.get('state')} "
                      f"{i.get('message', '')}".rstrip())
-    lines.append("Waivers:  none; Expiry: none (" + view["notes"][0] + ")")
+    lines.append("Waivers:  " + view["notes"][0])
     return "\n".join(lines)
 
 

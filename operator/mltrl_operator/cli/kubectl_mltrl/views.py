@@ -266,9 +266,15 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
         "needsFrom": "operator status" if policies.unreadable else "policy",
         "warning": policies.unreadable,
         "waivers": [],
-        "expiry": None,
+        "expiry": _certification(conditions.get("Certified")),
+        "model": {
+            "approved": status.approved_model.version if status and status.approved_model
+            else None,
+            "pending": status.pending_model.model_dump(by_alias=True, mode="json")
+            if status and status.pending_model else None,
+        },
         "notes": [
-            "waivers and level expiry are not part of this operator's API yet: none apply",
+            "waivers are not shown here yet: `mltrl waivers NS/TECH` lists them",
         ],
     }
 
@@ -391,6 +397,14 @@ async def history(session: Session, name: str) -> View:
 
 
 _TRANSITION_KINDS = {str(k) for k in TransitionKind}
+
+
+def _certification(certified: Any) -> dict[str, Any] | None:
+    """The Certified condition (domain.lifecycle): whether the level still holds."""
+    if certified is None:
+        return None
+    return {"certified": str(certified.status) == "True", "reason": certified.reason,
+            "message": certified.message}
 
 
 def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]:
