@@ -37,7 +37,7 @@ from mltrl_operator.api.technology import (
     TransitionKind,
 )
 from mltrl_operator.domain import condition_types as ct
-from mltrl_operator.domain.conditions import set_condition
+from mltrl_operator.domain.conditions import get_condition, set_condition
 from mltrl_operator.domain.entry import entry_floor
 from mltrl_operator.domain.lifecycle import (
     CertificationState,
@@ -226,9 +226,10 @@ def settle_lifecycle(
             status = status.model_copy(update={"pending_model": PendingModel(
                 version=pending.version, storage_uri=pending.storage_uri or "",
                 since=old.since if same and old else rfc3339(now), reason=change.reason)})
-            events.append(LifecycleEvent(
-                "Warning", ct.MODEL_CHANGE_HELD, change.reason,
-                key=f"hold/{pending.version}/{pending.storage_uri}"))
+            if not same:  # announced once, when the model is first held (named: no double)
+                events.append(LifecycleEvent(
+                    "Warning", ct.MODEL_CHANGE_HELD, change.reason,
+                    key=f"hold/{pending.version}/{pending.storage_uri}"))
         elif change.outcome is ModelChangeOutcome.UNCHANGED:
             status = status.model_copy(update={"pending_model": None})
         certificate = decision.certification
@@ -251,7 +252,10 @@ def settle_lifecycle(
                     continue
                 status = status.model_copy(update={"history": append_bounded(
                     status.history, transition, HISTORY_LIMIT)})
-        if certificate.state is CertificationState.EXPIRING and certificate.expires_at:
+        warned = get_condition(status.conditions, ct.CERTIFIED)
+        if certificate.state is CertificationState.EXPIRING and certificate.expires_at and (
+            warned is None or warned.reason != ct.EXPIRING_SOON  # once, when it starts
+        ):
             events.append(LifecycleEvent(
                 "Warning", ct.CERTIFICATION_EXPIRING, certificate.message,
                 key=f"expiring/{level}/{rfc3339(certificate.expires_at)}"))

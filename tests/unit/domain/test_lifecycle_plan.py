@@ -123,6 +123,7 @@ def test_a_new_model_waits_for_its_change_review_and_the_approved_one_keeps_serv
     assert [e.reason for e in held.events] == [ct.MODEL_CHANGE_HELD]
     again = plan(held.status, isvc, entryLevel=3, model=model("1.5.0"))
     assert again.status == held.status and again.serving is None
+    assert again.events == ()  # announced once, when first held
     # The change review is applied: 1.5.0 is approved and rolled out, 1.4.0 is remembered.
     applied = plan(held.status, isvc, approved=change_review("1.5.0"), entryLevel=3,
                    model=model("1.5.0"))
