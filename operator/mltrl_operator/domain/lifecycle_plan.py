@@ -130,7 +130,14 @@ def _bootstrap(
     if entered:
         return _adopt(status, spec.model, f"entered at level {status.level} with it", now)
     new = _ref(spec.model)
-    served = [m for m in status.known_good_models if ModelRef(m.version, m.storage_uri) == new]
+    served = any(ModelRef(m.version, m.storage_uri) == new for m in status.known_good_models)
+    # Or its InferenceService serves it now: the operator served it before it recorded
+    # approvals (an upgrade), since it served only what the gate allowed.
+    serving = status.serving
+    served = served or (
+        serving is not None and serving.model_version == spec.model.version
+        and serving.inference_service is not None and not serving.stopped
+    )
     if served and status.pending_model is None:
         return _adopt(status, spec.model, "served at the required level before model "
                       "approvals were recorded", now)

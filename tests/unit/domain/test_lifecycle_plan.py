@@ -311,3 +311,17 @@ def test_a_recertify_review_meets_its_levels_own_rule() -> None:
     old = evaluate_review("r", review(6, 6, type=ReviewType.RECERTIFY),
                           _facts(None, "1.4.0"), POLICY)
     assert old.phase is ReviewPhase.SUPERSEDED
+
+
+def test_after_an_upgrade_the_model_served_is_the_approved_one_and_a_new_one_is_held() -> None:
+    status, isvc = serving_7()
+    # As an operator that did not record approved models left it.
+    before = status.model_copy(update={"approved_model": None, "known_good_models": []})
+    upgraded = plan(before, isvc, entryLevel=3, model=model("1.4.0"))
+    assert upgraded.status.approved_model is not None
+    assert upgraded.status.approved_model.version == "1.4.0" and upgraded.serving is None
+    # But a model set for the first time at the serving level waits for a review.
+    bare = before.model_copy(update={"serving": None})
+    first = plan(bare, None, entryLevel=3, model=model("1.4.0"))
+    assert first.status.pending_model is not None and first.serving is None
+    assert "nothing is served meanwhile" in first.status.pending_model.reason
