@@ -111,11 +111,11 @@ def ship(sandbox: Sandbox, user: str, name: str, namespace: str, version: str) -
                     "-p", patch, check=True)
 
 
-def plugin_status(sandbox: Sandbox, name: str, namespace: str) -> str:
-    """`kubectl mltrl status`, found by real kubectl's plugin lookup on PATH."""
+def plugin_status(sandbox: Sandbox, name: str, namespace: str, command: str = "status") -> str:
+    """`kubectl mltrl status` (or history), found by real kubectl's plugin lookup on PATH."""
     env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig),
            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([str(BIN / "kubectl"), "mltrl", "status", name, "-n", namespace],
+    result = subprocess.run([str(BIN / "kubectl"), "mltrl", command, name, "-n", namespace],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -203,6 +203,8 @@ def test_a_new_model_is_held_until_its_change_review_and_the_old_one_serves_mean
                                                                       "scorer")) and k,
                       what="the change approval in the audit record") == [
         "entry", "promotion", "changeApproval"]
+    history = plugin_status(sandbox, "scorer", namespace, "history")
+    assert "change" in history and "scorer-change-1.5.0" in history, history
     # Going back to 1.4.0, approved before, is not a change: it serves at once.
     ship(sandbox, "alice", "scorer", namespace, "1.4.0")
     eventually(lambda: served_uri(sandbox, "scorer", namespace).endswith("/1.4.0"),

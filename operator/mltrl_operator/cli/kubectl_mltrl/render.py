@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.card import NOT_RECORDED, Card, Item
 
 View = dict[str, Any]
@@ -70,7 +71,7 @@ def status_text(view: View) -> str:
     if expiry:
         lines.append(f"Certified: {'yes' if expiry['certified'] else 'NO'} "
                      f"({expiry['reason']}): {expiry['message']}")
-        if expiry["reason"] in ("ExpiringSoon", "Expired"):
+        if expiry["reason"] in (ct.EXPIRING_SOON, ct.EXPIRED):
             lines.append(f"          renew it: kubectl mltrl review new {view['name']} "
                          f"--type recertify -n {view['namespace']}")
     nxt = view["next"]

@@ -396,7 +396,9 @@ async def history(session: Session, name: str) -> View:
     }
 
 
-_TRANSITION_KINDS = {str(k) for k in TransitionKind}
+# The record's kind for each history kind (the record calls a change `changeApproval`).
+_TRANSITION_KINDS = {str(k): k for k in TransitionKind} | {
+    "changeApproval": TransitionKind.CHANGE}
 
 
 def _certification(certified: Any) -> dict[str, Any] | None:
@@ -418,7 +420,8 @@ def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]
         debrief = {key.removeprefix("debrief."): value for key, value in entry.details.items()
                    if key.startswith("debrief.")}
         found.append(LevelTransition(
-            from_level=entry.from_level, to=entry.to_level, kind=TransitionKind(entry.kind),
+            from_level=entry.from_level, to=entry.to_level,
+            kind=_TRANSITION_KINDS[str(entry.kind)],
             switchback_type=entry.switchback_type, reason=entry.reason, review=entry.review,
             alert=entry.alert, by=list(entry.by), at=entry.time,
             debrief=Debrief.model_validate(debrief) if debrief else None,
