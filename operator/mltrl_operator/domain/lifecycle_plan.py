@@ -34,6 +34,7 @@ from mltrl_operator.api.technology import (
     MLTechnologyStatus,
     ModelSpec,
     PendingModel,
+    ServingRollback,
     TransitionKind,
 )
 from mltrl_operator.domain import condition_types as ct
@@ -144,6 +145,22 @@ def _bootstrap(
     return status
 
 
+def _after_rollback(
+    status: MLTechnologyStatus, rollback: ServingRollback, now: datetime
+) -> MLTechnologyStatus:
+    known = rollback.model
+    how = f"served by the rollback of alert {rollback.alert}"
+    if known is not None:
+        return _adopt(status, ModelSpec(version=known.version, storage_uri=known.storage_uri,
+                                        format=known.format, runtime=known.runtime), how, now)
+    current = status.approved_model  # rolled back to nothing: nothing approved serves
+    if current is None:
+        return status
+    before = append_bounded([m for m in status.approved_models if _ref(m) != _ref(current)],
+                            current, KNOWN_GOOD_LIMIT)
+    return status.model_copy(update={"approved_model": None, "approved_models": before})
+
+
 def _lapse_recorded(status: MLTechnologyStatus, level: int, at: str) -> bool:
     return any(
         t.kind is TransitionKind.LAPSE and t.from_level == level and t.at == at
@@ -180,10 +197,16 @@ def settle_lifecycle(
     entered: bool,
     generation: int,
     now: datetime,
+    rollback_ended: ServingRollback | None = None,
 ) -> LifecycleOutcome:
     """`status` is computed (it has a level); `applied` is the review this plan applied,
-    if any; `entered` says this plan recorded the technology's entry."""
+    if any; `entered` says this plan recorded the technology's entry; `rollback_ended`, a
+    rollback this plan ended because spec.model changed."""
     status = status.model_copy(deep=True)
+    if rollback_ended is not None:
+        # What served last under approval is the rollback's known-good model, not the one
+        # the alert rolled back from: it is what keeps serving while a new model waits.
+        status = _after_rollback(status, rollback_ended, now)
     events: list[LifecycleEvent] = []
     if applied is not None:
         review_name, review = applied

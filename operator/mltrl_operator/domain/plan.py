@@ -29,7 +29,12 @@ from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
+from mltrl_operator.api.technology import (
+    MLTechnologySpec,
+    MLTechnologyStatus,
+    ModelSpec,
+    ServingRollback,
+)
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
@@ -382,8 +387,9 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     decided = decide_incidents(owner, spec, start, inputs.now, inputs.job_errors)
     # Levels over time: the model approved to serve, the certification, the serving minimum
     # after waivers (domain.lifecycle_plan makes the one decide_lifecycle call).
+    computed = compute(decided.status, observed)
     life = settle_lifecycle(
-        compute(decided.status, observed),
+        computed,
         spec,
         name=owner.name,
         serving_minimum=inputs.policy.minimum_serving_level,
@@ -392,6 +398,7 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         waiver_policy=inputs.waiver_policy,
         applied=(review.name, review.spec) if review is not None and review_applied else None,
         entered=inputs.status.level is None,
+        rollback_ended=_ended_rollback(start, computed),
         generation=generation,
         now=inputs.now,
     )
@@ -417,6 +424,15 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         review_applied=review_applied,
         wake_at=life.decision.wake_at,
     )
+
+
+def _ended_rollback(
+    start: MLTechnologyStatus, status: MLTechnologyStatus
+) -> ServingRollback | None:
+    """The rollback this plan ended (spec.model changed), if any."""
+    before = start.serving.rollback if start.serving else None
+    after = status.serving.rollback if status.serving else None
+    return before if before is not None and after is None else None
 
 
 def _lifecycle_event(event: LifecycleEvent) -> PlannedEvent:

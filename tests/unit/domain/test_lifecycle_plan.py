@@ -9,7 +9,7 @@ from typing import Any
 from mltrl_operator.api.common import ConditionStatus
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import LevelReviewSpec, ReviewedModel, ReviewPhase, ReviewType
-from mltrl_operator.api.technology import MLTechnologyStatus, ModelSpec
+from mltrl_operator.api.technology import Incident, MLTechnologyStatus, ModelSpec
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.claims import claimed_models
 from mltrl_operator.domain.conditions import get_condition
@@ -325,3 +325,27 @@ def test_after_an_upgrade_the_model_served_is_the_approved_one_and_a_new_one_is_
     first = plan(bare, None, entryLevel=3, model=model("1.4.0"))
     assert first.status.pending_model is not None and first.serving is None
     assert "nothing is served meanwhile" in first.status.pending_model.reason
+
+
+def test_after_a_rollback_a_new_model_waits_while_the_rolled_back_to_model_serves() -> None:
+    status, isvc = serving_7()
+    held = plan(status, isvc, entryLevel=3, model=model("1.5.0"))
+    applied = plan(held.status, isvc, approved=change_review("1.5.0"), entryLevel=3,
+                   model=model("1.5.0"))
+    on_15 = plan(applied.status, served(applied), entryLevel=3, model=model("1.5.0"))
+    assert [m.version for m in on_15.status.known_good_models] == ["1.4.0", "1.5.0"]
+    incident = Incident(fingerprint="fp1", alert_name="Errors",
+                        starts_at="2026-11-22T10:00:00Z", action="rollback",
+                        received_at="2026-11-22T11:00:00Z")
+    alerted = on_15.status.model_copy(update={"incidents": [incident]})
+    rolled = plan(alerted, served(applied), entryLevel=3, model=model("1.5.0"))
+    assert rolled.serving is not None and rolled.serving.after is not None
+    assert storage_uri(rolled.serving.after) == "s3://m/1.4.0"
+    # The team ships a fix: the rollback ends, 1.5.1 waits, and 1.4.0 (not the 1.5.0 the
+    # alert rolled back from) is what keeps serving.
+    fixed = plan(rolled.status, served(rolled), entryLevel=3, model=model("1.5.1"))
+    assert fixed.status.pending_model is not None
+    assert fixed.status.pending_model.version == "1.5.1"
+    assert fixed.status.approved_model is not None
+    assert fixed.status.approved_model.version == "1.4.0"
+    assert fixed.serving is None  # still 1.4.0
