@@ -139,6 +139,7 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         assert "mallory owns mltech shortcut" in messages[2]
         assert "bob does not hold role product-owner" in messages[3]
         assert "serves s3://models/anything" in messages[4]
+        assert "serves s3://models/fraud-detection/1.6.0" in messages[5]
         record = next(v for k, v in outputs.items() if k.startswith("mltrl audit export"))
         assert [json.loads(line)["kind"] for line in record.splitlines()] == [
             "entry", "promotion", "changeApproval", "rollback"]

@@ -83,9 +83,9 @@ def claim_action(
 def claimed_models(
     technology: Body | None,
 ) -> tuple[ModelSpec | None, Sequence[KnownGoodModel]]:
-    """The stored technology's model approved to serve (spec.model, or status.approvedModel
-    while a new spec.model waits for its change review) and status.knownGoodModels;
-    nothing when it does not exist or cannot be read."""
+    """The stored technology's model approved to serve (status.approvedModel; spec.model
+    for a technology not reconciled since approved models were recorded) and
+    status.knownGoodModels; nothing when it does not exist or cannot be read."""
     if technology is None:
         return None, ()
     try:
@@ -93,11 +93,14 @@ def claimed_models(
         status = MLTechnologyStatus.model_validate(technology.get("status") or {})
     except ValueError:  # pydantic's ValidationError: an unreadable technology vouches for nothing
         return None, ()
-    model = spec.model
-    if status.pending_model is not None:  # a held model is not served, not even by others
-        approved = status.approved_model
+    # The approved model, not spec.model: a new model is served, by anyone, only once the
+    # operator approved it (a change review, or a policy that allows it), so an
+    # InferenceService racing the reconcile is judged on what is approved.
+    approved = status.approved_model
+    model = spec.model if status.pending_model is None else None  # not reconciled since
+    if approved is not None:
         model = ModelSpec(version=approved.version, storage_uri=approved.storage_uri,
-                          format=approved.format, runtime=approved.runtime) if approved else None
+                          format=approved.format, runtime=approved.runtime)
     return model, status.known_good_models
 
 
