@@ -75,16 +75,19 @@ def test_a_held_model_is_served_only_through_its_change_review(
                        lambda s: s.get("phase") == "Invalid")
     assert "1.4.9 is not the pending model (1.5.0)" in invalid["message"]
 
+    # Once approved, the model a change review names is fixed (bob approves the Invalid
+    # one, which stays open: alice may not point it at 1.5.0 now).
+    assert approve(sandbox, "bob", "scorer-change-1.4.9", namespace, "qa").returncode == 0
+    refused(sandbox.as_user("alice", "patch", "lvlreview", "scorer-change-1.4.9", "-n",
+                            namespace, "--type=merge", "-p",
+                            '{"spec":{"model":{"version":"1.5.0"}}}'),
+            "spec.model: Forbidden: cannot change once the review carries approvals")
+
     # alice opens the change review, bob approves it: 1.5.0 rolls out.
     create_review(sandbox, "alice", "scorer-change-1.5.0", namespace, "scorer", 4, 4,
                   LEVEL_4, type="change", model={"version": "1.5.0"})
     approved = approve(sandbox, "bob", "scorer-change-1.5.0", namespace, "qa")
     assert approved.returncode == 0, approved.stderr
-    # Once approved, the model it names is fixed.
-    refused(sandbox.as_user("alice", "patch", "lvlreview", "scorer-change-1.5.0", "-n",
-                            namespace, "--type=merge", "-p",
-                            '{"spec":{"model":{"version":"1.6.0"}}}'),
-            "spec.model: Forbidden: cannot change once the review carries approvals")
     wait_for(sandbox, "lvlreview", "scorer-change-1.5.0", namespace, "Applied",
              lambda s: s.get("phase") == "Applied")
     eventually(lambda: served_uri(sandbox, namespace) == "s3://models/scorer/1.5.0",
