@@ -44,6 +44,8 @@ def policy() -> Obj:
             ],
             "entry": {"maxLevel": 9},
             "reviewers": [{"role": "qa", "users": ["bob"]}],
+            # The scenarios ship new models to measure rollbacks, not change reviews.
+            "modelChange": [{"fromLevel": 0, "action": "allow"}],
         },
     }
 

@@ -205,6 +205,17 @@ class Observer(threading.Thread):
                 problems.append(f"InferenceService {name} served at rv {rv} while its "
                                 f"technology's stored status was level {status.get('level')}, "
                                 f"allowed={allowed}")
+            # Issue 15: only the approved model (or a rollback's known-good one) is served;
+            # a model changed at the serving level waits for its change review.
+            served = (((obj.get("spec") or {}).get("predictor") or {}).get("model") or {}).get(
+                "storageUri")
+            rollback = ((status.get("serving") or {}).get("rollback") or {}).get("model") or {}
+            approved = {(status.get("approvedModel") or {}).get("storageUri"),
+                        rollback.get("storageUri")} - {None}
+            checked["served models approved"] = checked.get("served models approved", 0) + 1
+            if served not in approved:
+                problems.append(f"InferenceService {name} served {served} at rv {rv}; the "
+                                f"stored status approved {sorted(approved)}")
         return problems
 
 

@@ -25,3 +25,5 @@ def test_promotions_and_alerts_survive_kills_and_faults(tmp_path: Path) -> None:
     assert figures.checked["history entries"] == figures.promotions, summary
     assert figures.checked["settlement events"] == figures.alerts, summary
     assert figures.checked["InferenceService versions served"] > 0, summary
+    assert figures.checked["served models approved"] == figures.checked[
+        "InferenceService versions served"], summary

@@ -89,6 +89,9 @@ def test_the_readme_tour(tmp_path: Path) -> None:
                            what="shortcut held at its entry cap")
             if command.startswith("kubectl get isvc -n payments"):
                 eventually(lambda c=command: "True" in sh(c), what="fraud-detection to serve")
+            if "pendingModel" in command:
+                eventually(lambda c=command: "1.4.0 keeps serving" in sh(c),
+                           what="1.5.0 to wait for its change review")
             if "knownGood" in command:
                 eventually(lambda c=command: "1.5.0" in sh(c), what="1.5.0 to be known-good")
             if "status.unmet" in command:
@@ -100,7 +103,8 @@ def test_the_readme_tour(tmp_path: Path) -> None:
             if command.startswith("kubectl get events"):
                 eventually(lambda c=command: "RolledBack" in sh(c), what="the rollback event")
             if command.startswith("mltrl audit export"):
-                eventually(lambda c=command: '"kind": "rollback"' in sh(c),
+                eventually(lambda c=command: '"kind": "rollback"' in sh(c)
+                           and '"kind": "changeApproval"' in sh(c),
                            what="the rollback in the audit record")
             outputs[command] = sh(command)
         table = next(v for k, v in outputs.items() if k.startswith("kubectl get mltech -A"))
@@ -112,7 +116,15 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         assert "Who is accountable" in next(v for k, v in outputs.items() if "explain" in k)
         # the review steps are the plugin's, as each reviewer (issue 16)
         approvals = [c for c, _ in commands if c.startswith("kubectl mltrl approve")]
-        assert [c.split("--context ")[1] for c in approvals] == ["bob", "carol"]
+        assert [c.split("--context ")[1] for c in approvals] == ["bob", "carol"] * 2
+        # 1.5.0 waited for its change review, and 1.4.0 served meanwhile (issue 15)
+        pending = next(v for k, v in outputs.items() if "pendingModel" in k)
+        assert "1.5.0 waits for a change review of level 7" in pending, pending
+        held_uri = next(v for k, v in outputs.items()
+                        if k.startswith("kubectl get isvc fraud-detection") and "\\n" in k)
+        assert held_uri.strip().endswith("/1.4.0"), held_uri
+        opened = next(v for k, v in outputs.items() if "--type change" in k)
+        assert "fraud-detection-change-1.5.0" in opened, opened
         needs = next(v for k, v in outputs.items() if k.startswith("kubectl mltrl status"))
         assert "needs an approval from a reviewer with role 'qa'" in needs, needs
         history = next(v for k, v in outputs.items() if k.startswith("kubectl mltrl history"))
@@ -127,9 +139,10 @@ def test_the_readme_tour(tmp_path: Path) -> None:
         assert "mallory owns mltech shortcut" in messages[2]
         assert "bob does not hold role product-owner" in messages[3]
         assert "serves s3://models/anything" in messages[4]
+        assert "serves s3://models/fraud-detection/1.6.0" in messages[5]
         record = next(v for k, v in outputs.items() if k.startswith("mltrl audit export"))
         assert [json.loads(line)["kind"] for line in record.splitlines()] == [
-            "entry", "promotion", "rollback"]
+            "entry", "promotion", "changeApproval", "rollback"]
         assert "intact" in next(v for k, v in outputs.items() if k.startswith("mltrl audit ver"))
     finally:
         process.stop()

@@ -36,6 +36,10 @@ class TransitionKind(StrEnum):
     ENTRY = "entry"
     PROMOTION = "promotion"
     SWITCHBACK = "switchback"
+    # Levels over time (issue 15): records that keep the level, or a lapse that demotes.
+    CHANGE = "change"
+    RECERTIFICATION = "recertification"
+    LAPSE = "lapse"
 
 
 class SwitchbackType(StrEnum):
@@ -192,7 +196,9 @@ class LevelTransition(ApiModel):
     to: Level
     """The level after the change."""
     kind: TransitionKind
-    """entry, promotion or switchback."""
+    """entry, promotion or switchback; change (a change review approved a new model at
+    this level), recertification (a recertify review renewed the level) or lapse (the
+    level's certification ran out; to is below from when the policy's onExpiry demoted)."""
     switchback_type: SwitchbackType | None = None
     """For a switchback: discovery, embedded or review."""
     reason: str = ""
@@ -237,6 +243,37 @@ class KnownGoodModel(ApiModel):
     """The ServingRuntime, if one was named."""
     served_at: str
     """When it first served at the required level (RFC 3339)."""
+
+
+class ApprovedModel(ApiModel):
+    """A model the technology may serve at its level: approved by the review that reached
+    or kept the level, or inherited where the policy's modelChange allows it."""
+
+    version: str
+    """The model version."""
+    storage_uri: str
+    """Where the artifact lives."""
+    format: str
+    """The model format."""
+    runtime: str | None = None
+    """The ServingRuntime, if one was named."""
+    approved_at: str
+    """When it was approved (RFC 3339)."""
+    how: str
+    """How it was approved: the review, or the rule that let it in."""
+
+
+class PendingModel(ApiModel):
+    """A new spec.model that waits for a change review; the approved model serves meanwhile."""
+
+    version: str
+    """spec.model.version waiting."""
+    storage_uri: str
+    """spec.model.storageUri waiting."""
+    since: str
+    """When the operator first held it (RFC 3339)."""
+    reason: str
+    """Why it is held, and what serves meanwhile."""
 
 
 class NextLevel(ApiModel):
@@ -406,6 +443,18 @@ class MLTechnologyStatus(ApiModel):
     owners: list[OwnerRecord] = Field(default_factory=list, max_length=OWNER_LIMIT)
     """Every owner since the operator first saw the technology, newest last; separation
     of duties covers each one who owned it since its current level was reached."""
+
+    # --- levels over time (issue 15) ---
+    approved_model: ApprovedModel | None = None
+    """The model approved at the current level: the one served while a new spec.model
+    waits for its change review."""
+    approved_models: list[ApprovedModel] = Field(
+        default_factory=list, max_length=KNOWN_GOOD_LIMIT
+    )
+    """Models approved before the current one, newest last: returning to one of them (a
+    rollback to a known-good model) is not a change."""
+    pending_model: PendingModel | None = None
+    """A new spec.model waiting for a change review (spec.type change), and why."""
 
 
 class MLTechnology(ApiModel):

@@ -258,7 +258,9 @@ async def _announce(
         review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message,
         now=now, key=phase.value if final else f"{phase.value}/{generation}",
     )
-    if phase is ReviewPhase.APPLIED and technology is not None:
+    if phase is ReviewPhase.APPLIED and technology is not None and (
+        spec.to_level != spec.from_level  # a change or recertify: the plan announced it
+    ):
         direction = "Promoted" if evaluation.is_promotion else "SwitchedBack"
         approvers = ", ".join(evaluation.approved_by) or "nobody"
         await ctx.events.record(

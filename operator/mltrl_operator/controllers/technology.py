@@ -198,8 +198,10 @@ async def reconcile_snapshot(
         now=ctx.clock(),
         review=review,
         waivers=view.waiver_facts(namespace, name),
+        lifecycle=view.lifecycle_for(namespace),
     )
     plan, stored = await apply(ctx, inputs)
+    _wake_at(ctx, view, namespace, name, plan)
     observe_levels(namespace, name, spec, plan.status)
     if stored is not None:
         observe_written(old_status, plan.status, policy)
@@ -213,6 +215,21 @@ async def reconcile_snapshot(
         stored=stored,
         review_applied=plan.review_applied,
     )
+
+
+def _wake_at(ctx: OperatorContext, view: ClusterView, namespace: str, name: str,
+             plan: Plan) -> None:
+    """A certification that warns or lapses (or a waiver that expires) at an instant is
+    decided again at that instant, by a timer, not at the next resync."""
+    key = ("lifecycle", namespace, name)
+    if plan.wake_at is None:
+        ctx.wakeups.cancel(key)
+        return
+
+    async def again() -> None:
+        await reconcile_or_retry(ctx, view, namespace, name)
+
+    ctx.wakeups.at(key, plan.wake_at, ctx.clock, again)
 
 
 async def _create_jobs(ctx: OperatorContext, namespace: str, plan: Plan) -> dict[str, str]:

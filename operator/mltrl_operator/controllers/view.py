@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from mltrl_operator.controllers.cache import Body, ClusterCache, Key
 from mltrl_operator.controllers.context import ReadYourWrites
 from mltrl_operator.domain.claims import owned_by, technologys_own
-from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy
+from mltrl_operator.domain.lifecycle import LifecyclePolicy, lifecycle_policy
+from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, matching_policies
 from mltrl_operator.domain.waivers import WaiverFacts, waiver_facts
 
 __all__ = ["Body", "ClusterView", "Key"]
@@ -60,6 +61,12 @@ class ClusterView:
 
     def policy_for(self, namespace: str) -> EffectivePolicy:
         return self.cache.policies.effective(self.namespace_labels(namespace))
+
+    def lifecycle_for(self, namespace: str) -> LifecyclePolicy:
+        """modelChange and validFor as the policies matching the namespace say."""
+        return lifecycle_policy(
+            matching_policies(self.policies(), self.namespace_labels(namespace))
+        )
 
     def inference_service(self, namespace: str, name: str) -> Body | None:
         body = self.cache.inference_service(namespace, name)

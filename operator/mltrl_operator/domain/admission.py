@@ -68,7 +68,7 @@ _CODES = {FORBIDDEN: 403, INVALID: 422, BAD_REQUEST: 400}
 TERMINAL_REVIEW_PHASES = frozenset({"Applied", "Rejected"})
 CLAIM_FIELD = f"metadata.labels[{TECHNOLOGY_LABEL}]"
 MODEL_FIELD = "spec.predictor.model.storageUri"
-FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel", "type")
+FIXED_ONCE_APPROVED = ("technology", "fromLevel", "toLevel", "type", "model")
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,9 @@ def claim_action(
 def claimed_models(
     technology: Body | None,
 ) -> tuple[ModelSpec | None, Sequence[KnownGoodModel]]:
-    """The stored technology's spec.model and status.knownGoodModels; nothing when it
-    does not exist or cannot be read."""
+    """The stored technology's model approved to serve (status.approvedModel; spec.model
+    for a technology not reconciled since approved models were recorded) and
+    status.knownGoodModels; nothing when it does not exist or cannot be read."""
     if technology is None:
         return None, ()
     try:
@@ -94,7 +95,15 @@ def claimed_models(
         status = MLTechnologyStatus.model_validate(technology.get("status") or {})
     except ValueError:  # pydantic's ValidationError: an unreadable technology vouches for nothing
         return None, ()
-    return spec.model, status.known_good_models
+    # The approved model, not spec.model: a new model is served, by anyone, only once the
+    # operator approved it (a change review, or a policy that allows it), so an
+    # InferenceService racing the reconcile is judged on what is approved.
+    approved = status.approved_model
+    model = spec.model if status.pending_model is None else None  # not reconciled since
+    if approved is not None:
+        model = ModelSpec(version=approved.version, storage_uri=approved.storage_uri,
+                          format=approved.format, runtime=approved.runtime)
+    return model, status.known_good_models
 
 
 def stored_claim_action(

@@ -11,6 +11,8 @@ MLTechnology conditions:
 | Degraded        | an InferenceService is kept serving below the required level      |
 | ComponentsReady | every component exists and is at least at this technology's level |
 | EntryApproved   | the entry level is within the policy's entry.maxLevel, or reached |
+| ModelApproved   | spec.model is the model approved at the current level             |
+| Certified       | the current level's last review is within the policy's validFor   |
 
 LevelReview conditions:
 
@@ -80,6 +82,20 @@ Reasons (CamelCase, machine-readable; the message says the rest):
 | Expired                      | Active=False           | expiresAt has passed                     |
 | LongerThanMaxDuration        | Active=False           | longer than the policy's maxDuration     |
 | NotApproved                  | Active=False           | no approval by a named approver counts   |
+| ModelReviewed                | ModelApproved=True     | spec.model is the approved model         |
+| PendingChangeReview          | ModelApproved=False    | a new spec.model waits for a change      |
+|                              |                        | review; the approved model serves        |
+| NoExpiry                     | Certified=True         | no policy gives the level a validFor     |
+| Current                      | Certified=True         | reviewed within validFor                 |
+| ExpiringSoon                 | Certified=True         | lapses within warnBefore (also an event) |
+| Expired                      | Certified=False        | validFor passed since the last review    |
+| CertificationLapsed          | ServingAllowed=False   | onExpiry stop/demote closed the gate     |
+| ModelChangeHeld              | Event                  | a new model waits for its change review  |
+| ModelChangeDemoted           | Event                  | a new model switched the level back      |
+| ModelChangeApproved          | Event                  | a change review adopted the new model    |
+| Recertified                  | Event                  | a recertify review renewed the level     |
+| CertificationExpiring        | Event                  | the level lapses within warnBefore       |
+| CertificationExpired         | Event                  | the level lapsed (onExpiry applied)      |
 """
 
 from __future__ import annotations
@@ -94,8 +110,11 @@ SERVING: Final = "Serving"
 DEGRADED: Final = "Degraded"
 COMPONENTS_READY: Final = "ComponentsReady"
 ENTRY_APPROVED: Final = "EntryApproved"
+MODEL_APPROVED: Final = "ModelApproved"
+CERTIFIED: Final = "Certified"
 TECHNOLOGY_CONDITION_TYPES: Final = (
-    READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY, ENTRY_APPROVED
+    READY, SERVING_ALLOWED, SERVING, DEGRADED, COMPONENTS_READY, ENTRY_APPROVED,
+    MODEL_APPROVED, CERTIFIED,
 )
 
 EVALUATED: Final = "Evaluated"
@@ -146,6 +165,18 @@ INVALID_EXPIRY: Final = "InvalidExpiry"
 EXPIRED: Final = "Expired"
 LONGER_THAN_MAX_DURATION: Final = "LongerThanMaxDuration"
 NOT_APPROVED: Final = "NotApproved"
+MODEL_REVIEWED: Final = "ModelReviewed"
+PENDING_CHANGE_REVIEW: Final = "PendingChangeReview"
+NO_EXPIRY: Final = "NoExpiry"
+CURRENT: Final = "Current"
+EXPIRING_SOON: Final = "ExpiringSoon"
+CERTIFICATION_LAPSED: Final = "CertificationLapsed"
+MODEL_CHANGE_HELD: Final = "ModelChangeHeld"
+MODEL_CHANGE_DEMOTED: Final = "ModelChangeDemoted"
+MODEL_CHANGE_APPROVED: Final = "ModelChangeApproved"
+RECERTIFIED: Final = "Recertified"
+CERTIFICATION_EXPIRING: Final = "CertificationExpiring"
+CERTIFICATION_EXPIRED: Final = "CertificationExpired"
 
 REASONS: Final = (
     AT_TARGET_LEVEL,
@@ -186,6 +217,18 @@ REASONS: Final = (
     EXPIRED,
     LONGER_THAN_MAX_DURATION,
     NOT_APPROVED,
+    MODEL_REVIEWED,
+    PENDING_CHANGE_REVIEW,
+    NO_EXPIRY,
+    CURRENT,
+    EXPIRING_SOON,
+    CERTIFICATION_LAPSED,
+    MODEL_CHANGE_HELD,
+    MODEL_CHANGE_DEMOTED,
+    MODEL_CHANGE_APPROVED,
+    RECERTIFIED,
+    CERTIFICATION_EXPIRING,
+    CERTIFICATION_EXPIRED,
 )
 
 # A Pending review whose technology is missing gets TECHNOLOGY_NOT_FOUND instead; the

@@ -135,7 +135,20 @@ def stored_technology_gate(
         waivers, technology=name, policy=policy.waivers, owners=stored_owners(technology),
         now=now,
     ) if now is not None else ()
-    return technology_gate(name, spec, level, policy, in_force)
+    decision = technology_gate(name, spec, level, policy, in_force)
+    lapsed = _closed_by_lapse(technology)
+    if lapsed is not None:  # onExpiry stop or demote closed it (domain.lifecycle_plan)
+        return GateDecision(False, decision.required_level, level,
+                            reasons.CERTIFICATION_LAPSED, lapsed)
+    return decision
+
+
+def _closed_by_lapse(technology: Mapping[str, Any]) -> str | None:
+    for condition in (technology.get("status") or {}).get("conditions") or []:
+        if (isinstance(condition, Mapping) and condition.get("type") == reasons.SERVING_ALLOWED
+                and condition.get("reason") == reasons.CERTIFICATION_LAPSED):
+            return str(condition.get("message") or "the level's certification lapsed")
+    return None
 
 
 class GateAction(StrEnum):

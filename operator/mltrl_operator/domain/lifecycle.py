@@ -24,12 +24,13 @@ from enum import StrEnum
 
 from mltrl_operator.api.lifecycle import ModelChangeAction, ModelChangeRule, OnExpiry
 from mltrl_operator.api.policy import MLTRLPolicySpec
-from mltrl_operator.api.review import LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import LevelTransition, ModelSpec
 from mltrl_operator.api.waiver import MLTRLWaiverSpec
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.durations import parse_duration, parse_instant
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import NamedPolicy
+from mltrl_operator.domain.review_types import ModelRef
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.waivers import (
     EffectiveWaiverPolicy,
@@ -40,13 +41,13 @@ from mltrl_operator.domain.waivers import (
 
 DEFAULT_WARN_BEFORE = timedelta(days=14)
 
-# Condition and reasons this module decides (to join domain/condition_types.py on merge).
-CERTIFIED = "Certified"
-REASON_CURRENT = "Current"
-REASON_NO_EXPIRY = "NoExpiry"
-REASON_EXPIRING_SOON = "ExpiringSoon"
-REASON_EXPIRED = "Expired"
-REASON_PENDING_CHANGE_REVIEW = "PendingChangeReview"
+# The condition and reasons this module decides live with the others.
+CERTIFIED = ct.CERTIFIED
+REASON_CURRENT = ct.CURRENT
+REASON_NO_EXPIRY = ct.NO_EXPIRY
+REASON_EXPIRING_SOON = ct.EXPIRING_SOON
+REASON_EXPIRED = ct.EXPIRED
+REASON_PENDING_CHANGE_REVIEW = ct.PENDING_CHANGE_REVIEW
 
 _ACTION_RANK = {ModelChangeAction.ALLOW: 0, ModelChangeAction.REVIEW: 1,
                 ModelChangeAction.DEMOTE: 2}
@@ -146,23 +147,6 @@ def lifecycle_policy_errors(rules: Sequence[ModelChangeRule], requirements: Iter
 
 
 # --- material model changes -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    version: str
-    storage_uri: str | None = None
-
-    def matches(self, other: ModelRef | None) -> bool:
-        """Same version, and the same storage URI where both name one."""
-        if other is None or self.version != other.version:
-            return False
-        return self.storage_uri is None or other.storage_uri is None or (
-            self.storage_uri == other.storage_uri
-        )
-
-    def __str__(self) -> str:
-        return self.version
 
 
 def model_ref(model: ModelSpec | None) -> ModelRef | None:
@@ -277,36 +261,6 @@ def plan_model_change(
     )
 
 
-def review_type_errors(
-    review: LevelReviewSpec, *, level: int | None, pending: ModelRef | None
-) -> list[FieldError]:
-    """A change or re-certification review keeps the current level; a change review
-    approves the pending model and no other. Other types: nothing to say here."""
-    if review.type not in (ReviewType.CHANGE, ReviewType.RECERTIFY):
-        return []
-    errors = []
-    what = "a change review" if review.type is ReviewType.CHANGE else "a re-certification"
-    if review.from_level != review.to_level:
-        errors.append(FieldError("spec.toLevel", f"Invalid: {what} keeps the level: fromLevel "
-                                 f"and toLevel must be equal ({review.from_level} != "
-                                 f"{review.to_level})"))
-    elif level is not None and review.from_level != level:
-        errors.append(FieldError("spec.fromLevel", f"Invalid: {what} is of the current level "
-                                 f"{level}, not {review.from_level}"))
-    if review.type is ReviewType.CHANGE:
-        named = ModelRef(review.model.version, review.model.storage_uri) if review.model else None
-        if pending is None:
-            errors.append(FieldError("spec.type", f"Invalid: {review.technology} has no model "
-                                     "waiting for a change review"))
-        elif named is None:
-            errors.append(FieldError("spec.model", f"Required: a change review names the model "
-                                     f"it approves (pending: {pending})"))
-        elif not named.matches(pending):
-            errors.append(FieldError("spec.model", f"Invalid: {named} is not the pending model "
-                                     f"({pending})"))
-    return errors
-
-
 # --- re-certification -------------------------------------------------------------------------
 
 CERTIFYING_KINDS = frozenset({"entry", "promotion", "change", "recertification"})
@@ -314,9 +268,16 @@ CERTIFYING_KINDS = frozenset({"entry", "promotion", "change", "recertification"}
 
 def certified_at(history: Sequence[LevelTransition], level: int) -> datetime | None:
     """When `level` was last reviewed: the latest entry, promotion, change or
-    re-certification to it; if it was reached only by a switchback, that switchback."""
-    reviewed = [t for t in history if t.to == level and str(t.kind) in CERTIFYING_KINDS]
-    chosen = reviewed or [t for t in history if t.to == level]
+    re-certification to it, or the latest move down to it (a switchback, or a lapse that
+    demoted): coming down starts the lower level's period afresh, so one lapse never
+    cascades into the levels below. A lapse that kept the level renews nothing."""
+    chosen = [
+        t for t in history
+        if t.to == level and (
+            str(t.kind) in CERTIFYING_KINDS
+            or (t.from_level is not None and t.from_level > t.to)
+        )
+    ]
     instants = []
     for transition in chosen:
         try:

@@ -29,7 +29,12 @@ from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
+from mltrl_operator.api.technology import (
+    MLTechnologySpec,
+    MLTechnologyStatus,
+    ModelSpec,
+    ServingRollback,
+)
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
@@ -45,6 +50,8 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
+from mltrl_operator.domain.lifecycle import LifecyclePolicy
+from mltrl_operator.domain.lifecycle_plan import LifecycleEvent, settle_lifecycle
 from mltrl_operator.domain.owners import (
     OWNER_SET_BY_ANNOTATION,
     integrity_events,
@@ -125,8 +132,12 @@ class PlanInputs:
     now: datetime
     review: ApprovedReview | None = None
     job_errors: Mapping[str, str] = field(default_factory=dict)
+    # --- levels over time (issue 15) ---
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    """modelChange and validFor as the matching policies say (lifecycle_policy)."""
     waivers: Sequence[WaiverFacts] = ()
-    """The technology's MLTRLWaivers as stored (issue 15); which count is decided here."""
+    """The technology's MLTRLWaivers as stored; which count is decided here, at `now`, by
+    who `policy.waivers` lets approve them."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,9 @@ class Plan:
     settlements: tuple[Settlement, ...]
     review_applied: bool
     """Whether `status` carries the review's level change."""
+    wake_at: datetime | None = None
+    """The next instant the plan changes by itself (a certification warning or lapse, a
+    waiver's expiry): the reconciler sets a timer for it."""
 
 
 def _owner(technology: Body) -> Owner:
@@ -203,8 +217,15 @@ def serving_action(
     status: MLTechnologyStatus,
     policy: EffectivePolicy,
     current: Body | None,
+    serve: ModelSpec | None = None,
+    *,
+    approved_only: bool = False,
 ) -> ServingAction | None:
-    """What to do with our InferenceService so that it matches `status`; None when it does."""
+    """What to do with our InferenceService so that it matches `status`; None when it does.
+
+    `serve` is the model approved to serve (domain.lifecycle_plan: the approved model while
+    a new spec.model waits for its change review); with `approved_only` and no such model,
+    nothing is served."""
     name = inference_service_name(owner.name, spec)
     if current is not None and not owned_by(current, owner.uid):
         return None  # someone else's: governed as a foreign InferenceService
@@ -214,11 +235,15 @@ def serving_action(
     )
     rollback = status.serving.rollback if status.serving else None
     if serving_wanted(spec) and gate_open and healthy and spec.model is not None:
-        model = rollback.model if rollback else spec.model
-        if model is None:  # a rollback that found no earlier known-good model
+        approved = serve if serve is not None or approved_only else spec.model
+        model = rollback.model if rollback else approved
+        if model is None:  # a rollback with no earlier known-good model, or none approved
             if current is None:
                 return None
-            return _stop(name, current, "rolled back with no earlier known-good model to serve")
+            why = ("rolled back with no earlier known-good model to serve" if rollback
+                   else f"model {spec.model.version} waits for a change review and no "
+                   "earlier model was approved")
+            return _stop(name, current, why)
         desired = desired_inference_service(
             name, owner.namespace, owner.name, owner.uid, spec, model
         )
@@ -246,7 +271,12 @@ def serving_action(
             DELETE, name, None, current, None, NORMAL, SERVING_REMOVED,
             f"deleted InferenceService {name}: serving is disabled or no model is set",
         )
-    gate_message = next((c.message for c in status.conditions if c.type == ct.SERVING_ALLOWED), "")
+    gate = next((c for c in status.conditions if c.type == ct.SERVING_ALLOWED), None)
+    gate_message = gate.message if gate else ""
+    if gate is not None and gate.reason == ct.CERTIFICATION_LAPSED and (
+        demotion_action(policy) is not GateAction.WARN
+    ):
+        return _stop(name, current, gate_message)  # onExpiry stop: whatever onDemotion says
     why = f"below the required level. {gate_message}".strip()
     match demotion_action(policy):
         case GateAction.DELETE:
@@ -331,7 +361,9 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         owners=owners_since_level(spec, inputs.status), now=inputs.now,
     )
 
-    def compute(base: MLTechnologyStatus, isvc: Body | None) -> MLTechnologyStatus:
+    def compute(
+        base: MLTechnologyStatus, isvc: Body | None, gate_closed: str | None = None
+    ) -> MLTechnologyStatus:
         computed = compute_status(
             name=owner.name,
             namespace=owner.namespace,
@@ -345,6 +377,7 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             now=inputs.now,
             owner_set_by=owner_set_by,
             waivers=in_force,
+            gate_closed=gate_closed,
         )
         return carry_rollback(base, computed, spec)
 
@@ -360,15 +393,36 @@ def plan_technology(inputs: PlanInputs) -> Plan:
             )
             review_applied = True
     decided = decide_incidents(owner, spec, start, inputs.now, inputs.job_errors)
-    status = compute(decided.status, observed)
-    action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service)
+    # Levels over time: the model approved to serve and the certification
+    # (domain.lifecycle_plan makes the one decide_lifecycle call). The serving gate lowers
+    # the policy's minimum by the waivers in force itself (compute_status(waivers=)), so
+    # status.serving.waiver names the waiver that keeps it open.
+    computed = compute(decided.status, observed)
+    life = settle_lifecycle(
+        computed,
+        spec,
+        name=owner.name,
+        serving_minimum=inputs.policy.minimum_serving_level,
+        policy=inputs.lifecycle,
+        waivers=inputs.waivers,
+        waiver_policy=inputs.policy.waivers,
+        applied=(review.name, review.spec) if review is not None and review_applied else None,
+        entered=inputs.status.level is None,
+        rollback_ended=_ended_rollback(start, computed),
+        generation=generation,
+        now=inputs.now,
+    )
+    status = compute(life.status, observed, life.gate_closed)
+    action = serving_action(owner, spec, status, inputs.policy, inputs.inference_service,
+                            life.serve, approved_only=True)
     if action is not None:
-        status = compute(decided.status, action.after)
+        status = compute(life.status, action.after, life.gate_closed)
     status = settle(status, decided.settlements)
     events = (
         _settlement_events(decided.settlements, status)
         + _rollback_ended(start, status)
         + _integrity_events(inputs.status, status, generation)
+        + [_lifecycle_event(event) for event in life.events]
     )
     return Plan(
         status=status,
@@ -377,4 +431,18 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         events=tuple(events),
         settlements=decided.settlements,
         review_applied=review_applied,
+        wake_at=life.decision.wake_at,
     )
+
+
+def _ended_rollback(
+    start: MLTechnologyStatus, status: MLTechnologyStatus
+) -> ServingRollback | None:
+    """The rollback this plan ended (spec.model changed), if any."""
+    before = start.serving.rollback if start.serving else None
+    after = status.serving.rollback if status.serving else None
+    return before if before is not None and after is None else None
+
+
+def _lifecycle_event(event: LifecycleEvent) -> PlannedEvent:
+    return PlannedEvent(event.type, event.reason, event.message, key=event.key)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mltrl_operator.api.common import MAX_LEVEL
-from mltrl_operator.api.review import Evidence, LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.review import Evidence, LevelReviewSpec, ReviewPhase, ReviewType
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.domain.policy import EffectivePolicy, LevelRule
@@ -110,7 +110,10 @@ def next_step(
 
 def required_rule(technology: str, from_level: int, to_level: int,
                   policy: EffectivePolicy) -> LevelRule:
-    return promotion_rule(skeleton_spec(technology, from_level, to_level), policy)
+    spec = skeleton_spec(technology, from_level, to_level)
+    if from_level == to_level:  # a change or re-certification meets its level's own rule
+        spec = spec.model_copy(update={"type": ReviewType.RECERTIFY})
+    return promotion_rule(spec, policy)
 
 
 def evidence_entry(rule: LevelRule, name: str) -> Evidence | None:

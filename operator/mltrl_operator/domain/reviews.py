@@ -55,6 +55,7 @@ from mltrl_operator.domain.requirements import (
     missing_evidence,
     number,
 )
+from mltrl_operator.domain.review_types import ModelRef, keeps_level, review_type_errors
 from mltrl_operator.domain.validation import validate_review_spec
 from mltrl_operator.domain.waivers import (
     WaiverFacts,
@@ -83,6 +84,8 @@ class TechnologyFacts:
     requested_entry_level: int | None = None
     """status.entry.level (or spec.entryLevel before it is recorded)."""
     entry_approved: bool = True
+    pending_model: ModelRef | None = None
+    """status.pendingModel: the one model a change review may approve."""
     waivers: tuple[WaiverFacts, ...] = ()
     """The technology's MLTRLWaivers as stored (issue 15); which count, at `now`, is
     decided by evaluate_review through domain.waivers.waivers_in_force."""
@@ -109,6 +112,8 @@ def technology_facts(
         model=spec.model,
         requested_entry_level=requested_entry_level(spec, status),
         entry_approved=status.entry.approved if status and status.entry else True,
+        pending_model=ModelRef(status.pending_model.version, status.pending_model.storage_uri)
+        if status and status.pending_model else None,
         waivers=tuple(waivers),
         now=now,
     )
@@ -175,6 +180,8 @@ def _level_problem(
     )
     if entry is not None:
         return entry
+    if end == start:
+        return None  # a change or re-certification: review_type_errors judged it
     if end > start:
         skipping_allowed = policy.allow_level_skipping or spec.type is ReviewType.ENTRY
         if end - start > 1 and not skipping_allowed:
@@ -213,7 +220,7 @@ def _waived_rule(
     waive at that level, and the waivers that took something off. A review that keeps the
     level (a change or re-certification) meets that level's own rule."""
     levels: Sequence[int] = (
-        [spec.to_level] if spec.to_level == spec.from_level
+        [spec.to_level] if keeps_level(spec) or spec.to_level == spec.from_level
         else range(spec.from_level + 1, spec.to_level + 1)
     )
     used: dict[str, list[str]] = {}
@@ -324,7 +331,7 @@ def evaluate_review(
         return _evaluation(
             spec,
             ReviewPhase.APPLIED,
-            f"applied: moved the technology from level {spec.from_level} to {spec.to_level}",
+            _applied_message(spec),
             approved_by=approved_by,
             dismissed=dismissed,
         )
@@ -345,6 +352,9 @@ def evaluate_review(
                 )
             ],
         )
+    kept = review_type_errors(spec, level=technology.level, pending=technology.pending_model)
+    if kept:  # a change or re-certification review against this technology
+        return _invalid(spec, kept)
     problem = _level_problem(spec, technology, policy)
     if problem:
         return _invalid(spec, [problem])
@@ -373,7 +383,7 @@ def evaluate_review(
     approvals = f"{len(approved_by)} of {needed} approval{'' if needed == 1 else 's'}"
     outcome = (
         "all evidence present"
-        if spec.to_level > spec.from_level
+        if spec.to_level >= spec.from_level
         else f"switchback to {describe_level(spec.to_level)}"
     )
     return _evaluation(
@@ -384,6 +394,14 @@ def evaluate_review(
         dismissed=dismissed,
         waivers=waivers,
     )
+
+
+def _applied_message(spec: LevelReviewSpec) -> str:
+    if spec.type is ReviewType.CHANGE and spec.model is not None:
+        return f"applied: model {spec.model.version} approved at level {spec.to_level}"
+    if spec.type is ReviewType.RECERTIFY:
+        return f"applied: level {spec.to_level} re-certified"
+    return f"applied: moved the technology from level {spec.from_level} to {spec.to_level}"
 
 
 def _rejection(approval: Approval) -> str:

@@ -143,7 +143,14 @@ def inference_service_facts(name: str, body: dict[str, Any] | None) -> Inference
         stopped=annotations.get(STOP_ANNOTATION) == "true",
         model_version=annotations.get(MODEL_VERSION_ANNOTATION),
         ready_at_generation=condition_ready and current,
+        storage_uri=_storage_uri(body),
     )
+
+
+def _storage_uri(body: dict[str, Any]) -> str | None:
+    model = (((body.get("spec") or {}).get("predictor") or {}).get("model") or {})
+    uri = model.get("storageUri") if isinstance(model, dict) else None
+    return uri if isinstance(uri, str) else None
 
 
 def _is_subset(wanted: Any, actual: Any) -> bool:

@@ -260,8 +260,12 @@ def compute_status(
     now: datetime,
     owner_set_by: str | None = None,
     waivers: Sequence[WaiverInForce] = (),
+    gate_closed: str | None = None,
 ) -> MLTechnologyStatus:
-    """`waivers`: the technology's waivers in force at `now` (domain.waivers)."""
+    """`waivers`: the technology's waivers in force at `now` (domain.waivers).
+    `gate_closed`: why the serving gate is closed whatever the level (a lapsed
+    certification under onExpiry stop or demote, domain.lifecycle_plan); no waiver opens
+    it."""
     # A deep copy up front: the result must share no mutable part with the caller's status.
     prior = (status or MLTechnologyStatus()).model_copy(deep=True)
     history = list(prior.history)
@@ -271,6 +275,9 @@ def compute_status(
         history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
     facts, effective = _components(spec, namespace, level, components)
     gate = technology_gate(name, spec, effective, policy, waivers)
+    if gate_closed is not None:
+        gate = GateDecision(False, gate.required_level, effective, ct.CERTIFICATION_LAPSED,
+                            gate_closed)
     state = _serving_state(spec, gate, inference_service)
     isvc = inference_service if inference_service and inference_service.exists else None
     shown = inference_service.name if inference_service else inference_service_name(name, spec)
@@ -302,6 +309,8 @@ def compute_status(
         and isvc.ready_at_generation
         and rollback is None
         and isvc.model_version == spec.model.version
+        # The same version from another artifact is another model (domain.lifecycle).
+        and isvc.storage_uri in (None, spec.model.storage_uri)
     ):
         known_good, _ = record_known_good(known_good, spec.model, now, KNOWN_GOOD_LIMIT)
     return prior.model_copy(
@@ -350,6 +359,12 @@ def _moved(status: MLTechnologyStatus, transition: LevelTransition) -> MLTechnol
             "history": append_bounded(moved.history, transition, HISTORY_LIMIT),
         }
     )
+
+
+def record_move(status: MLTechnologyStatus, transition: LevelTransition) -> MLTechnologyStatus:
+    """Move the level as `transition` says and record it (domain.lifecycle_plan: a
+    material change or a lapse that demotes)."""
+    return _moved(status, transition)
 
 
 def _current_level(status: MLTechnologyStatus) -> int:

@@ -16,3 +16,5 @@ class InferenceServiceFacts:
     model_version: str | None
     ready_at_generation: bool = False
     """Ready as KServe reports it for the current generation (observedGeneration)."""
+    storage_uri: str | None = None
+    """spec.predictor.model.storageUri: with the version, which artifact it serves."""

@@ -37,14 +37,23 @@ def review_transition(
         raise ValueError(f"review {review_name} is {evaluation.phase}, not Approved")
     promotion = spec.to_level > spec.from_level
     kind = TransitionKind.PROMOTION if promotion else TransitionKind.SWITCHBACK
+    reason = f"promoted by review {review_name}"
     if spec.type is ReviewType.ENTRY:
         kind = TransitionKind.ENTRY
+    elif spec.type is ReviewType.CHANGE:
+        kind = TransitionKind.CHANGE
+        model = spec.model.version if spec.model else "the pending model"
+        reason = f"model {model} approved at level {spec.to_level} by change review {review_name}"
+    elif spec.type is ReviewType.RECERTIFY:
+        kind = TransitionKind.RECERTIFICATION
+        reason = f"level {spec.to_level} re-certified by review {review_name}"
+    moves_down = spec.to_level < spec.from_level
     return LevelTransition(
         from_level=spec.from_level,
         to=spec.to_level,
         kind=kind,
-        switchback_type=None if promotion else (spec.switchback_type or SwitchbackType.REVIEW),
-        reason=spec.reason or f"promoted by review {review_name}",
+        switchback_type=(spec.switchback_type or SwitchbackType.REVIEW) if moves_down else None,
+        reason=spec.reason or reason,
         review=review_name,
         by=list(evaluation.approved_by),
         at=rfc3339(now),
@@ -70,6 +79,26 @@ def alert_switchback(
         alert=alert_reference(alert_name, fingerprint),
         by=[OPERATOR],
         at=rfc3339(now),
+    )
+
+
+def model_change_switchback(
+    from_level: int, to_level: int, reason: str, now: datetime
+) -> LevelTransition:
+    """Policy modelChange demote: a new spec.model is an embedded switchback."""
+    return LevelTransition(
+        from_level=from_level, to=to_level, kind=TransitionKind.SWITCHBACK,
+        switchback_type=SwitchbackType.EMBEDDED, reason=reason, by=[OPERATOR], at=rfc3339(now),
+    )
+
+
+def lapse_transition(level: int, to_level: int, reason: str, at: datetime) -> LevelTransition:
+    """A level's certification ran out at `at` (the instant, not when the operator
+    noticed); `to_level` is below `level` when the policy's onExpiry demoted."""
+    return LevelTransition(
+        from_level=level, to=to_level, kind=TransitionKind.LAPSE,
+        switchback_type=SwitchbackType.EMBEDDED if to_level < level else None,
+        reason=reason, by=[OPERATOR], at=rfc3339(at),
     )
 
 

@@ -27,6 +27,7 @@ from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.levels import DEFAULT_DEMOTE_LEVEL
 from mltrl_operator.domain.predictor import predictor_errors
 from mltrl_operator.domain.requirements import number
+from mltrl_operator.domain.review_types import review_level_errors
 
 Key = tuple[str, str]
 """A technology's (namespace, name)."""
@@ -191,11 +192,9 @@ def validate_components(
 
 
 def validate_review_spec(spec: LevelReviewSpec) -> list[FieldError]:
-    errors: list[FieldError] = []
-    if spec.to_level == spec.from_level:
-        errors.append(
-            FieldError("spec.toLevel", f"must differ from spec.fromLevel ({spec.from_level})")
-        )
+    # A change or re-certification keeps the level; every other review moves it
+    # (domain.lifecycle decides both, for the webhook, the reconciler and the CLI).
+    errors: list[FieldError] = review_level_errors(spec)
     if spec.to_level < spec.from_level and not (spec.reason and spec.reason.strip()):
         errors.append(
             FieldError("spec.reason", "is required when the review moves the technology down")
@@ -213,6 +212,8 @@ def validate_review_spec(spec: LevelReviewSpec) -> list[FieldError]:
 
 
 def _type_errors(spec: LevelReviewSpec) -> list[FieldError]:
+    if spec.to_level == spec.from_level:
+        return []  # review_level_errors said what there is to say
     upward = spec.to_level > spec.from_level
     if spec.type in (ReviewType.PROMOTION, ReviewType.ENTRY) and not upward:
         return [FieldError("spec.type", f"a review of type {spec.type} moves the technology "
@@ -369,6 +370,10 @@ _OPERATOR_ONLY = {
     "level": "may only be changed by the operator through level reviews",
     "history": "may only be changed by the operator, which records every level change",
     "knownGoodModels": "may only be changed by the operator, which records models that served",
+    "approvedModel": "may only be changed by the operator: a change review approves a model",
+    "approvedModels": "may only be changed by the operator, which records approved models",
+    "pendingModel": "may only be changed by the operator: it holds a new model until its "
+    "change review is applied",
 }
 
 

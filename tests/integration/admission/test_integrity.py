@@ -151,8 +151,10 @@ def test_an_entry_review_by_the_bound_roles_raises_the_technology_to_its_entry_l
                   type="entry")
     assert approve(sandbox, "bob", "scorer-entry", namespace, "qa").returncode == 0
     assert approve(sandbox, "carol", "scorer-entry", namespace, "product-owner").returncode == 0
+    # Both approvals evaluated (the review is unmet on ethics from bob's approval on).
     pending = wait_for(sandbox, "lvlreview", "scorer-entry", namespace, "pending on ethics",
-                       lambda s: any("ethics-checklist" in u for u in s.get("unmet") or []))
+                       lambda s: any("ethics-checklist" in u for u in s.get("unmet") or [])
+                       and len(s.get("approvedBy") or []) == 2)
     assert pending["phase"] == "Pending" and pending["approvedBy"] == ["bob", "carol"]
     # The evidence changes after the approvals: they no longer count, and say why.
     sandbox.as_user("alice", "patch", "lvlreview", "scorer-entry", "-n", namespace,

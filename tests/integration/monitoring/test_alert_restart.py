@@ -16,7 +16,7 @@ from tests.integration.monitoring.scenarios import (
     storage_uri,
 )
 from tests.integration.monitoring.stack import MonitoredOperator
-from tests.integration.operator.scenarios import policy
+from tests.integration.operator.scenarios import ALLOW_NEW_MODELS, policy
 from tests.integration.operator.test_reviews import status_of
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,8 @@ def test_a_crash_after_the_2xx_loses_nothing_and_repeats_nothing(
 ) -> None:
     sandbox, operator = operated
     sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
-    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5))
+    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5,
+                         model_change=ALLOW_NEW_MODELS))
     sandbox.apply(monitored("ranker", NAMESPACE, rules=RULES))
     serving_two_known_good_models(sandbox, "ranker", NAMESPACE)
 

@@ -10,7 +10,7 @@ import pytest
 from tests.integration.harness import Sandbox, eventually
 from tests.integration.monitoring.scenarios import monitored, serving_two_known_good_models
 from tests.integration.monitoring.stack import MonitoredOperator
-from tests.integration.operator.scenarios import policy, review
+from tests.integration.operator.scenarios import ALLOW_NEW_MODELS, policy, review
 from tests.integration.operator.test_audit_record import exported, mltrl_audit
 from tests.integration.operator.test_reviews import wait_for_level
 
@@ -36,7 +36,8 @@ def test_a_rollback_and_a_demotion_are_recorded_once(
 ) -> None:
     sandbox, operator = operated
     sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
-    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5))
+    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5,
+                         model_change=ALLOW_NEW_MODELS))
     sandbox.apply(monitored("scorer", NAMESPACE, entry_level=5, rules=[
         {"alertName": "ScorerErrors", "action": "rollback"},
         {"alertName": "ScorerDrift", "action": "demote", "toLevel": 5},

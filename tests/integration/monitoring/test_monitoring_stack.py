@@ -34,7 +34,7 @@ from tests.integration.monitoring.stack import (
     Prometheus,
     require_binaries,
 )
-from tests.integration.operator.scenarios import policy, review
+from tests.integration.operator.scenarios import ALLOW_NEW_MODELS, policy, review
 from tests.integration.operator.test_reviews import status_of, wait_for_level, wait_for_phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.monitoring]
@@ -101,7 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.append(prometheus)
         sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
         sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5,
-                             on_demotion="stop"))
+                             on_demotion="stop", model_change=ALLOW_NEW_MODELS))
         yield Stack(sandbox, operator, exporter, prometheus, alertmanager)
     finally:
         for component in reversed(started):

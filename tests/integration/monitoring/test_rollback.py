@@ -18,7 +18,7 @@ from tests.integration.monitoring.scenarios import (
     storage_uri,
 )
 from tests.integration.monitoring.stack import MonitoredOperator
-from tests.integration.operator.scenarios import policy
+from tests.integration.operator.scenarios import ALLOW_NEW_MODELS, policy
 from tests.integration.operator.test_reviews import status_of
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,8 @@ def test_no_earlier_model_stops_serving_and_a_new_model_ends_the_rollback(
 ) -> None:
     sandbox, operator = operated
     sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
-    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5))
+    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5,
+                         model_change=ALLOW_NEW_MODELS))
     sandbox.apply(monitored("scorer", NAMESPACE,
                             rules=[{"alertName": "ScorerErrors", "action": "rollback"}]))
     serving(sandbox, "scorer", NAMESPACE, "1.0.0")

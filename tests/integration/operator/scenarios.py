@@ -22,10 +22,13 @@ def policy(
     requirements: list[dict[str, Any]] | None = None,
     entry_max_level: int = 9,
     reviewers: list[dict[str, Any]] | None = None,
+    model_change: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Technologies may enter at any level (these tests are not about entry) and bob and
-    carol hold the role qa, unless said otherwise."""
-    return {
+    carol hold the role qa, unless said otherwise. `model_change` replaces the built-in
+    modelChange default (ALLOW_NEW_MODELS: suites about serving and alerts that ship new
+    models without change reviews; test_lifecycle is about those)."""
+    body: dict[str, Any] = {
         "apiVersion": "mltrl.dev/v1alpha1",
         "kind": "MLTRLPolicy",
         "metadata": {"name": name},
@@ -54,6 +57,12 @@ def policy(
             else [{"role": "qa", "users": ["bob", "carol"]}],
         },
     }
+    if model_change is not None:
+        body["spec"]["modelChange"] = model_change
+    return body
+
+
+ALLOW_NEW_MODELS = [{"fromLevel": 0, "action": "allow"}]
 
 
 def model(name: str, version: str) -> dict[str, Any]:

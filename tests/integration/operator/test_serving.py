@@ -8,14 +8,15 @@ import json
 import pytest
 
 from tests.integration.harness import Sandbox, condition, eventually
-from tests.integration.operator.scenarios import policy, review, technology
+from tests.integration.operator.scenarios import ALLOW_NEW_MODELS, policy, review, technology
 from tests.integration.operator.test_reviews import status_of, wait_for_level, wait_for_phase
 
 pytestmark = pytest.mark.integration
 
 
 def test_serving_follows_the_level_and_the_model(sandbox: Sandbox, namespace: str) -> None:
-    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5, on_demotion="stop"))
+    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5, on_demotion="stop",
+                         model_change=ALLOW_NEW_MODELS))
     sandbox.apply(technology("fraud", namespace, entry_level=4, model_version="1.0.0"))
     status = wait_for_level(sandbox, "fraud", namespace, 4)
     assert eventually(lambda: status_of(sandbox, "mltech", "fraud", namespace)

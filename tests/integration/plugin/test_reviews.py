@@ -200,3 +200,31 @@ def test_a_switchback_by_review_and_a_dry_run(sandbox: PluginSandbox, namespace:
     unreasoned = sandbox.plugin("alice", "review", "new", "churn", "--type", "change", "--to",
                                 "5", *ns, check=False)
     assert unreasoned.returncode == 1 and "--type change moves churn down" in unreasoned.stderr
+
+
+def test_change_and_recertify_reviews_keep_the_level(
+    sandbox: PluginSandbox, namespace: str
+) -> None:
+    setup(sandbox, namespace)
+    ns = ("-n", namespace)
+    # No model waits for a change review: the plugin says so and creates nothing.
+    nothing = sandbox.plugin("alice", "review", "new", "churn", "--type", "change", *ns,
+                             check=False)
+    assert nothing.returncode == 1
+    assert "churn has no model waiting for a change review" in nothing.stderr
+    moving = sandbox.plugin("alice", "review", "new", "churn", "--type", "recertify",
+                            "--to", "5", *ns, check=False)
+    assert moving.returncode == 1 and "keeps churn at level 4" in moving.stderr
+    created = sandbox.plugin_json("alice", "review", "new", "churn", "--type", "recertify",
+                                  *ns)
+    review = created["review"]
+    assert review["metadata"]["name"] == "churn-recertify-4"
+    assert (review["spec"]["type"], review["spec"]["fromLevel"],
+            review["spec"]["toLevel"]) == ("recertify", 4, 4)
+    # It meets level 4's own rule, as a promotion to 4 would.
+    hint = json.loads(review["metadata"]["annotations"]["mltrl.dev/required-evidence"])
+    assert hint, created
+    pending = eventually(
+        lambda: (s := sandbox.get("lvlreview", "churn-recertify-4", namespace) or {}).get(
+            "status", {}).get("phase") and s["status"], what="the operator to evaluate it")
+    assert pending["phase"] == "Pending", pending

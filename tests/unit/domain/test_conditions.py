@@ -133,6 +133,8 @@ def test_the_documented_technology_and_review_condition_types() -> None:
         "Degraded",
         "ComponentsReady",
         "EntryApproved",
+        "ModelApproved",
+        "Certified",
     )
     assert ct.REVIEW_CONDITION_TYPES == ("Evaluated", "Applied")
 

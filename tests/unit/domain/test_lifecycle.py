@@ -21,7 +21,6 @@ from mltrl_operator.domain.lifecycle import (
     CertificationState,
     LifecyclePolicy,
     ModelChangeOutcome,
-    ModelRef,
     Recertification,
     certification,
     certified_at,
@@ -30,9 +29,9 @@ from mltrl_operator.domain.lifecycle import (
     model_change_action,
     next_wakeup,
     plan_model_change,
-    review_type_errors,
 )
 from mltrl_operator.domain.policy import NamedPolicy
+from mltrl_operator.domain.review_types import ModelRef, review_type_errors
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -324,7 +323,13 @@ def test_the_last_review_of_the_current_level_is_the_certification() -> None:
         transition(4, "promotion", "2026-03-01T00:00:00Z", **{"from": 3}),
     ]
     assert certified_at(history, 4) == T0
-    assert certified_at(history, 3) == datetime(2026, 1, 1, tzinfo=UTC)
+    # Coming down to 3 starts its period afresh: one lapse never cascades.
+    assert certified_at(history, 3) == datetime(2026, 2, 10, tzinfo=UTC)
+    lapsed = [*history, transition(4, "lapse", "2026-06-01T00:00:00Z", **{"from": 4})]
+    assert certified_at(lapsed, 4) == T0
+    renewed = [*lapsed, transition(4, "recertification", "2026-06-02T00:00:00Z",
+                                   **{"from": 4})]
+    assert certified_at(renewed, 4) == datetime(2026, 6, 2, tzinfo=UTC)
     only_switchback = [transition(2, "switchback", "2026-03-01T00:00:00Z", **{"from": 3})]
     assert certified_at(only_switchback, 2) == T0
     assert certified_at(history, 9) is None

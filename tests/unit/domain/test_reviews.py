@@ -75,8 +75,10 @@ REASON = "the PoC data was not representative"
             review(4, 4),
             facts(),
             ReviewPhase.INVALID,
-            "spec.toLevel: must differ from spec.fromLevel (4)",
-            (FieldError("spec.toLevel", "must differ from spec.fromLevel (4)"),),
+            "spec.toLevel: must differ from spec.fromLevel (4)"
+            "; a review that keeps the level has spec.type change or recertify",
+            (FieldError("spec.toLevel", "must differ from spec.fromLevel (4)"
+            "; a review that keeps the level has spec.type change or recertify"),),
         ),
         (
             PROMOTION_4_TO_5,

@@ -155,6 +155,7 @@ def test_the_first_status_of_a_new_technology() -> None:
         "incidents": [],
         "entry": {"level": 3, "grantedLevel": 3, "approved": True},
         "owners": [{"name": "alice", "since": NOW_TEXT}],
+        "approvedModels": [],
     }
 
 

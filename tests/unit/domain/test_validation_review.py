@@ -36,7 +36,8 @@ def test_valid_reviews(spec: LevelReviewSpec) -> None:
 @pytest.mark.parametrize(
     ("spec", "errors"),
     [
-        (review(4, 4), ["spec.toLevel: must differ from spec.fromLevel (4)"]),
+        (review(4, 4), ["spec.toLevel: must differ from spec.fromLevel (4)"
+            "; a review that keeps the level has spec.type change or recertify"]),
         (review(4, 3), ["spec.reason: is required when the review moves the technology down"]),
         (
             review(4, 3, reason="  "),

@@ -207,7 +207,27 @@ def test_the_reviews_own_rules_are_checked_with_the_reconcilers_validator() -> N
     assert "'bob' already decided in spec.approvals[0]" in result.message
     same = verdict({**spec(), "toLevel": 3})
     assert not same.allowed
-    assert "spec.toLevel: Invalid: must differ from spec.fromLevel (3)" in same.message
+    assert ("spec.toLevel: Invalid: must differ from spec.fromLevel (3)"
+            "; a review that keeps the level has spec.type change or recertify") in same.message
+
+
+def test_change_and_recertify_reviews_keep_the_level_at_admission() -> None:
+    change = {**spec(), "type": "change", "fromLevel": 7, "toLevel": 7,
+              "model": {"version": "1.5.0"}}
+    assert verdict(change).allowed
+    assert verdict({**change, "type": "recertify", "model": None}).allowed
+    moving = verdict({**change, "toLevel": 8})
+    assert not moving.allowed and (
+        "spec.toLevel: Invalid: a change review keeps the level: fromLevel and toLevel must "
+        "be equal (7 != 8)") in moving.message
+    named = verdict({**spec(), "model": {"version": "1.5.0"}})
+    assert not named.allowed and "spec.model: Invalid: only a change review names a model" in (
+        named.message)
+    # The model a change review approves cannot change once it carries approvals.
+    approved = {**change, "approvals": [approval("carol")]}
+    swapped = verdict({**approved, "model": {"version": "1.6.0"}}, approved)
+    assert not swapped.allowed and "spec.model: Forbidden: cannot change once the review " \
+        "carries approvals" in swapped.message
 
 
 # --- InferenceService --------------------------------------------------------------------

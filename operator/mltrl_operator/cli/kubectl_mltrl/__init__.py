@@ -68,11 +68,14 @@ def parser() -> argparse.ArgumentParser:
                                 help="open a review of TECH to the next level (or --to N)")
     new.add_argument("technology")
     new.add_argument("--to", type=int, dest="to_level")
-    new.add_argument("--type", dest="review_type", choices=("entry", "change", "recertify"),
-                     default="entry", help="entry: a promotion; change: a review switchback")
+    new.add_argument("--type", dest="review_type",
+                     choices=("entry", "switchback", "change", "recertify"), default="entry",
+                     help="entry: a promotion (or with --to below the level, a switchback); "
+                     "change: approve the pending model at the current level (with --to "
+                     "below the level: a switchback); recertify: renew the current level")
     new.add_argument("--reason", help="why (required for a switchback)")
     new.add_argument("--switchback", choices=("discovery", "embedded", "review"),
-                     default="review", help="the kind of switchback (with --type change)")
+                     default="review", help="the kind of switchback (with --to below the level)")
     new.add_argument("--name", help="the review's name (default TECH-to-N)")
     new.add_argument("--dry-run", action="store_true", help="print the review, create nothing")
     output(new)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.card import NOT_RECORDED, Card, Item
 
 View = dict[str, Any]
@@ -64,6 +65,19 @@ def status_text(view: View) -> str:
         waiver = serving["waiver"]
         lines.append(f"          by waiver {waiver['name']} ({', '.join(waiver['waived'])}) "
                      f"until {waiver['expiresAt']}")
+    pending = (view.get("model") or {}).get("pending")
+    if pending:
+        lines.append(f"Model:    {pending['version']} waits for a change review: "
+                     f"{pending['reason']}")
+        lines.append(f"          open one: kubectl mltrl review new {view['name']} --type change "
+                     f"-n {view['namespace']}")
+    expiry = view.get("expiry")
+    if expiry:
+        lines.append(f"Certified: {'yes' if expiry['certified'] else 'NO'} "
+                     f"({expiry['reason']}): {expiry['message']}")
+        if expiry["reason"] in (ct.EXPIRING_SOON, ct.EXPIRED):
+            lines.append(f"          renew it: kubectl mltrl review new {view['name']} "
+                         f"--type recertify -n {view['namespace']}")
     nxt = view["next"]
     if nxt is None:
         lines.append("Next:     at its target level; nothing further to reach")

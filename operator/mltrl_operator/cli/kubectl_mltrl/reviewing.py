@@ -11,7 +11,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from mltrl_operator.api.review import Decision, EvidenceKind, LevelReviewSpec, ReviewPhase
+from mltrl_operator.api.review import (
+    Decision,
+    EvidenceKind,
+    LevelReviewSpec,
+    ReviewedModel,
+    ReviewPhase,
+    ReviewType,
+)
 from mltrl_operator.api.technology import MLTechnologyStatus, SwitchbackType
 from mltrl_operator.cli.kubectl_mltrl.session import (
     Body,
@@ -195,8 +202,13 @@ async def debrief(session: Session, name: str, answers: dict[str, str]) -> Body:
         ) from None
 
 
-def _skeleton_name(technology: str, to_level: int, taken: set[str]) -> str:
-    base = f"{technology}-to-{to_level}"
+def _skeleton_name(technology: str, review: LevelReviewSpec, taken: set[str]) -> str:
+    base = f"{technology}-to-{review.to_level}"
+    if review.type is ReviewType.CHANGE and review.model is not None:
+        version = "".join(c if c.isalnum() or c in ".-" else "-" for c in review.model.version)
+        base = f"{technology}-change-{version.lower().strip('.-')}"
+    elif review.type is ReviewType.RECERTIFY:
+        base = f"{technology}-recertify-{review.to_level}"
     if base not in taken:
         return base
     number = 2
@@ -215,16 +227,18 @@ async def new_review(session: Session, technology: str, to_level: int | None,
     body = await session.technology(technology)
     spec, status = tech_spec(body), tech_status(body)
     level = current_level(spec, status)
-    if review_type == "recertify":
-        raise PluginError(
-            "--type recertify needs level expiry, which this operator does not have yet; "
-            "use --type entry to promote or --type change for a switchback"
-        )
-    target = to_level if to_level is not None else level + 1
-    if review_type == "change" and target >= level:
-        raise PluginError(f"--type change moves {technology} down: give --to below {level}")
+    keeps = review_type == "recertify" or (review_type == "change" and to_level is None)
+    if keeps and to_level is not None and to_level != level:
+        raise PluginError(f"--type {review_type} keeps {technology} at level {level}: leave "
+                          "out --to")
+    target = level if keeps else to_level if to_level is not None else level + 1
+    if review_type in ("change", "switchback") and not keeps and target >= level:
+        raise PluginError(f"--type {review_type} moves {technology} down: give --to below "
+                          f"{level}")
     review = skeleton_spec(technology, level, target)
-    if target < level:
+    if keeps:
+        review = _level_keeping(review, review_type, technology, status)
+    elif target < level:
         review = review.model_copy(update={"reason": reason or None,
                                            "switchback_type": SwitchbackType(switchback)})
     try:
@@ -244,7 +258,7 @@ async def new_review(session: Session, technology: str, to_level: int | None,
                           f"invalid: {problems}")
     lines = list(evaluation.unmet)
     required: list[Body] = []
-    if target > level:
+    if target >= level:
         rule = required_rule(technology, level, target, policy)
         # Evidence a waiver in force takes off is not asked for (the operator will not).
         waived = {item.removeprefix("evidence ") for w in evaluation.waivers
@@ -261,6 +275,22 @@ async def new_review(session: Session, technology: str, to_level: int | None,
             for w in evaluation.waivers
         ]
     return await _create(session, technology, target, name, dry_run, review, lines, required)
+
+
+def _level_keeping(review: LevelReviewSpec, review_type: str, technology: str,
+                   status: MLTechnologyStatus | None) -> LevelReviewSpec:
+    """A change review names the technology's pending model; a re-certification names
+    none. Both keep the level (domain.review_types)."""
+    if review_type == "recertify":
+        return review.model_copy(update={"type": ReviewType.RECERTIFY})
+    pending = status.pending_model if status else None
+    if pending is None:
+        raise PluginError(f"{technology} has no model waiting for a change review "
+                          "(status.pendingModel is empty)")
+    return review.model_copy(update={
+        "type": ReviewType.CHANGE,
+        "model": ReviewedModel(version=pending.version, storage_uri=pending.storage_uri),
+    })
 
 
 def _required_hint(body: Body) -> dict[str, EvidenceKind]:
@@ -284,7 +314,7 @@ async def _create(session: Session, technology: str, target: int, name: str | No
                   required: list[Body] | None = None) -> tuple[Body, list[str]]:
     namespace = session.namespace
     taken = {str(meta(r).get("name")) for r in await session.reviews(namespace)}
-    review_name = name or _skeleton_name(technology, target, taken)
+    review_name = name or _skeleton_name(technology, review, taken)
     manifest: Body = {
         "metadata": {"name": review_name, "namespace": namespace,
                      "labels": {"mltrl.dev/technology": technology}},

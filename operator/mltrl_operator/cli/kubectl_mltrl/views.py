@@ -317,9 +317,14 @@ async def technology_status(session: Session, name: str, now: datetime) -> View:
         "needsFrom": "operator status" if policies.unreadable else "policy",
         "warning": policies.unreadable,
         "waivers": waiver_rows(body, waiver_bodies, policy, now),
-        "expiry": None,
+        "expiry": _certification(conditions.get("Certified")),
+        "model": {
+            "approved": status.approved_model.version if status and status.approved_model
+            else None,
+            "pending": status.pending_model.model_dump(by_alias=True, mode="json")
+            if status and status.pending_model else None,
+        },
         "notes": [
-            "level expiry is not part of this operator's API yet",
             *(["waivers cannot be read with these credentials: the next step is as the "
                "operator published it"] if waiver_bodies is None else []),
         ],
@@ -443,7 +448,17 @@ async def history(session: Session, name: str) -> View:
     }
 
 
-_TRANSITION_KINDS = {str(k) for k in TransitionKind}
+# The record's kind for each history kind (the record calls a change `changeApproval`).
+_TRANSITION_KINDS = {str(k): k for k in TransitionKind} | {
+    "changeApproval": TransitionKind.CHANGE}
+
+
+def _certification(certified: Any) -> dict[str, Any] | None:
+    """The Certified condition (domain.lifecycle): whether the level still holds."""
+    if certified is None:
+        return None
+    return {"certified": str(certified.status) == "True", "reason": certified.reason,
+            "message": certified.message}
 
 
 def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]:
@@ -457,7 +472,8 @@ def audited_transitions(record: StoredRecord, uid: str) -> list[LevelTransition]
         debrief = {key.removeprefix("debrief."): value for key, value in entry.details.items()
                    if key.startswith("debrief.")}
         found.append(LevelTransition(
-            from_level=entry.from_level, to=entry.to_level, kind=TransitionKind(entry.kind),
+            from_level=entry.from_level, to=entry.to_level,
+            kind=_TRANSITION_KINDS[str(entry.kind)],
             switchback_type=entry.switchback_type, reason=entry.reason, review=entry.review,
             alert=entry.alert, by=list(entry.by), at=entry.time,
             debrief=Debrief.model_validate(debrief) if debrief else None,
