@@ -418,9 +418,12 @@ def decide_lifecycle(
     closed = not certificate.certified and certificate.on_expiry in (OnExpiry.STOP,
                                                                      OnExpiry.DEMOTE)
     return LifecycleDecision(
+        # The built-in default reviews a new model wherever the technology may serve: a
+        # waiver that lowers the serving minimum lowers it for that default too, or a model
+        # nobody reviewed would be served by the waiver.
         model=plan_model_change(
             level=level, model=model, approved=approved_model, approved_before=approved_before,
-            policy=policy, serving_minimum=serving_minimum,
+            policy=policy, serving_minimum=minimum,
         ),
         certification=certificate,
         serving_minimum=minimum,

@@ -282,3 +282,39 @@ def test_a_waiver_of_one_evidence_name_lets_a_review_through_and_an_expired_one_
     assert entries[2]["waiver"] == "scorer-bias" and entries[2]["time"] == entries[1]["time"]
     assert entries[2]["reason"] == ("waiver scorer-bias used for review scorer-to-6: "
                                     "evidence bias-audit")
+
+
+def served_uri(sandbox: Sandbox, name: str, namespace: str) -> str:
+    return sandbox.kubectl("get", "isvc", name, "-n", namespace, "-o",
+                           "jsonpath={.spec.predictor.model.storageUri}").stdout.strip()
+
+
+def test_a_technology_serving_by_a_waiver_holds_a_new_model_for_its_change_review(
+    sandbox: Sandbox, namespace: str, clock_file: Path
+) -> None:
+    # The walk-around: level 5 serves only by dana's waiver (the policy asks for 6); mallory,
+    # an editor, ships a model nobody reviewed. Below the policy's minimum a new model would
+    # inherit the level, but level 5 is where this technology serves: it is held.
+    now = clock_now(clock_file)
+    body = policy(f"{namespace}-prod", namespace, minimum_level=6)
+    body["spec"]["waivers"] = {"maxDuration": "336h", "approvers": [{"users": ["dana"]}]}
+    sandbox.apply(body)
+    sandbox.apply(technology("pricer", namespace, entry_level=5, model_version="1.0.0"))
+    wait_for_level(sandbox, "pricer", namespace, 5)
+    sandbox.apply(approved_waiver("pricer-load", namespace, "pricer", {"servingMinimum": 5},
+                                  expires=now + timedelta(days=2), approved_at=now))
+    eventually(lambda: served_uri(sandbox, "pricer", namespace) == "s3://models/pricer/1.0.0",
+               what="1.0.0 served by the waiver")
+
+    sandbox.as_user("mallory", "patch", "mltech", "pricer", "-n", namespace, "--type=merge",
+                    "-p", '{"spec": {"model": {"version": "1.1.0", "storageUri": '
+                    '"s3://models/pricer/1.1.0", "format": "sklearn"}}}', check=True)
+    status = eventually(
+        lambda: (s := (sandbox.get("mltech", "pricer", namespace) or {}).get("status") or {})
+        .get("pendingModel") and s, what="1.1.0 held for a change review")
+    assert status["pendingModel"]["version"] == "1.1.0"
+    assert "1.0.0 keeps serving" in status["pendingModel"]["reason"]
+    sandbox.settle(quiet_for=2.0)
+    assert served_uri(sandbox, "pricer", namespace) == "s3://models/pricer/1.0.0"
+    serving = serving_of(sandbox, "pricer", namespace)
+    assert serving["allowed"] is True and serving["waiver"]["name"] == "pricer-load"
