@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import load_connection
 from mltrl_operator.k8s.resources import ResourceRef
 from mltrl_sandbox.faults import Faults, FaultSettings
@@ -85,3 +85,21 @@ async def test_watches_do_not_count_and_zero_means_no_limit() -> None:
                 assert response.status == 200  # the open watch holds no seat
         finally:
             watch.close()
+
+
+async def test_waiting_for_a_turn_does_not_count_against_the_request_timeout(
+    tmp_path: Path,
+) -> None:
+    """At 10,000 technologies kopf asks for thousands of requests at once; the client sends
+    `in_flight` of them and the rest wait. A request's timeout is the API server's time to
+    answer it, so waiting for a turn must not time it out (nor start a retry storm)."""
+    async with SandboxServer(faults=Faults(FaultSettings(write_ms=200))) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        etiquette = Etiquette(timeout=1.0, in_flight=2, attempts=1)
+        async with KubeClient(load_connection(str(kubeconfig)), etiquette=etiquette) as client:
+            await asyncio.gather(*(
+                client.create(CONFIGMAPS, "default", {"metadata": {"name": f"cm-{n}"}})
+                for n in range(16)  # 8 turns of about 200 ms each: longer than the timeout
+            ))
+            assert len(await client.list(CONFIGMAPS, "default")) == 16
+        assert server.inflight.peak["mutating"] == 2
