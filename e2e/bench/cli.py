@@ -175,7 +175,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ))
     growth = (results["scale"].get("growth") or {}).get("mltrl") or {}
     between = (results["scale"].get("growth") or {}).get("between") or []
-    for key in ("seconds_to_current", "peak_rss"):
+    for key in ("seconds_to_current", "peak_rss") if between else ():
         value = growth.get(key)
         found.append(_target(
             f"growth exponent {'-'.join(map(str, between))}, {key.replace('_', ' ')}",

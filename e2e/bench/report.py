@@ -112,7 +112,8 @@ def latency_runs(results: dict[str, Any]) -> str:
     return (f"start-up at {latency['read_ms']:g} ms per read, {latency['write_ms']:g} ms per "
             "write (the sandbox's --latency), behind kube-apiserver's in-flight limits of 400 "
             "reads and 200 writes; floor: the requests the operator made, at that latency, "
-            "100 at a time (its client's connection pool):\n\n"
+            "100 at a time (its client's Etiquette.in_flight; bare kopf sends without a "
+            "limit, and meets the server's):\n\n"
             + _start_ups(latency["runs"], floor=True))
 
 

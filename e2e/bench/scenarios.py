@@ -67,9 +67,9 @@ QUICK = Config(
 )
 
 OPERATOR_CONCURRENCY = 100
-"""Requests the operator has in flight at most: its client's connection pool (aiohttp's
-default of 100 connections, mltrl_operator.k8s.client), below the API server's limits of
-400 reads and 200 writes. The floor of a start-up at a latency divides by it."""
+"""Requests the operator has in flight at most: its client's `Etiquette.in_flight`
+(mltrl_operator.k8s.client), below the API server's limits of 400 reads and 200 writes.
+The floor of a start-up at a latency divides by it."""
 
 
 def floor_seconds(requests: int, writes: int, read_ms: float, write_ms: float) -> float:
