@@ -96,3 +96,15 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     }
     table = report.render(results)
     assert "promotion: approval -> level in status" in table
+
+
+def test_latency_and_large_runs_measure_start_up_only() -> None:
+    from e2e.bench.cli import config_from, parse
+
+    latency = config_from(parse(["--latency", "2,10"]))
+    assert (latency.main, latency.scale, latency.latency, latency.latency_scale) == (
+        False, (), "2,10", (10000,)
+    )
+    large = config_from(parse(["--large"]))
+    assert (large.main, large.scale) == (False, (10000, 50000))
+    assert config_from(parse([])).main and not config_from(parse([])).latency
