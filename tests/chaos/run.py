@@ -32,9 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import ModelSpec
-from mltrl_operator.domain.approvals import make_stamp, review_content
+from e2e.bench import objects
+
 from tests.integration.harness import Process, Sandbox, eventually
 from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
 
@@ -230,20 +229,7 @@ class Killer(threading.Thread):
 
 
 def _policy() -> dict[str, Any]:
-    return {
-        "apiVersion": "mltrl.dev/v1alpha1", "kind": "MLTRLPolicy",
-        "metadata": {"name": "chaos"},
-        "spec": {
-            "namespaceSelector": {"matchLabels": {"mltrl-chaos": "yes"}},
-            "serving": {"minimumLevel": SERVING_LEVEL, "enforcement": "enforce",
-                        "onDemotion": "stop"},
-            "requirements": [{"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
-                              "evidence": [{"name": "unit-tests", "kind": "check"}]}
-                             for level in range(1, 10)],
-            "entry": {"maxLevel": 9},
-            "reviewers": [{"role": "qa", "users": ["bob"]}],
-        },
-    }
+    return objects.policy("chaos", "mltrl-chaos", SERVING_LEVEL)
 
 
 def _technology(name: str) -> dict[str, Any]:
@@ -267,13 +253,8 @@ def _approvals(api: Api, spec: dict[str, Any]) -> list[dict[str, Any]]:
     webhooks) on the review's content with the technology's model as stored now."""
     technology = api.get(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies/{spec['technology']}")
     model = (technology.get("spec") or {}).get("model")
-    content = review_content(
-        LevelReviewSpec.model_validate({**spec, "approvals": []}),
-        ModelSpec.model_validate(model) if model else None,
-    )
     stamped_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [{"reviewer": "bob", "role": "qa", "decision": "approve",
-             "approvedBy": make_stamp("bob", [], stamped_at, content)}]
+    return [objects.approval_on(spec, model, stamped_at)]
 
 
 def _review(api: Api, name: str, technology: str, from_level: int) -> dict[str, Any]:
