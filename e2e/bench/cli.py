@@ -168,10 +168,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                              None if rss_x is None or not full else rss_x <= 1.5))
         if n >= LARGE:
             found.append(_target(f"{n} technologies: peak RSS", "< 1024 MiB", rss, rss < 1024))
-        announced, promoted = run.get("review_applied_events"), run["promoted_at_start"]
+        announced, promoted = run.get("promoted_events"), run["promoted_at_start"]
         found.append(_target(
             f"{n} technologies: each promotion at start-up announced once",
-            f"= {promoted} ReviewApplied events", announced, announced == promoted,
+            f"= {promoted} Promoted events", announced, announced == promoted,
         ))
     growth = (results["scale"].get("growth") or {}).get("mltrl") or {}
     between = (results["scale"].get("growth") or {}).get("between") or []

@@ -30,6 +30,7 @@ from e2e.bench.watch import (
     key_of,
     wait_all,
 )
+from mltrl_operator.domain.plan import PROMOTED
 from mltrl_operator.k8s.resources import REVIEWS, TECHNOLOGIES
 
 ALERT_TOKEN = "bench-alerts-token"
@@ -705,11 +706,12 @@ async def scale(
         start["seed_seconds"] = round(sandbox.seed_seconds, 2)
         start["promoted_at_start"] = sum(t.approved for t in world.technologies.values())
         if not operator.bare:
-            # Each promotion is applied, and announced, once: a stale snapshot acting twice
-            # shows here (and in the writes after "current") even when the end state is right.
+            # Each promotion is applied, and announced, once (one Promoted event on its
+            # technology): a stale snapshot acting twice shows here (and in the writes after
+            # "current") even when the end state is right.
             events = await sandbox.client.request("GET", "/api/v1/events")
-            start["review_applied_events"] = sum(
-                1 for event in events.get("items", []) if event.get("reason") == "ReviewApplied"
+            start["promoted_events"] = sum(
+                1 for event in events.get("items", []) if event.get("reason") == PROMOTED
             )
         start["after_settling"] = operator.memory()
         start["sandbox_peak_rss_mib"] = mib(sandbox.proc.peak_rss_kib())

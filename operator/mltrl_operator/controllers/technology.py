@@ -52,6 +52,8 @@ class TechnologyOutcome:
     stored: Body | None
     """The object as stored after our write; None when nothing needed writing."""
     review_applied: bool = False
+    promotion_announced: bool = False
+    """The applied review's one event went out with the serving action (domain.plan)."""
 
 
 class StaleSnapshot(Exception):
@@ -212,6 +214,7 @@ async def reconcile_snapshot(
         effective_level_changed=old_status.effective_level != plan.status.effective_level,
         stored=stored,
         review_applied=plan.review_applied,
+        promotion_announced=plan.review_applied and plan.serving is not None,
     )
 
 
@@ -254,7 +257,8 @@ async def apply(ctx: OperatorContext, inputs: PlanInputs) -> tuple[Plan, Body | 
     # 4. Serving, derived from the stored status: redone identically until it is done.
     action = plan.serving
     if action is not None:
-        await _post(ctx, stored or body, action.event)
+        if action.event is not None:
+            await _post(ctx, stored or body, action.event)
         await _serve(ctx, namespace, action.verb, action.name, action.body,
                      inputs.inference_service)
     return plan, stored

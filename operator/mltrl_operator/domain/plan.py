@@ -24,7 +24,7 @@ nothing is served before the promotion that allows it is stored.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +35,10 @@ from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateAction, demotion_action
 from mltrl_operator.domain.incidents import (
+    DEMOTED_EVENT,
     NORMAL_EVENTS,
     ROLLBACK_ENDED_EVENT,
+    ROLLED_BACK_EVENT,
     Owner,
     PlannedJob,
     Settlement,
@@ -45,6 +47,7 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
+from mltrl_operator.domain.levels import level_name
 from mltrl_operator.domain.owners import (
     OWNER_SET_BY_ANNOTATION,
     integrity_events,
@@ -76,6 +79,10 @@ SERVING_STOPPED = "ServingStopped"
 SERVING_REMOVED = "ServingRemoved"
 SERVING_DELETED = "ServingDeleted"
 
+# Level event reasons: a review applied (one event per promotion, on the technology).
+PROMOTED = "Promoted"
+SWITCHED_BACK = "SwitchedBack"
+
 CREATE = "create"
 PATCH = "patch"
 DELETE = "delete"
@@ -97,7 +104,9 @@ class ServingAction:
     name: str
     body: Body | None
     """The object to create, or the merge patch; None for delete."""
-    event: PlannedEvent
+    event: PlannedEvent | None
+    """None when the transition that caused it tells it in its own event (one event per
+    transition: a promotion's Promoted, an alert's RolledBack or Demoted)."""
     after: Body | None
     """The InferenceService as it will stand once the action is done."""
 
@@ -109,6 +118,27 @@ class ApprovedReview:
     name: str
     spec: LevelReviewSpec
     evaluation: ReviewEvaluation
+    uid: str = ""
+
+
+def promotion_event(review: ApprovedReview, serving: PlannedEvent | None = None) -> PlannedEvent:
+    """The one event of a review applied, on the technology: the level change, the review
+    and its approvers, and what serving did because of it. Named after the review, so
+    whoever posts it (the technology's apply when serving moved, else the review's
+    reconcile) and however often, it is one event."""
+    spec, evaluation = review.spec, review.evaluation
+    approvers = ", ".join(evaluation.approved_by) or "nobody"
+    message = (
+        f"level {spec.from_level} -> {spec.to_level} ({level_name(spec.to_level)}) "
+        f"by review {review.name}, approved by {approvers}"
+    )
+    if serving is not None:
+        message = f"{message}; {serving.message}"
+    promotion = evaluation.is_promotion
+    return PlannedEvent(
+        NORMAL if promotion else WARNING, PROMOTED if promotion else SWITCHED_BACK, message,
+        key=f"review/{review.uid or review.name}",
+    )
 
 
 @dataclass(frozen=True)
@@ -281,6 +311,27 @@ def _settlement_events(
     return events
 
 
+def _told_once(
+    action: ServingAction, settled: list[PlannedEvent], review: ApprovedReview | None
+) -> tuple[ServingAction, list[PlannedEvent]]:
+    """One event per transition (issue 17): serving moved by a promotion is told in the
+    promotion's event, serving moved by an alert's rollback or demotion in its settlement
+    event, serving moved by a new model that ends a rollback in RollbackEnded; the serving
+    action then posts none of its own."""
+    if action.event is None:
+        return action, settled
+    if review is not None:
+        return replace(action, event=promotion_event(review, action.event)), settled
+    acting = [i for i, event in enumerate(settled)
+              if event.reason in (ROLLED_BACK_EVENT, DEMOTED_EVENT, ROLLBACK_ENDED_EVENT)]
+    if not acting:
+        return action, settled
+    told = settled[acting[-1]]
+    settled = list(settled)
+    settled[acting[-1]] = replace(told, message=f"{told.message}; {action.event.message}")
+    return replace(action, event=None), settled
+
+
 def _rollback_ended(start: MLTechnologyStatus, status: MLTechnologyStatus) -> list[PlannedEvent]:
     before = start.serving.rollback if start.serving else None
     after = status.serving.rollback if status.serving else None
@@ -365,11 +416,10 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     if action is not None:
         status = compute(decided.status, action.after)
     status = settle(status, decided.settlements)
-    events = (
-        _settlement_events(decided.settlements, status)
-        + _rollback_ended(start, status)
-        + _integrity_events(inputs.status, status, generation)
-    )
+    told = _settlement_events(decided.settlements, status) + _rollback_ended(start, status)
+    if action is not None:
+        action, told = _told_once(action, told, review if review_applied else None)
+    events = told + _integrity_events(inputs.status, status, generation)
     return Plan(
         status=status,
         serving=action,

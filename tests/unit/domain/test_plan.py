@@ -3,6 +3,7 @@ and that deciding again from what was stored decides the same."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mltrl_operator.api.review import ReviewPhase
@@ -69,10 +70,21 @@ def test_the_promotion_is_in_the_status_that_is_stored_before_serving_starts() -
     assert (promoted.status.serving.allowed, promoted.status.serving.inference_service) == (
         True, "fraud")
     assert promoted.status.history[-1].review == "r1"
-    # A crash after the status write: planned again from what was stored, the same action,
-    # the same event name, and no second history entry.
+    # One event per transition: the promotion's, naming the review and the serving it
+    # starts; no ServingStarted beside it.
+    event = promoted.serving.event
+    assert event is not None and event.reason == "Promoted"
+    assert event.message == ("level 4 -> 5 (Machine Learning \"Capability\") by review r1, "
+                             "approved by "
+                             "bob; created InferenceService fraud serving model 1.0")
+    assert promoted.events == ()
+    # A crash after the status write: planned again from what was stored, the same action
+    # and no second history entry (the redo tells the serving on its own: the review is
+    # no longer in the plan, and its reconcile posts the promotion's event by its name).
     again = plan(promoted.status, entryLevel=4, model=model("1.0"))
-    assert again.serving == promoted.serving
+    assert again.serving is not None and again.serving.event is not None
+    assert again.serving == replace(promoted.serving, event=again.serving.event)
+    assert again.serving.event.reason == "ServingStarted"
     assert again.status == promoted.status
 
 
@@ -136,3 +148,29 @@ def test_incident_events_are_named_after_the_incident_and_its_settlement() -> No
     first, again = plan(status, **spec), plan(status, **spec)
     assert [e.key for e in first.events] == [e.key for e in again.events]
     assert first.events[0].reason == "AlertNotified"
+
+
+def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> None:
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    first = plan(at_level(5, **spec), **spec)
+    status = first.status.model_copy(update={"known_good_models": _known("1.0", "2.0")})
+    incident = Incident(fingerprint="fp1", alert_name="Errors",
+                        starts_at="2026-11-22T10:00:00Z", action="rollback",
+                        received_at="2026-11-22T11:00:00Z")
+    status = status.model_copy(update={"incidents": [incident]})
+    rolled = plan(status, served(first), **spec)
+    assert rolled.serving is not None and rolled.serving.verb == "patch"
+    # The settlement's event tells the patch; the patch posts none of its own.
+    assert rolled.serving.event is None
+    [event] = [e for e in rolled.events if e.reason == "RolledBack"]
+    assert event.message.startswith("alert Errors (fp1): ")
+    assert event.message.endswith("; InferenceService fraud now serves model 1.0")
+    # A new model ends the rollback: RollbackEnded tells the patch that serves it.
+    ended = plan(rolled.status, served(rolled), **{**spec, "model": model("3.0")})
+    assert ended.serving is not None and ended.serving.event is None
+    [event] = [e for e in ended.events if e.reason == "RollbackEnded"]
+    assert event.message.endswith("; InferenceService fraud now serves model 3.0")
+    # Without an alert or a rollback, a roll-out tells itself.
+    later = plan(ended.status, served(ended), **{**spec, "model": model("4.0")})
+    assert later.serving is not None and later.serving.event is not None
+    assert later.serving.event.reason == "ModelRolledOut" and later.events == ()
