@@ -233,10 +233,12 @@ async def _create_jobs(ctx: OperatorContext, namespace: str, plan: Plan) -> dict
     return refused
 
 
-async def _post(ctx: OperatorContext, involved: Body, event: PlannedEvent) -> None:
+async def _post(
+    ctx: OperatorContext, involved: Body, event: PlannedEvent, occurrence: str | None = None
+) -> None:
     await ctx.events.record(
         involved, type=event.type, reason=event.reason, message=event.message,
-        now=ctx.clock(), key=event.key,
+        now=ctx.clock(), key=event.key, occurrence=occurrence,
     )
 
 
@@ -258,7 +260,12 @@ async def apply(ctx: OperatorContext, inputs: PlanInputs) -> tuple[Plan, Body | 
     action = plan.serving
     if action is not None:
         if action.event is not None:
-            await _post(ctx, stored or body, action.event)
+            # The technology as stored names the occurrence: the same decision redone
+            # (nothing written since) is one event; the same action decided again later
+            # (InferenceService deleted and created anew) counts into its series.
+            involved = stored or body
+            await _post(ctx, involved, action.event,
+                        occurrence=involved["metadata"].get("resourceVersion"))
         await _serve(ctx, namespace, action.verb, action.name, action.body,
                      inputs.inference_service)
     return plan, stored

@@ -202,17 +202,14 @@ def _stopped(body: Body) -> bool:
     return ((body.get("metadata") or {}).get("annotations") or {}).get(STOP_ANNOTATION) == "true"
 
 
-def _version_of(body: Body | None) -> str:
-    return str(((body or {}).get("metadata") or {}).get("resourceVersion") or "-")
-
-
 def _action(
     verb: str, name: str, body: Body | None, current: Body | None, after: Body | None,
     type_: str, reason: str, message: str,
 ) -> ServingAction:
-    # The key ties the event to the object as observed: the same decision made again from
-    # the same observation is the same event.
-    key = f"{verb}/{name}/{_version_of(current)}"
+    # The key names the event by what it says: the same action telling the same thing is
+    # one event object, a series when it happens again (controllers.technology counts an
+    # occurrence by the technology's stored version, so a redo is not a repeat).
+    key = f"{verb}/{name}/{message}"
     return ServingAction(verb, name, body, PlannedEvent(type_, reason, message, key), after)
 
 

@@ -120,6 +120,29 @@ async def test_a_promotion_that_starts_serving_is_one_event(kube: KubeClient) ->
         "1.0" in event["message"]
 
 
+async def test_serving_turned_off_and_on_again_is_a_series_not_new_events(
+    kube: KubeClient,
+) -> None:
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    await reconcile_review(ctx, view, await _review(kube))
+    for _ in range(2):
+        for enabled in (False, True):
+            await kube.patch(TECHNOLOGIES, NAMESPACE, "fraud",
+                             {"spec": {"serving": {"enabled": enabled}}})
+            ctx, view = await _operator(kube)
+            if enabled:  # killed after the event, before the create: the redo is no repeat
+                _kill_on(kube, "create", INFERENCE_SERVICES)
+                with pytest.raises(Killed):
+                    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+                _revive(kube, "create")
+                ctx, view = await _operator(kube)
+            await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    assert len(await kube.list(INFERENCE_SERVICES, NAMESPACE)) == 1
+    counts = {e["reason"]: e["count"] for e in await kube.list(EVENTS, NAMESPACE)}
+    assert counts == {"Promoted": 1, "ServingRemoved": 2, "ServingStarted": 2}
+
+
 async def test_a_crash_between_the_technology_and_the_review_loses_nothing(
     kube: KubeClient,
 ) -> None:
