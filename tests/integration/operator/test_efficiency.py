@@ -78,6 +78,33 @@ def test_a_promotion_that_starts_serving_costs_five_writes(
     assert "; created InferenceService scorer serving model 1.0.0" in event["message"]
 
 
+def test_an_event_that_happens_again_is_a_series_not_a_new_object(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    """As the operator's service account, with the chart's RBAC: a repeat reads the stored
+    event and patches its count."""
+    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5))
+    sandbox.apply(technology("scorer", namespace, entry_level=5, model_version="1.0.0"))
+    eventually(lambda: sandbox.get("isvc", "scorer", namespace), what="serving")
+    for enabled in (False, True, False, True):
+        sandbox.kubectl("patch", "mltech", "scorer", "-n", namespace, "--type=merge", "-p",
+                        json.dumps({"spec": {"serving": {"enabled": enabled}}}))
+        eventually(lambda e=enabled: bool(sandbox.get("isvc", "scorer", namespace)) == e,
+                   what=f"serving {'on' if enabled else 'off'}")
+
+    def counts() -> dict[str, int]:
+        listed = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o",
+                                            "json").stdout)
+        return {e["reason"]: e["count"] for e in listed["items"]
+                if e["reason"] in ("ServingStarted", "ServingRemoved")}
+
+    eventually(lambda: counts() == {"ServingStarted": 3, "ServingRemoved": 2},
+               what=f"one event each, counted: {counts()}")
+    shown = sandbox.kubectl("get", "events", "-n", namespace,
+                            "--field-selector", "reason=ServingStarted").stdout
+    assert "(x3 over " in shown
+
+
 def test_an_idle_cluster_costs_no_writes(sandbox: Sandbox, namespace: str) -> None:
     sandbox.apply(policy(f"{namespace}-policy", namespace))
     sandbox.apply([
