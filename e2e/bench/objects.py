@@ -30,12 +30,17 @@ def namespace(name: str) -> Obj:
             "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "yes"}}}
 
 
-def policy() -> Obj:
+def policy(
+    name: str = POLICY, label: str = NAMESPACE_LABEL, serving_level: int = MINIMUM_SERVING_LEVEL
+) -> Obj:
+    """Serving from `serving_level` (stopped on demotion), one approval by bob as `qa` and a
+    passing `unit-tests` check for every level, over the namespaces labelled `label`. The
+    benchmark's worlds and the chaos driver (tests/chaos/run.py) both use it."""
     return {
-        "apiVersion": API, "kind": "MLTRLPolicy", "metadata": {"name": POLICY},
+        "apiVersion": API, "kind": "MLTRLPolicy", "metadata": {"name": name},
         "spec": {
-            "namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "yes"}},
-            "serving": {"minimumLevel": MINIMUM_SERVING_LEVEL, "enforcement": "enforce",
+            "namespaceSelector": {"matchLabels": {label: "yes"}},
+            "serving": {"minimumLevel": serving_level, "enforcement": "enforce",
                         "onDemotion": "stop"},
             "requirements": [
                 {"level": level, "minApprovals": 1, "requiredRoles": ["qa"],
@@ -74,11 +79,17 @@ def technology(
 def stamped_approval(spec: Obj, technology_name: str, serving: bool) -> Obj:
     """bob's approval with the stamp the admission webhook would write (the benchmark runs
     without webhooks), on the review's content and the technology's model."""
+    return approval_on(spec, model(technology_name, "1.0.0") if serving else None, STAMPED_AT)
+
+
+def approval_on(spec: Obj, technology_model: Obj | None, stamped_at: str) -> Obj:
+    """bob's approval of a review `spec`, stamped as the admission webhook stamps it, on
+    the review's content and the technology's model (None: it has none)."""
     content = review_content(
         LevelReviewSpec.model_validate({**spec, "approvals": []}),
-        ModelSpec.model_validate(model(technology_name, "1.0.0")) if serving else None,
+        ModelSpec.model_validate(technology_model) if technology_model else None,
     )
-    return {**APPROVAL, "approvedBy": make_stamp("bob", [], STAMPED_AT, content)}
+    return {**APPROVAL, "approvedBy": make_stamp("bob", [], stamped_at, content)}
 
 
 def review(

@@ -92,15 +92,33 @@ def costs(results: dict[str, Any]) -> str:
     return table(["API cost", "requests", "writes", "writes by kind (per action)"], rows)
 
 
-def scaling(results: dict[str, Any]) -> str:
+def _start_ups(runs: list[dict[str, Any]], floor: bool = False) -> str:
     rows = [
         [run["who"], run["technologies"], run["seconds_to_current"], run.get("x_bare_kopf"),
-         run["peak_rss_mib"], run["cpu_seconds"], run.get("sandbox_cpu_seconds"),
-         run["requests_until_settled"], run["writes_until_settled"]]
-        for run in results["scale"]["runs"]
+         *([run.get("floor_seconds") if run["who"] == "mltrl" else "-"] if floor else []),
+         run["peak_rss_mib"], run.get("rss_x_bare_kopf"), run["cpu_seconds"],
+         run.get("sandbox_cpu_seconds"), run["requests_until_settled"],
+         run["writes_until_settled"],
+         sum(((run.get("inflight") or {}).get("rejected") or {}).values())]
+        for run in runs
     ]
-    text = table(["start-up", "technologies (+ reviews)", "s to all current", "x bare",
-                  "peak RSS MiB", "CPU s", "sandbox CPU s", "requests", "writes"], rows)
+    return table(["start-up", "technologies (+ reviews)", "s to all current", "x bare",
+                  *(["floor s"] if floor else []), "peak RSS MiB", "RSS x bare", "CPU s",
+                  "sandbox CPU s", "requests", "writes", "429s"], rows)
+
+
+def latency_runs(results: dict[str, Any]) -> str:
+    latency = results["latency"]
+    return (f"start-up at {latency['read_ms']:g} ms per read, {latency['write_ms']:g} ms per "
+            "write (the sandbox's --latency), behind kube-apiserver's in-flight limits of 400 "
+            "reads and 200 writes; floor: the requests the operator made, at that latency, "
+            "100 at a time (its client's Etiquette.in_flight; bare kopf sends without a "
+            "limit, and meets the server's):\n\n"
+            + _start_ups(latency["runs"], floor=True))
+
+
+def scaling(results: dict[str, Any]) -> str:
+    text = _start_ups(results["scale"]["runs"])
     growth = dict(results["scale"].get("growth") or {})
     between = growth.pop("between", None)
     if between:
@@ -132,5 +150,11 @@ def render(results: dict[str, Any]) -> str:
             f"{results['meta']['seconds']} s: {m['cpus']} CPUs ({m['cpu_model']}), "
             f"{m['memory_gib']} GiB, Python {m['python']}, kopf {m['kopf']}, "
             f"load {m['load_average_at_start']} -> {m.get('load_average_at_end')}")
-    return "\n\n".join([head, latencies(results), costs(results), scaling(results),
-                        goals(results)]) + "\n"
+    parts = [head]
+    if "operator" in results:
+        parts += [latencies(results), costs(results)]
+    if results["scale"]["runs"]:
+        parts.append(scaling(results))
+    if "latency" in results:
+        parts.append(latency_runs(results))
+    return "\n\n".join([*parts, goals(results)]) + "\n"

@@ -1,7 +1,7 @@
 """The sandbox API server in a process of its own, optionally seeded before it listens.
 
     python -m e2e.bench.sandbox_main --kubeconfig DIR/kubeconfig --ready DIR/ready \
-        [--seed objects.json]
+        [--seed objects.json] [--latency READ_MS,WRITE_MS] [--max-requests-inflight N] ...
 
 Seeding goes through the sandbox's own create path (defaulting, validation, admission) but
 not through HTTP, so a 10,000-technology world is there in seconds; the request counters
@@ -22,6 +22,8 @@ from typing import Any
 
 from mltrl_operator.api import crdgen
 from mltrl_sandbox.crds import default_crd_documents
+from mltrl_sandbox.faults import from_options as faults_from_options
+from mltrl_sandbox.inflight import add_inflight_options, limits_from_options
 from mltrl_sandbox.server import SandboxServer
 
 # Watchers that start from an older resourceVersion than the kept history get 410; with
@@ -41,6 +43,7 @@ async def main(args: argparse.Namespace) -> None:
     server = SandboxServer(
         default_crd_documents(None) + crdgen.crd_documents(), port=0,
         history_limit=HISTORY_LIMIT,
+        faults=faults_from_options(None, args.latency, 0), inflight=limits_from_options(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,5 +68,8 @@ if __name__ == "__main__":
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--ready", required=True)
     parser.add_argument("--seed", default=None, help="a JSON list of objects to create first")
+    parser.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS",
+                        help="as `mltrl sandbox --latency` (mltrl_sandbox.faults)")
+    add_inflight_options(parser)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))

@@ -17,12 +17,12 @@ import aiohttp
 
 from e2e.bench import objects
 from e2e.bench.figures import per, summary_ms
-from e2e.bench.kube import (
+from e2e.bench.objects import World
+from e2e.bench.procs import MLTRL, PYTHON, Proc, free_port, mib, wait_for
+from e2e.bench.watch import (
     CONFIGMAPS,
     ISVCS,
-    REVIEWS,
-    TECHNOLOGIES,
-    Client,
+    BenchClient,
     Key,
     Obj,
     Predicate,
@@ -30,8 +30,8 @@ from e2e.bench.kube import (
     key_of,
     wait_all,
 )
-from e2e.bench.objects import World
-from e2e.bench.procs import MLTRL, PYTHON, Proc, free_port, mib, wait_for
+from mltrl_operator.domain.plan import PROMOTED
+from mltrl_operator.k8s.resources import REVIEWS, TECHNOLOGIES
 
 ALERT_TOKEN = "bench-alerts-token"
 REACTION_TIMEOUT = 30.0
@@ -54,12 +54,31 @@ class Config:
     start_timeout: float = 3600.0
     quiet: float = 1.5
     """Seconds without a write before the API server counts as settled."""
+    main: bool = True
+    """Scenarios 1-3, 5 and the start-up at `scale`; False for a `--latency` or `--large`
+    run, which measures start-up only."""
+    latency: str = ""
+    """"READ_MS,WRITE_MS": also start up at `latency_scale` on a sandbox that slow."""
+    latency_scale: tuple[int, ...] = (10000,)
 
 
 QUICK = Config(
     world=40, promotions=10, steps=4, rollbacks=4, demotes=4, idle_seconds=3.0,
-    rtt_samples=50, scale=(40, 160), start_timeout=90.0,
+    rtt_samples=50, scale=(40, 160), start_timeout=90.0, latency_scale=(160,),
 )
+
+OPERATOR_CONCURRENCY = 100
+"""Requests the operator has in flight at most: its client's `Etiquette.in_flight`
+(mltrl_operator.k8s.client), below the API server's limits of 400 reads and 200 writes.
+The floor of a start-up at a latency divides by it."""
+
+
+def floor_seconds(requests: int, writes: int, read_ms: float, write_ms: float) -> float:
+    """The least time `requests` (of which `writes`) can take at that latency, however
+    the operator ordered them, with OPERATOR_CONCURRENCY in flight."""
+    busy_ms = writes * write_ms + (requests - writes) * read_ms
+    return round(busy_ms / OPERATOR_CONCURRENCY / 1000, 3)
+
 
 
 def log(message: str) -> None:
@@ -72,7 +91,9 @@ def log(message: str) -> None:
 class Sandbox:
     """The sandbox API server in its own process, seeded with a world before it listens."""
 
-    def __init__(self, workdir: Path, world: World | None, quiet: float = 1.5) -> None:
+    def __init__(
+        self, workdir: Path, world: World | None, quiet: float = 1.5, latency: str | None = None
+    ) -> None:
         self.quiet = quiet
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -85,12 +106,14 @@ class Sandbox:
             seed = self.dir / "seed.json"
             seed.write_text(json.dumps(world.objects))
             args += ["--seed", str(seed)]
+        if latency:
+            args += ["--latency", latency]
         self.proc = Proc("sandbox", args, self.dir / "sandbox.log")
-        self._client: Client | None = None
+        self._client: BenchClient | None = None
         self.seed_seconds = 0.0
 
     @property
-    def client(self) -> Client:
+    def client(self) -> BenchClient:
         assert self._client is not None, "the sandbox is not running"
         return self._client
 
@@ -104,7 +127,7 @@ class Sandbox:
         await wait_for(ready, self.proc, timeout=600, what="the sandbox to listen")
         info = json.loads(self.ready.read_text())
         self.seed_seconds = float(info["seed_seconds"])
-        self._client = Client(info["url"], quiet=self.quiet)
+        self._client = BenchClient(str(self.kubeconfig), quiet=self.quiet)
         return self
 
     async def stop(self) -> None:
@@ -183,9 +206,9 @@ class Operator:
 
 @contextlib.asynccontextmanager
 async def sandbox_running(
-    workdir: Path, world: World | None, quiet: float = 1.5
+    workdir: Path, world: World | None, quiet: float = 1.5, latency: str | None = None
 ) -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(workdir, world, quiet)
+    sandbox = Sandbox(workdir, world, quiet, latency)
     try:
         yield await sandbox.start()
     finally:
@@ -193,7 +216,7 @@ async def sandbox_running(
 
 
 @contextlib.asynccontextmanager
-async def watching(client: Client, *resources: Any) -> AsyncIterator[list[Watch]]:
+async def watching(client: BenchClient, *resources: Any) -> AsyncIterator[list[Watch]]:
     watches: list[Watch] = []
     try:
         for resource in resources:
@@ -305,8 +328,7 @@ async def round_trips(sandbox: Sandbox, world: World, samples: int) -> dict[str,
     client = sandbox.client
     ns = world.namespaces[0]
     some = next(iter(world.technologies))
-    await client.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
-                                     "metadata": {"name": "bench-rtt", "namespace": ns}})
+    await client.create(CONFIGMAPS, ns, {"metadata": {"name": "bench-rtt", "namespace": ns}})
     gets, patches, echoes = [], [], []
     for _ in range(samples):
         started = time.perf_counter()
@@ -653,14 +675,20 @@ async def operator_scenarios(config: Config, world: World, workdir: Path) -> dic
 # --- scenario 4: scale -------------------------------------------------------------------------
 
 
-async def scale(config: Config, size: int, workdir: Path, variant: str) -> dict[str, Any]:
+async def scale(
+    config: Config, size: int, workdir: Path, variant: str, latency: str | None = None
+) -> dict[str, Any]:
+    """Start-up on `size` technologies and reviews; with `latency` ("READ_MS,WRITE_MS"),
+    on a sandbox that answers as slowly as that, behind kube-apiserver's in-flight limits."""
     who = variant
     world = objects.build_world(size)
-    log(f"scale: {who} starting on {size} technologies with {size} reviews")
+    at = f" at latency {latency} ms" if latency else ""
+    log(f"scale: {who} starting on {size} technologies with {size} reviews{at}")
     async with contextlib.AsyncExitStack() as stack:
-        label = f"scale-{size}-{variant}"
+        label = f"scale-{size}-{variant}" + (f"-latency-{latency.replace(',', '-')}"
+                                             if latency else "")
         sandbox = await stack.enter_async_context(
-            sandbox_running(workdir / label, world, config.quiet)
+            sandbox_running(workdir / label, world, config.quiet, latency)
         )
         watches = await stack.enter_async_context(
             watching(sandbox.client, TECHNOLOGIES, REVIEWS)
@@ -678,13 +706,16 @@ async def scale(config: Config, size: int, workdir: Path, variant: str) -> dict[
         start["seed_seconds"] = round(sandbox.seed_seconds, 2)
         start["promoted_at_start"] = sum(t.approved for t in world.technologies.values())
         if not operator.bare:
-            # Each promotion is applied, and announced, once: a stale snapshot acting twice
-            # shows here (and in the writes after "current") even when the end state is right.
+            # Each promotion is applied, and announced, once (one Promoted event on its
+            # technology): a stale snapshot acting twice shows here (and in the writes after
+            # "current") even when the end state is right.
             events = await sandbox.client.request("GET", "/api/v1/events")
-            start["review_applied_events"] = sum(
-                1 for event in events.get("items", []) if event.get("reason") == "ReviewApplied"
+            start["promoted_events"] = sum(
+                1 for event in events.get("items", []) if event.get("reason") == PROMOTED
             )
         start["after_settling"] = operator.memory()
         start["sandbox_peak_rss_mib"] = mib(sandbox.proc.peak_rss_kib())
+        # Requests the sandbox turned away (429) at its in-flight limits, and its peak.
+        start["inflight"] = await sandbox.client.request("GET", "/sandbox/inflight")
         return start
     raise AssertionError("unreachable")

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 TINY = Config(
     world=12, promotions=3, steps=2, rollbacks=2, demotes=2, idle_seconds=1.0,
     rtt_samples=10, scale=(12, 24), start_timeout=60.0, quiet=0.5, gap=0.0,
+    latency="2,10", latency_scale=(12,),
 )
 PERCENTILES = ("n", "p50", "p95", "p99", "max", "mean")
 
@@ -56,8 +57,10 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert promotion["to_level_ms"]["p50"] <= promotion["to_review_applied_ms"]["p50"]
     level_only = ops["promotion_level_only"]
     _latency(level_only["to_level_ms"], TINY.steps)
-    # Two status patches, two events, and the promotion's audit record entry.
-    assert level_only["cost"]["writes_per_action"] == 5
+    # Two status patches, one event (Promoted, naming the review: one per transition), and
+    # the promotion's audit record entry.
+    assert level_only["cost"]["writes_per_action"] == 4
+    assert promotion["cost"]["writes_per_action"] == 5  # and the InferenceService
     assert promotion["cost"]["writes"]["create inferenceservices.serving.kserve.io main"] == (
         TINY.promotions
     )
@@ -76,13 +79,34 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         assert entry["peak_rss_mib"] > 20
         assert entry["writes_until_settled"] >= entry["technologies"]
         if entry["who"] == "mltrl":
-            assert entry["review_applied_events"] == entry["promoted_at_start"] > 0
+            assert entry["promoted_events"] == entry["promoted_at_start"] > 0
     growth = results["scale"]["growth"]
     assert growth["between"] == [12, 24]
     for who in TINY.variants:
         assert math.isfinite(growth[who]["seconds_to_current"]), growth
+    latency = results["latency"]
+    assert (latency["read_ms"], latency["write_ms"]) == (2, 10)
+    assert sorted(r["who"] for r in latency["runs"]) == sorted(TINY.variants)
+    for entry in latency["runs"]:
+        assert entry["technologies"] == 12
+        # every request held back by about its latency: no start-up beats the floor
+        assert 0 < entry["floor_seconds"] < entry["seconds_to_current"] < TINY.start_timeout
+        assert entry["inflight"]["limits"] == {"read_only": 400, "mutating": 200}
     assert {t["target"] for t in results["targets"]} >= {
-        "alert to InferenceService patched, p99", "writes per minute idle"
+        "alert to InferenceService patched, p99, in round trips",
+        "writes and requests per minute idle",
     }
     table = report.render(results)
     assert "promotion: approval -> level in status" in table
+
+
+def test_latency_and_large_runs_measure_start_up_only() -> None:
+    from e2e.bench.cli import config_from, parse
+
+    latency = config_from(parse(["--latency", "2,10"]))
+    assert (latency.main, latency.scale, latency.latency, latency.latency_scale) == (
+        False, (), "2,10", (10000,)
+    )
+    large = config_from(parse(["--large"]))
+    assert (large.main, large.scale) == (False, (10000, 50000))
+    assert config_from(parse([])).main and not config_from(parse([])).latency

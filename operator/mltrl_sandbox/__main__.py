@@ -12,6 +12,7 @@ from pathlib import Path
 from mltrl_operator.cli.process import stop_on_signals
 
 from .faults import from_options
+from .inflight import add_inflight_options, limits_from_options
 from .server import SandboxServer, serve_forever
 
 
@@ -29,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--faults", default=None, metavar="RATE", help="see faults.py")
     parser.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS")
     parser.add_argument("--fault-seed", type=int, default=0)
+    add_inflight_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         faults = from_options(args.faults, args.latency, args.fault_seed)
         await serve_forever(
             args.crds, args.host, args.port, args.kubeconfig, on_ready=ready, stop=stop,
-            faults=faults,
+            faults=faults, inflight=limits_from_options(args),
         )
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -50,9 +50,15 @@ def _secret_data(obj: Obj) -> int:
 
 
 def _event_last_seen(obj: Obj) -> str | None:
-    return age(
+    last = age(
         obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
     )
+    # kube-apiserver's printer: a series shows its count and since when ("5m (x2 over 8d)").
+    count = obj.get("count")
+    if isinstance(count, int) and count > 1:
+        first = age(obj.get("firstTimestamp") or obj["metadata"].get("creationTimestamp"))
+        return f"{last} (x{count} over {first})"
+    return last
 
 
 def _event_object(obj: Obj) -> str:

@@ -9,6 +9,8 @@ import argparse
 from mltrl_operator.cli.options import add_monitoring, add_trusted_group
 from mltrl_operator.webhooks.configuration import operator_username
 
+from .inflight import add_inflight_options
+
 
 class SandboxCommand:
     help = "start a local sandbox API server with the operator running in it"
@@ -40,6 +42,7 @@ class SandboxCommand:
         sandbox.add_argument("--latency", default=None, metavar="READ_MS,WRITE_MS",
                              help="delay API reads and writes by about this many milliseconds")
         sandbox.add_argument("--fault-seed", type=int, default=0, help="seed for --faults")
+        add_inflight_options(sandbox)
         webhooks = sandbox.add_argument_group("admission webhooks")
         webhooks.add_argument(
             "--webhooks", action="store_true",

@@ -31,6 +31,7 @@ from .certs import make_serving_certificate
 from .client import SandboxClient
 from .crds import default_crd_documents
 from .faults import from_options as faults_from_options
+from .inflight import limits_from_options
 from .kserve import USER_ROLES as KSERVE_USER_ROLES
 from .kserve import KServeStandIn
 from .server import SandboxServer
@@ -153,6 +154,7 @@ async def sandbox(args: argparse.Namespace) -> int:
         default_crd_documents(None) + crdgen.crd_documents(), port=args.port,
         tokens=tokens, tls=args.tls or bool(users),
         faults=faults_from_options(args.faults, args.latency, args.fault_seed),
+        inflight=limits_from_options(args),
     )
     await server.start()
     kubeconfig = server.write_kubeconfig(

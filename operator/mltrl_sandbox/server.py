@@ -35,6 +35,7 @@ from .builtin import builtin_types
 from .crds import default_crd_documents
 from .faults import Faults
 from .handlers import Handlers
+from .inflight import Inflight, InflightLimits
 from .rbac import Authorizer
 from .resources import Obj, Registry
 from .reviews import Reviews
@@ -138,9 +139,12 @@ class SandboxServer:
         first_bookmark_delay: float = 1.0,
         tls: bool = False,
         faults: Faults | None = None,
+        inflight: InflightLimits | None = None,
     ) -> None:
         self.host = host
         self.faults = faults
+        # kube-apiserver always limits requests in flight; so does the sandbox (inflight.py)
+        self.inflight = Inflight(inflight or InflightLimits())
         self.tls = tls
         # PEM of the CA that signed the server certificate (tls=True), for clients to trust
         self.ca_pem: bytes | None = None
@@ -253,10 +257,11 @@ class SandboxServer:
 
     async def start(self) -> None:
         await self._seed()
-        faults = [self.faults.middleware] if self.faults else []  # outermost: before auth
-        app = web.Application(
-            client_max_size=MAX_BODY, middlewares=[*faults, auth_middleware(self.authenticator)]
-        )
+        faults = [self.faults.middleware] if self.faults else []  # before auth
+        # Outermost, as kube-apiserver's filter: a request holds its seat through its latency.
+        middlewares = [self.inflight.middleware, *faults, auth_middleware(self.authenticator)]
+        app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
+        self.inflight.install(app)
         if self.faults:
             self.faults.install(app)
         self.handlers.install(app)
@@ -405,10 +410,12 @@ async def serve_forever(
     on_ready: Callable[[SandboxServer], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None,
     faults: Faults | None = None,
+    inflight: InflightLimits | None = None,
 ) -> None:
     """Run a sandbox (bundled CRDs + those in `crds_dir`) until `stop` is set or cancelled."""
     server = SandboxServer(
-        [*default_crd_documents(crds_dir), *extra_crds], host, port, tokens, faults=faults
+        [*default_crd_documents(crds_dir), *extra_crds], host, port, tokens, faults=faults,
+        inflight=inflight,
     )
     await server.start()
     try:

@@ -231,7 +231,7 @@ OPERATOR_RULES = {
         "get", "list", "watch", "create", "patch", "update", "delete",
     },
     ("batch", "jobs"): {"get", "list", "watch", "create"},
-    ("", "events"): {"create", "patch"},
+    ("", "events"): {"get", "create", "patch"},  # get: a repeat reads its series
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "namespaces"): {"get", "list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},

@@ -35,13 +35,13 @@ from mltrl_operator.alerts.recorder import (
     BEYOND_HORIZON,
     DUPLICATE,
     GROUPED,
-    RECORDED,
     RESOLVED,
     UNKNOWN_TECHNOLOGY,
     Recorded,
     TechnologyBusy,
     record_alerts,
 )
+from mltrl_operator.domain.incidents import ALERT_RESOLVED_EVENT
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import ApiError
 from mltrl_operator.k8s.events import NORMAL, EventRecorder
@@ -177,21 +177,18 @@ class AlertReceiver:
     async def _announce(
         self, technology: dict[str, Any], results: tuple[Recorded, ...], now: datetime
     ) -> None:
-        """After the alerts are stored: named events (one per alert and outcome), and a
-        failure to post one does not turn the stored alerts into a 503."""
+        """After the alerts are stored: a named event per resolved alert, and a failure to
+        post one does not turn the stored alerts into a 503. A firing alert gets none here:
+        one event per transition (issue 17), and its transition is the action, told once
+        by the reconcile that settles it (RolledBack, Demoted, AlertNotified, ...); until
+        then `status.incidents` shows it Pending."""
         for recorded in results:
             alert = recorded.alert
-            if recorded.outcome == RECORDED:
-                reason, message = "AlertReceived", (
-                    f"alert {alert.name} ({alert.fingerprint}) firing since "
-                    f"{alert.starts_at}: {recorded.detail}"
-                )
-            elif recorded.outcome == RESOLVED:
-                reason, message = "AlertResolved", (
-                    f"alert {alert.name} ({alert.fingerprint}) resolved: {recorded.detail}"
-                )
-            else:
+            if recorded.outcome != RESOLVED:
                 continue
+            reason, message = ALERT_RESOLVED_EVENT, (
+                f"alert {alert.name} ({alert.fingerprint}) resolved: {recorded.detail}"
+            )
             try:
                 await self.events.record(
                     technology, type=NORMAL, reason=reason, now=now, message=message,

@@ -10,6 +10,7 @@ same guarantee (no handler acts on a partial view) in one request per kind.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -54,7 +55,7 @@ def _claim(namespace: str, body: Body | None) -> Key | None:
     return (namespace, str(claimed)) if claimed else None
 
 
-def _slim(body: Body) -> Body:
+def slim(body: Body) -> Body:
     """The object without what the operator never reads and a real API server adds:
     managedFields and kubectl's copy of the last applied manifest can be larger than the
     rest of the object, and the cache holds every object of five kinds."""
@@ -68,6 +69,19 @@ def _slim(body: Body) -> Body:
             key: value for key, value in annotations.items() if key != _UNREAD_ANNOTATION
         }
     return {**body, "metadata": slim}
+
+
+def _packed(body: Body) -> str:
+    """A technology or review as the cache keeps it: compact JSON. As dicts, a technology
+    with its status costs about 11 KiB and a review 7 KiB; as JSON about a third of that,
+    and the cache holds every one (180 MiB at 10,000 technologies and their reviews, as
+    dicts). A read decodes it again (tens of microseconds), and hands the caller an object
+    of its own."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _unpacked(packed: str | None) -> Body | None:
+    return None if packed is None else json.loads(packed)
 
 
 def _components(namespace: str, body: Body) -> set[Key]:
@@ -161,10 +175,10 @@ class _ByTechnology:
 
 class ClusterCache:
     def __init__(self) -> None:
-        self._technologies: dict[Key, Body] = {}
+        self._technologies: dict[Key, str] = {}  # _packed
         self._components_of: dict[Key, set[Key]] = {}
         self._composites_of: dict[Key, set[Key]] = {}
-        self._reviews: dict[Key, dict[str, Body]] = {}
+        self._reviews: dict[Key, dict[str, str]] = {}  # _packed
         self._review_technology: dict[Key, str] = {}
         # Waivers by the technology they name, as reviews (issue 15).
         self._waivers = _ByTechnology()
@@ -180,7 +194,7 @@ class ClusterCache:
     def apply(self, resource: ResourceRef, event_type: str | None, body: Body) -> None:
         """One watch event (`event_type` None: kopf's initial listing)."""
         deleted = event_type == "DELETED"
-        body = _slim(body)
+        body = slim(body)
         if resource == TECHNOLOGIES:
             self._put_technology(_key(body), None if deleted else body)
         elif resource == REVIEWS:
@@ -220,7 +234,7 @@ class ClusterCache:
         if body is None:
             self._technologies.pop(key, None)
             return
-        self._technologies[key] = body
+        self._technologies[key] = _packed(body)
         components = _components(key[0], body)
         if components:
             self._components_of[key] = components
@@ -251,12 +265,12 @@ class ClusterCache:
             return
         technology = str((body.get("spec") or {}).get("technology") or "")
         self._review_technology[key] = technology
-        self._reviews.setdefault((namespace, technology), {})[name] = body
+        self._reviews.setdefault((namespace, technology), {})[name] = _packed(body)
 
     # --- reading it -----------------------------------------------------------------------
 
     def technology(self, namespace: str, name: str) -> Body | None:
-        return self._technologies.get((namespace, name))
+        return _unpacked(self._technologies.get((namespace, name)))
 
     def technology_keys(self, namespaces: Iterable[str] | None = None) -> list[Key]:
         if namespaces is None:
@@ -268,7 +282,8 @@ class ClusterCache:
         return sorted(self._composites_of.get((namespace, name), ()))
 
     def reviews_of(self, namespace: str, technology: str) -> list[Body]:
-        return list(self._reviews.get((namespace, technology), {}).values())
+        return [json.loads(packed)
+                for packed in self._reviews.get((namespace, technology), {}).values()]
 
     def waivers_of(self, namespace: str, technology: str) -> list[Body]:
         return self._waivers.of(namespace, technology)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mltrl_operator.controllers.cache import ClusterCache
+from mltrl_operator.controllers.cache import ClusterCache, slim
 from mltrl_operator.controllers.relist import Relister
 from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.controllers.wakeups import Wakeups
@@ -68,7 +68,9 @@ class ReadYourWrites:
     ) -> None:
         """`based_on` None: we created it; `stored` None: we deleted it."""
         stale, _ = self._written.get(ref, (set(), None))
-        self._written[ref] = ({*stale, _version(based_on)}, stored)
+        # Held until the watch catches up, which at start-up is after thousands of other
+        # events: without managedFields, as the cache holds it (a third of the object).
+        self._written[ref] = ({*stale, _version(based_on)}, slim(stored) if stored else None)
 
     def fresh(self, ref: Ref, body: dict[str, Any] | None) -> dict[str, Any] | None:
         entry = self._written.get(ref)

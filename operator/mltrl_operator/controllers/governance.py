@@ -20,14 +20,18 @@ logger = logging.getLogger(__name__)
 
 
 async def _report(
-    ctx: OperatorContext, involved: list[Body | None], reason: str, message: str, now: datetime
+    ctx: OperatorContext, involved: list[Body | None], reason: str, message: str, now: datetime,
+    occurrence: str | None,
 ) -> None:
     """On the InferenceService, and on the technology it claims, so its owners see it too."""
     for obj in involved:
         if obj is not None:
-            # Keyed by what is reported: a re-delivered snapshot does not report it twice.
+            # Keyed by what is reported: a re-delivered snapshot (the same resourceVersion)
+            # does not report it twice; the same report on a changed object counts into
+            # the event's series.
             await ctx.events.record(
-                obj, type=WARNING, reason=reason, message=message, now=now, key=message
+                obj, type=WARNING, reason=reason, message=message, now=now, key=message,
+                occurrence=occurrence,
             )
 
 
@@ -54,7 +58,8 @@ async def govern_inference_service(
             INFERENCE_SERVICES, namespace, name, {"metadata": {"annotations": stop}}
         )
         ctx.writes.remember(("InferenceService", namespace, name), body, stored)
-        await _report(ctx, [body, technology], "ServingBlocked", message, now)
+        await _report(ctx, [body, technology], "ServingBlocked", message, now,
+                      metadata.get("resourceVersion"))
     elif action is GateAction.WARN and annotations.get(AUDIT_ANNOTATION) != message:
         # The annotation remembers what was reported, so a re-listed object is not re-reported.
         stored = await ctx.client.patch(
@@ -62,5 +67,6 @@ async def govern_inference_service(
             {"metadata": {"annotations": {AUDIT_ANNOTATION: message}}},
         )
         ctx.writes.remember(("InferenceService", namespace, name), body, stored)
-        await _report(ctx, [body, technology], "ServingNotAllowed", f"audit: {message}", now)
+        await _report(ctx, [body, technology], "ServingNotAllowed", f"audit: {message}", now,
+                      metadata.get("resourceVersion"))
     return action

@@ -25,8 +25,7 @@ from mltrl_operator.controllers.technology import reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.conditions import set_condition
-from mltrl_operator.domain.levels import level_name
-from mltrl_operator.domain.plan import ApprovedReview
+from mltrl_operator.domain.plan import ApprovedReview, promotion_event
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation, evaluate_review, technology_facts
 from mltrl_operator.domain.waivers import WaiverFacts
@@ -143,8 +142,9 @@ async def _reconcile_locked(
     if old_status.phase in TERMINAL or metadata.get("deletionTimestamp"):
         return None
     try:
-        evaluation, technology = await _evaluate_and_apply(
-            ctx, view, namespace, name, spec, metadata.get("resourceVersion")
+        evaluation, technology, announced = await _evaluate_and_apply(
+            ctx, view, namespace, name, spec, metadata.get("resourceVersion"),
+            metadata.get("uid") or "",
         )
     except _ReviewMoved:
         return None  # its own next event (or none: it is gone) reconciles it afresh
@@ -154,7 +154,7 @@ async def _reconcile_locked(
     status = _review_status(old_status, evaluation, generation, now, when, technology is None,
                             _applied_waivers(technology, name) if when else ())
     if old_status.phase != status.phase:
-        await _announce(ctx, body, technology, spec, evaluation, generation)
+        await _announce(ctx, body, technology, spec, evaluation, generation, announced)
     patch = merge_patch(body.get("status") or {}, status.to_wire())
     if patch:
         try:
@@ -216,9 +216,13 @@ async def _evaluate_and_apply(
     name: str,
     spec: LevelReviewSpec,
     resource_version: str | None,
-) -> tuple[ReviewEvaluation, Body | None]:
+    review_uid: str,
+) -> tuple[ReviewEvaluation, Body | None, bool]:
+    """The evaluation, the technology as stored after it, and whether the promotion's
+    event already went out (with the serving it started)."""
     technology = view.technology(namespace, spec.technology)
     policy = view.policy_for(namespace)
+    announced = False
     for _ in range(MAX_ATTEMPTS):
         if technology is not None and (technology.get("status") or {}).get("level") is None:
             # Not reconciled yet: give it its entry level, then evaluate against it.
@@ -228,12 +232,13 @@ async def _evaluate_and_apply(
         evaluation = _evaluate(name, spec, technology, policy,
                                view.waiver_facts(namespace, spec.technology), ctx.clock())
         if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
-            return evaluation, technology
+            return evaluation, technology, announced
         await _confirm_unchanged(ctx, namespace, name, resource_version)
-        await reconcile_locked(
+        outcome = await reconcile_locked(
             ctx, view, namespace, spec.technology, technology,
-            review=ApprovedReview(name, spec, evaluation),
+            review=ApprovedReview(name, spec, evaluation, review_uid),
         )
+        announced = announced or bool(outcome and outcome.promotion_announced)
         # Evaluated again against what is stored now: Applied once the history has it.
         technology = view.technology(namespace, spec.technology)
     raise RuntimeError(f"MLTechnology {namespace}/{spec.technology} kept changing")
@@ -246,29 +251,39 @@ async def _announce(
     spec: LevelReviewSpec,
     evaluation: ReviewEvaluation,
     generation: int,
+    promotion_announced: bool = False,
 ) -> None:
     """Named events: posted again after a crash, they are still one event each."""
     phase = evaluation.phase
     now = ctx.clock()
+    metadata = review["metadata"]
+    if phase is ReviewPhase.APPLIED:
+        # One event per transition (issue 17): a review applied is the technology's level
+        # moving, told once on the technology (`kubectl describe mltech` is where its
+        # story is read), naming the review; the review itself shows it in its Applied
+        # condition and appliedAt. Unless the technology's apply already posted it with
+        # the serving it started, posted here (again after a crash: the same name).
+        # A change or re-certification review keeps the level: the technology's plan
+        # tells it (ModelChangeApproved, Recertified), not as a promotion.
+        if technology is not None and not promotion_announced and (
+            spec.to_level != spec.from_level
+        ):
+            event = promotion_event(
+                ApprovedReview(metadata["name"], spec, evaluation, metadata.get("uid") or "")
+            )
+            await ctx.events.record(
+                technology, type=event.type, reason=event.reason, message=event.message,
+                now=now, key=event.key,
+            )
+        return
     event_type = WARNING if phase in (ReviewPhase.REJECTED, ReviewPhase.INVALID) else NORMAL
-    # Applied and Rejected are final: once per review, whatever later writes do to its
-    # generation (a spec write that lands on a decided review must not announce it again).
-    final = phase in (ReviewPhase.APPLIED, ReviewPhase.REJECTED)
+    # Rejected is final: once per review, whatever later writes do to its generation (a
+    # spec write that lands on a decided review must not announce it again).
+    final = phase is ReviewPhase.REJECTED
     await ctx.events.record(
         review, type=event_type, reason=f"Review{phase.value}", message=evaluation.message,
         now=now, key=phase.value if final else f"{phase.value}/{generation}",
     )
-    if phase is ReviewPhase.APPLIED and technology is not None and (
-        spec.to_level != spec.from_level  # a change or recertify: the plan announced it
-    ):
-        direction = "Promoted" if evaluation.is_promotion else "SwitchedBack"
-        approvers = ", ".join(evaluation.approved_by) or "nobody"
-        await ctx.events.record(
-            technology, type=NORMAL if evaluation.is_promotion else WARNING, reason=direction,
-            now=now, key=f"review/{review['metadata'].get('uid') or review['metadata']['name']}",
-            message=f"level {spec.from_level} -> {spec.to_level} ({level_name(spec.to_level)}) "
-            f"by review {review['metadata']['name']}, approved by {approvers}",
-        )
 
 
 async def reconcile_or_retry(ctx: OperatorContext, view: ClusterView, body: Body) -> None:

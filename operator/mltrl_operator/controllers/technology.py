@@ -52,6 +52,8 @@ class TechnologyOutcome:
     stored: Body | None
     """The object as stored after our write; None when nothing needed writing."""
     review_applied: bool = False
+    promotion_announced: bool = False
+    """The applied review's one event went out with the serving action (domain.plan)."""
 
 
 class StaleSnapshot(Exception):
@@ -214,6 +216,7 @@ async def reconcile_snapshot(
         effective_level_changed=old_status.effective_level != plan.status.effective_level,
         stored=stored,
         review_applied=plan.review_applied,
+        promotion_announced=plan.review_applied and plan.serving is not None,
     )
 
 
@@ -247,10 +250,12 @@ async def _create_jobs(ctx: OperatorContext, namespace: str, plan: Plan) -> dict
     return refused
 
 
-async def _post(ctx: OperatorContext, involved: Body, event: PlannedEvent) -> None:
+async def _post(
+    ctx: OperatorContext, involved: Body, event: PlannedEvent, occurrence: str | None = None
+) -> None:
     await ctx.events.record(
         involved, type=event.type, reason=event.reason, message=event.message,
-        now=ctx.clock(), key=event.key,
+        now=ctx.clock(), key=event.key, occurrence=occurrence,
     )
 
 
@@ -271,7 +276,13 @@ async def apply(ctx: OperatorContext, inputs: PlanInputs) -> tuple[Plan, Body | 
     # 4. Serving, derived from the stored status: redone identically until it is done.
     action = plan.serving
     if action is not None:
-        await _post(ctx, stored or body, action.event)
+        if action.event is not None:
+            # The technology as stored names the occurrence: the same decision redone
+            # (nothing written since) is one event; the same action decided again later
+            # (InferenceService deleted and created anew) counts into its series.
+            involved = stored or body
+            await _post(ctx, involved, action.event,
+                        occurrence=involved["metadata"].get("resourceVersion"))
         await _serve(ctx, namespace, action.verb, action.name, action.body,
                      inputs.inference_service)
     return plan, stored

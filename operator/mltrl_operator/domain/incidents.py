@@ -65,6 +65,8 @@ RETRAINING_STARTED_EVENT = "RetrainingStarted"
 RETRAINING_FAILED_EVENT = "RetrainingFailed"
 ALERT_NOTIFIED_EVENT = "AlertNotified"
 ROLLBACK_ENDED_EVENT = "RollbackEnded"
+# Posted by the alerts receiver: an alert resolved before or after it was acted on.
+ALERT_RESOLVED_EVENT = "AlertResolved"
 NORMAL_EVENTS = frozenset({RETRAINING_STARTED_EVENT, ALERT_NOTIFIED_EVENT})
 
 Body = dict[str, Any]

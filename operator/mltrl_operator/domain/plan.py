@@ -24,7 +24,7 @@ nothing is served before the promotion that allows it is stored.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,10 @@ from mltrl_operator.domain.claims import name_taken, owned_by
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.gating import GateAction, demotion_action
 from mltrl_operator.domain.incidents import (
+    DEMOTED_EVENT,
     NORMAL_EVENTS,
     ROLLBACK_ENDED_EVENT,
+    ROLLED_BACK_EVENT,
     Owner,
     PlannedJob,
     Settlement,
@@ -50,6 +52,7 @@ from mltrl_operator.domain.incidents import (
     incident_id,
     settle,
 )
+from mltrl_operator.domain.levels import level_name
 from mltrl_operator.domain.lifecycle import LifecyclePolicy
 from mltrl_operator.domain.lifecycle_plan import LifecycleEvent, settle_lifecycle
 from mltrl_operator.domain.owners import (
@@ -83,6 +86,10 @@ SERVING_STOPPED = "ServingStopped"
 SERVING_REMOVED = "ServingRemoved"
 SERVING_DELETED = "ServingDeleted"
 
+# Level event reasons: a review applied (one event per promotion, on the technology).
+PROMOTED = "Promoted"
+SWITCHED_BACK = "SwitchedBack"
+
 CREATE = "create"
 PATCH = "patch"
 DELETE = "delete"
@@ -104,7 +111,9 @@ class ServingAction:
     name: str
     body: Body | None
     """The object to create, or the merge patch; None for delete."""
-    event: PlannedEvent
+    event: PlannedEvent | None
+    """None when the transition that caused it tells it in its own event (one event per
+    transition: a promotion's Promoted, an alert's RolledBack or Demoted)."""
     after: Body | None
     """The InferenceService as it will stand once the action is done."""
 
@@ -116,6 +125,27 @@ class ApprovedReview:
     name: str
     spec: LevelReviewSpec
     evaluation: ReviewEvaluation
+    uid: str = ""
+
+
+def promotion_event(review: ApprovedReview, serving: PlannedEvent | None = None) -> PlannedEvent:
+    """The one event of a review applied, on the technology: the level change, the review
+    and its approvers, and what serving did because of it. Named after the review, so
+    whoever posts it (the technology's apply when serving moved, else the review's
+    reconcile) and however often, it is one event."""
+    spec, evaluation = review.spec, review.evaluation
+    approvers = ", ".join(evaluation.approved_by) or "nobody"
+    message = (
+        f"level {spec.from_level} -> {spec.to_level} ({level_name(spec.to_level)}) "
+        f"by review {review.name}, approved by {approvers}"
+    )
+    if serving is not None:
+        message = f"{message}; {serving.message}"
+    promotion = evaluation.is_promotion
+    return PlannedEvent(
+        NORMAL if promotion else WARNING, PROMOTED if promotion else SWITCHED_BACK, message,
+        key=f"review/{review.uid or review.name}",
+    )
 
 
 @dataclass(frozen=True)
@@ -186,17 +216,14 @@ def _stopped(body: Body) -> bool:
     return ((body.get("metadata") or {}).get("annotations") or {}).get(STOP_ANNOTATION) == "true"
 
 
-def _version_of(body: Body | None) -> str:
-    return str(((body or {}).get("metadata") or {}).get("resourceVersion") or "-")
-
-
 def _action(
     verb: str, name: str, body: Body | None, current: Body | None, after: Body | None,
     type_: str, reason: str, message: str,
 ) -> ServingAction:
-    # The key ties the event to the object as observed: the same decision made again from
-    # the same observation is the same event.
-    key = f"{verb}/{name}/{_version_of(current)}"
+    # The key names the event by what it says: the same action telling the same thing is
+    # one event object, a series when it happens again (controllers.technology counts an
+    # occurrence by the technology's stored version, so a redo is not a repeat).
+    key = f"{verb}/{name}/{message}"
     return ServingAction(verb, name, body, PlannedEvent(type_, reason, message, key), after)
 
 
@@ -311,6 +338,46 @@ def _settlement_events(
     return events
 
 
+def _told_once(
+    action: ServingAction, settled: list[PlannedEvent], review: ApprovedReview | None
+) -> tuple[ServingAction, list[PlannedEvent]]:
+    """One event per transition (issue 17): serving moved by a promotion is told in the
+    promotion's event, serving moved by an alert's rollback or demotion in its settlement
+    event, serving moved by a new model that ends a rollback in RollbackEnded; the serving
+    action then posts none of its own."""
+    if action.event is None:
+        return action, settled
+    if review is not None:
+        return replace(action, event=promotion_event(review, action.event)), settled
+    acting = [i for i, event in enumerate(settled)
+              if event.reason in (ROLLED_BACK_EVENT, DEMOTED_EVENT, ROLLBACK_ENDED_EVENT)]
+    if not acting:
+        return action, settled
+    told = settled[acting[-1]]
+    settled = list(settled)
+    settled[acting[-1]] = replace(told, message=f"{told.message}; {action.event.message}")
+    return replace(action, event=None), settled
+
+
+_REVIEWED = (ct.MODEL_CHANGE_APPROVED, ct.RECERTIFIED)
+_LIFECYCLE_MOVES = (ct.MODEL_CHANGE_DEMOTED, ct.CERTIFICATION_EXPIRED)
+
+
+def _told_in_lifecycle(
+    action: ServingAction, told: list[PlannedEvent], reasons: tuple[str, ...]
+) -> tuple[ServingAction, list[PlannedEvent]]:
+    """Serving moved by a lifecycle transition (a change or re-certification review
+    applied, a demote by modelChange, a lapse) is told in that transition's event (one
+    event per transition); the serving action then posts none of its own."""
+    reviewed = [i for i, event in enumerate(told) if event.reason in reasons]
+    if action.event is None or not reviewed:
+        return action, told
+    told = list(told)
+    event = told[reviewed[0]]
+    told[reviewed[0]] = replace(event, message=f"{event.message}; {action.event.message}")
+    return replace(action, event=None), told
+
+
 def _rollback_ended(start: MLTechnologyStatus, status: MLTechnologyStatus) -> list[PlannedEvent]:
     before = start.serving.rollback if start.serving else None
     after = status.serving.rollback if status.serving else None
@@ -418,12 +485,20 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     if action is not None:
         status = compute(life.status, action.after, life.gate_closed)
     status = settle(status, decided.settlements)
-    events = (
-        _settlement_events(decided.settlements, status)
-        + _rollback_ended(start, status)
-        + _integrity_events(inputs.status, status, generation)
-        + [_lifecycle_event(event) for event in life.events]
-    )
+    told = _settlement_events(decided.settlements, status) + _rollback_ended(start, status)
+    lifecycle_told = [_lifecycle_event(event) for event in life.events]
+    moved_by = review if review_applied and review is not None and (
+        review.spec.to_level != review.spec.from_level) else None
+    if action is not None and review_applied and moved_by is None:
+        # A change or re-certification review keeps the level: its one event is the
+        # lifecycle's (ModelChangeApproved, Recertified), telling the serving it started.
+        action, lifecycle_told = _told_in_lifecycle(action, lifecycle_told, _REVIEWED)
+    if action is not None:
+        action, told = _told_once(action, told, moved_by)
+    if action is not None:
+        # A demote by modelChange or a lapse that stopped serving tells the stop itself.
+        action, lifecycle_told = _told_in_lifecycle(action, lifecycle_told, _LIFECYCLE_MOVES)
+    events = told + _integrity_events(inputs.status, status, generation) + lifecycle_told
     return Plan(
         status=status,
         serving=action,

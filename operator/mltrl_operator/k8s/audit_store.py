@@ -30,7 +30,7 @@ from mltrl_operator.domain.audit import (
     record_selector,
 )
 from mltrl_operator.k8s.client import KubeClient
-from mltrl_operator.k8s.errors import Conflict
+from mltrl_operator.k8s.errors import Conflict, NotFound
 from mltrl_operator.k8s.resources import AUDIT_RECORDS
 
 MAX_ATTEMPTS = 16
@@ -75,6 +75,24 @@ async def read_audit_record(client: KubeClient, namespace: str, technology: str)
     return StoredRecord(namespace, technology, parse_chunks(bodies), tuple(bodies))
 
 
+async def _read_by_name(client: KubeClient, namespace: str, technology: str) -> StoredRecord:
+    """The record's chunks by name, 0, 1, ... up to the first missing one: what an append
+    needs, at a cost to the API server that does not grow with the cluster. A list by label
+    selector makes the API server match every technology's record (they are cluster-scoped,
+    and kube-apiserver's watch cache filters labels one object at a time): at 10,000
+    technologies that was most of the sandbox's CPU at start-up, growing with n^2. A record
+    missing a chunk in the middle (deleted: the record was tampered with) reads as ending
+    before it here; an append that then collides falls back to the full list."""
+    bodies: list[dict[str, Any]] = []
+    while True:
+        try:
+            bodies.append(await client.get(
+                AUDIT_RECORDS, None, chunk_name(namespace, technology, len(bodies))
+            ))
+        except NotFound:
+            return StoredRecord(namespace, technology, parse_chunks(bodies), tuple(bodies))
+
+
 async def read_all_audit_records(client: KubeClient) -> list[StoredRecord]:
     """Every technology's record in the cluster (one list), ordered by namespace/name."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -112,10 +130,13 @@ async def append_entry(
             pass
         else:
             return first
+    collided = False
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
-        record = await read_audit_record(client, namespace, technology)
+        record = await (read_audit_record if collided else _read_by_name)(
+            client, namespace, technology
+        )
         existing = next((e for e in record.entries if e.id == draft.id), None)
         if existing is not None:
             return existing
@@ -150,7 +171,9 @@ async def append_entry(
                     {"metadata": {"resourceVersion": version}, "spec": {"entries": wire}},
                 )
         except Conflict:
-            continue  # someone appended (or opened a chunk) first: read again and re-chain
+            # Someone appended (or opened a chunk) first: read again, every chunk, and re-chain.
+            collided = True
+            continue
         return entry
     raise AuditAppendFailed(
         f"could not append {draft.kind} {draft.id} to the audit record of "

@@ -138,7 +138,11 @@ def test_an_error_rate_alert_rolls_back_to_the_previous_known_good_model(stack: 
     assert len(rolled) == 1 and "known-good model 1.0.0" in rolled[0]["message"]
     # What kubectl describe shows the on-call engineer.
     described = sandbox.kubectl("describe", "mltech", name, "-n", NAMESPACE).stdout
-    assert "RolledBack" in described and "AlertReceived" in described
+    assert "RolledBack" in described and "AlertReceived" not in described
+    # One event for the alert's action, telling the patch it made.
+    assert f"; InferenceService {name} now serves model 1.0.0" in rolled[0]["message"]
+    assert not [e for e in events_of(sandbox, name, NAMESPACE)
+                if e["reason"] == "ModelRolledOut" and e["message"].endswith(" 1.0.0")]
 
 
 def test_a_drift_alert_switches_the_technology_back_and_stops_serving(stack: Stack) -> None:
@@ -171,8 +175,10 @@ def test_a_drift_alert_switches_the_technology_back_and_stops_serving(stack: Sta
     [incident] = incidents(sandbox, name, NAMESPACE)
     assert incident["state"] == "Acted"
     assert incident["message"].startswith("embedded switchback from level 5 to 4")
-    reasons = {e["reason"] for e in events_of(sandbox, name, NAMESPACE)}
-    assert {"AlertReceived", "Demoted", "ServingStopped"} <= reasons
+    events = {e["reason"]: e for e in events_of(sandbox, name, NAMESPACE)}
+    # One event for the alert's action: the demotion, telling the stop it made.
+    assert "Demoted" in events and not {"AlertReceived", "ServingStopped"} & set(events)
+    assert f"; stopped InferenceService {name}: " in events["Demoted"]["message"]
 
 
 def test_a_stale_model_alert_starts_one_retraining_job_despite_resends(stack: Stack) -> None:

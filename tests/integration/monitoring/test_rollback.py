@@ -73,8 +73,13 @@ def test_no_earlier_model_stops_serving_and_a_new_model_ends_the_rollback(
     assert not stopped(sandbox)
     assert storage_uri(sandbox, "scorer", NAMESPACE) == "s3://models/scorer/1.0.1"
     assert "rollback" not in status_of(sandbox, "mltech", "scorer", NAMESPACE)["serving"]
-    reasons = [e["reason"] for e in events_of(sandbox, "scorer", NAMESPACE)]
-    assert {"RolledBack", "ServingStopped", "RollbackEnded", "ServingResumed"} <= set(reasons)
+    # One event per transition: the rollback tells the stop, the new model that ends it
+    # tells the resume; no serving event beside either.
+    events = {e["reason"]: e for e in events_of(sandbox, "scorer", NAMESPACE)}
+    assert {"RolledBack", "RollbackEnded"} <= set(events)
+    assert not {"AlertReceived", "ServingStopped", "ServingResumed"} & set(events)
+    assert "; stopped InferenceService scorer: " in events["RolledBack"]["message"]
+    assert "; resumed InferenceService scorer" in events["RollbackEnded"]["message"]
     # 1.0.0 was rolled back from: it is not known-good again until it is shipped anew.
     known_good(sandbox, "scorer", NAMESPACE, "1.0.1")
     roll_out(sandbox, "scorer", NAMESPACE, "1.0.2")

@@ -14,35 +14,95 @@ from tests.integration.operator.test_reviews import status_of, wait_for_level, w
 pytestmark = pytest.mark.integration
 
 # A promotion costs the technology's status (level, history and everything that follows
-# from it, in one write), the review's status, one event on each, and its entry in the
-# audit record (one patch of the record's last chunk).
+# from it, in one write), the review's status, one event (issue 17: one per transition,
+# Promoted on the technology, naming the review), and its entry in the audit record (one
+# patch of the record's last chunk).
 WRITES_PER_PROMOTION = {
     "patch mltechnologies.mltrl.dev status": 1,
     "patch levelreviews.mltrl.dev status": 1,
-    "create events main": 2,
+    "create events main": 1,
     "patch mltrlauditrecords.mltrl.dev main": 1,
+}
+# One that starts serving adds the InferenceService, and no event: its Promoted tells it.
+WRITES_PER_SERVING_PROMOTION = {
+    **WRITES_PER_PROMOTION,
+    "create inferenceservices.serving.kserve.io main": 1,
 }
 IDLE_TECHNOLOGIES = 100
 IDLE_SECONDS = 30
 
 
-def test_a_promotion_costs_five_writes(sandbox: Sandbox, namespace: str) -> None:
-    sandbox.apply(policy(f"{namespace}-policy", namespace))
-    sandbox.apply(technology("ranker", namespace))
-    sandbox.apply(review("ranker-to-4", namespace, "ranker", 3, 4, approvers=()))
-    wait_for_phase(sandbox, "ranker-to-4", namespace, "Pending")
+def _approve(sandbox: Sandbox, namespace: str, name: str, tech: str, level: int,
+             model_version: str | None = None) -> dict[str, int]:
+    """Approve a Pending review as bob; the writes that follow, the approval's own aside."""
+    sandbox.apply(review(name, namespace, tech, level - 1, level, approvers=(),
+                         model_version=model_version))
+    wait_for_phase(sandbox, name, namespace, "Pending")
     sandbox.settle()
     sandbox.reset_stats()
 
     # bob's approval, stamped as the admission webhook would stamp it (no webhooks here)
-    approval = {"spec": {"approvals": review("ranker-to-4", namespace, "ranker", 3, 4)
+    approval = {"spec": {"approvals": review(name, namespace, tech, level - 1, level,
+                                             model_version=model_version)
                          ["spec"]["approvals"]}}
-    sandbox.kubectl("patch", "lvlreview", "ranker-to-4", "-n", namespace, "--type=merge",
+    sandbox.kubectl("patch", "lvlreview", name, "-n", namespace, "--type=merge",
                     "-p", json.dumps(approval))
-    wait_for_level(sandbox, "ranker", namespace, 4)
+    wait_for_level(sandbox, tech, namespace, level)
     writes = dict(sandbox.settle()["writes"])
     assert writes.pop("patch levelreviews.mltrl.dev main") == 1  # the reviewer's own approval
-    assert writes == WRITES_PER_PROMOTION
+    return writes
+
+
+def test_a_promotion_costs_four_writes(sandbox: Sandbox, namespace: str) -> None:
+    sandbox.apply(policy(f"{namespace}-policy", namespace))
+    sandbox.apply(technology("ranker", namespace))
+    assert _approve(sandbox, namespace, "ranker-to-4", "ranker", 4) == WRITES_PER_PROMOTION
+
+
+def test_a_promotion_that_starts_serving_costs_five_writes(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5))
+    sandbox.apply(technology("scorer", namespace, entry_level=4, model_version="1.0.0"))
+    writes = _approve(sandbox, namespace, "scorer-to-5", "scorer", 5, model_version="1.0.0")
+    # KServe (the sandbox's stand-in) then marks the InferenceService Ready and the
+    # technology's status follows (Serving=True): KServe's transition, not the promotion's
+    # (the bench measures promotions with the stand-in stopped).
+    assert writes.pop("patch inferenceservices.serving.kserve.io status") == 1
+    writes["patch mltechnologies.mltrl.dev status"] -= 1
+    assert writes == WRITES_PER_SERVING_PROMOTION
+    listed = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+    [event] = [e for e in listed["items"] if e["involvedObject"]["name"] == "scorer"]
+    assert event["reason"] == "Promoted"
+    assert " by review scorer-to-5, " in event["message"]
+    assert "; created InferenceService scorer serving model 1.0.0" in event["message"]
+
+
+def test_an_event_that_happens_again_is_a_series_not_a_new_object(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    """As the operator's service account, with the chart's RBAC: a repeat reads the stored
+    event and patches its count."""
+    sandbox.apply(policy(f"{namespace}-policy", namespace, minimum_level=5))
+    sandbox.apply(technology("scorer", namespace, entry_level=5, model_version="1.0.0"))
+    eventually(lambda: sandbox.get("isvc", "scorer", namespace), what="serving")
+    for enabled in (False, True, False, True):
+        sandbox.kubectl("patch", "mltech", "scorer", "-n", namespace, "--type=merge", "-p",
+                        json.dumps({"spec": {"serving": {"enabled": enabled}}}))
+        eventually(lambda e=enabled: bool(sandbox.get("isvc", "scorer", namespace)) == e,
+                   what=f"serving {'on' if enabled else 'off'}")
+
+    def counts() -> dict[str, int]:
+        listed = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o",
+                                            "json").stdout)
+        return {e["reason"]: e["count"] for e in listed["items"]
+                if e["reason"] in ("ServingStarted", "ServingRemoved")}
+
+    eventually(lambda: counts() == {"ServingStarted": 3, "ServingRemoved": 2},
+               what=f"one event each, counted: {counts()}")
+    shown = sandbox.kubectl("get", "events", "-n", namespace,
+                            "--field-selector", "reason=ServingStarted").stdout
+    assert "(x3 over " in shown
 
 
 def test_an_idle_cluster_costs_no_writes(sandbox: Sandbox, namespace: str) -> None:

@@ -104,6 +104,45 @@ async def _events(kube: KubeClient) -> Counter[tuple[str, str]]:
                    for e in await kube.list(EVENTS, NAMESPACE))
 
 
+async def test_a_promotion_that_starts_serving_is_one_event(kube: KubeClient) -> None:
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    ctx, view = await _operator(kube)
+    await reconcile_review(ctx, view, review)
+    await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
+    assert (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]["phase"] == "Applied"
+    assert len(await kube.list(INFERENCE_SERVICES, NAMESPACE)) == 1
+    # One transition, one event: on the technology, naming the review and the serving.
+    [event] = await kube.list(EVENTS, NAMESPACE)
+    assert (event["involvedObject"]["name"], event["reason"]) == ("fraud", "Promoted")
+    assert " by review to-5, approved by bob; created InferenceService fraud serving model " \
+        "1.0" in event["message"]
+
+
+async def test_serving_turned_off_and_on_again_is_a_series_not_new_events(
+    kube: KubeClient,
+) -> None:
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    await reconcile_review(ctx, view, await _review(kube))
+    for _ in range(2):
+        for enabled in (False, True):
+            await kube.patch(TECHNOLOGIES, NAMESPACE, "fraud",
+                             {"spec": {"serving": {"enabled": enabled}}})
+            ctx, view = await _operator(kube)
+            if enabled:  # killed after the event, before the create: the redo is no repeat
+                _kill_on(kube, "create", INFERENCE_SERVICES)
+                with pytest.raises(Killed):
+                    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+                _revive(kube, "create")
+                ctx, view = await _operator(kube)
+            await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    assert len(await kube.list(INFERENCE_SERVICES, NAMESPACE)) == 1
+    counts = {e["reason"]: e["count"] for e in await kube.list(EVENTS, NAMESPACE)}
+    assert counts == {"Promoted": 1, "ServingRemoved": 2, "ServingStarted": 2}
+
+
 async def test_a_crash_between_the_technology_and_the_review_loses_nothing(
     kube: KubeClient,
 ) -> None:
@@ -118,8 +157,9 @@ async def test_a_crash_between_the_technology_and_the_review_loses_nothing(
     technology = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
     [entry] = [e for e in technology["status"]["history"] if e.get("review") == "to-5"]
     assert technology["status"]["level"] == 5
-    # The events went out before the review's write, named: they are there already.
-    assert (await _events(kube))[("to-5", "ReviewApplied")] == 1
+    # The promotion's one event went out before the review's write, named after the
+    # review, on the technology: it is there already.
+    assert (await _events(kube))[("fraud", "Promoted")] == 1
 
     ctx, view = await _operator(kube)  # a new operator process
     await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
@@ -128,7 +168,7 @@ async def test_a_crash_between_the_technology_and_the_review_loses_nothing(
     applied = next(c for c in status["conditions"] if c["type"] == "Applied")
     assert applied["reason"] == "ReviewApplied"
     events = await _events(kube)
-    assert (events[("to-5", "ReviewApplied")], events[("fraud", "Promoted")]) == (1, 1)
+    assert (events[("to-5", "ReviewApplied")], events[("fraud", "Promoted")]) == (0, 1)
     history = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]["history"]
     assert [e.get("review") for e in history].count("to-5") == 1
 
@@ -153,6 +193,8 @@ async def test_nothing_is_served_before_the_promotion_is_stored(kube: KubeClient
     [isvc] = await kube.list(INFERENCE_SERVICES, NAMESPACE)
     assert isvc["metadata"]["annotations"]["mltrl.dev/model-version"] == "1.0"
     events = await _events(kube)
+    # The promotion's event (posted before the create that crashed) says what it started;
+    # the next operator's create tells itself, and the review's redo adds no second one.
     assert (events[("fraud", "ServingStarted")], events[("fraud", "Promoted")]) == (1, 1)
     assert (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]["phase"] == "Applied"
 

@@ -128,7 +128,21 @@ def test_the_view_prefers_our_own_writes_until_the_watch_shows_them() -> None:
     view = ClusterView(cache, writes)
     assert view.technology("ml", "ranker") is stored
     cache.apply(TECHNOLOGIES, "MODIFIED", stored)
-    assert view.technology("ml", "ranker") is stored
+    assert view.technology("ml", "ranker") == stored  # the cache's copy, caught up
+    assert view.writes.fresh(("MLTechnology", "ml", "ranker"), old) is old  # forgotten
+
+
+def test_the_cache_keeps_technologies_and_reviews_compact_and_hands_out_copies() -> None:
+    cache = ClusterCache()
+    body = technology("ranker", version="1")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    cache.apply(TECHNOLOGIES, None, body)
+    first, second = cache.technology("ml", "ranker"), cache.technology("ml", "ranker")
+    assert first == second and first is not second
+    assert first is not None and "managedFields" not in first["metadata"]
+    assert first["spec"] == body["spec"]
+    first["spec"]["owner"] = "mallory"  # a caller's edit never reaches the cache
+    assert cache.technology("ml", "ranker") == second
 
 
 @pytest.fixture

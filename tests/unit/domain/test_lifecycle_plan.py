@@ -136,7 +136,11 @@ def test_a_new_model_waits_for_its_change_review_and_the_approved_one_keeps_serv
     assert applied.serving is not None and applied.serving.verb == "patch"
     assert applied.serving.after is not None
     assert storage_uri(applied.serving.after) == "s3://m/1.5.0"
-    assert ct.MODEL_CHANGE_APPROVED in [e.reason for e in applied.events]
+    # One event per transition: ModelChangeApproved tells the roll-out; no Promoted.
+    assert applied.serving.event is None
+    [told] = [e for e in applied.events if e.reason == ct.MODEL_CHANGE_APPROVED]
+    assert told.message.endswith("; InferenceService fraud now serves model 1.5.0")
+    assert not [e for e in applied.events if e.reason in ("Promoted", "SwitchedBack")]
 
 
 def test_returning_to_a_model_approved_before_is_not_a_change() -> None:
@@ -178,7 +182,10 @@ def test_a_demote_rule_makes_the_change_an_embedded_switchback() -> None:
     assert demoted.status.approved_model.version == "1.5.0"
     assert demoted.status.pending_model is None
     assert demoted.serving is not None and demoted.serving.verb == "patch"  # stopped
-    assert ct.MODEL_CHANGE_DEMOTED in [e.reason for e in demoted.events]
+    # One event per transition: ModelChangeDemoted tells the stop.
+    assert demoted.serving.event is None
+    [told] = [e for e in demoted.events if e.reason == ct.MODEL_CHANGE_DEMOTED]
+    assert "; stopped InferenceService fraud: " in told.message
     again = plan(demoted.status, demoted.serving.after, entryLevel=3, model=model("1.5.0"),
                  rules=rules)
     assert again.status.level == 4 and again.status.history == demoted.status.history
@@ -208,8 +215,10 @@ def test_a_level_lapses_at_its_instant_and_a_recertify_review_renews_it() -> Non
     assert lapsed.status.history[-1].at == rfc3339(lapse)
     assert lapsed.status.level == 7
     assert condition(lapsed.status, ct.SERVING_ALLOWED)[:2] == (False, ct.CERTIFICATION_LAPSED)
-    assert lapsed.serving is not None and lapsed.serving.event.reason == "ServingStopped"
-    assert ct.CERTIFICATION_EXPIRED in [e.reason for e in lapsed.events]
+    # One event per transition: CertificationExpired tells the stop.
+    assert lapsed.serving is not None and lapsed.serving.event is None
+    [expired] = [e for e in lapsed.events if e.reason == ct.CERTIFICATION_EXPIRED]
+    assert "; stopped InferenceService fraud: " in expired.message
     stopped = lapsed.serving.after
     again = plan(lapsed.status, stopped, entryLevel=3, model=model("1.4.0"), rules=rules,
                  now=lapse + timedelta(seconds=9))
@@ -220,7 +229,11 @@ def test_a_level_lapses_at_its_instant_and_a_recertify_review_renews_it() -> Non
                    rules=rules, now=lapse + timedelta(hours=1))
     assert renewed.status.history[-1].kind == "recertification"
     assert condition(renewed.status, ct.CERTIFIED)[:2] == (True, ct.CURRENT)
-    assert renewed.serving is not None and renewed.serving.event.reason == "ServingResumed"
+    # One event per transition: Recertified tells the serving it resumed.
+    assert renewed.serving is not None and renewed.serving.event is None
+    [told] = [e for e in renewed.events if e.reason == ct.RECERTIFIED]
+    assert told.message == ("level 7 re-certified by review fraud-recertify-7; "
+                            "resumed InferenceService fraud")
     assert renewed.wake_at == lapse + timedelta(hours=1 + 720 - 48)
 
 

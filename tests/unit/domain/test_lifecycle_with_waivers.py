@@ -101,4 +101,6 @@ def test_a_lapse_closes_the_gate_a_waiver_lowered_and_no_waiver_is_named() -> No
     assert allowed is not None and allowed.reason == ct.CERTIFICATION_LAPSED
     assert lapsed.status.serving is not None and not lapsed.status.serving.allowed
     assert lapsed.status.serving.waiver is None
-    assert lapsed.serving is not None and lapsed.serving.event.reason == "ServingStopped"
+    assert lapsed.serving is not None and lapsed.serving.verb == "patch"
+    [expired] = [e for e in lapsed.events if e.reason == ct.CERTIFICATION_EXPIRED]
+    assert "; stopped InferenceService fraud: " in expired.message  # one event, telling it

@@ -3,11 +3,15 @@ and that deciding again from what was stored decides the same."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import ReviewPhase
 from mltrl_operator.api.technology import Incident, KnownGoodModel, MLTechnologyStatus
+from mltrl_operator.domain.lifecycle import LifecyclePolicy, lifecycle_policy
 from mltrl_operator.domain.plan import ApprovedReview, Plan, PlanInputs, plan_technology
+from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.reviews import ReviewEvaluation
 from mltrl_operator.domain.serving import inference_service_facts
 
@@ -16,6 +20,10 @@ from .builders import NOW, review, tech_spec, with_policy
 POLICY = with_policy(minimum_serving_level=5, entry_max_level=9)
 APPROVED = ReviewEvaluation(ReviewPhase.APPROVED, (), ("bob",), "ok", (), True)
 UID = "uid-fraud"
+# New models inherit the level (modelChange allow): the tests that ship one are about
+# serving and rollback, not change review (tests/unit/domain/test_lifecycle_plan.py).
+ALLOW_NEW_MODELS = lifecycle_policy([NamedPolicy("p", MLTRLPolicySpec.model_validate(
+    {"modelChange": [{"fromLevel": 0, "action": "allow"}]}))])
 
 
 def model(version: str) -> dict[str, str]:
@@ -33,12 +41,13 @@ def technology(status: MLTechnologyStatus, **spec: Any) -> dict[str, Any]:
 
 def plan(
     status: MLTechnologyStatus, isvc: dict[str, Any] | None = None,
-    approved: ApprovedReview | None = None, **spec: Any,
+    approved: ApprovedReview | None = None, rules: LifecyclePolicy | None = None, **spec: Any,
 ) -> Plan:
     body = technology(status, **spec)
     return plan_technology(PlanInputs(
         technology=body, spec=tech_spec(**spec), status=status, components=[],
         validation_errors=[], policy=POLICY, inference_service=isvc, now=NOW, review=approved,
+        lifecycle=rules or LifecyclePolicy(),
     ))
 
 
@@ -69,10 +78,21 @@ def test_the_promotion_is_in_the_status_that_is_stored_before_serving_starts() -
     assert (promoted.status.serving.allowed, promoted.status.serving.inference_service) == (
         True, "fraud")
     assert promoted.status.history[-1].review == "r1"
-    # A crash after the status write: planned again from what was stored, the same action,
-    # the same event name, and no second history entry.
+    # One event per transition: the promotion's, naming the review and the serving it
+    # starts; no ServingStarted beside it.
+    event = promoted.serving.event
+    assert event is not None and event.reason == "Promoted"
+    assert event.message == ("level 4 -> 5 (Machine Learning \"Capability\") by review r1, "
+                             "approved by "
+                             "bob; created InferenceService fraud serving model 1.0")
+    assert promoted.events == ()
+    # A crash after the status write: planned again from what was stored, the same action
+    # and no second history entry (the redo tells the serving on its own: the review is
+    # no longer in the plan, and its reconcile posts the promotion's event by its name).
     again = plan(promoted.status, entryLevel=4, model=model("1.0"))
-    assert again.serving == promoted.serving
+    assert again.serving is not None and again.serving.event is not None
+    assert again.serving == replace(promoted.serving, event=again.serving.event)
+    assert again.serving.event.reason == "ServingStarted"
     assert again.status == promoted.status
 
 
@@ -136,3 +156,31 @@ def test_incident_events_are_named_after_the_incident_and_its_settlement() -> No
     first, again = plan(status, **spec), plan(status, **spec)
     assert [e.key for e in first.events] == [e.key for e in again.events]
     assert first.events[0].reason == "AlertNotified"
+
+
+def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> None:
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    first = plan(at_level(5, **spec), **spec)
+    status = first.status.model_copy(update={"known_good_models": _known("1.0", "2.0")})
+    incident = Incident(fingerprint="fp1", alert_name="Errors",
+                        starts_at="2026-11-22T10:00:00Z", action="rollback",
+                        received_at="2026-11-22T11:00:00Z")
+    status = status.model_copy(update={"incidents": [incident]})
+    rolled = plan(status, served(first), **spec)
+    assert rolled.serving is not None and rolled.serving.verb == "patch"
+    # The settlement's event tells the patch; the patch posts none of its own.
+    assert rolled.serving.event is None
+    [event] = [e for e in rolled.events if e.reason == "RolledBack"]
+    assert event.message.startswith("alert Errors (fp1): ")
+    assert event.message.endswith("; InferenceService fraud now serves model 1.0")
+    # A new model ends the rollback: RollbackEnded tells the patch that serves it.
+    ended = plan(rolled.status, served(rolled), rules=ALLOW_NEW_MODELS,
+                 **{**spec, "model": model("3.0")})
+    assert ended.serving is not None and ended.serving.event is None
+    [event] = [e for e in ended.events if e.reason == "RollbackEnded"]
+    assert event.message.endswith("; InferenceService fraud now serves model 3.0")
+    # Without an alert or a rollback, a roll-out tells itself.
+    later = plan(ended.status, served(ended), rules=ALLOW_NEW_MODELS,
+                 **{**spec, "model": model("4.0")})
+    assert later.serving is not None and later.serving.event is not None
+    assert later.serving.event.reason == "ModelRolledOut" and later.events == ()

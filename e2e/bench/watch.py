@@ -1,5 +1,10 @@
-"""The benchmark's own client of the sandbox: plain requests, and watches that timestamp
-every event as it arrives, so latencies are measured at the client, never by polling."""
+"""What the benchmark adds to the operator's own API client (mltrl_operator.k8s.client):
+the sandbox's request counters, and watches that timestamp every event as it arrives, so
+latencies are measured at the client, never by polling.
+
+Requests go through `KubeClient` (the operator's credentials, retries and Retry-After),
+so the benchmark meets the API server exactly as the operator does.
+"""
 
 from __future__ import annotations
 
@@ -11,88 +16,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+from mltrl_operator.k8s.client import KubeClient, watch_events
+from mltrl_operator.k8s.connection import load_connection
+from mltrl_operator.k8s.errors import ApiError
+from mltrl_operator.k8s.resources import INFERENCE_SERVICES, ResourceRef
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 Predicate = Callable[[Obj], bool]
 
-MERGE = "application/merge-patch+json"
+ISVCS = INFERENCE_SERVICES
+CONFIGMAPS = ResourceRef("", "v1", "configmaps", "ConfigMap")
 
 
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
+class BenchClient(KubeClient):
+    """The operator's client, plus the sandbox's own endpoints (its request counters)."""
 
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if namespace and self.namespaced:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        return f"{base}/{name}" if name else base
-
-
-TECHNOLOGIES = Resource("mltrl.dev", "v1alpha1", "mltechnologies")
-REVIEWS = Resource("mltrl.dev", "v1alpha1", "levelreviews")
-ISVCS = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
-CONFIGMAPS = Resource("", "v1", "configmaps")
-
-
-class ApiError(RuntimeError):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"{status}: {text[:500]}")
-        self.status = status
-
-
-class Client:
-    def __init__(self, url: str, *, quiet: float = 1.5) -> None:
-        self.url = url
+    def __init__(self, kubeconfig: str, *, quiet: float = 1.5) -> None:
+        super().__init__(load_connection(kubeconfig), timeout=60.0)
+        self.url = self.connection.server
         self.quiet = quiet
-        self.session = aiohttp.ClientSession(
-            base_url=url,
-            connector=aiohttp.TCPConnector(limit=64),
-            timeout=aiohttp.ClientTimeout(total=60),
-            read_bufsize=2**20,
-            headers={"Authorization": "Bearer bench"},
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-        params: dict[str, str] | None = None,
-    ) -> Obj:
-        data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else {}
-        async with self.session.request(
-            method, path, data=data, headers=headers, params=params
-        ) as response:
-            text = await response.text()
-            if response.status >= 400:
-                raise ApiError(response.status, text)
-            payload: Obj = json.loads(text) if text else {}
-            return payload
-
-    async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj:
-        return await self.request("GET", resource.path(namespace, name))
-
-    async def list(self, resource: Resource) -> Obj:
-        return await self.request("GET", resource.path())
-
-    async def create(self, resource: Resource, obj: Obj) -> Obj:
-        namespace = obj["metadata"].get("namespace")
-        return await self.request("POST", resource.path(namespace), obj)
-
-    async def patch(
-        self, resource: Resource, namespace: str | None, name: str, patch: Obj,
-        subresource: str = "",
-    ) -> Obj:
-        path = resource.path(namespace, name) + (f"/{subresource}" if subresource else "")
-        return await self.request("PATCH", path, patch, MERGE)
 
     async def stats(self) -> Obj:
         return await self.request("GET", "/sandbox/stats")
@@ -102,7 +45,6 @@ class Client:
 
     async def settle(self, *, timeout: float = 600.0) -> Obj:
         """Wait until nobody has written for `quiet` seconds; return the stats then."""
-        quiet_for = self.quiet
         deadline = time.perf_counter() + timeout
         last = (await self.stats())["total_writes"]
         quiet_since = time.perf_counter()
@@ -111,7 +53,7 @@ class Client:
             now = (await self.stats())["total_writes"]
             if now != last:
                 last, quiet_since = now, time.perf_counter()
-            elif time.perf_counter() - quiet_since >= quiet_for:
+            elif time.perf_counter() - quiet_since >= self.quiet:
                 return await self.stats()
         raise TimeoutError(f"writes did not stop within {timeout}s")
 
@@ -136,8 +78,8 @@ class Watch:
     predicate. `track(keys, predicate)` resolves once every key has satisfied it.
     """
 
-    client: Client
-    resource: Resource
+    client: KubeClient
+    resource: ResourceRef
     objects: dict[Key, Obj] = field(default_factory=dict)
     events: int = 0
     _waiters: dict[Key, list[_Waiter]] = field(default_factory=dict)
@@ -148,7 +90,8 @@ class Watch:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> Watch:
-        listing = await self.client.list(self.resource)
+        # One unpaginated list: its resourceVersion is where the watch starts.
+        listing = await self.client.request("GET", self.resource.path())
         for item in listing.get("items", []):
             self.objects[key_of(item)] = item
         version = listing["metadata"]["resourceVersion"]
@@ -157,33 +100,26 @@ class Watch:
         return self
 
     async def _run(self, version: str) -> None:
-        params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "86400",
-                  "allowWatchBookmarks": "true"}
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with self.client.session.get(
-            self.resource.path(), params=params, timeout=timeout
-        ) as response:
-            if response.status >= 400:
-                raise ApiError(response.status, await response.text())
-            self._ready.set()
-            async for line in response.content:
-                arrived = time.perf_counter()
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind = event.get("type")
-                if kind == "BOOKMARK":
-                    continue
-                if kind == "ERROR":
-                    raise ApiError(0, json.dumps(event))
-                self.events += 1
-                obj = event["object"]
-                key = key_of(obj)
-                if kind == "DELETED":
-                    self.objects.pop(key, None)
-                else:
-                    self.objects[key] = obj
-                self._offer(key, obj, arrived, kind == "DELETED")
+        stream = watch_events(
+            self.client, self.resource, resource_version=version, timeout_seconds=86400
+        )
+        # Every event after `version` is delivered whenever the stream opens: none is missed.
+        self._ready.set()
+        async for event in stream:
+            arrived = time.perf_counter()
+            kind = event.get("type")
+            if kind == "BOOKMARK":
+                continue
+            if kind == "ERROR":
+                raise ApiError(0, {"message": json.dumps(event)})
+            self.events += 1
+            obj = event["object"]
+            key = key_of(obj)
+            if kind == "DELETED":
+                self.objects.pop(key, None)
+            else:
+                self.objects[key] = obj
+            self._offer(key, obj, arrived, kind == "DELETED")
 
     def _offer(self, key: Key, obj: Obj, arrived: float, deleted: bool) -> None:
         waiters = self._waiters.get(key)
