@@ -241,7 +241,12 @@ class Killer(threading.Thread):
 
 
 def _policy() -> dict[str, Any]:
-    return objects.policy("chaos", "mltrl-chaos", SERVING_LEVEL)
+    # The benchmark's policy, less its `modelChange: allow`: here the built-in default
+    # (review at the serving level) holds the model changes, and the observer checks that
+    # only the approved model (or a rollback's known-good one) is ever served.
+    body = objects.policy("chaos", "mltrl-chaos", SERVING_LEVEL)
+    del body["spec"]["modelChange"]
+    return body
 
 
 def _technology(name: str) -> dict[str, Any]:
