@@ -102,7 +102,7 @@ DEFAULT_ENTRY_MAX_LEVEL = 4
 
 @dataclass(frozen=True)
 class RoleGrant:
-    """One policy's binding of a role: the users and groups it names."""
+    """The users and groups one policy names: for a reviewer role, or as waiver approvers."""
 
     policy: str
     users: frozenset[str]
@@ -119,19 +119,9 @@ DEFAULT_WAIVER_MAX_DURATION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
-class ApproverSet:
-    policy: str
-    users: frozenset[str]
-    groups: frozenset[str]
-
-    def names(self, username: str, groups: Iterable[str]) -> bool:
-        return username in self.users or not self.groups.isdisjoint(groups)
-
-
-@dataclass(frozen=True)
 class EffectiveWaiverPolicy:
     max_duration: timedelta = DEFAULT_WAIVER_MAX_DURATION
-    approver_sets: tuple[ApproverSet, ...] = ()
+    approver_sets: tuple[RoleGrant, ...] = ()
     """One per matching policy with a `waivers` block: an approver must be named by each.
     Policies without the block have no say; with none at all, nobody may approve."""
     sources: tuple[str, ...] = ()
@@ -139,7 +129,7 @@ class EffectiveWaiverPolicy:
     def may_approve(self, username: str, groups: Iterable[str]) -> bool:
         groups = frozenset(groups)
         return bool(self.approver_sets) and all(
-            s.names(username, groups) for s in self.approver_sets
+            s.grants(username, groups) for s in self.approver_sets
         )
 
     def label(self) -> str:
@@ -156,7 +146,7 @@ def waiver_policy(policies: Sequence[NamedPolicy]) -> EffectiveWaiverPolicy:
     return EffectiveWaiverPolicy(
         max_duration=min(durations, default=DEFAULT_WAIVER_MAX_DURATION),
         approver_sets=tuple(
-            ApproverSet(
+            RoleGrant(
                 name,
                 frozenset(u for a in w.approvers for u in a.users),
                 frozenset(g for a in w.approvers for g in a.groups),

@@ -26,7 +26,6 @@ from mltrl_operator.domain.conditions import set_condition
 from mltrl_operator.domain.durations import format_duration, parse_instant
 from mltrl_operator.domain.policy import (
     DEFAULT_WAIVER_MAX_DURATION,
-    ApproverSet,
     EffectiveWaiverPolicy,
     LevelRule,
     waiver_policy,
@@ -38,7 +37,7 @@ DEFAULT_MAX_DURATION = DEFAULT_WAIVER_MAX_DURATION
 
 # The merged policy (who may approve, the longest a waiver may run) is part of the
 # effective policy: domain.policy.EffectiveWaiverPolicy, `EffectivePolicy.waivers`.
-__all__ = ["ApproverSet", "EffectiveWaiverPolicy", "waiver_policy"]
+__all__ = ["EffectiveWaiverPolicy", "waiver_policy"]
 
 
 # --- does it apply ----------------------------------------------------------------------------
