@@ -145,10 +145,11 @@ class _Policies:
 
 
 class _ByTechnology:
-    """Objects of one namespaced kind that name a technology in spec.technology."""
+    """Objects of one namespaced kind that name a technology in spec.technology (reviews,
+    waivers), kept packed; each read hands out objects of the caller's own."""
 
     def __init__(self) -> None:
-        self._by_technology: dict[Key, dict[str, Body]] = {}
+        self._by_technology: dict[Key, dict[str, str]] = {}  # _packed
         self._technology_of: dict[Key, str] = {}
 
     def put(self, key: Key, body: Body | None) -> None:
@@ -164,13 +165,17 @@ class _ByTechnology:
             return
         technology = str((body.get("spec") or {}).get("technology") or "")
         self._technology_of[key] = technology
-        self._by_technology.setdefault((namespace, technology), {})[name] = body
+        self._by_technology.setdefault((namespace, technology), {})[name] = _packed(body)
 
     def of(self, namespace: str, technology: str) -> list[Body]:
-        return list(self._by_technology.get((namespace, technology), {}).values())
+        return [json.loads(packed)
+                for packed in self._by_technology.get((namespace, technology), {}).values()]
 
     def keys(self) -> list[Key]:
         return list(self._technology_of)
+
+    def __len__(self) -> int:
+        return len(self._technology_of)
 
 
 class ClusterCache:
@@ -178,10 +183,8 @@ class ClusterCache:
         self._technologies: dict[Key, str] = {}  # _packed
         self._components_of: dict[Key, set[Key]] = {}
         self._composites_of: dict[Key, set[Key]] = {}
-        self._reviews: dict[Key, dict[str, str]] = {}  # _packed
-        self._review_technology: dict[Key, str] = {}
-        # Waivers by the technology they name, as reviews (issue 15).
-        self._waivers = _ByTechnology()
+        self._reviews = _ByTechnology()
+        self._waivers = _ByTechnology()  # issue 15
         self._namespaces: dict[str, Labels] = {}
         self._inference_services: dict[Key, Body] = {}
         # InferenceServices by the technology they claim, so a technology's change
@@ -198,7 +201,7 @@ class ClusterCache:
         if resource == TECHNOLOGIES:
             self._put_technology(_key(body), None if deleted else body)
         elif resource == REVIEWS:
-            self._put_review(_key(body), None if deleted else body)
+            self._reviews.put(_key(body), None if deleted else body)
         elif resource == WAIVERS:
             self._waivers.put(_key(body), None if deleted else body)
         elif resource == POLICIES:
@@ -252,21 +255,6 @@ class ClusterCache:
         if claim is not None:
             self._claimers.setdefault(claim, set()).add(key[1])
 
-    def _put_review(self, key: Key, body: Body | None) -> None:
-        namespace, name = key
-        previous = self._review_technology.pop(key, None)
-        if previous is not None:
-            reviews = self._reviews.get((namespace, previous))
-            if reviews is not None:
-                reviews.pop(name, None)
-                if not reviews:
-                    del self._reviews[(namespace, previous)]
-        if body is None:
-            return
-        technology = str((body.get("spec") or {}).get("technology") or "")
-        self._review_technology[key] = technology
-        self._reviews.setdefault((namespace, technology), {})[name] = _packed(body)
-
     # --- reading it -----------------------------------------------------------------------
 
     def technology(self, namespace: str, name: str) -> Body | None:
@@ -282,8 +270,7 @@ class ClusterCache:
         return sorted(self._composites_of.get((namespace, name), ()))
 
     def reviews_of(self, namespace: str, technology: str) -> list[Body]:
-        return [json.loads(packed)
-                for packed in self._reviews.get((namespace, technology), {}).values()]
+        return self._reviews.of(namespace, technology)
 
     def waivers_of(self, namespace: str, technology: str) -> list[Body]:
         return self._waivers.of(namespace, technology)
@@ -304,7 +291,7 @@ class ClusterCache:
         if resource == TECHNOLOGIES:
             return list(self._technologies)
         if resource == REVIEWS:
-            return list(self._review_technology)
+            return self._reviews.keys()
         if resource == POLICIES:
             return [("", name) for name in self.policies.names()]
         if resource == NAMESPACES:
@@ -327,10 +314,10 @@ class ClusterCache:
     def sizes(self) -> dict[str, int]:
         return {
             "technologies": len(self._technologies),
-            "reviews": len(self._review_technology),
+            "reviews": len(self._reviews),
             "namespaces": len(self._namespaces),
             "inferenceservices": len(self._inference_services),
-            "waivers": len(self._waivers.keys()),
+            "waivers": len(self._waivers),
         }
 
 
