@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -338,6 +339,38 @@ def running(
     finally:
         started.stop()
         sandbox.stop()
+
+
+# --- a clock the test moves (`mltrl run --clock-file`): days pass in a second -----------
+
+CLOCK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def stamp(instant: datetime) -> str:
+    """An instant as the clock file and the operator's timestamps write it."""
+    return instant.strftime(CLOCK_FORMAT)
+
+
+def clock_now(clock_file: Path) -> datetime:
+    return datetime.strptime(clock_file.read_text().strip(), CLOCK_FORMAT).replace(tzinfo=UTC)
+
+
+def clock_at(workdir: Path, instant: datetime) -> Path:
+    """A clock file set to `instant`; writing another time to it moves the operator's now."""
+    path = workdir / "now"
+    path.write_text(stamp(instant))
+    return path
+
+
+def running_on_clock(workdir: Path, clock_file: Path) -> contextlib.AbstractContextManager[
+        tuple[Sandbox, Operator]]:
+    """`running`, with the operator's now read from `clock_file`."""
+    def on_fake_time(sandbox: Sandbox) -> Operator:
+        operator = Operator(sandbox, sandbox.workdir / "operator.log")
+        operator.process.args += ["--clock-file", str(clock_file)]
+        return operator
+
+    return running(workdir, operator=on_fake_time)
 
 
 _namespaces = itertools.count()

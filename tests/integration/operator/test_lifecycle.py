@@ -19,7 +19,17 @@ import pytest
 from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import ModelSpec
 from mltrl_operator.domain.approvals import make_stamp, review_content
-from tests.integration.harness import BIN, MLTRL, Operator, Sandbox, condition, eventually, running
+from tests.integration.harness import (
+    BIN,
+    MLTRL,
+    Operator,
+    Sandbox,
+    clock_at,
+    condition,
+    eventually,
+    running_on_clock,
+    stamp,
+)
 from tests.integration.operator.scenarios import STAMPED_AT, model, policy, review, technology
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
 
@@ -28,26 +38,15 @@ pytestmark = pytest.mark.integration
 T0 = datetime.now(UTC).replace(microsecond=0)
 
 
-def stamp(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @pytest.fixture(scope="module")
 def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "now"
-    path.write_text(stamp(T0))
-    return path
+    return clock_at(tmp_path_factory.mktemp("clock"), T0)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory,
             clock_file: Path) -> Iterator[tuple[Sandbox, Operator]]:
-    def on_fake_time(sandbox: Sandbox) -> Operator:
-        operator = Operator(sandbox, sandbox.workdir / "operator.log")
-        operator.process.args += ["--clock-file", str(clock_file)]
-        return operator
-
-    with running(tmp_path_factory.mktemp("lifecycle"), operator=on_fake_time) as both:
+    with running_on_clock(tmp_path_factory.mktemp("lifecycle"), clock_file) as both:
         yield both
 
 

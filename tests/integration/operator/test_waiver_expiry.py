@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import MLTRL, Operator, Sandbox, condition, eventually, running
+from tests.integration.harness import (
+    MLTRL,
+    Operator,
+    Sandbox,
+    clock_at,
+    clock_now,
+    condition,
+    eventually,
+    running_on_clock,
+    stamp,
+)
 from tests.integration.operator.scenarios import policy, review, technology
 from tests.integration.operator.test_audit_record import exported
 from tests.integration.operator.test_reviews import wait_for_level, wait_for_phase
@@ -22,26 +32,15 @@ T0 = datetime.now(UTC).replace(microsecond=0)
 EXPIRES = T0 + timedelta(days=3)
 
 
-def stamp(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @pytest.fixture(scope="module")
 def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "now"
-    path.write_text(stamp(T0))
-    return path
+    return clock_at(tmp_path_factory.mktemp("clock"), T0)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory,
             clock_file: Path) -> Iterator[tuple[Sandbox, Operator]]:
-    def on_fake_time(sandbox: Sandbox) -> Operator:
-        operator = Operator(sandbox, sandbox.workdir / "operator.log")
-        operator.process.args += ["--clock-file", str(clock_file)]
-        return operator
-
-    with running(tmp_path_factory.mktemp("waivers"), operator=on_fake_time) as both:
+    with running_on_clock(tmp_path_factory.mktemp("waivers"), clock_file) as both:
         yield both
 
 
@@ -106,11 +105,6 @@ def test_a_waiver_applies_until_its_expiry_and_stops_at_that_second(
 
 
 # --- what a waiver allows: the serving gate and a review (issue 15, integrated) -------------
-
-
-def clock_now(clock_file: Path) -> datetime:
-    return datetime.strptime(clock_file.read_text().strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=UTC)
 
 
 def approved_waiver(name: str, namespace: str, technology_name: str, waives: dict[str, Any],
