@@ -122,7 +122,8 @@ def policy_label(policy: EffectivePolicy) -> str:
 # --- LevelReview approvals ---------------------------------------------------------------
 
 
-def _approvals(spec: Mapping[str, Any] | None) -> list[Any]:
+def approvals_as_sent(spec: Mapping[str, Any] | None) -> list[Any]:
+    """`spec.approvals` of an object as sent (a review's or a waiver's), [] if not a list."""
     value = (spec or {}).get("approvals")
     return list(value) if isinstance(value, list) else []
 
@@ -163,9 +164,9 @@ def stamp_approvals(
     and the technology's model hold now), every new or changed approval gets the stamp
     `approvedBy`, overwriting whatever the request carried.
     """
-    old = _by_reviewer(_approvals(old_spec))
+    old = _by_reviewer(approvals_as_sent(old_spec))
     patch: JsonPatch = []
-    for index, approval in enumerate(_approvals(new_spec)):
+    for index, approval in enumerate(approvals_as_sent(new_spec)):
         if not isinstance(approval, Mapping) or _untouched(approval, old):
             continue
         path = f"/spec/approvals/{index}"
@@ -293,7 +294,7 @@ def review_verdict(
                 "taken and its spec cannot change; open a new review"
             )
         return allow()
-    if old_wire_spec is not None and _approvals(old_wire_spec):
+    if old_wire_spec is not None and approvals_as_sent(old_wire_spec):
         moved = [
             FieldError(
                 f"spec.{name}",
@@ -310,8 +311,8 @@ def review_verdict(
         return refuse(errors)
     problems = _approval_errors(
         spec,
-        _approvals(wire_spec),
-        _approvals(old_wire_spec),
+        approvals_as_sent(wire_spec),
+        approvals_as_sent(old_wire_spec),
         requester,
         trusted,
         facts,

@@ -10,18 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from mltrl_operator.api.waiver import MLTRLWaiverSpec, WaiverApproval
-from mltrl_operator.domain.admission import JsonPatch, Requester
+from mltrl_operator.domain.admission import JsonPatch, Requester, approvals_as_sent
 from mltrl_operator.domain.durations import format_duration, parse_instant
 from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import EffectiveWaiverPolicy
 from mltrl_operator.domain.timefmt import rfc3339
 
 FIXED_ONCE_APPROVED = ("technology", "waives", "expiresAt", "reason")
-
-
-def _approvals(spec: Mapping[str, Any] | None) -> list[Any]:
-    value = (spec or {}).get("approvals")
-    return list(value) if isinstance(value, list) else []
 
 
 def _approver(approval: Any) -> str:
@@ -41,9 +36,9 @@ def stamp_waiver_approvals(
     empty approver becomes the requester, and the requester's own new approvals get their
     groups and the time now. An approval in someone else's name is left as typed, for
     `waiver_errors` to refuse."""
-    old = {_approver(a): a for a in _approvals(old_spec) if _approver(a)}
+    old = {_approver(a): a for a in approvals_as_sent(old_spec) if _approver(a)}
     patch: JsonPatch = []
-    for index, approval in enumerate(_approvals(new_spec)):
+    for index, approval in enumerate(approvals_as_sent(new_spec)):
         if not isinstance(approval, Mapping):
             continue
         approver = _approver(approval)
@@ -104,7 +99,7 @@ def waiver_errors(
             waived.level is None):
         errors.append(FieldError("spec.waives.level", "Required: evidence, roles and "
                                  "minApprovals are waived for one level"))
-    old = {_approver(a): a for a in _approvals(old_raw_spec) if _approver(a)}
+    old = {_approver(a): a for a in approvals_as_sent(old_raw_spec) if _approver(a)}
     if old and old_raw_spec is not None:
         for key in FIXED_ONCE_APPROVED:
             if raw_spec.get(key) != old_raw_spec.get(key):
@@ -112,7 +107,7 @@ def waiver_errors(
                                          "approved; remove the approvals first, or create "
                                          "another waiver"))
     for index, approval in enumerate(spec.approvals):
-        raw = _approvals(raw_spec)[index]
+        raw = approvals_as_sent(raw_spec)[index]
         if approval.approver and old.get(approval.approver) == raw:
             continue  # untouched since it was stored
         errors.extend(_approval_errors(index, approval, requester, policy, trusted))
