@@ -38,6 +38,7 @@ from mltrl_operator.api.technology import (
     TransitionKind,
 )
 from mltrl_operator.domain import condition_types as ct
+from mltrl_operator.domain.approvals import review_type
 from mltrl_operator.domain.conditions import get_condition, set_condition
 from mltrl_operator.domain.entry import entry_floor
 from mltrl_operator.domain.lifecycle import (
@@ -209,8 +210,7 @@ def settle_lifecycle(
     events: list[LifecycleEvent] = []
     if applied is not None:
         review_name, review = applied
-        kind = review.type or (ReviewType.PROMOTION if review.to_level > review.from_level
-                               else ReviewType.SWITCHBACK)
+        kind = review_type(review)
         if kind in _APPROVES_MODEL:
             status = _adopt(status, spec.model, f"{kind} review {review_name}", now)
             if kind is ReviewType.CHANGE and spec.model is not None:
