@@ -183,6 +183,44 @@ class Observer(threading.Thread):
         for thread in threads:
             thread.join()
 
+    def timeline(self, technology: str) -> list[str]:
+        """One line per stored version of a technology and its InferenceServices, in the
+        order the API server stored them: what a failure report needs to be diagnosed."""
+        with self.lock:
+            events = sorted(self.events, key=lambda e: e[0])
+        lines = []
+        for rv, kind, obj in events:
+            metadata = obj["metadata"]
+            owner = (metadata.get("labels") or {}).get("mltrl.dev/technology", metadata["name"])
+            if owner != technology:
+                continue
+            if kind == "tech":
+                status = obj.get("status") or {}
+                serving = status.get("serving") or {}
+                shown = {
+                    "generation": metadata.get("generation"),
+                    "spec.model": ((obj.get("spec") or {}).get("model") or {}).get("version"),
+                    "level": status.get("level"),
+                    "approvedModel": (status.get("approvedModel") or {}).get("version"),
+                    "approvedModels": [m.get("version")
+                                       for m in status.get("approvedModels") or []],
+                    "pendingModel": (status.get("pendingModel") or {}).get("version"),
+                    "knownGood": [m.get("version")
+                                  for m in status.get("knownGoodModels") or []],
+                    "serving": {k: serving.get(k) for k in (
+                        "allowed", "state", "modelVersion", "rollback") if k in serving},
+                    "history": [f"{h.get('kind')}:{h.get('from')}->{h.get('to')}"
+                                for h in status.get("history") or []][-3:],
+                }
+            else:
+                predictor = ((obj.get("spec") or {}).get("predictor") or {})
+                shown = {
+                    "storageUri": (predictor.get("model") or {}).get("storageUri"),
+                    "stop": (metadata.get("annotations") or {}).get("serving.kserve.io/stop"),
+                }
+            lines.append(f"rv {rv} {kind} {metadata['name']}: {json.dumps(shown)}")
+        return lines
+
     def served_early(self, checked: dict[str, int]) -> list[str]:
         with self.lock:
             events = sorted(self.events, key=lambda e: e[0])
@@ -359,6 +397,12 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
         figures.writes = int(sandbox.settle(quiet_for=3.0, timeout=60)["total_writes"])
         _check(api, reviews, names, figures)
         figures.served_early = observer.served_early(figures.checked)
+        if figures.served_early:
+            # What the API server stored, in order, for each technology a problem names.
+            offenders = sorted({n for n in names if any(f" {n} " in p
+                                                        for p in figures.served_early)})
+            (workdir / "timeline.txt").write_text("\n".join(
+                line for name in offenders for line in observer.timeline(name)) + "\n")
     finally:
         killer.stopping.set()
         observer.stopping.set()

@@ -71,6 +71,14 @@ TECHNOLOGY = Resource(
         PrinterColumn("Level-Name", ".status.levelName", priority=1),
         PrinterColumn("Effective", ".status.effectiveLevel", "integer", priority=1),
         PrinterColumn("Owner", ".spec.owner", priority=1),
+        # Levels over time (issue 15), in `-o wide`: the model approved at this level (what
+        # serves), a new spec.model waiting for its change review, and the certification.
+        PrinterColumn("Approved-Model", ".status.approvedModel.version", priority=1,
+                      description="The model approved at the current level"),
+        PrinterColumn("Pending-Model", ".status.pendingModel.version", priority=1,
+                      description="A new spec.model waiting for its change review"),
+        PrinterColumn("Certified", ".status.conditions[?(@.type=='Certified')].reason",
+                      priority=1, description="Current, ExpiringSoon or Expired"),
     ),
 )
 

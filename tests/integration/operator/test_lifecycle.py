@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,15 @@ def test_a_new_model_is_held_until_its_change_review_and_the_old_one_serves_mean
     told = plugin_status(sandbox, "scorer", namespace)
     assert "Model:    1.5.0 waits for a change review" in told, told
     assert f"kubectl mltrl review new scorer --type change -n {namespace}" in told, told
+    # `kubectl get mltech -o wide` shows the approved model serving and the held one.
+    wide = sandbox.kubectl("get", "mltech", "scorer", "-n", namespace, "-o", "wide").stdout
+    header, row = wide.splitlines()[:2]
+    # Columns are aligned under their headers (a level name has spaces in it).
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    shown = {header[a:b].strip(): row[a:b].strip()
+             for a, b in zip(starts, [*starts[1:], None], strict=True)}
+    assert (shown["APPROVED-MODEL"], shown["PENDING-MODEL"], shown["CERTIFIED"]) == (
+        "1.4.0", "1.5.0", "NoExpiry"), wide
 
     # Walk-arounds: the status is the operator's; the InferenceService is set back.
     cleared = sandbox.as_user("mallory", "patch", "mltech", "scorer", "-n", namespace,
