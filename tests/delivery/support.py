@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.ci import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mltrl-operator"
 HEALTH = REPO / "manifests" / "argocd" / "health"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require(module: str) -> ModuleType:
@@ -29,11 +25,7 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        message = f"{module} is not installed ({error}); see tests/delivery/README.md"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message, allow_module_level=True)
-        raise  # unreachable: skip raises
+        unavailable(f"{module} is not installed ({error}); see tests/delivery/README.md")
 
 
 @cache

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.delivery.support import REPO, in_ci, tool
+from tests.ci import unavailable
+from tests.delivery.support import REPO, tool
 
 DOCS = REPO / "docs"
 
@@ -21,10 +22,7 @@ def _mkdocs() -> list[str]:
     try:
         import mkdocs  # noqa: F401
     except ImportError:
-        message = "mkdocs is not installed (pip install mkdocs); it is a dev dependency"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("mkdocs is not installed (pip install mkdocs); it is a dev dependency")
     return [sys.executable, "-m", "mkdocs"]
 
 

@@ -4,7 +4,6 @@ mention only metrics the operator exports, and Prometheus' own tools accept them
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.ci import unavailable
 
 from mltrl_operator import metrics
 from mltrl_operator.alerts.config import DEFAULT_NAMESPACE_LABEL, DEFAULT_TECHNOLOGY_LABEL
@@ -32,10 +32,8 @@ def tool(name: str) -> str:
     found = shutil.which(name) or (str(debian) if debian.exists() else None)
     if found:
         return found
-    message = f"{name} is missing (Debian: apt-get install prometheus prometheus-alertmanager)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"{name} is missing (Debian: apt-get install prometheus "
+                "prometheus-alertmanager)")
 
 
 def mentioned_metrics(text: str) -> set[str]:
