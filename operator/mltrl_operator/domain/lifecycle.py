@@ -32,6 +32,7 @@ from mltrl_operator.domain.errors import FieldError
 from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.review_types import ModelRef
 from mltrl_operator.domain.timefmt import rfc3339
+from mltrl_operator.domain.transitions import certifies
 from mltrl_operator.domain.waivers import (
     EffectiveWaiverPolicy,
     WaiverFacts,
@@ -263,21 +264,10 @@ def plan_model_change(
 
 # --- re-certification -------------------------------------------------------------------------
 
-CERTIFYING_KINDS = frozenset({"entry", "promotion", "change", "recertification"})
-
-
 def certified_at(history: Sequence[LevelTransition], level: int) -> datetime | None:
-    """When `level` was last reviewed: the latest entry, promotion, change or
-    re-certification to it, or the latest move down to it (a switchback, or a lapse that
-    demoted): coming down starts the lower level's period afresh, so one lapse never
-    cascades into the levels below. A lapse that kept the level renews nothing."""
-    chosen = [
-        t for t in history
-        if t.to == level and (
-            str(t.kind) in CERTIFYING_KINDS
-            or (t.from_level is not None and t.from_level > t.to)
-        )
-    ]
+    """When `level` was last reviewed: the latest transition that certifies it
+    (domain.transitions.certifies)."""
+    chosen = [t for t in history if certifies(t, level)]
     instants = []
     for transition in chosen:
         try:

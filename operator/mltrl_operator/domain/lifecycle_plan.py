@@ -27,7 +27,6 @@ from datetime import datetime
 from mltrl_operator.api.lifecycle import OnExpiry
 from mltrl_operator.api.review import LevelReviewSpec, ReviewType
 from mltrl_operator.api.technology import (
-    HISTORY_LIMIT,
     KNOWN_GOOD_LIMIT,
     ApprovedModel,
     MLTechnologySpec,
@@ -55,6 +54,7 @@ from mltrl_operator.domain.technology import record_move
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.transitions import (
     append_bounded,
+    append_history,
     lapse_transition,
     model_change_switchback,
 )
@@ -279,8 +279,8 @@ def settle_lifecycle(
                 if target < level:
                     status = record_move(status, transition)
                     continue
-                status = status.model_copy(update={"history": append_bounded(
-                    status.history, transition, HISTORY_LIMIT)})
+                status = status.model_copy(update={"history": append_history(
+                    status.history, transition)})
         warned = get_condition(status.conditions, ct.CERTIFIED)
         if certificate.state is CertificationState.EXPIRING and certificate.expires_at and (
             warned is None or warned.reason != ct.EXPIRING_SOON  # once, when it starts

@@ -24,7 +24,6 @@ from datetime import datetime
 from mltrl_operator.api.common import MAX_LEVEL, Condition
 from mltrl_operator.api.review import LevelReviewSpec
 from mltrl_operator.api.technology import (
-    HISTORY_LIMIT,
     KNOWN_GOOD_LIMIT,
     LevelTransition,
     MLTechnologySpec,
@@ -52,7 +51,7 @@ __all__ = ["ComponentFacts", "InferenceServiceFacts", "compute_status"]
 from mltrl_operator.domain.timefmt import rfc3339
 from mltrl_operator.domain.transitions import (
     alert_switchback,
-    append_bounded,
+    append_history,
     entry_transition,
     review_transition,
 )
@@ -272,7 +271,7 @@ def compute_status(
     entry = entry_status(prior, spec, policy)  # domain.entry: entry is approved, not declared
     level, entered = level_after_entry(prior, entry)
     if entered:
-        history = append_bounded(history, entry_transition(level, now), HISTORY_LIMIT)
+        history = append_history(history, entry_transition(level, now))
     facts, effective = _components(spec, namespace, level, components)
     gate = technology_gate(name, spec, effective, policy, waivers)
     if gate_closed is not None:
@@ -356,7 +355,7 @@ def _moved(status: MLTechnologyStatus, transition: LevelTransition) -> MLTechnol
             "level_name": level_name(transition.to),
             "phase": phase_of(transition.to),
             "effective_level": effective,
-            "history": append_bounded(moved.history, transition, HISTORY_LIMIT),
+            "history": append_history(moved.history, transition),
         }
     )
 

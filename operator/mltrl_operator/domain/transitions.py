@@ -8,12 +8,23 @@ from datetime import datetime
 from typing import TypeVar
 
 from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase, ReviewType
-from mltrl_operator.api.technology import LevelTransition, SwitchbackType, TransitionKind
+from mltrl_operator.api.technology import (
+    HISTORY_LIMIT,
+    LevelTransition,
+    SwitchbackType,
+    TransitionKind,
+)
 from mltrl_operator.domain.levels import describe_level
 from mltrl_operator.domain.reviews import ReviewEvaluation
 from mltrl_operator.domain.timefmt import rfc3339
 
 OPERATOR = "mltrl-operator"
+
+# Transitions after which a level holds for its policy's validFor (issue 15).
+CERTIFYING_KINDS = frozenset({
+    TransitionKind.ENTRY, TransitionKind.PROMOTION, TransitionKind.CHANGE,
+    TransitionKind.RECERTIFICATION,
+})
 
 T = TypeVar("T")
 
@@ -107,3 +118,33 @@ def append_bounded(items: Sequence[T], item: T, limit: int) -> list[T]:
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     return [*items, item][-limit:]
+
+
+def certifies(transition: LevelTransition, level: int) -> bool:
+    """Whether `transition` starts `level`'s certification period: an entry, promotion,
+    change or re-certification to it, or any move down to it (a switchback, a lapse that
+    demoted: coming down starts the lower level's period afresh). A lapse that kept the
+    level renews nothing."""
+    return transition.to == level and (
+        transition.kind in CERTIFYING_KINDS
+        or (transition.from_level is not None and transition.from_level > transition.to)
+    )
+
+
+def append_history(
+    history: Sequence[LevelTransition], transition: LevelTransition
+) -> list[LevelTransition]:
+    """`status.history` with `transition` appended, within the CRD's HISTORY_LIMIT: the
+    oldest entries go, except the one that certified the level now held. validFor counts
+    from it (domain.lifecycle.certified_at); dropped, a level with many later entries
+    (lapses that kept it) would look never reviewed and lapse at once. The audit record
+    keeps every entry."""
+    items = [*history, transition]
+    excess = len(items) - HISTORY_LIMIT
+    if excess <= 0:
+        return items
+    certifying = [i for i, t in enumerate(items) if certifies(t, transition.to)]
+    kept = certifying[-1] if certifying else None
+    dropped = {i for i in range(len(items)) if i != kept}
+    dropped = set(sorted(dropped)[:excess])
+    return [t for i, t in enumerate(items) if i not in dropped]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mltrl_operator.api.lifecycle import ModelChangeAction, ModelChangeRule, OnExpiry
 from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.api.review import LevelReviewSpec
-from mltrl_operator.api.technology import LevelTransition, ModelSpec
+from mltrl_operator.api.technology import HISTORY_LIMIT, LevelTransition, ModelSpec
 from mltrl_operator.domain.durations import format_duration, parse_duration, parse_instant
 from mltrl_operator.domain.lifecycle import (
     REASON_CURRENT,
@@ -32,6 +32,7 @@ from mltrl_operator.domain.lifecycle import (
 )
 from mltrl_operator.domain.policy import NamedPolicy
 from mltrl_operator.domain.review_types import ModelRef, review_type_errors
+from mltrl_operator.domain.transitions import append_history
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -406,3 +407,24 @@ def test_nothing_changes_between_now_and_the_wakeup(offset: int) -> None:
     if decision.wake_at - timedelta(seconds=1) >= now:
         assert summary(just_before) == summary(decision)
     assert summary(at_wakeup) != summary(decision)
+
+
+def test_a_full_history_never_drops_the_review_that_certified_the_level() -> None:
+    # status.history holds 50 entries; the oldest go first, but validFor counts from the
+    # review that certified the level now held, so that one stays (the record keeps all).
+    promoted = transition(4, "promotion", "2026-03-01T00:00:00Z", **{"from": 3})
+    history = [transition(3, "entry", "2026-01-01T00:00:00Z"), promoted]
+    lapses = [transition(4, "lapse", f"2026-04-{day:02d}T00:00:00Z", **{"from": 4})
+              for day in range(1, 31)] + [
+        transition(4, "lapse", f"2026-05-{day:02d}T00:00:00Z", **{"from": 4})
+        for day in range(1, 31)]
+    for lapse in lapses:
+        history = append_history(history, lapse)
+    assert len(history) == HISTORY_LIMIT
+    assert history[0] == promoted and history[1:] == lapses[-(HISTORY_LIMIT - 1):]
+    assert certified_at(history, 4) == T0
+    # Once another review certifies the level, the old one may go like any other.
+    renewed = transition(4, "recertification", "2026-06-01T00:00:00Z", **{"from": 4})
+    history = append_history(append_history(history, renewed), lapses[0])
+    assert promoted not in history and certified_at(history, 4) == datetime(
+        2026, 6, 1, tzinfo=UTC)
