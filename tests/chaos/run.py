@@ -225,6 +225,7 @@ class Observer(threading.Thread):
         with self.lock:
             events = sorted(self.events, key=lambda e: e[0])
         latest: dict[str, dict[str, Any]] = {}
+        before: dict[str, tuple[str | None, bool]] = {}
         problems = []
         checked["InferenceService versions served"] = 0
         for rv, kind, obj in events:
@@ -233,7 +234,14 @@ class Observer(threading.Thread):
                 latest[name] = obj.get("status") or {}
                 continue
             annotations = obj["metadata"].get("annotations") or {}
-            if annotations.get("serving.kserve.io/stop") == "true":
+            stopped = annotations.get("serving.kserve.io/stop") == "true"
+            uri = (((obj.get("spec") or {}).get("predictor") or {}).get("model") or {}).get(
+                "storageUri")
+            # Whether this version starts serving something (created, resumed, another
+            # model), or is the same serving written again (KServe's status).
+            starts = before.get(name) != (uri, stopped)
+            before[name] = (uri, stopped)
+            if stopped:
                 continue
             checked["InferenceService versions served"] += 1
             owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
@@ -252,7 +260,8 @@ class Observer(threading.Thread):
                         rollback.get("storageUri")} - {None}
             checked["served models approved"] = checked.get("served models approved", 0) + 1
             if served not in approved:
-                problems.append(f"InferenceService {name} served {served} at rv {rv}; the "
+                problems.append(f"InferenceService {name} served {served} at rv {rv} "
+                                f"({'starts' if starts else 'keeps'} serving); the "
                                 f"stored status approved {sorted(approved)}")
         return problems
 
