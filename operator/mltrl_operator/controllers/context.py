@@ -15,6 +15,7 @@ from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.controllers.wakeups import Wakeups
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
+from mltrl_operator.k8s.resource_versions import compare_resource_versions
 
 
 def utc_now() -> datetime:
@@ -55,9 +56,14 @@ class ReadYourWrites:
     """Remembers what we wrote until the watch shows it, so a snapshot older than our own
     writes (a cache entry or a queued event) is replaced by what the server returned.
 
-    resourceVersions are opaque, so versions are only compared for equality: every version
-    one of our writes was based on is known to be stale until the watch delivers the
-    version we stored (or one we did not write, which means someone else wrote after us).
+    Every version one of our writes was based on is stale until the watch delivers the
+    version we stored or a later one. Later is decided by comparing resourceVersions
+    (k8s.resource_versions, KEP-5504): a write someone else made just before ours (KServe
+    updating an InferenceService's status) often reaches the watch after our write
+    returned, and taking it for the watch having caught up would plan on an object without
+    our write (a stop we made looks undone, so it is not made again while the model
+    serves). Where versions are not comparable, any version we did not write counts as
+    later, as before.
     """
 
     def __init__(self) -> None:
@@ -77,12 +83,25 @@ class ReadYourWrites:
         if entry is None:
             return body
         stale, stored = entry
-        if body is stored or _version(body) in stale:
+        if body is stored or _version(body) in stale or self._older(body, stale, stored):
             # `body is stored`: a caller handing back what this returned earlier; only a
             # snapshot from the watch can show that the watch has caught up.
             return stored
         del self._written[ref]  # the watch has caught up with (or gone past) our writes
         return body
+
+    @staticmethod
+    def _older(
+        body: dict[str, Any] | None, stale: set[str], stored: dict[str, Any] | None
+    ) -> bool:
+        """Whether `body` is a version from before our last write: older than what we
+        stored, or (we deleted it) no newer than what our writes were based on."""
+        version = _version(body)
+        if not version:
+            return False  # gone: for a deletion we did not make, the watch says so
+        if stored is not None:
+            return compare_resource_versions(version, _version(stored)) == -1
+        return any(compare_resource_versions(version, seen) in (-1, 0) for seen in stale)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from mltrl_operator.api.policy import MLTRLPolicySpec
 from mltrl_operator.controllers.cache import ClusterCache
 from mltrl_operator.controllers.context import ReadYourWrites
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.k8s.resource_versions import compare_resource_versions
 from mltrl_operator.k8s.resources import (
     INFERENCE_SERVICES,
     NAMESPACES,
@@ -234,3 +235,52 @@ def test_what_the_operator_never_reads_is_not_kept() -> None:
     assert kept["metadata"]["annotations"] == {"team.example.com/owner": "ml-platform"}
     assert kept["metadata"]["resourceVersion"] == "1"
     assert "managedFields" in body["metadata"]  # the event's own body is left alone
+
+
+def test_a_write_someone_made_before_ours_does_not_undo_ours_in_the_view() -> None:
+    """KServe writes an InferenceService's status (version 11) just before our stop (12);
+    its event reaches the watch after our PATCH returned. The view keeps our stop: taking
+    version 11 for the watch having caught up would plan on an InferenceService that
+    serves, and a stop already made would not be made again."""
+    cache, writes = ClusterCache(), ReadYourWrites()
+    ref = ("InferenceService", "ml", "ranker")
+    serving = {"metadata": _meta("ranker", "ml", "10"), "spec": {}}
+    cache.apply(INFERENCE_SERVICES, None, serving)
+    stopped = {"metadata": {**_meta("ranker", "ml", "12"),
+                            "annotations": {"serving.kserve.io/stop": "true"}}, "spec": {}}
+    writes.remember(ref, serving, stopped)
+    view = ClusterView(cache, writes)
+    kserve = {"metadata": _meta("ranker", "ml", "11"), "spec": {}, "status": {"url": "u"}}
+    cache.apply(INFERENCE_SERVICES, "MODIFIED", kserve)
+    assert view.inference_service("ml", "ranker") is stopped
+    # The watch delivers our write, or anything after it: the view follows the watch.
+    later = {**stopped, "metadata": {**stopped["metadata"], "resourceVersion": "13"}}
+    cache.apply(INFERENCE_SERVICES, "MODIFIED", later)
+    assert view.inference_service("ml", "ranker") == later
+    assert writes.fresh(ref, kserve) is kserve  # forgotten once caught up
+
+
+def test_resource_versions_compare_as_kubernetes_defines_them() -> None:
+    assert compare_resource_versions("9", "10") == -1
+    assert compare_resource_versions("10", "10") == 0
+    assert compare_resource_versions("100", "99") == 1
+    # Not comparable (KEP-5504: positive integers without leading zeros): equality only.
+    for other in ("", "0", "010", "abc", "1.5"):
+        assert compare_resource_versions(other, "10") is None
+
+
+def test_a_deleted_object_seen_again_at_an_older_version_stays_deleted() -> None:
+    cache, writes = ClusterCache(), ReadYourWrites()
+    ref = ("InferenceService", "ml", "ranker")
+    body = {"metadata": _meta("ranker", "ml", "10"), "spec": {}}
+    cache.apply(INFERENCE_SERVICES, None, body)
+    writes.remember(ref, body, None)
+    view = ClusterView(cache, writes)
+    assert view.inference_service("ml", "ranker") is None
+    # A re-list from a lagging cache hands back a version from before the deletion.
+    cache.apply(INFERENCE_SERVICES, "MODIFIED", {"metadata": _meta("ranker", "ml", "9"),
+                                                 "spec": {}})
+    assert view.inference_service("ml", "ranker") is None
+    recreated = {"metadata": _meta("ranker", "ml", "15"), "spec": {}}
+    cache.apply(INFERENCE_SERVICES, "ADDED", recreated)
+    assert view.inference_service("ml", "ranker") == recreated
