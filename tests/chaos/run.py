@@ -13,9 +13,14 @@ What is checked once the chaos stops and the operator has caught up:
 - doubled: any of those present twice (history entries, events, Jobs);
 - stuck: a review or an incident still not settled when the deadline passes;
 - served early: an InferenceService created or resumed while its technology's stored
-  status did not allow serving. An observer (spared from the faults) watches
-  technologies and InferenceServices; resourceVersions are one counter in the sandbox,
-  so the events replay in the order the API server stored them.
+  status did not allow serving, or serving a model that status does not approve (issue
+  15: `status.approvedModel`, or a rollback's known-good model), whether the version
+  starts serving it or keeps serving it (KServe rewriting its status meanwhile); and, once
+  settled, any InferenceService serving a model its technology's final status does not
+  approve. An observer (spared from the faults) watches technologies and
+  InferenceServices; resourceVersions are one counter in the sandbox, so the events
+  replay in the order the API server stored them. On a finding, `timeline.txt` in the
+  work directory lists each offender's stored versions in that order.
 """
 
 from __future__ import annotations
@@ -225,6 +230,7 @@ class Observer(threading.Thread):
         with self.lock:
             events = sorted(self.events, key=lambda e: e[0])
         latest: dict[str, dict[str, Any]] = {}
+        last_version: dict[str, tuple[str, str | None]] = {}  # InferenceService: owner, uri
         before: dict[str, tuple[str | None, bool]] = {}
         problems = []
         checked["InferenceService versions served"] = 0
@@ -241,10 +247,11 @@ class Observer(threading.Thread):
             # model), or is the same serving written again (KServe's status).
             starts = before.get(name) != (uri, stopped)
             before[name] = (uri, stopped)
+            owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
+            last_version[name] = (owner, None if stopped else uri)
             if stopped:
                 continue
             checked["InferenceService versions served"] += 1
-            owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
             status = latest.get(owner) or {}
             allowed = (status.get("serving") or {}).get("allowed")
             if not allowed or (status.get("level") or 0) < SERVING_LEVEL:
@@ -253,17 +260,28 @@ class Observer(threading.Thread):
                                 f"allowed={allowed}")
             # Issue 15: only the approved model (or a rollback's known-good one) is served;
             # a model changed at the serving level waits for its change review.
-            served = (((obj.get("spec") or {}).get("predictor") or {}).get("model") or {}).get(
-                "storageUri")
-            rollback = ((status.get("serving") or {}).get("rollback") or {}).get("model") or {}
-            approved = {(status.get("approvedModel") or {}).get("storageUri"),
-                        rollback.get("storageUri")} - {None}
+            approved = _approved(status)
             checked["served models approved"] = checked.get("served models approved", 0) + 1
-            if served not in approved:
-                problems.append(f"InferenceService {name} served {served} at rv {rv} "
+            if uri not in approved:
+                problems.append(f"InferenceService {name} served {uri} at rv {rv} "
                                 f"({'starts' if starts else 'keeps'} serving); the "
                                 f"stored status approved {sorted(approved)}")
+        # Settled: what each InferenceService serves in the end is what its technology's
+        # final status approves.
+        for name, (owner, uri) in sorted(last_version.items()):
+            approved = _approved(latest.get(owner) or {})
+            if uri is not None and uri not in approved:
+                problems.append(f"InferenceService {name} still serves {uri} once settled; "
+                                f"the final status approves {sorted(approved)}")
         return problems
+
+
+def _approved(status: dict[str, Any]) -> set[str]:
+    """The models a technology's status lets its InferenceService serve: the approved
+    model (issue 15), or the known-good model of a rollback in force."""
+    rollback = ((status.get("serving") or {}).get("rollback") or {}).get("model") or {}
+    return {(status.get("approvedModel") or {}).get("storageUri"),
+            rollback.get("storageUri")} - {None}
 
 
 class Killer(threading.Thread):
