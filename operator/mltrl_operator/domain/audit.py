@@ -542,7 +542,7 @@ def deletion_entry(
     )
 
 
-# --- entries for the transitions still to be wired (issue 15 integration) ------------------
+# --- entries that are not level transitions: waiver uses, dismissed approvals --------------
 
 
 def waiver_use_entry(
@@ -556,41 +556,6 @@ def waiver_use_entry(
         from_level=level, to_level=level, waiver=waiver, by=list(approved_by),
         reason=f"waiver {waiver} used for {used_for}: {', '.join(waived)}",
         details={"expiresAt": expires_at, "usedFor": used_for},
-    )
-
-
-def lapse_entry(
-    *, technology_uid: str | None, level: int, to_level: int | None, at: str, reason: str,
-    on_expiry: str,
-) -> AuditEntry:
-    """A level's certification ran out; `to_level` is set when onExpiry demoted."""
-    return AuditEntry(
-        id=entry_id("lapse", technology_uid, level, at),
-        sequence=0, time=at, kind=AuditEntryKind.LAPSE, technology_uid=technology_uid,
-        from_level=level, to_level=to_level if to_level is not None else level,
-        reason=clip(reason) or "", by=["mltrl-operator"], details={"onExpiry": on_expiry},
-    )
-
-
-def review_entry(
-    kind: AuditEntryKind,
-    *,
-    review_name: str,
-    review: LevelReviewSpec,
-    technology_uid: str | None,
-    at: str,
-    approved_by: Sequence[str],
-    model: ModelSpec | None,
-    reason: str,
-) -> AuditEntry:
-    """A change approval or a re-certification: a review that keeps the level."""
-    return AuditEntry(
-        id=entry_id(str(kind), technology_uid, review_name, at),
-        sequence=0, time=at, kind=kind, technology_uid=technology_uid,
-        from_level=review.from_level, to_level=review.to_level, reason=clip(reason) or "",
-        by=list(approved_by), review=review_name,
-        review_type=str(review.type) if review.type else None, model=audit_model(model),
-        evidence=review_evidence(review), approvals=review_approvals(review),
     )
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.ci import unavailable
 
 from mltrl_operator import metrics
 from mltrl_operator.alerts.config import DEFAULT_NAMESPACE_LABEL, DEFAULT_TECHNOLOGY_LABEL
+from tests.ci import unavailable
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "monitoring"
 RULE = DOCS / "prometheusrule.yaml"

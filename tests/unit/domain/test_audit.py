@@ -362,41 +362,22 @@ def test_only_the_operator_writes_the_record(operation: str, user: str) -> None:
     assert audit_record_verdict(Requester(OPERATOR), operation, "x", operator=OPERATOR).allowed
 
 
-def test_entries_for_the_transitions_still_to_be_wired_chain_like_the_others() -> None:
-    from mltrl_operator.domain.audit import (
-        dismissed_approvals_entry,
-        lapse_entry,
-        review_entry,
-        waiver_use_entry,
-    )
+def test_waiver_uses_and_dismissed_approvals_chain_like_the_transitions() -> None:
+    from mltrl_operator.domain.audit import dismissed_approvals_entry, waiver_use_entry
 
     at = "2026-06-01T00:00:00Z"
-    change = LevelReviewSpec.model_validate({
-        "technology": TECH, "fromLevel": 7, "toLevel": 7, "type": "change",
-        "model": {"version": "1.5.0"},
-        "evidence": [{"name": "integration-tests", "kind": "check", "passed": True}],
-    })
     drafts = [
         waiver_use_entry(waiver="bias-audit", technology_uid="u", level=7, at=at,
                          used_for="serving", waived=["servingMinimum 7 -> 5"],
                          approved_by=["dana"], expires_at="2026-06-15T00:00:00Z"),
-        lapse_entry(technology_uid="u", level=7, to_level=6, at=at, reason="lapsed",
-                    on_expiry="demote"),
-        review_entry(AuditEntryKind.CHANGE_APPROVAL, review_name="fd-1.5.0", review=change,
-                     technology_uid="u", at=at, approved_by=["bob"],
-                     model=ModelSpec(version="1.5.0", storage_uri="s3://m", format="onnx"),
-                     reason="model 1.5.0 approved at level 7"),
         dismissed_approvals_entry(review_name="fd-to-8", technology_uid="u", at=at, level=7,
                                   dismissed=[("bob", "evidence ci changed after bob approved")]),
     ]
     assert [d.kind for d in drafts] == [
-        AuditEntryKind.WAIVER_USE, AuditEntryKind.LAPSE, AuditEntryKind.CHANGE_APPROVAL,
-        AuditEntryKind.DISMISSED_APPROVALS]
+        AuditEntryKind.WAIVER_USE, AuditEntryKind.DISMISSED_APPROVALS]
     assert drafts[0].waiver == "bias-audit" and drafts[0].details["usedFor"] == "serving"
-    assert (drafts[1].from_level, drafts[1].to_level) == (7, 6)
-    assert drafts[2].review_type == "change" and drafts[2].evidence[0].name == "integration-tests"
-    assert drafts[3].details == {"dismissed.bob": "evidence ci changed after bob approved"}
-    assert len({d.id for d in drafts}) == 4
+    assert drafts[1].details == {"dismissed.bob": "evidence ci changed after bob approved"}
+    assert len({d.id for d in drafts}) == 2
     chunks, previous = [], None
     for item in drafts:
         previous = chain(item, previous)
