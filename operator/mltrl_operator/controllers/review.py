@@ -239,6 +239,7 @@ async def _evaluate_and_apply(
         confirmed = asyncio.ensure_future(
             _confirm_unchanged(ctx, namespace, name, resource_version)
         )
+        await asyncio.sleep(0)  # the read goes out now, not when the plan first waits
         try:
             outcome = await reconcile_locked(
                 ctx, view, namespace, spec.technology, technology,
