@@ -19,7 +19,7 @@ import yaml
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.process import stop_on_signals
 from mltrl_operator.cli.services import alert_services
-from mltrl_operator.controllers.runtime import Clock, Service, run_operator
+from mltrl_operator.controllers.runtime import Clock, Service, TechnologyLookup, run_operator
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import load_connection
 from mltrl_operator.webhooks.cluster import KubeClusterState
@@ -77,7 +77,9 @@ def _sandbox_webhooks(server: SandboxServer, directory: Path, trusted: list[str]
     )
 
     @contextlib.asynccontextmanager
-    async def webhooks(client: KubeClient, clock: Clock) -> AsyncIterator[WebhookServer]:
+    async def webhooks(
+        client: KubeClient, clock: Clock, _: TechnologyLookup
+    ) -> AsyncIterator[WebhookServer]:
         async with WebhookServer(config, KubeClusterState(client), clock) as running:
             url = f"https://127.0.0.1:{running.port}"
             for document in webhook_configurations(url, certificate.ca_pem):

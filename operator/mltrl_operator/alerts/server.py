@@ -37,6 +37,7 @@ from mltrl_operator.alerts.recorder import (
     GROUPED,
     RESOLVED,
     UNKNOWN_TECHNOLOGY,
+    CachedTechnology,
     Recorded,
     TechnologyBusy,
     record_alerts,
@@ -68,11 +69,14 @@ class AlertReceiver:
     """The aiohttp application plus its listener; an async context manager for run_operator."""
 
     def __init__(
-        self, config: ReceiverConfig, client: KubeClient, clock: Callable[[], datetime]
+        self, config: ReceiverConfig, client: KubeClient, clock: Callable[[], datetime],
+        cached: CachedTechnology | None = None,
     ) -> None:
         self.config = config
         self.client = client
         self.clock = clock
+        self.cached = cached
+        """The operator's cached technologies (recorder.record_alerts: a GET saved)."""
         self.policies = PolicyCache(client, config.policy_cache_seconds)
         self.events = EventRecorder(client)
         self._runner: web.AppRunner | None = None
@@ -160,7 +164,8 @@ class AlertReceiver:
             try:
                 policy = await self.policies.policy_for(namespace)
                 record = await record_alerts(
-                    self.client, namespace, name, [alerts[i] for i in indices], policy, now
+                    self.client, namespace, name, [alerts[i] for i in indices], policy, now,
+                    self.cached,
                 )
             except UNAVAILABLE as error:
                 failures.append(f"{namespace}/{name}: {error}")

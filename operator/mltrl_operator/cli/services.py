@@ -6,7 +6,7 @@ import argparse
 
 from mltrl_operator.alerts.config import ReceiverConfig, TokenSource, tls_files
 from mltrl_operator.alerts.server import AlertReceiver
-from mltrl_operator.controllers.runtime import Clock, Service
+from mltrl_operator.controllers.runtime import Clock, Service, TechnologyLookup
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, webhook_config
@@ -34,14 +34,14 @@ def alert_services(args: argparse.Namespace) -> list[Service]:
     if config is None:
         return []
 
-    def receiver(client: KubeClient, clock: Clock) -> AlertReceiver:
-        return AlertReceiver(config, client, clock)
+    def receiver(client: KubeClient, clock: Clock, cached: TechnologyLookup) -> AlertReceiver:
+        return AlertReceiver(config, client, clock, cached)
 
     return [receiver]
 
 
 def webhook_service(config: WebhookConfig) -> Service:
-    def webhooks(client: KubeClient, clock: Clock) -> WebhookServer:
+    def webhooks(client: KubeClient, clock: Clock, _: TechnologyLookup) -> WebhookServer:
         return WebhookServer(config, KubeClusterState(client), clock)
 
     return webhooks

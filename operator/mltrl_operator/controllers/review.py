@@ -7,6 +7,7 @@ is derived from that entry, so a crash between any two writes is repaired.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,11 +234,24 @@ async def _evaluate_and_apply(
                                view.waiver_facts(namespace, spec.technology), ctx.clock())
         if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
             return evaluation, technology, announced
-        await _confirm_unchanged(ctx, namespace, name, resource_version)
-        outcome = await reconcile_locked(
-            ctx, view, namespace, spec.technology, technology,
-            review=ApprovedReview(name, spec, evaluation, review_uid),
+        # The review's re-read runs while the technology's plan is computed (issue 17:
+        # the promotion's latency); the plan's writes wait for it (technology.apply).
+        confirmed = asyncio.ensure_future(
+            _confirm_unchanged(ctx, namespace, name, resource_version)
         )
+        await asyncio.sleep(0)  # the read goes out now, not when the plan first waits
+        try:
+            outcome = await reconcile_locked(
+                ctx, view, namespace, spec.technology, technology,
+                review=ApprovedReview(name, spec, evaluation, review_uid), confirmed=confirmed,
+            )
+        except BaseException:
+            if not confirmed.done():
+                confirmed.cancel()
+            elif not confirmed.cancelled():
+                confirmed.exception()  # seen: the error that stopped the apply is raised
+            raise
+        await confirmed  # also when nothing was planned: a review that moved stops here
         announced = announced or bool(outcome and outcome.promotion_announced)
         # Evaluated again against what is stored now: Applied once the history has it.
         technology = view.technology(namespace, spec.technology)

@@ -19,14 +19,19 @@ from aiohttp import web
 from mltrl_operator.controllers.context import OperatorContext, utc_now
 from mltrl_operator.controllers.handlers import build_registry
 from mltrl_operator.controllers.settings import configure
+from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.metrics import metrics_app
 
 Clock = Callable[[], datetime]
-Service = Callable[[KubeClient, Clock], AbstractAsyncContextManager[Any]]
-"""Something that runs beside kopf in the same loop with the operator's client, such as
-the alert receiver; the entry point builds it, since controllers may not import it."""
+TechnologyLookup = Callable[[str, str], "dict[str, Any] | None"]
+"""(namespace, name) -> the technology as the operator's cache holds it (overlaid with its
+own writes), or None when the cache has not seen it."""
+Service = Callable[[KubeClient, Clock, TechnologyLookup], AbstractAsyncContextManager[Any]]
+"""Something that runs beside kopf in the same loop with the operator's client and cache,
+such as the alert receiver; the entry point builds it, since controllers may not import
+it."""
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +195,9 @@ async def run_operator(
         async with contextlib.AsyncExitStack() as stack:
             if metrics_port is not None:
                 await stack.enter_async_context(serve_metrics(metrics_host, metrics_port))
+            cached = ClusterView(context.cache, context.writes).technology
             for service in services:
-                await stack.enter_async_context(service(client, clock))
+                await stack.enter_async_context(service(client, clock, cached))
             tune_garbage_collector()
             settings = configure(kopf.OperatorSettings())
             settings.peering.mandatory = peering is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -121,9 +121,11 @@ async def reconcile_locked(
     name: str,
     body: Body | None = None,
     review: ApprovedReview | None = None,
+    confirmed: Awaitable[None] | None = None,
 ) -> TechnologyOutcome | None:
     """For a caller that already holds the technology's lock (the review controller:
-    "reconcile technology X with review R")."""
+    "reconcile technology X with review R"). `confirmed`: awaited after planning and
+    before the plan's first write (the review's re-read, which raises if it moved)."""
     # Whoever held the lock may have written since this snapshot was taken.
     body = view.technology(namespace, name) if body is None else body
     body = view.fresh("MLTechnology", namespace, name, body) if body else None
@@ -131,7 +133,7 @@ async def reconcile_locked(
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         try:
-            return await reconcile_snapshot(ctx, view, body, review)
+            return await reconcile_snapshot(ctx, view, body, review, confirmed)
         except StaleSnapshot:
             try:
                 body = await ctx.client.get(TECHNOLOGIES, namespace, name)
@@ -174,6 +176,7 @@ async def reconcile_snapshot(
     view: ClusterView,
     body: Body,
     review: ApprovedReview | None = None,
+    confirmed: Awaitable[None] | None = None,
 ) -> TechnologyOutcome:
     """Plan from one snapshot and apply the plan. Raises StaleSnapshot when the object
     changed since the snapshot (the caller reads it again and plans afresh)."""
@@ -202,7 +205,7 @@ async def reconcile_snapshot(
         waivers=view.waiver_facts(namespace, name),
         lifecycle=view.lifecycle_for(namespace),
     )
-    plan, stored = await apply(ctx, inputs)
+    plan, stored = await apply(ctx, inputs, confirmed)
     _wake_at(ctx, view, namespace, name, plan)
     observe_levels(namespace, name, spec, plan.status)
     if stored is not None:
@@ -259,11 +262,16 @@ async def _post(
     )
 
 
-async def apply(ctx: OperatorContext, inputs: PlanInputs) -> tuple[Plan, Body | None]:
-    """Carry out a plan in the order that survives a crash between any two steps."""
+async def apply(
+    ctx: OperatorContext, inputs: PlanInputs, confirmed: Awaitable[None] | None = None
+) -> tuple[Plan, Body | None]:
+    """Carry out a plan in the order that survives a crash between any two steps.
+    `confirmed`, when given, is awaited before the first write (reconcile_locked)."""
     body = inputs.technology
     namespace = body["metadata"]["namespace"]
     plan = plan_technology(inputs)
+    if confirmed is not None:
+        await confirmed
     # 1. Jobs; a refusal is part of what the incident's settlement says, so plan again.
     refused = await _create_jobs(ctx, namespace, plan)
     if refused:

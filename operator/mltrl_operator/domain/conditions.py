@@ -33,10 +33,13 @@ def set_condition(
     """Return a new list with the condition set, and whether anything changed.
 
     Conditions keep their positions so that an unchanged status compares equal and the
-    caller can skip the PATCH.
+    caller can skip the PATCH. The other conditions are the caller's own objects, not
+    copies: conditions are never changed in place (model_copy(update=...) makes a new
+    one), and copying all of them for each one set was a tenth of a reconcile's CPU
+    (issue 17, docs/benchmarks.md).
     """
     wanted = _status(status)
-    result = [c.model_copy() for c in conditions]
+    result = list(conditions)
     for index, current in enumerate(result):
         if current.type != type:
             continue

@@ -314,6 +314,64 @@ async def test_a_concurrent_write_is_retried_not_overwritten(world: World) -> No
     assert stored["level"] == 4 and len(stored["incidents"]) == 1
 
 
+def counting_gets(world: World) -> list[str]:
+    """The names of the technologies the receiver reads from the API server."""
+    read: list[str] = []
+    real = world.kube.get
+
+    async def get(resource: Any, namespace: str | None, name: str) -> Any:
+        if resource == TECHNOLOGIES:
+            read.append(name)
+        return await real(resource, namespace, name)
+
+    world.kube.get = get  # type: ignore[method-assign]
+    return read
+
+
+async def test_the_operators_cached_copy_saves_the_read_before_the_write(world: World) -> None:
+    # Issue 17: the alert's way to its 200 is the intent's one conditional write, not a
+    # GET and then the write, when the operator's cache holds the technology.
+    current = await world.technology()
+    world.receiver.cached = lambda namespace, name: dict(current)
+    read = counting_gets(world)
+    status, body = await world.post(notification(alert()))
+    assert status == 200 and body["results"][0]["outcome"] == "recorded"
+    assert read == []
+    assert [i["state"] for i in await world.incidents()] == ["Pending"]
+
+
+async def test_a_stale_cached_copy_is_read_again_not_written_over(world: World) -> None:
+    stale = await world.technology()
+    # The reconciler wrote after the cache's copy was taken (its watch event not yet in).
+    await world.kube.patch_status(TECHNOLOGIES, NAMESPACE, "fraud", {"level": 4})
+    world.receiver.cached = lambda namespace, name: dict(stale)
+    read = counting_gets(world)
+    status, body = await world.post(notification(alert()))
+    assert status == 200 and body["results"][0]["outcome"] == "recorded"
+    assert read == ["fraud"]  # the conditional write was refused: read, decided again
+    stored = (await world.technology())["status"]
+    assert stored["level"] == 4 and len(stored["incidents"]) == 1
+
+
+async def test_a_cached_copy_never_answers_that_nothing_needs_storing(world: World) -> None:
+    # A stale copy that already shows the alert would call it a duplicate: answered 200
+    # with nothing stored, Alertmanager would not send it again. Only a write is trusted
+    # to the copy (its resourceVersion makes it conditional); "nothing to write" is read.
+    firing = alert("FraudDrift")
+    await world.post(notification(firing))
+    showing_it = await world.technology()
+    await world.kube.patch_status(
+        TECHNOLOGIES, NAMESPACE, "fraud", {"incidents": None, "settledAlerts": None}
+    )
+    assert await world.incidents() == []
+    world.receiver.cached = lambda namespace, name: dict(showing_it)
+    read = counting_gets(world)
+    status, body = await world.post(notification(firing))
+    assert status == 200 and body["results"][0]["outcome"] == "recorded"
+    assert read == ["fraud"]
+    assert [i["fingerprint"] for i in await world.incidents()] == [firing["fingerprint"]]
+
+
 async def test_a_technology_that_keeps_changing_is_a_503_for_alertmanager_to_retry(
     world: World,
 ) -> None:

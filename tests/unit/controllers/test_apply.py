@@ -240,3 +240,53 @@ async def test_a_foreign_inference_service_is_reported_once(kube: KubeClient) ->
     events = Counter((e["involvedObject"]["name"], e["reason"])
                      for e in await kube.list(EVENTS, "lab"))
     assert events == {("rogue", "ServingNotAllowed"): 1}
+
+
+async def test_a_review_edited_after_its_snapshot_never_moves_the_technology(
+    kube: KubeClient,
+) -> None:
+    # The review's re-read runs beside the technology's plan (issue 17), and still comes
+    # before any write: a snapshot the API server has moved past promotes nothing.
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    before = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
+    snapshot = await _review(kube)
+    await kube.patch(REVIEWS, NAMESPACE, "to-5", {"metadata": {"labels": {"edited": "yes"}}})
+    ctx, view = await _operator(kube)
+    assert await reconcile_review(ctx, view, snapshot) is None
+    after = await kube.get(TECHNOLOGIES, NAMESPACE, "fraud")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["status"]["level"] == 4
+    assert await kube.list(EVENTS, NAMESPACE) == []
+    assert await kube.list(INFERENCE_SERVICES, NAMESPACE) == []
+
+
+async def test_the_reviews_re_read_is_in_flight_while_the_plan_is_computed(
+    kube: KubeClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 17 (promotion latency): the one read a promotion needs is not waited for
+    # before the plan's CPU work, only before the plan's first write.
+    from mltrl_operator.controllers import technology
+
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    ctx, view = await _operator(kube)
+    order: list[str] = []
+    real_get, real_plan = kube.get, technology.plan_technology
+
+    async def get(resource: Any, namespace: str | None, name: str) -> Any:
+        order.append(f"read {resource.kind}")
+        answer = await real_get(resource, namespace, name)
+        order.append(f"answered {resource.kind}")
+        return answer
+
+    def plan(inputs: Any) -> Any:
+        order.append("plan")
+        return real_plan(inputs)
+
+    kube.get = get  # type: ignore[method-assign]
+    monkeypatch.setattr(technology, "plan_technology", plan)
+    await reconcile_review(ctx, view, review)
+    assert order[:3] == ["read LevelReview", "plan", "answered LevelReview"]
+    assert (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]["level"] == 5
