@@ -157,9 +157,14 @@ def build_registry() -> kopf.OperatorRegistry:
                 await reconcile_policy(ctx, view, snapshot(body))
             if ctx.cache.policies.version == before:
                 return  # its status, or nothing at all, changed: no rule moved
-            # Each technology's key covers its reviews and waivers (reconcile_key).
-            for namespace, name in view.technology_keys():
-                ctx.queue.add(technology_key(namespace, name))
+            # Inline, not queued: claimers are governed against technologies already
+            # reconciled under the new rules (a rule moving is rare; start-up's listing of
+            # a policy moves none, the cache being primed).
+            keys = view.technology_keys()
+            await reconcile_many(ctx, view, keys)
+            for namespace, name in keys:
+                await reconcile_reviews_of(ctx, view, namespace, name)
+                await reconcile_waivers_of(ctx, view, namespace, name)
             await _govern(ctx, view, view.foreign_inference_services())
 
     @kopf.on.event("", "v1", NAMESPACES.plural, registry=registry)
@@ -172,8 +177,8 @@ def build_registry() -> kopf.OperatorRegistry:
         if ctx.cache.namespace_labels(name) == before:
             return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
-            for key in view.technology_keys([name]):
-                ctx.queue.add(technology_key(*key))
+            # Inline, as for policies: claimers are governed after their technologies.
+            await reconcile_many(ctx, view, view.technology_keys([name]))
             # Another policy may govern the namespace now: its claimers are checked again.
             await _govern(ctx, view, [
                 body for body in view.foreign_inference_services()
