@@ -307,7 +307,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-scale", default=None,
                         help="technology counts for --latency (default 10000; --quick 160)")
     parser.add_argument("--large", action="store_true",
-                        help=f"only start-up, at {FULL} and {LARGE} technologies (+ reviews)")
+                        help=f"only start-up, at {FULL} and {LARGE} technologies (+ reviews), "
+                        "or at --scale's sizes")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="print the tables of an earlier run's JSON, run nothing")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -333,7 +334,9 @@ def config_from(args: argparse.Namespace) -> Config:
     if args.latency_scale:
         changes["latency_scale"] = tuple(int(n) for n in args.latency_scale.split(",") if n)
     if args.large:
-        changes.update(main=False, scale=(FULL, LARGE), start_timeout=7200.0)
+        # --scale with --large: only start-up, at the sizes given.
+        changes.update(main=False, scale=changes.get("scale") or (FULL, LARGE),
+                       start_timeout=7200.0)
     if args.variants:
         changes["variants"] = tuple(v for v in args.variants.split(",") if v)
         unknown = set(changes["variants"]) - set(VARIANTS)

@@ -154,7 +154,7 @@ async def append_or_retry(
 ) -> None:
     key = ("MLTRLAuditRecord", namespace, technology, draft.id)
     try:
-        await append_entry(ctx.client, namespace, technology, draft)
+        await append_entry(ctx.client, namespace, technology, draft, recent=ctx.audit_records)
     except Exception:  # the transition is stored; its record entry must follow, later
         logger.exception(
             "appending %s %s to the audit record of %s/%s failed; retrying in %.0fs",

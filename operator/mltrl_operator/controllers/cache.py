@@ -322,17 +322,22 @@ class ClusterCache:
 
 
 async def prime(client: KubeClient, cache: ClusterCache) -> None:
-    """List every kind the operator reads, before kopf starts watching them."""
+    """List every kind the operator reads, before kopf starts watching them: a page at a
+    time into the cache, so the objects as sent (managedFields and all, three times the
+    size of what the cache keeps) are never all in memory at once (issue 17)."""
     for resource in CACHED:
         try:
-            items = await client.list(resource)
+            async for restarted, items in client.pages(resource):
+                if restarted:  # the list started over: only what it gives now exists
+                    for namespace, name in cache.keys(resource):
+                        cache.apply(resource, "DELETED",
+                                    {"metadata": {"namespace": namespace, "name": name}})
+                for item in items:
+                    # A list's items carry no kind; watch events, and our event recorder, do.
+                    cache.apply(resource, None, {
+                        "apiVersion": resource.api_version, "kind": resource.kind, **item,
+                    })
         except NotFound:
             # KServe not installed (yet): nothing to govern, and kopf will say so too.
             logger.warning("%s cannot be listed; treating as none", resource.plural)
-            items = []
-        for item in items:
-            # A list's items carry no kind; watch events, and our event recorder, do.
-            cache.apply(resource, None, {
-                "apiVersion": resource.api_version, "kind": resource.kind, **item,
-            })
     logger.info("cache primed: %s", cache.sizes())

@@ -13,6 +13,8 @@ from mltrl_operator.controllers.cache import ClusterCache, slim
 from mltrl_operator.controllers.relist import Relister
 from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.controllers.wakeups import Wakeups
+from mltrl_operator.controllers.workqueue import WorkQueue
+from mltrl_operator.k8s.audit_store import RecentRecords
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.events import EventRecorder
 from mltrl_operator.k8s.resource_versions import compare_resource_versions
@@ -115,6 +117,10 @@ class OperatorContext:
     relister: Relister = field(default_factory=Relister)  # the cache after a watch 410
     wakeups: Wakeups = field(default_factory=Wakeups)
     """Timers for instants decisions change by themselves (issue 15: expiries, lapses)."""
+    audit_records: RecentRecords = field(default_factory=RecentRecords)
+    """The audit records we wrote last, so the next append needs no read (issue 17)."""
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    """Keys of technologies and reviews to reconcile, taken by our own workers (issue 17)."""
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import kopf
@@ -53,12 +54,9 @@ def _observe(
 async def _after_relist(ctx: OperatorContext, gone: list[tuple[str, str]]) -> None:
     """Objects deleted while a watch was away (controllers/relist.py): reconcile the
     technologies of their namespaces (all of them for cluster-scoped kinds)."""
-    view = ClusterView(ctx.cache, ctx.writes)
     namespaces = {namespace for namespace, _ in gone}
-    keys = view.technology_keys(None if "" in namespaces else namespaces)
-    await reconcile_many(ctx, view, keys)
-    for namespace, name in keys:
-        await reconcile_reviews_of(ctx, view, namespace, name)
+    for namespace, name in ctx.cache.technology_keys(None if "" in namespaces else namespaces):
+        ctx.queue.add(technology_key(namespace, name))
 
 
 def _owner_technology(body: Any) -> str | None:
@@ -74,6 +72,39 @@ async def _govern(ctx: OperatorContext, view: ClusterView, bodies: list[dict[str
         metrics.count_gate_decision("governance", action.value)
 
 
+def technology_key(namespace: str, name: str) -> Hashable:
+    return (TECHNOLOGIES.kind, namespace, name)
+
+
+async def reconcile_key(ctx: OperatorContext, key: Hashable) -> None:
+    """What one of the work queue's workers does with a key: reconcile from the cache
+    (which holds the object as of its latest event) and our own writes since."""
+    assert isinstance(key, tuple)
+    view = ClusterView(ctx.cache, ctx.writes)
+    if key[0] == TECHNOLOGIES.kind:
+        _, namespace, name = key
+        with metrics.reconcile_timer(TECHNOLOGIES.kind):
+            await reconcile_or_retry(ctx, view, namespace, name)
+            # Composites and reviews read this technology from the cache, which its latest
+            # event has refreshed (and our write, if we just made one, overlays); each
+            # writes only if its own status moves.
+            await reconcile_many(ctx, view, view.composites_of(namespace, name))
+            await reconcile_reviews_of(ctx, view, namespace, name)
+            # A claimer must keep serving this technology's model at its level (domain.claims).
+            await _govern(ctx, view, view.claimers_of(namespace, name))
+            # Whether its waivers count depends on it (it exists; who owned it since when).
+            await reconcile_waivers_of(ctx, view, namespace, name)
+    elif key[0] == REVIEWS.kind:
+        _, namespace, name, technology = key
+        review = next((body for body in view.reviews_of(namespace, technology)
+                       if body["metadata"]["name"] == name), None)
+        if review is not None:  # None: deleted (or moved to another technology) since
+            with metrics.reconcile_timer(REVIEWS.kind):
+                await reconcile_review_or_retry(ctx, view, review)
+    else:
+        raise ValueError(f"no reconcile for the key {key!r}")
+
+
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -87,29 +118,22 @@ def build_registry() -> kopf.OperatorRegistry:
         ctx.wakeups.at("audit-catch-up", ctx.clock(), ctx.clock,
                        lambda: catch_up(ctx, view))
 
+    # Technologies and reviews, the many: the handler brings the cache up to the event and
+    # queues the object's key (controllers/workqueue.py), so kopf's worker and its raw
+    # event are let go at once; our own workers reconcile the key from the cache.
     @kopf.on.event(GROUP, VERSION, TECHNOLOGIES.plural, registry=registry)
     async def technology_changed(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
         **_: Any,
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
-        view = _observe(ctx, TECHNOLOGIES, event, body)
+        _observe(ctx, TECHNOLOGIES, event, body)
         assert namespace is not None  # MLTechnology is namespaced
-        with metrics.reconcile_timer(TECHNOLOGIES.kind):
-            if event.get("type") != "DELETED":
-                current = view.fresh("MLTechnology", namespace, name, snapshot(body))
-                await reconcile_or_retry(ctx, view, namespace, name, current)
-            else:
-                metrics.forget_technology(namespace, name)
-                await record_deletion(ctx, snapshot(body))
-            # Composites and reviews read this technology from the cache, which this very
-            # event has just refreshed; each writes only if its own status moves.
-            await reconcile_many(ctx, view, view.composites_of(namespace, name))
-            await reconcile_reviews_of(ctx, view, namespace, name)
-            # A claimer must keep serving this technology's model at its level (domain.claims).
-            await _govern(ctx, view, view.claimers_of(namespace, name))
-            # Whether its waivers count depends on it (it exists; who owned it since when).
-            await reconcile_waivers_of(ctx, view, namespace, name)
+        if event.get("type") == "DELETED":
+            # The deleted object is in this event only; the cache has forgotten it.
+            metrics.forget_technology(namespace, name)
+            await record_deletion(ctx, snapshot(body))
+        ctx.queue.add(technology_key(namespace, name))
 
     @kopf.on.event(GROUP, VERSION, REVIEWS.plural, registry=registry)
     async def review_changed(
@@ -117,13 +141,11 @@ def build_registry() -> kopf.OperatorRegistry:
         **_: Any,
     ) -> None:
         ctx: OperatorContext = memo["ctx"]
-        view = _observe(ctx, REVIEWS, event, body)
+        _observe(ctx, REVIEWS, event, body)
         if event.get("type") == "DELETED":
             return
-        review = view.fresh("LevelReview", namespace or "", name, snapshot(body))
-        if review is not None:
-            with metrics.reconcile_timer(REVIEWS.kind):
-                await reconcile_review_or_retry(ctx, view, review)
+        technology = str((body.get("spec") or {}).get("technology") or "")
+        ctx.queue.add((REVIEWS.kind, namespace or "", name, technology))
 
     @kopf.on.event(GROUP, VERSION, POLICIES.plural, registry=registry)
     async def policy_changed(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -135,6 +157,9 @@ def build_registry() -> kopf.OperatorRegistry:
                 await reconcile_policy(ctx, view, snapshot(body))
             if ctx.cache.policies.version == before:
                 return  # its status, or nothing at all, changed: no rule moved
+            # Inline, not queued: claimers are governed against technologies already
+            # reconciled under the new rules (a rule moving is rare; start-up's listing of
+            # a policy moves none, the cache being primed).
             keys = view.technology_keys()
             await reconcile_many(ctx, view, keys)
             for namespace, name in keys:
@@ -152,6 +177,7 @@ def build_registry() -> kopf.OperatorRegistry:
         if ctx.cache.namespace_labels(name) == before:
             return  # policies select namespaces by label only
         with metrics.reconcile_timer("Namespace"):
+            # Inline, as for policies: claimers are governed after their technologies.
             await reconcile_many(ctx, view, view.technology_keys([name]))
             # Another policy may govern the namespace now: its claimers are checked again.
             await _govern(ctx, view, [
@@ -169,7 +195,7 @@ def build_registry() -> kopf.OperatorRegistry:
         assert namespace is not None  # InferenceService is namespaced
         with metrics.reconcile_timer(INFERENCE_SERVICES.kind):
             if owner is not None:
-                await reconcile_or_retry(ctx, view, namespace, owner)
+                ctx.queue.add(technology_key(namespace, owner))
             # An owner reference is anyone's to write: only a technology's own by uid is
             # left to that technology's reconcile (domain.claims).
             if event.get("type") != "DELETED" and not view.owned_by_a_technology(snapshot(body)):

@@ -17,9 +17,10 @@ import kopf
 from aiohttp import web
 
 from mltrl_operator.controllers.context import OperatorContext, utc_now
-from mltrl_operator.controllers.handlers import build_registry
+from mltrl_operator.controllers.handlers import build_registry, reconcile_key
 from mltrl_operator.controllers.settings import configure
 from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.controllers.workqueue import Pause
 from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.metrics import metrics_app
@@ -41,13 +42,32 @@ HANDLER_GRACE_SECONDS = 2.0
 they are cancelled (kopf's own wait is 5 s, the whole stop's budget: docs/operations.md)."""
 
 
+def kopf_pause(tasks: Collection[asyncio.Task[Any]]) -> Pause | None:
+    """kopf's `operator_paused` toggles (on while a peer of higher priority holds the
+    peering, or the peering is missing), which kopf 1.45 does not expose: read from the
+    arguments of the tasks spawn_tasks made (as given; a guarded task's coroutine holds
+    the guarded one as `coro`). Our workers take no key while it is on."""
+    for task in tasks:
+        coroutine: Any = task.get_coro()
+        for _ in range(2):
+            frame = getattr(coroutine, "cr_frame", None)
+            if frame is None:
+                break
+            found = frame.f_locals.get("operator_paused")
+            if found is not None and callable(getattr(found, "is_on", None)):
+                return found  # type: ignore[no-any-return]
+            coroutine = frame.f_locals.get("coro")
+    return None
+
+
 async def run_kopf_until_stopped(
     tasks: Collection[asyncio.Task[Any]], ignored: Collection[asyncio.Task[Any]],
-    stop_flag: asyncio.Event | None,
+    stop_flag: asyncio.Event | None, on_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """kopf.run_tasks, but once `stop_flag` is set, kopf gets HANDLER_GRACE_SECONDS to
     wind down; then it is cancelled, which it answers by cancelling what is left (a
-    request retrying against an API server that has gone, say)."""
+    request retrying against an API server that has gone, say). `on_stop` is called as
+    soon as the stop flag is seen."""
     runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=ignored), name="kopf")
     if stop_flag is None:
         await runner
@@ -55,6 +75,8 @@ async def run_kopf_until_stopped(
     stopped = asyncio.create_task(stop_flag.wait(), name="stop flag")
     try:
         await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stopped.done():
+            on_stop()
         if not runner.done():
             await asyncio.wait({runner}, timeout=HANDLER_GRACE_SECONDS)
         if not runner.done():
@@ -218,8 +240,15 @@ async def run_operator(
             )
             if reclaim_signals is not None:
                 reclaim_signals()
-            await run_kopf_until_stopped(tasks, existing, stop_flag)
+            pause = kopf_pause(tasks)
+            if pause is None and peering is not None:
+                raise RuntimeError("kopf's pause toggles were not found: with peering, "
+                                   "a paused replica's workers would go on reconciling")
+            context.queue.start(lambda key: reconcile_key(context, key), pause=pause)
+            await run_kopf_until_stopped(tasks, existing, stop_flag, context.queue.stop)
     finally:
+        # Reconciles under way had kopf's grace; what is left is cut short.
+        await context.queue.close()
         await context.retries.close()
         await context.wakeups.close()
         await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import kopf
 
 BOOKKEEPING_PREFIX = "operator.mltrl.dev"
+IDLE_WORKER_SECONDS = 0.5
 
 
 def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
@@ -20,4 +21,9 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    # kopf keeps an object's worker, and the last raw event it handled (the object as sent,
+    # managedFields and all), for idle_timeout after its handler returns. Ours return at
+    # once (they queue a key: controllers/workqueue.py), so at start-up every listed object
+    # would sit in memory five seconds for nothing; a worker made again costs a task.
+    settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
     return settings

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,40 @@ class StoredRecord:
                     None)
 
 
+class RecentRecords:
+    """The records this process wrote last, as its writes stored them, so the next append
+    to one (a technology entered, then promoted, as at start-up) needs no read: 2 of the
+    3.3 requests per object a start-up made, besides the writes (docs/benchmarks.md).
+
+    Only ever a guess: the write built on it is conditional (the chunk's resourceVersion,
+    or the create of the next chunk's name), so if anyone wrote since, it gets a 409 and
+    the append reads the record from the API server as before. Bounded: the few most
+    recent, which is when the next append to the same record comes."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._records: OrderedDict[tuple[str, str], StoredRecord] = OrderedDict()
+
+    def get(self, namespace: str, technology: str) -> StoredRecord | None:
+        return self._records.get((namespace, technology))
+
+    def stored(self, record: StoredRecord, chunk: dict[str, Any]) -> None:
+        """`chunk` (an object the API server returned) is now the record's last one."""
+        name = (chunk.get("metadata") or {}).get("name")
+        bodies = [b for b in record.bodies if (b.get("metadata") or {}).get("name") != name]
+        bodies.append(chunk)
+        key = (record.namespace, record.technology)
+        self._records[key] = StoredRecord(record.namespace, record.technology,
+                                          parse_chunks(bodies), tuple(bodies))
+        self._records.move_to_end(key)
+        while len(self._records) > self.LIMIT:
+            self._records.popitem(last=False)
+
+    def forget(self, namespace: str, technology: str) -> None:
+        self._records.pop((namespace, technology), None)
+
+
 async def read_audit_record(client: KubeClient, namespace: str, technology: str) -> StoredRecord:
     """Every chunk of the record of `namespace/technology`, whether or not the technology
     still exists. The one read other tools (the CLI, `kubectl mltrl history`) build on."""
@@ -115,9 +150,12 @@ async def append_entry(
     draft: AuditEntry,
     *,
     limit: int = CHUNK_LIMIT_BYTES,
+    recent: RecentRecords | None = None,
 ) -> AuditEntry:
     """Append `draft` to the record (chained after its last entry) and return the entry as
-    stored; if an entry with the draft's id is already there, return that one."""
+    stored; if an entry with the draft's id is already there, return that one. With
+    `recent`, the record as this process last wrote it stands in for a first read."""
+    empty = StoredRecord(namespace, technology, parse_chunks([]), ())
     if draft.kind is AuditEntryKind.ENTRY:
         # Most technologies entering are new names: open the record in one write, no read.
         # A name used before has chunk 0 already (409), and takes the usual path.
@@ -125,18 +163,24 @@ async def append_entry(
         spec = MLTRLAuditRecordSpec(namespace=namespace, technology=technology, chunk=0,
                                     entries=[first])
         try:
-            await client.create(AUDIT_RECORDS, None, chunk_body(spec))
+            created = await client.create(AUDIT_RECORDS, None, chunk_body(spec))
         except Conflict:
             pass
         else:
+            if recent is not None:
+                recent.stored(empty, created)
             return first
     collided = False
+    remembered = recent.get(namespace, technology) if recent is not None else None
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
-        record = await (read_audit_record if collided else _read_by_name)(
-            client, namespace, technology
-        )
+        if remembered is not None and not collided:
+            record = remembered
+        else:
+            record = await (read_audit_record if collided else _read_by_name)(
+                client, namespace, technology
+            )
         existing = next((e for e in record.entries if e.id == draft.id), None)
         if existing is not None:
             return existing
@@ -156,7 +200,7 @@ async def append_entry(
                     namespace=namespace, technology=technology, chunk=placement.chunk,
                     previous_chunk_hash=entries[-1].hash if entries else "", entries=[entry],
                 )
-                await client.create(AUDIT_RECORDS, None, chunk_body(spec))
+                written = await client.create(AUDIT_RECORDS, None, chunk_body(spec))
             else:
                 assert last is not None
                 body = record.body_of(last.chunk)
@@ -166,14 +210,18 @@ async def append_entry(
                 # The stored entries byte for byte: an append never launders an edit.
                 stored = list(((body or {}).get("spec") or {}).get("entries") or [])
                 wire = [*stored, entry.to_wire()]
-                await client.patch(
+                written = await client.patch(
                     AUDIT_RECORDS, None, chunk_name(namespace, technology, last.chunk),
                     {"metadata": {"resourceVersion": version}, "spec": {"entries": wire}},
                 )
         except Conflict:
             # Someone appended (or opened a chunk) first: read again, every chunk, and re-chain.
             collided = True
+            if recent is not None:
+                recent.forget(namespace, technology)
             continue
+        if recent is not None:
+            recent.stored(record, written)
         return entry
     raise AuditAppendFailed(
         f"could not append {draft.kind} {draft.id} to the audit record of "

@@ -24,6 +24,8 @@ from mltrl_operator.k8s.errors import ApiError, Gone, raise_for
 from mltrl_operator.k8s.resources import EVENTS, ResourceRef
 
 Body = dict[str, Any]
+Page = tuple[bool, list[Body]]
+"""One page of a list: whether the list started over before it, and its items."""
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -232,22 +234,44 @@ class KubeClient:
         page_size: int = PAGE_SIZE,
     ) -> list[Body]:
         """Every item, a page at a time; a continue token that expired (410) starts over."""
+        items: list[Body] = []
+        async for restarted, page in self.pages(
+            resource, namespace, label_selector=label_selector, page_size=page_size
+        ):
+            if restarted:
+                items.clear()
+            items.extend(page)
+        return items
+
+    async def pages(
+        self,
+        resource: ResourceRef,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[Page]:
+        """The list a page at a time, for a caller that keeps less than every item as
+        sent (the cache at start-up). `restarted` True: a continue token expired (410) and
+        the list started over, so what earlier pages gave is to be forgotten."""
+        restarted = False
         for _ in range(3):
-            items: list[Body] = []
             params = {"limit": str(page_size)}
             if label_selector:
                 params["labelSelector"] = label_selector
             try:
                 while True:
                     result = await self.request("GET", resource.path(namespace), params=params)
-                    items.extend(result.get("items", []))
+                    yield restarted, result.get("items", [])
+                    restarted = False
                     token = (result.get("metadata") or {}).get("continue")
                     if not token:
-                        return items
+                        return
                     params = {**params, "continue": str(token)}
             except Gone:
                 logger.info("listing %s took longer than the server keeps a continue token; "
                             "listing again", resource.plural)
+                restarted = True
         raise ApiError(410, {"reason": "Expired", "message": f"could not list {resource.plural}"})
 
     async def create(self, resource: ResourceRef, namespace: str | None, body: Body) -> Body:

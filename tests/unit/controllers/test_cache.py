@@ -284,3 +284,29 @@ def test_a_deleted_object_seen_again_at_an_older_version_stays_deleted() -> None
     recreated = {"metadata": _meta("ranker", "ml", "15"), "spec": {}}
     cache.apply(INFERENCE_SERVICES, "ADDED", recreated)
     assert view.inference_service("ml", "ranker") == recreated
+
+
+class PagedApi:
+    """Lists technologies in pages of one, the first listing cut short by an expired
+    continue token (a technology deleted meanwhile); every other kind is empty."""
+
+    async def pages(self, resource: Any) -> Any:
+        def page(*names: str) -> list[dict[str, Any]]:
+            return [{"metadata": {"namespace": "ns", "name": n, "uid": n},
+                     "spec": {"targetLevel": 4}} for n in names]
+
+        if resource == TECHNOLOGIES:
+            yield False, page("a")
+            yield False, page("gone")
+            yield True, page("a")  # 410: listed again from the start
+            yield False, page("b")
+        else:
+            yield False, []
+
+
+async def test_priming_takes_a_page_at_a_time_and_forgets_a_list_that_started_over() -> None:
+    from mltrl_operator.controllers.cache import prime
+
+    cache, api = ClusterCache(), PagedApi()
+    await prime(api, cache)  # type: ignore[arg-type]
+    assert sorted(cache.technology_keys()) == [("ns", "a"), ("ns", "b")]

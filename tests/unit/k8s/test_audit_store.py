@@ -9,7 +9,7 @@ from typing import Any
 
 from mltrl_operator.api.audit import AuditEntry, AuditEntryKind
 from mltrl_operator.domain.audit import RECORD_LABEL, record_key, verify
-from mltrl_operator.k8s.audit_store import append_entry, read_audit_record
+from mltrl_operator.k8s.audit_store import RecentRecords, append_entry, read_audit_record
 from mltrl_operator.k8s.errors import Conflict, NotFound
 from mltrl_operator.k8s.resources import AUDIT_RECORDS, ResourceRef
 
@@ -171,3 +171,50 @@ async def test_an_append_reads_the_record_by_name_not_by_listing_every_record() 
     assert (api.lists, api.gets) == (0, 1 + 2 + 2)  # up to the first missing chunk
     assert [e.id for e in (await read_audit_record(api, NS, TECH)).entries] == [  # type: ignore[arg-type]
         "id-0", "id-1", "id-2"]
+
+
+def entry_draft(n: int) -> AuditEntry:
+    return AuditEntry(id=f"entry-{n}", sequence=0, time="2026-03-01T10:00:00Z",
+                      kind=AuditEntryKind.ENTRY, reason="entered")
+
+
+async def test_appends_after_our_own_write_read_nothing_and_still_chain() -> None:
+    """An entry then promotions (a start-up): the record as we wrote it stands in for the
+    reads, across chunks too, and the stored record is the same as without it."""
+    api, recent = FakeApi(), RecentRecords()
+    await append_entry(api, NS, TECH, entry_draft(0), recent=recent)  # type: ignore[arg-type]
+    for n in range(8):
+        await append_entry(api, NS, TECH, draft(n), limit=1500,  # type: ignore[arg-type]
+                           recent=recent)
+    assert (api.gets, api.lists) == (0, 0)
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["entry-0"] + [f"id-{n}" for n in range(8)]
+    assert len(record.chunks) > 2
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+async def test_a_write_by_anyone_else_since_ours_is_read_and_chained_after() -> None:
+    """The remembered record is a guess: another replica's append since makes our
+    conditional write a 409, and the append reads the record as stored."""
+    api, recent = FakeApi(), RecentRecords()
+    await append_entry(api, NS, TECH, draft(0), recent=recent)  # type: ignore[arg-type]
+    await append_entry(api, NS, TECH, draft(99))  # type: ignore[arg-type]  # no memory
+    ours = await append_entry(api, NS, TECH, draft(1), recent=recent)  # type: ignore[arg-type]
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["id-0", "id-99", "id-1"]
+    assert ours.sequence == 2
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+    # ...and a replay of the other writer's entry is found, not appended again.
+    writes = api.writes
+    await append_entry(api, NS, TECH, draft(99), recent=recent)  # type: ignore[arg-type]
+    assert api.writes == writes
+
+
+async def test_only_the_most_recent_records_are_remembered() -> None:
+    api, recent = FakeApi(), RecentRecords()
+    recent.LIMIT = 3
+    for n in range(5):
+        await append_entry(api, NS, f"tech-{n}", entry_draft(n),  # type: ignore[arg-type]
+                           recent=recent)
+    assert [recent.get(NS, f"tech-{n}") is not None for n in range(5)] == [
+        False, False, True, True, True]
