@@ -81,8 +81,10 @@ async def record_dismissed_approvals(
     ctx: OperatorContext, view: ClusterView, namespace: str, review: str, technology: str,
     before: Sequence[DismissedApproval], after: Sequence[DismissedApproval],
 ) -> None:
-    """Approvals a review's stored status newly dismisses (content changed after they
-    were given, an owner's, an unbound role's): one entry naming each and why."""
+    """Approvals a review's status is about to dismiss (content changed after they were
+    given, an owner's, an unbound role's): one entry naming each and why, appended before
+    that status is written, so that no crash between the two loses it. Raises when the
+    append fails: the review's status then waits for the record (its reconcile retries)."""
     known = {(d.reviewer, d.role, d.reason) for d in before}
     new = [d for d in after if (d.reviewer, d.role, d.reason) not in known]
     if not new:
@@ -94,7 +96,7 @@ async def record_dismissed_approvals(
         at=rfc3339(ctx.clock()), dismissed=[(d.reviewer, d.reason) for d in new],
         level=level if isinstance(level, int) else None,
     )
-    await append_or_retry(ctx, namespace, technology, draft)
+    await append_entry(ctx.client, namespace, technology, draft, recent=ctx.audit_records)
 
 
 async def record_deletion(ctx: OperatorContext, body: Body) -> None:

@@ -158,6 +158,12 @@ async def _reconcile_locked(
         await _announce(ctx, body, technology, spec, evaluation, generation, announced)
     patch = merge_patch(body.get("status") or {}, status.to_wire())
     if patch:
+        # Dismissed approvals go on the technology's record before the status that
+        # dismisses them is stored (issue 15): a crash in between redoes the same entry.
+        await record_dismissed_approvals(
+            ctx, view, namespace, name, spec.technology, old_status.dismissed_approvals,
+            status.dismissed_approvals,
+        )
         try:
             stored = await ctx.client.patch_status(
                 REVIEWS, namespace, name, patch, resource_version=metadata.get("resourceVersion")
@@ -165,12 +171,6 @@ async def _reconcile_locked(
         except (NotFound, Conflict):
             return None  # changed or gone: its own next event reconciles it afresh
         ctx.writes.remember(("LevelReview", namespace, name), body, stored)
-        # Dismissed approvals go on the technology's record once, after the status that
-        # dismissed them is stored (issue 15).
-        await record_dismissed_approvals(
-            ctx, view, namespace, name, spec.technology, old_status.dismissed_approvals,
-            status.dismissed_approvals,
-        )
         if old_status.phase != status.phase:
             # Counted after the conditional write: a redo starts from the stored phase.
             metrics.count_review_outcome(evaluation.phase.value)

@@ -564,10 +564,12 @@ def dismissed_approvals_entry(
     dismissed: Sequence[tuple[str, str]], level: int | None,
 ) -> AuditEntry:
     """Approvals that stopped counting: (reviewer, why) each, e.g. ("bob", "evidence ci
-    changed after bob approved")."""
+    changed after bob approved"). Named by what was dismissed, not when: the entry is
+    appended before the review's status that dismisses them is written, and a redo after
+    a crash in between decides the same dismissals, which the record then already has."""
     return AuditEntry(
-        id=entry_id("dismissedApprovals", technology_uid, review_name, at,
-                    *(reviewer for reviewer, _ in dismissed)),
+        id=entry_id("dismissedApprovals", technology_uid, review_name,
+                    *(f"{reviewer}: {why}" for reviewer, why in sorted(dismissed))),
         sequence=0, time=at, kind=AuditEntryKind.DISMISSED_APPROVALS,
         technology_uid=technology_uid, from_level=level, to_level=level, review=review_name,
         by=["mltrl-operator"], reason="; ".join(clip(why) or "" for _, why in dismissed),

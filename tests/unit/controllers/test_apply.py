@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mltrl_operator.api import crdgen
+from mltrl_operator.api.audit import AuditEntryKind
 from mltrl_operator.api.review import LevelReviewSpec, ReviewPhase
 from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus, ModelSpec
 from mltrl_operator.controllers.cache import prime
@@ -22,9 +23,11 @@ from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.domain.approvals import make_stamp, review_content
 from mltrl_operator.domain.plan import ApprovedReview
 from mltrl_operator.domain.reviews import evaluate_review, technology_facts
+from mltrl_operator.k8s.audit_store import read_audit_record
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import Connection
 from mltrl_operator.k8s.resources import (
+    AUDIT_RECORDS,
     EVENTS,
     INFERENCE_SERVICES,
     NAMESPACES,
@@ -290,3 +293,35 @@ async def test_the_reviews_re_read_is_in_flight_while_the_plan_is_computed(
     await reconcile_review(ctx, view, review)
     assert order[:3] == ["read LevelReview", "plan", "answered LevelReview"]
     assert (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]["level"] == 5
+
+
+async def test_a_crash_before_the_dismissing_status_loses_no_audit_entry(
+    kube: KubeClient,
+) -> None:
+    """Issue 15: the approvals a review's status dismisses go on the technology's record
+    before that status is written: an operator killed between the two leaves the status
+    unwritten, and the next one records the dismissal once (before, a crash after the
+    status write lost the entry: the next operator saw nothing new to dismiss)."""
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    await _review(kube)
+    await kube.patch(TECHNOLOGIES, NAMESPACE, "fraud", {"spec": {"model": {
+        "version": "2.0", "storageUri": "s3://m/2.0", "format": "sklearn"}}})
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    _kill_on(kube, "patch", AUDIT_RECORDS)  # killed appending to the record
+    with pytest.raises(Killed):
+        await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
+    _revive(kube, "patch")
+    # The status that dismisses bob's approval waits for the record.
+    assert "dismissedApprovals" not in ((await kube.get(REVIEWS, NAMESPACE, "to-5"))
+                                        .get("status") or {})
+
+    ctx, view = await _operator(kube)  # a new operator process
+    await reconcile_review(ctx, view, await kube.get(REVIEWS, NAMESPACE, "to-5"))
+    status = (await kube.get(REVIEWS, NAMESPACE, "to-5"))["status"]
+    [dismissed] = status["dismissedApprovals"]
+    assert dismissed["reviewer"] == "bob"
+    record = await read_audit_record(kube, NAMESPACE, "fraud")
+    entries = [e for e in record.entries if e.kind is AuditEntryKind.DISMISSED_APPROVALS]
+    assert [(e.review, list(e.details)) for e in entries] == [("to-5", ["dismissed.bob"])]

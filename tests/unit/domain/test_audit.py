@@ -378,6 +378,11 @@ def test_waiver_uses_and_dismissed_approvals_chain_like_the_transitions() -> Non
     assert drafts[0].waiver == "bias-audit" and drafts[0].details["usedFor"] == "serving"
     assert drafts[1].details == {"dismissed.bob": "evidence ci changed after bob approved"}
     assert len({d.id for d in drafts}) == 2
+    # Named by what was dismissed, not when: a redo decides the same entry.
+    again = dismissed_approvals_entry(
+        review_name="fd-to-8", technology_uid="u", at="2026-06-01T00:00:09Z", level=7,
+        dismissed=[("bob", "evidence ci changed after bob approved")])
+    assert again.id == drafts[1].id
     chunks, previous = [], None
     for item in drafts:
         previous = chain(item, previous)
