@@ -19,9 +19,10 @@ import yaml
 from mltrl_operator.api import crdgen
 from mltrl_operator.cli.process import stop_on_signals
 from mltrl_operator.cli.services import alert_services
-from mltrl_operator.controllers.runtime import Clock, Service, TechnologyLookup, run_operator
+from mltrl_operator.controllers.runtime import Clock, Service, run_operator
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.connection import load_connection
+from mltrl_operator.k8s.lookups import TechnologyLookup
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, WebhookConfigError
 from mltrl_operator.webhooks.configuration import operator_username, webhook_configurations

@@ -8,7 +8,7 @@ nothing, and a crash before it makes Alertmanager send again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ from mltrl_operator.domain.alerts import (
 from mltrl_operator.domain.policy import EffectivePolicy
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import Conflict, NotFound
+from mltrl_operator.k8s.lookups import TechnologyLookup
 from mltrl_operator.k8s.resources import TECHNOLOGIES
 
 MAX_ATTEMPTS = 5
@@ -45,14 +46,10 @@ RESOLVED = RESOLVED_OUTCOME
 UNKNOWN_TECHNOLOGY = "unknown-technology"
 __all__ = [
     "BEYOND_HORIZON", "DUPLICATE", "GROUPED", "NO_INCIDENT", "RECORDED", "RESOLVED",
-    "UNKNOWN_TECHNOLOGY", "CachedTechnology", "Recorded", "TechnologyBusy", "record_alerts",
+    "UNKNOWN_TECHNOLOGY", "Recorded", "TechnologyBusy", "record_alerts",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-CachedTechnology = Callable[[str, str], "dict[str, Any] | None"]
-"""(namespace, name) -> the technology as the operator's cache holds it, or None."""
 
 
 class TechnologyBusy(Exception):
@@ -133,7 +130,7 @@ async def record_alerts(
     alerts: Sequence[ReceivedAlert],
     policy: EffectivePolicy,
     now: datetime,
-    cached: CachedTechnology | None = None,
+    cached: TechnologyLookup | None = None,
 ) -> TechnologyRecord:
     """Record `alerts` on one technology with one conditional status PATCH.
 

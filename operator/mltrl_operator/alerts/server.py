@@ -37,7 +37,6 @@ from mltrl_operator.alerts.recorder import (
     GROUPED,
     RESOLVED,
     UNKNOWN_TECHNOLOGY,
-    CachedTechnology,
     Recorded,
     TechnologyBusy,
     record_alerts,
@@ -46,6 +45,7 @@ from mltrl_operator.domain.incidents import ALERT_RESOLVED_EVENT
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import ApiError
 from mltrl_operator.k8s.events import NORMAL, EventRecorder
+from mltrl_operator.k8s.lookups import TechnologyLookup
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class AlertReceiver:
 
     def __init__(
         self, config: ReceiverConfig, client: KubeClient, clock: Callable[[], datetime],
-        cached: CachedTechnology | None = None,
+        cached: TechnologyLookup | None = None,
     ) -> None:
         self.config = config
         self.client = client

@@ -6,8 +6,9 @@ import argparse
 
 from mltrl_operator.alerts.config import ReceiverConfig, TokenSource, tls_files
 from mltrl_operator.alerts.server import AlertReceiver
-from mltrl_operator.controllers.runtime import Clock, Service, TechnologyLookup
+from mltrl_operator.controllers.runtime import Clock, Service
 from mltrl_operator.k8s.client import KubeClient
+from mltrl_operator.k8s.lookups import TechnologyLookup
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, webhook_config
 from mltrl_operator.webhooks.server import WebhookServer

@@ -23,12 +23,10 @@ from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.controllers.workqueue import Pause
 from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
+from mltrl_operator.k8s.lookups import TechnologyLookup
 from mltrl_operator.metrics import metrics_app
 
 Clock = Callable[[], datetime]
-TechnologyLookup = Callable[[str, str], "dict[str, Any] | None"]
-"""(namespace, name) -> the technology as the operator's cache holds it (overlaid with its
-own writes), or None when the cache has not seen it."""
 Service = Callable[[KubeClient, Clock, TechnologyLookup], AbstractAsyncContextManager[Any]]
 """Something that runs beside kopf in the same loop with the operator's client and cache,
 such as the alert receiver; the entry point builds it, since controllers may not import

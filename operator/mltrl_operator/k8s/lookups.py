@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -15,6 +16,11 @@ from mltrl_operator.k8s.errors import NotFound
 from mltrl_operator.k8s.resources import NAMESPACES, POLICIES
 
 logger = logging.getLogger(__name__)
+
+TechnologyLookup = Callable[[str, str], "dict[str, Any] | None"]
+"""(namespace, name) -> the technology as the operator's cache holds it (overlaid with its
+own writes), or None when the cache has not seen it: what `mltrl run` hands the services
+beside it (the alert receiver saves a GET with it)."""
 
 
 async def read_policies(client: KubeClient) -> list[NamedPolicy]:
