@@ -167,6 +167,13 @@ class _ByTechnology:
         self._technology_of[key] = technology
         self._by_technology.setdefault((namespace, technology), {})[name] = _packed(body)
 
+    def get(self, key: Key) -> Body | None:
+        technology = self._technology_of.get(key)
+        if technology is None:
+            return None
+        namespace, name = key
+        return _unpacked(self._by_technology[(namespace, technology)][name])
+
     def of(self, namespace: str, technology: str) -> list[Body]:
         return [json.loads(packed)
                 for packed in self._by_technology.get((namespace, technology), {}).values()]
@@ -268,6 +275,9 @@ class ClusterCache:
 
     def composites_of(self, namespace: str, name: str) -> list[Key]:
         return sorted(self._composites_of.get((namespace, name), ()))
+
+    def review(self, namespace: str, name: str) -> Body | None:
+        return self._reviews.get((namespace, name))
 
     def reviews_of(self, namespace: str, technology: str) -> list[Body]:
         return self._reviews.of(namespace, technology)

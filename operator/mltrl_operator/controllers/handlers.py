@@ -95,10 +95,9 @@ async def reconcile_key(ctx: OperatorContext, key: Hashable) -> None:
             # Whether its waivers count depends on it (it exists; who owned it since when).
             await reconcile_waivers_of(ctx, view, namespace, name)
     elif key[0] == REVIEWS.kind:
-        _, namespace, name, technology = key
-        review = next((body for body in view.reviews_of(namespace, technology)
-                       if body["metadata"]["name"] == name), None)
-        if review is not None:  # None: deleted (or moved to another technology) since
+        _, namespace, name = key
+        review = view.review(namespace, name)
+        if review is not None:  # None: deleted since
             with metrics.reconcile_timer(REVIEWS.kind):
                 await reconcile_review_or_retry(ctx, view, review)
     else:
@@ -144,8 +143,7 @@ def build_registry() -> kopf.OperatorRegistry:
         _observe(ctx, REVIEWS, event, body)
         if event.get("type") == "DELETED":
             return
-        technology = str((body.get("spec") or {}).get("technology") or "")
-        ctx.queue.add((REVIEWS.kind, namespace or "", name, technology))
+        ctx.queue.add((REVIEWS.kind, namespace or "", name))
 
     @kopf.on.event(GROUP, VERSION, POLICIES.plural, registry=registry)
     async def policy_changed(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:

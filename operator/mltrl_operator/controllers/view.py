@@ -34,6 +34,9 @@ class ClusterView:
     def composites_of(self, namespace: str, name: str) -> list[Key]:
         return self.cache.composites_of(namespace, name)
 
+    def review(self, namespace: str, name: str) -> Body | None:
+        return self.fresh("LevelReview", namespace, name, self.cache.review(namespace, name))
+
     def reviews_of(self, namespace: str, technology: str) -> list[Body]:
         return [
             fresh

@@ -310,3 +310,15 @@ async def test_priming_takes_a_page_at_a_time_and_forgets_a_list_that_started_ov
     cache, api = ClusterCache(), PagedApi()
     await prime(api, cache)  # type: ignore[arg-type]
     assert sorted(cache.technology_keys()) == [("ns", "a"), ("ns", "b")]
+
+
+def test_a_review_is_read_by_name_and_follows_a_move_to_another_technology() -> None:
+    cache = ClusterCache()
+    cache.apply(REVIEWS, None, review("ranker-to-5", "ranker"))
+    assert cache.review("ml", "ranker-to-5") == review("ranker-to-5", "ranker")
+    cache.apply(REVIEWS, "MODIFIED", review("ranker-to-5", "scorer"))
+    found = cache.review("ml", "ranker-to-5")
+    assert found is not None and found["spec"]["technology"] == "scorer"
+    assert cache.reviews_of("ml", "ranker") == []
+    cache.apply(REVIEWS, "DELETED", review("ranker-to-5", "scorer"))
+    assert cache.review("ml", "ranker-to-5") is None
