@@ -196,8 +196,7 @@ class Observer(threading.Thread):
         lines = []
         for rv, kind, obj in events:
             metadata = obj["metadata"]
-            owner = (metadata.get("labels") or {}).get("mltrl.dev/technology", metadata["name"])
-            if owner != technology:
+            if _owner(obj) != technology:
                 continue
             if kind == "tech":
                 status = obj.get("status") or {}
@@ -218,9 +217,8 @@ class Observer(threading.Thread):
                                 for h in status.get("history") or []][-3:],
                 }
             else:
-                predictor = ((obj.get("spec") or {}).get("predictor") or {})
                 shown = {
-                    "storageUri": (predictor.get("model") or {}).get("storageUri"),
+                    "storageUri": _served_uri(obj),
                     "stop": (metadata.get("annotations") or {}).get("serving.kserve.io/stop"),
                 }
             lines.append(f"rv {rv} {kind} {metadata['name']}: {json.dumps(shown)}")
@@ -241,13 +239,12 @@ class Observer(threading.Thread):
                 continue
             annotations = obj["metadata"].get("annotations") or {}
             stopped = annotations.get("serving.kserve.io/stop") == "true"
-            uri = (((obj.get("spec") or {}).get("predictor") or {}).get("model") or {}).get(
-                "storageUri")
+            uri = _served_uri(obj)
             # Whether this version starts serving something (created, resumed, another
             # model), or is the same serving written again (KServe's status).
             starts = before.get(name) != (uri, stopped)
             before[name] = (uri, stopped)
-            owner = (obj["metadata"].get("labels") or {}).get("mltrl.dev/technology", name)
+            owner = _owner(obj)
             last_version[name] = (owner, None if stopped else uri)
             if stopped:
                 continue
@@ -274,6 +271,18 @@ class Observer(threading.Thread):
                 problems.append(f"InferenceService {name} still serves {uri} once settled; "
                                 f"the final status approves {sorted(approved)}")
         return problems
+
+
+def _owner(obj: dict[str, Any]) -> str:
+    """The technology an object belongs to: an InferenceService's label, else its name."""
+    metadata = obj["metadata"]
+    return str((metadata.get("labels") or {}).get("mltrl.dev/technology", metadata["name"]))
+
+
+def _served_uri(isvc: dict[str, Any]) -> str | None:
+    model = ((isvc.get("spec") or {}).get("predictor") or {}).get("model") or {}
+    uri = model.get("storageUri")
+    return str(uri) if uri is not None else None
 
 
 def _approved(status: dict[str, Any]) -> set[str]:
