@@ -5,6 +5,13 @@ The file holds one RFC 3339 time (`2026-06-15T00:00:00Z`); the clock reads it ag
 whenever the file changes, so a test moves time by rewriting it. Everything in the
 operator that needs the time (reconcilers, webhooks, the alert receiver, timers) asks this
 one clock.
+
+A file that cannot be read once a time was read from it (caught while being rewritten:
+`echo` and Python's write_text empty it first) leaves the clock where it was, and it is
+read again at the next call: falling back to the system clock there made time jump by
+however far the file's time is from today, for one decision (a waiver judged expired a
+day early closed a serving gate in tests/integration/operator/test_waiver_expiry.py).
+Only before any time was read does the clock use the system's, saying so.
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ class FileClock:
                 self._warned = False
         except (OSError, ValueError) as error:
             if not self._warned:
-                logger.warning("--clock-file %s cannot be read (%s): using the system clock",
-                               self.path, error)
+                kept = f"keeping {self._value.isoformat()}" if self._value is not None \
+                    else "using the system clock"
+                logger.warning("--clock-file %s cannot be read (%s): %s", self.path, error,
+                               kept)
                 self._warned = True
-            self._value, self._stamp = None, None
+            self._stamp = None  # read again at the next call
         return self._value if self._value is not None else self._fallback()
 
 

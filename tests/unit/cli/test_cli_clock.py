@@ -28,8 +28,16 @@ def test_the_clock_follows_the_file_and_falls_back_saying_so(
     assert clock() == datetime(2026, 6, 15, tzinfo=UTC)
     path.write_text("2026-06-16T00:00:00Z")
     assert clock() == datetime(2026, 6, 16, tzinfo=UTC)
-    path.write_text("not a time")
-    assert clock() == REAL
+    # Caught mid-rewrite (emptied first) or garbled: the clock stays where it was, says
+    # so, and reads the file again at the next call.
+    with caplog.at_level(logging.WARNING):
+        path.write_text("")
+        assert clock() == datetime(2026, 6, 16, tzinfo=UTC)
+        path.write_text("not a time")
+        assert clock() == datetime(2026, 6, 16, tzinfo=UTC)
+    assert any("keeping 2026-06-16T00:00:00+00:00" in r.getMessage() for r in caplog.records)
+    path.write_text("2026-06-17T00:00:00Z")
+    assert clock() == datetime(2026, 6, 17, tzinfo=UTC)
 
 
 def test_run_takes_the_option_and_defaults_to_the_system_clock(tmp_path: Path) -> None:
