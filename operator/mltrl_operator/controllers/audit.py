@@ -26,7 +26,7 @@ from mltrl_operator.domain.audit import (
     status_change_drafts,
 )
 from mltrl_operator.domain.timefmt import rfc3339
-from mltrl_operator.k8s.audit_store import append_entry
+from mltrl_operator.k8s.audit_store import append_entry, open_record
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,26 @@ async def record_status_change(
         after_serving_waiver=after.serving.waiver if after.serving else None,
         at=rfc3339(ctx.clock()),
     )
+    if len(drafts) > 1 and await _opened_with(ctx, namespace, name, drafts):
+        return
     for draft in drafts:
         await append_or_retry(ctx, namespace, name, draft)
+
+
+async def _opened_with(
+    ctx: OperatorContext, namespace: str, name: str, drafts: list[AuditEntry]
+) -> bool:
+    """A technology entering and moving in one status write opens its record with both
+    entries in one create; any failure leaves it to the appends, one by one, with retries
+    (each append finds an entry already there by its id)."""
+    try:
+        return await open_record(
+            ctx.client, namespace, name, drafts, recent=ctx.audit_records
+        ) is not None
+    except Exception:  # the appends below retry it, and log what fails
+        logger.debug("opening the audit record of %s/%s in one write failed", namespace, name,
+                     exc_info=True)
+        return False
 
 
 async def record_dismissed_approvals(

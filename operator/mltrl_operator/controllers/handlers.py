@@ -84,12 +84,19 @@ async def reconcile_key(ctx: OperatorContext, key: Hashable) -> None:
     if key[0] == TECHNOLOGIES.kind:
         _, namespace, name = key
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
+            stored = view.technology(namespace, name)
+            entering = stored is not None and (stored.get("status") or {}).get("level") is None
+            if entering:
+                # Its reviews first: one already approved enters it and moves it in one
+                # status write (controllers.review); the others store its entry alone.
+                await reconcile_reviews_of(ctx, view, namespace, name)
             await reconcile_or_retry(ctx, view, namespace, name)
             # Composites and reviews read this technology from the cache, which its latest
             # event has refreshed (and our write, if we just made one, overlays); each
             # writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
-            await reconcile_reviews_of(ctx, view, namespace, name)
+            if not entering:
+                await reconcile_reviews_of(ctx, view, namespace, name)
             # A claimer must keep serving this technology's model at its level (domain.claims).
             await _govern(ctx, view, view.claimers_of(namespace, name))
             # Whether its waivers count depends on it (it exists; who owned it since when).

@@ -22,7 +22,7 @@ from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.controllers.audit import record_dismissed_approvals
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.technology import reconcile_locked
+from mltrl_operator.controllers.technology import as_entered, reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.conditions import set_condition
@@ -225,13 +225,21 @@ async def _evaluate_and_apply(
     policy = view.policy_for(namespace)
     announced = False
     for _ in range(MAX_ATTEMPTS):
+        waivers = view.waiver_facts(namespace, spec.technology)
         if technology is not None and (technology.get("status") or {}).get("level") is None:
-            # Not reconciled yet: give it its entry level, then evaluate against it.
-            await reconcile_locked(ctx, view, namespace, spec.technology, technology)
-            technology = view.technology(namespace, spec.technology)
-            continue
-        evaluation = _evaluate(name, spec, technology, policy,
-                               view.waiver_facts(namespace, spec.technology), ctx.clock())
+            # Not entered yet: judged against its entry as that would be stored. Approved,
+            # it enters and moves in one status write (the plan gives the entry first:
+            # issue 17, half the writes of a start-up); otherwise the entry is stored
+            # alone and the review judged again against what was stored.
+            entered = as_entered(ctx, view, technology)
+            evaluation = None if entered is None else _evaluate(
+                name, spec, entered, policy, waivers, ctx.clock())
+            if evaluation is None or evaluation.phase is not ReviewPhase.APPROVED:
+                await reconcile_locked(ctx, view, namespace, spec.technology, technology)
+                technology = view.technology(namespace, spec.technology)
+                continue
+        else:
+            evaluation = _evaluate(name, spec, technology, policy, waivers, ctx.clock())
         if evaluation.phase is not ReviewPhase.APPROVED or technology is None:
             return evaluation, technology, announced
         # The review's re-read runs while the technology's plan is computed (issue 17:

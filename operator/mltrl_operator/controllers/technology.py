@@ -183,31 +183,14 @@ async def reconcile_snapshot(
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     try:
-        spec, old_status = _parse(body)
+        inputs = _plan_inputs(ctx, view, body, review)
     except ValidationError as error:
         logger.error("MLTechnology %s/%s cannot be read: %s", namespace, name, error)
         return TechnologyOutcome(False, False, None)
-    policy = view.policy_for(namespace)
-    errors = validate_technology(spec, name=name, namespace=namespace)
-    errors += _component_errors(view, namespace, name)
-    inputs = PlanInputs(
-        technology=body,
-        spec=spec,
-        status=old_status,
-        components=component_facts(view, namespace, spec),
-        validation_errors=errors,
-        policy=policy,
-        inference_service=view.inference_service(
-            namespace, inference_service_name(name, spec)
-        ),
-        now=ctx.clock(),
-        review=review,
-        waivers=view.waiver_facts(namespace, name),
-        lifecycle=view.lifecycle_for(namespace),
-    )
+    old_status, policy = inputs.status, inputs.policy
     plan, stored = await apply(ctx, inputs, confirmed)
     _wake_at(ctx, view, namespace, name, plan)
-    observe_levels(namespace, name, spec, plan.status)
+    observe_levels(namespace, name, inputs.spec, plan.status)
     if stored is not None:
         observe_written(old_status, plan.status, policy)
         observe_settled(plan.settlements)
@@ -221,6 +204,46 @@ async def reconcile_snapshot(
         review_applied=plan.review_applied,
         promotion_announced=plan.review_applied and plan.serving is not None,
     )
+
+
+def _plan_inputs(
+    ctx: OperatorContext, view: ClusterView, body: Body, review: ApprovedReview | None
+) -> PlanInputs:
+    """Everything the plan decides on, gathered from the snapshot and the cache. Raises
+    ValidationError when the technology cannot be read."""
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    spec, old_status = _parse(body)
+    errors = validate_technology(spec, name=name, namespace=namespace)
+    errors += _component_errors(view, namespace, name)
+    return PlanInputs(
+        technology=body,
+        spec=spec,
+        status=old_status,
+        components=component_facts(view, namespace, spec),
+        validation_errors=errors,
+        policy=view.policy_for(namespace),
+        inference_service=view.inference_service(
+            namespace, inference_service_name(name, spec)
+        ),
+        now=ctx.clock(),
+        review=review,
+        waivers=view.waiver_facts(namespace, name),
+        lifecycle=view.lifecycle_for(namespace),
+    )
+
+
+def as_entered(ctx: OperatorContext, view: ClusterView, body: Body) -> Body | None:
+    """A technology not yet entered (no level stored), as its entry would store it, for a
+    review to be judged against without that write first: an entering technology with its
+    review already approved (a start-up, a technology applied with its review) then enters
+    and moves in one status write, as plan_technology does when given the review. Nothing
+    is stored here; None when the technology cannot be read."""
+    try:
+        inputs = _plan_inputs(ctx, view, body, None)
+    except ValidationError:
+        return None
+    return {**body, "status": plan_technology(inputs).status.to_wire()}
 
 
 def _wake_at(ctx: OperatorContext, view: ClusterView, namespace: str, name: str,

@@ -25,6 +25,7 @@ from mltrl_operator.domain.audit import (
     chain,
     chunk_body,
     chunk_name,
+    chunk_size,
     entries_of,
     parse_chunks,
     place,
@@ -227,3 +228,35 @@ async def append_entry(
         f"could not append {draft.kind} {draft.id} to the audit record of "
         f"{namespace}/{technology} in {MAX_ATTEMPTS} attempts"
     )
+
+
+async def open_record(
+    client: KubeClient,
+    namespace: str,
+    technology: str,
+    drafts: list[AuditEntry],
+    *,
+    limit: int = CHUNK_LIMIT_BYTES,
+    recent: RecentRecords | None = None,
+) -> list[AuditEntry] | None:
+    """A technology's first stored status as its record's first chunk, in one create:
+    its entry and what the same write decided with it (a promotion by a review already
+    approved when it entered, issue 17). None, with nothing written, when it is not for
+    this (the first draft is not an entry, the entries would not fit one chunk) or the
+    record exists already (a name used before): the caller appends one by one."""
+    if not drafts or drafts[0].kind is not AuditEntryKind.ENTRY:
+        return None
+    entries: list[AuditEntry] = []
+    for draft in drafts:
+        entries.append(chain(draft, entries[-1] if entries else None))
+    if len({entry.id for entry in entries}) != len(entries) or chunk_size(entries) > limit:
+        return None
+    spec = MLTRLAuditRecordSpec(namespace=namespace, technology=technology, chunk=0,
+                                entries=entries)
+    try:
+        created = await client.create(AUDIT_RECORDS, None, chunk_body(spec))
+    except Conflict:
+        return None
+    if recent is not None:
+        recent.stored(StoredRecord(namespace, technology, parse_chunks([]), ()), created)
+    return entries

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Sandbox, eventually
+from tests.integration.harness import Sandbox, eventually, running
 from tests.integration.operator.scenarios import policy, review, technology
+from tests.integration.operator.test_audit_record import exported, kinds, mltrl_audit
 from tests.integration.operator.test_reviews import status_of, wait_for_level, wait_for_phase
 
 pytestmark = pytest.mark.integration
@@ -76,6 +78,40 @@ def test_a_promotion_that_starts_serving_costs_five_writes(
     assert event["reason"] == "Promoted"
     assert " by review scorer-to-5, " in event["message"]
     assert "; created InferenceService scorer serving model 1.0.0" in event["message"]
+
+
+def test_a_technology_found_at_start_up_with_its_review_approved_enters_and_moves_in_one_write(
+    tmp_path: Path,
+) -> None:
+    """What a start-up costs per technology whose review was approved while the operator
+    was away (issue 17: half of a start-up's technologies): its entry and its promotion are
+    one status write and one audit record create, not two of each. A cluster of its own:
+    a start-up also catches up the audit record of everything that moved recently."""
+    with running(tmp_path) as (sandbox, operator):
+        operator.stop()
+        namespace = sandbox.namespace("startup", {"mltrl-test": "startup"})
+        sandbox.apply(policy("startup-policy", namespace))
+        sandbox.apply(technology("ranker", namespace))
+        sandbox.apply(review("ranker-to-4", namespace, "ranker", 3, 4))
+        sandbox.reset_stats()
+        operator.start()
+        wait_for_phase(sandbox, "ranker-to-4", namespace, "Applied")
+        writes = dict(sandbox.settle()["writes"])
+        assert writes.pop("patch mltrlpolicies.mltrl.dev status") == 1  # the policy's own
+        assert writes == {
+            "patch mltechnologies.mltrl.dev status": 1,
+            "create mltrlauditrecords.mltrl.dev main": 1,
+            "patch levelreviews.mltrl.dev status": 1,
+            "create events main": 1,
+        }
+        status = status_of(sandbox, "mltech", "ranker", namespace)
+        assert [(h["kind"], h.get("review"), h["to"]) for h in status["history"]] == [
+            ("entry", None, 3), ("promotion", "ranker-to-4", 4),
+        ]
+        target = f"{namespace}/ranker"
+        assert kinds(exported(sandbox, target)) == [("entry", None, 3), ("promotion", 3, 4)]
+        verified = mltrl_audit(sandbox, "verify", target)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_an_event_that_happens_again_is_a_series_not_a_new_object(

@@ -9,7 +9,12 @@ from typing import Any
 
 from mltrl_operator.api.audit import AuditEntry, AuditEntryKind
 from mltrl_operator.domain.audit import RECORD_LABEL, record_key, verify
-from mltrl_operator.k8s.audit_store import RecentRecords, append_entry, read_audit_record
+from mltrl_operator.k8s.audit_store import (
+    RecentRecords,
+    append_entry,
+    open_record,
+    read_audit_record,
+)
 from mltrl_operator.k8s.errors import Conflict, NotFound
 from mltrl_operator.k8s.resources import AUDIT_RECORDS, ResourceRef
 
@@ -218,3 +223,31 @@ async def test_only_the_most_recent_records_are_remembered() -> None:
                            recent=recent)
     assert [recent.get(NS, f"tech-{n}") is not None for n in range(5)] == [
         False, False, True, True, True]
+
+
+async def test_an_entry_and_the_promotion_decided_with_it_open_the_record_in_one_write() -> None:
+    """A technology found with its review approved (a start-up) enters and moves in one
+    status write; its record opens with both entries, chained, in one create, and the next
+    append (remembered) reads nothing."""
+    api, recent = FakeApi(), RecentRecords()
+    opened = await open_record(api, NS, TECH, [entry_draft(0), draft(1)],  # type: ignore[arg-type]
+                               recent=recent)
+    assert opened is not None and [e.sequence for e in opened] == [0, 1]
+    assert (api.writes, api.gets, api.lists) == (1, 0, 0)
+    await append_entry(api, NS, TECH, draft(2), recent=recent)  # type: ignore[arg-type]
+    assert (api.writes, api.gets) == (2, 0)
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["entry-0", "id-1", "id-2"]
+    assert verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+async def test_a_record_already_there_is_not_opened_again() -> None:
+    """A name used before (or our own create whose answer was lost): nothing written, and
+    the caller's appends one by one find or chain each entry."""
+    api = FakeApi()
+    await append_entry(api, NS, TECH, entry_draft(0))  # type: ignore[arg-type]
+    assert await open_record(api, NS, TECH, [entry_draft(1), draft(1)]) is None  # type: ignore[arg-type]
+    assert api.writes == 1
+    assert await open_record(api, NS, "other", [draft(1), draft(2)]) is None  # type: ignore[arg-type]
+    assert await open_record(api, NS, "big", [entry_draft(2), draft(2)], limit=100) is None  # type: ignore[arg-type]
+    assert api.writes == 1
