@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import json
 import logging
 import secrets as pysecrets
@@ -232,6 +233,9 @@ class Api:
     def answer(self, rt: ResourceType, obj: Obj) -> Obj:
         """A private copy for callers: stored objects must never be modified in place."""
         return clone(self.present(rt, obj))
+
+    def _answer_or_none(self, rt: ResourceType, obj: Obj | None) -> Obj | None:
+        return None if obj is None else self.answer(rt, obj)
 
     def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
@@ -466,8 +470,9 @@ class Api:
                 subresource=subresource,
                 namespace=m.get("namespace") or "",
                 name=m.get("name") or "",
-                object=self.answer(rt, obj) if obj is not None else None,
-                old_object=self.answer(rt, old) if old is not None else None,
+                # the hook's private copies, made if and when it reads them
+                object_source=functools.partial(self._answer_or_none, rt, obj),
+                old_object_source=functools.partial(self._answer_or_none, rt, old),
                 user=opts.user,
                 dry_run=opts.dry_run,
             )
