@@ -107,9 +107,17 @@ class WriteOptions:
 
 @dataclass
 class WriteResult:
-    object: Obj
+    """`shown`: the object as written, presented in the client's version; it may be the
+    stored object itself, so it is read-only (the HTTP handlers only serialize it).
+    `object` is a private copy of it for callers in this process, made when first read."""
+
+    shown: Obj
     warnings: list[str] = field(default_factory=list)
     created: bool = False
+
+    @functools.cached_property
+    def object(self) -> Obj:
+        return clone(self.shown)
 
 
 @dataclass
@@ -395,7 +403,11 @@ class Api:
 
     # decoding and normalising request bodies
 
-    def _decode(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
+    def _decode(
+        self, rt: ResourceType, body: Any, namespace: str | None, *, private: bool = False
+    ) -> Obj:
+        """The body as an object of this type to write; `private`: the body is this
+        request's own (nothing else holds any part of it), so it is used, not copied."""
         if not isinstance(body, dict):
             raise errors.bad_request(
                 f"the object provided is unrecognized (must be of type {rt.kind})"
@@ -411,7 +423,7 @@ class Api:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
-        obj = clone(body)
+        obj = body if private else clone(body)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata"), dict):
@@ -576,12 +588,12 @@ class Api:
             m["managedFields"] = fieldmanager.updated(rt, None, obj, opts.manager)
         _check_size(obj)
         if opts.dry_run:
-            return WriteResult(self.answer(rt, obj), warnings, created=True)
+            return WriteResult(self.present(rt, obj), warnings, created=True)
         self.store.put(rt.storage, obj, None)
         if rt.storage == CRD_STORAGE:
             self._register_crd(obj)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.answer(rt, obj), warnings, created=True)
+        return WriteResult(self.present(rt, obj), warnings, created=True)
 
     # update and patch
 
@@ -679,7 +691,11 @@ class Api:
                 if old is None:
                     raise errors.not_found(rt.group, rt.plural, name)
                 patched = self._patched(rt, old, patch_type, patch)
-                obj = self._decode(rt, patched, namespace)
+                # merge and JSON patches are applied to a copy of the object and copy what
+                # they take from the patch: the result shares nothing (a strategic merge
+                # may share list items of the patch, which a retry applies again)
+                private = patch_type in (MERGE_PATCH, JSON_PATCH)
+                obj = self._decode(rt, patched, namespace, private=private)
                 if obj["metadata"].get("name") != name:
                     raise errors.bad_request(
                         f"the name of the object ({obj['metadata'].get('name')}) does not "
@@ -781,7 +797,10 @@ class Api:
         warnings = self._normalize(rt, obj, opts, verb)
         if subresource == "status":
             status = obj.get("status")
-            obj = clone(old)
+            # The stored object with the new status: what is taken from `old` is shared,
+            # not copied (stored objects are never modified; only this write's own
+            # metadata dict and status are changed below)
+            obj = {**old, "metadata": dict(old["metadata"])}
             if status is None:
                 obj.pop("status", None)
             else:
@@ -883,23 +902,23 @@ class Api:
             obj["metadata"].pop("managedFields", None)
         if _same_object(obj, old):
             # Real API servers skip no-op writes: no new resourceVersion, no watch event.
-            return WriteResult(self.answer(rt, old), warnings)
+            return WriteResult(self.present(rt, old), warnings)
         _check_size(obj)
         if opts.dry_run:
-            return WriteResult(self.answer(rt, obj), warnings)
+            return WriteResult(self.present(rt, obj), warnings)
         finishing = obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
             "finalizers"
         )
         if finishing and rt.storage != NAMESPACES:
             final = self._remove(rt.storage, old, last=obj)
-            return WriteResult(self.answer(rt, final), warnings)
+            return WriteResult(self.present(rt, final), warnings)
         self.store.put(rt.storage, obj, old)
         if rt.storage == CRD_STORAGE and not subresource:
             self._register_crd(obj)
         if rt.storage == NAMESPACES and finishing:
             self._finish_namespace(name)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.answer(rt, obj), warnings)
+        return WriteResult(self.present(rt, obj), warnings)
 
     # the /scale subresource
 
@@ -976,7 +995,7 @@ class Api:
             result = await self._write_update(rt, old, obj, opts, "scale", "update")
         except _Raced:
             raise errors.conflict(rt.group, rt.plural, name) from None
-        return self._scale(rt, result.object)
+        return self._scale(rt, result.shown)
 
     # delete
 

@@ -338,7 +338,7 @@ class Handlers:
             result = await self.api.create(
                 rt, t.namespace, await self._body(request), self._options(request)
             )
-            return json_response(result.object, 201, result.warnings)
+            return json_response(result.shown, 201, result.warnings)
         if method == "PUT" and t.name is not None:
             record("update", rt.group_resource, t.subresource)
             result = await self.api.update(
@@ -349,7 +349,7 @@ class Handlers:
                 self._options(request),
                 t.subresource,
             )
-            return json_response(result.object, 200, result.warnings)
+            return json_response(result.shown, 200, result.warnings)
         if method == "PATCH" and t.name is not None:
             record("patch", rt.group_resource, t.subresource)
             ctype = request.content_type
@@ -364,7 +364,7 @@ class Handlers:
                 self._options(request),
                 t.subresource,
             )
-            return json_response(result.object, 201 if result.created else 200, result.warnings)
+            return json_response(result.shown, 201 if result.created else 200, result.warnings)
         if method == "DELETE" and not t.subresource:
             options = await self._body(request) or {}
             if not isinstance(options, dict):
