@@ -252,7 +252,9 @@ def updated(
     before = field_set(rt, old, sub) if old is not None else {}
     after = field_set(rt, new, sub)
     if rt.status_subresource:
-        halves = {"": set(field_set(rt, new)), "status": set(field_set(rt, new, "status"))}
+        # `after` is one half already: only the other is walked
+        other = "" if sub == "status" else "status"
+        halves = {sub: set(after), other: set(field_set(rt, new, other))}
     else:
         halves = {"": set(after), "status": set(after)}
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
