@@ -133,6 +133,34 @@ def clone(obj: _T) -> _T:
     return cast(_T, json.loads(json.dumps(obj)))
 
 
+class _NotPlain(Exception):
+    """A value that is not plain JSON data (a tuple, a key that is not a string, ...)."""
+
+
+def _copy_plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        copied = {key: _copy_plain(item) for key, item in value.items()}
+        if not all(type(key) is str for key in copied):
+            raise _NotPlain()
+        return copied
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # immutable
+    raise _NotPlain()
+
+
+def copy_json(obj: _T) -> _T:
+    """What `clone` makes, made faster for plain JSON data (dicts with string keys, lists,
+    strings, numbers, booleans, null): copied in place of the JSON round trip; anything
+    else takes the round trip, so the result is the same in every case."""
+    try:
+        return cast(_T, _copy_plain(obj))
+    except (_NotPlain, RecursionError):
+        return clone(obj)
+
+
 def _content(obj: Obj, rt: ResourceType) -> Obj:
     """What `generation` tracks: everything but metadata (and status, if a subresource)."""
     skip = {"metadata", "apiVersion", "kind"}
@@ -423,7 +451,7 @@ class Api:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
-        obj = body if private else clone(body)
+        obj = body if private else copy_json(body)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata"), dict):
@@ -625,14 +653,16 @@ class Api:
             )
         for _ in range(RACE_RETRIES):
             try:
-                return await self._write_update(rt, old, clone(obj), opts, subresource, "update",
-                                                retry=not obj["metadata"].get("resourceVersion"))
+                return await self._write_update(
+                    rt, old, copy_json(obj), opts, subresource, "update",
+                    retry=not obj["metadata"].get("resourceVersion"),
+                )
             except _Raced:
                 old = self._stored(rt, namespace, name)
         raise errors.conflict(rt.group, rt.plural, name)
 
     def _patched(self, rt: ResourceType, old: Obj, patch_type: str, patch: Any) -> Any:
-        current = clone(self.present(rt, old))
+        current = copy_json(self.present(rt, old))
         try:
             if patch_type == MERGE_PATCH:
                 if not isinstance(patch, dict):
@@ -686,7 +716,7 @@ class Api:
             try:
                 if patch_type == APPLY_PATCH:
                     return await self._apply(
-                        rt, namespace, name, old, clone(patch), opts, subresource
+                        rt, namespace, name, old, copy_json(patch), opts, subresource
                     )
                 if old is None:
                     raise errors.not_found(rt.group, rt.plural, name)
@@ -742,7 +772,7 @@ class Api:
         try:
             merged, managed = fieldmanager.apply(
                 rt,
-                clone(old),
+                copy_json(old),
                 decoded,
                 opts.manager,
                 force=opts.force,
@@ -984,7 +1014,7 @@ class Api:
                 name,
                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             )
-        obj = clone(old)
+        obj = copy_json(old)
         node = obj
         *parents, leaf = rt.scale["specReplicasPath"].lstrip(".").split(".")
         for key in parents:
