@@ -112,9 +112,10 @@ def _walk(value: Any, schema: Schema | None, prefix: Path, out: dict[Path, Any])
     if isinstance(value, list) and value:
         kind, keys = _list_kind(schema)
         items = resolve(schema.get("items")) if schema else None
-        if kind == "map" and all(_item_key(i, keys) for i in value):
-            for item in value:
-                here = (*prefix, str(_item_key(item, keys)))
+        item_keys = [_item_key(i, keys) for i in value] if kind == "map" else []
+        if kind == "map" and all(item_keys):
+            for item, item_key in zip(value, item_keys, strict=True):
+                here = (*prefix, str(item_key))
                 out[(*here, ".")] = None
                 for key, child in item.items():
                     _walk(child, _child(items, key), (*here, f"f:{key}"), out)
