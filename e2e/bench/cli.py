@@ -113,6 +113,11 @@ def _derive_reactions(results: dict[str, Any]) -> None:
             summary["round_trips"] = in_round_trips(summary, rtt)
     bare_summary = results["baseline"]["bare_kopf"]["reaction_ms"]
     bare_summary["round_trips"] = in_round_trips(bare_summary, rtt)
+    # what one request costs the sandbox, in its own GET round trips
+    sandbox = results["baseline"]["sandbox"]
+    for name in ("patch_ms", "status_patch_ms", "write_to_watch_ms"):
+        if name in sandbox:
+            sandbox[name]["round_trips"] = in_round_trips(sandbox[name], rtt)
 
 
 def _derive_growth(results: dict[str, Any]) -> None:

@@ -117,6 +117,58 @@ def approval(review_body: Obj, technology_name: str, serving: bool) -> Obj:
     return stamped_approval(review_body["spec"], technology_name, serving)
 
 
+def operator_status(name: str, at: str = STAMPED_AT) -> Obj:
+    """A technology's status the size and shape the operator writes (level 5 by review,
+    serving a model: 8 conditions, 2 history entries; about 3 KB), for the sandbox's
+    status PATCH round trip."""
+    def condition(kind: str, status: str, reason: str, message: str) -> Obj:
+        return {"type": kind, "status": status, "observedGeneration": 1,
+                "lastTransitionTime": at, "reason": reason, "message": message}
+
+    return {
+        "level": 5, "levelName": 'Machine Learning "Capability"', "phase": "Prototyping",
+        "effectiveLevel": 5, "observedGeneration": 1,
+        "conditions": [
+            condition("Ready", "False", "BelowTargetLevel",
+                      'at level 5 (Machine Learning "Capability"); the target is level 9'),
+            condition("ServingAllowed", "True", "LevelMeetsServingRequirement",
+                      f"mltech {name} is at level 5; serving requires level 5 ({POLICY})"),
+            condition("Serving", "False", "InferenceServiceNotReady",
+                      f"InferenceService {name} is not ready yet"),
+            condition("Degraded", "False", "AsExpected",
+                      "nothing is served below the required level"),
+            condition("ComponentsReady", "True", "NoComponents",
+                      "the technology has no components"),
+            condition("EntryApproved", "True", "EntryWithinPolicy",
+                      f"entry level 4 is within what policy {POLICY} allows"),
+            condition("Certified", "True", "NoExpiry", "level 5 does not lapse"),
+            condition("ModelApproved", "True", "ModelReviewed",
+                      "model 1.0.0 is approved at level 5: entered at level 4 with it"),
+        ],
+        "history": [
+            {"to": 4, "kind": "entry", "reason": "entered at level 4", "by": ["mltrl-operator"],
+             "at": at},
+            {"from": 4, "to": 5, "kind": "promotion", "reason": f"promoted by review {name}-to-5",
+             "review": f"{name}-to-5", "by": ["bob"], "at": at,
+             "debrief": {"accomplished": "the work", "learned": "a lesson"}},
+        ],
+        "knownGoodModels": [],
+        "nextLevel": {"level": 6, "name": "Application Development", "requirements": [
+            "check 'unit-tests' has passed", "needs 1 approval",
+            "needs an approval from a reviewer with role 'qa'",
+            "the owner's approval does not count (separation of duties)"]},
+        "serving": {"state": "Pending", "allowed": True, "requiredLevel": 5,
+                    "inferenceService": name, "ready": False, "stopped": False,
+                    "modelVersion": "1.0.0"},
+        "incidents": [],
+        "entry": {"level": 4, "grantedLevel": 4, "approved": True},
+        "owners": [{"name": "alice", "since": at}],
+        "approvedModel": {**model(name, "1.0.0"), "approvedAt": at,
+                          "how": "entered at level 4 with it"},
+        "approvedModels": [],
+    }
+
+
 def alert_notification(name: str, ns: str, alert_name: str, fingerprint: str) -> Obj:
     starts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {

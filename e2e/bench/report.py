@@ -41,6 +41,8 @@ def latencies(results: dict[str, Any]) -> str:
     rows = [
         _latency_row("sandbox GET round trip (the RTT unit)", sandbox["get_ms"]),
         _latency_row("sandbox PATCH round trip", sandbox["patch_ms"]),
+        _latency_row("sandbox custom-resource status PATCH round trip",
+                     sandbox.get("status_patch_ms") or {}),
         _latency_row("sandbox write -> watch event", sandbox["write_to_watch_ms"]),
         _latency_row("bare kopf: write -> its status patch seen", bare["reaction_ms"]),
         _latency_row("promotion: approval -> level in status", ops["promotion"]["to_level_ms"]),

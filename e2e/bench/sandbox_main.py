@@ -24,7 +24,7 @@ from mltrl_operator.api import crdgen
 from mltrl_sandbox.crds import default_crd_documents
 from mltrl_sandbox.faults import from_options as faults_from_options
 from mltrl_sandbox.inflight import add_inflight_options, limits_from_options
-from mltrl_sandbox.server import SandboxServer
+from mltrl_sandbox.server import SandboxServer, tune_garbage_collector
 
 # Watchers that start from an older resourceVersion than the kept history get 410; with
 # tens of thousands of objects written at start-up, keep more than the default.
@@ -54,6 +54,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         if args.seed:
             await seed(server, json.loads(Path(args.seed).read_text()))
+        tune_garbage_collector()  # the seeded world stays: no collection walks it again
         server.stats.reset()
         server.write_kubeconfig(Path(args.kubeconfig))
         seconds = time.perf_counter() - started

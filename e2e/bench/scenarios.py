@@ -346,8 +346,28 @@ async def round_trips(sandbox: Sandbox, world: World, samples: int) -> dict[str,
     return {
         "get_ms": summary_ms(gets),
         "patch_ms": summary_ms(patches),
+        "status_patch_ms": summary_ms(await status_round_trips(client, some, samples)),
         "write_to_watch_ms": summary_ms(echoes),
     }
+
+
+async def status_round_trips(client: BenchClient, key: Key, samples: int) -> list[float]:
+    """A custom resource's status PATCH as the operator sends it: a merge patch of what
+    changed (one condition's message) in a technology's full status, conditional on the
+    resourceVersion the last answer gave. Measured before any operator runs."""
+    status = objects.operator_status(key[1])
+    written = await client.patch(TECHNOLOGIES, key[0], key[1], {"status": status},
+                                 subresource="status")
+    seconds = []
+    for n in range(samples):
+        conditions = [dict(c) for c in status["conditions"]]
+        conditions[0]["message"] = f"bench {n}"
+        patch = {"metadata": {"resourceVersion": written["metadata"]["resourceVersion"]},
+                 "status": {"conditions": conditions}}
+        started = time.perf_counter()
+        written = await client.patch(TECHNOLOGIES, key[0], key[1], patch, subresource="status")
+        seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 # --- shared steps ----------------------------------------------------------------------------

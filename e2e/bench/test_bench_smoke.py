@@ -40,7 +40,7 @@ async def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert results["meta"]["machine"]["cpus"] >= 1
     assert results["meta"]["machine"]["kopf"].startswith("1.")
     sandbox = results["baseline"]["sandbox"]
-    for name in ("get_ms", "patch_ms", "write_to_watch_ms"):
+    for name in ("get_ms", "patch_ms", "status_patch_ms", "write_to_watch_ms"):
         _latency(sandbox[name], TINY.rtt_samples)
     bare = results["baseline"]["bare_kopf"]
     _latency(bare["reaction_ms"], TINY.promotions)

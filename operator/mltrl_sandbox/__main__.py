@@ -13,7 +13,7 @@ from mltrl_operator.cli.process import stop_on_signals
 
 from .faults import from_options
 from .inflight import add_inflight_options, limits_from_options
-from .server import SandboxServer, serve_forever
+from .server import SandboxServer, serve_forever, tune_garbage_collector
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
 
     def ready(server: SandboxServer) -> None:
+        tune_garbage_collector()
         print(f"sandbox API server at {server.url}; kubeconfig: {args.kubeconfig}", flush=True)
         print(f"  export KUBECONFIG={args.kubeconfig.resolve()}", flush=True)
 

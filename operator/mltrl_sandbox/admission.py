@@ -20,18 +20,36 @@ Obj = dict[str, Any]
 
 @dataclass
 class AdmissionRequest:
+    """What one hook is asked about. `object` and `old_object` are the hook's own copies
+    (it may change them freely), made by `object_source`/`old_object_source` when the hook
+    first reads them: most hooks never look (no webhook configured for the kind, not an
+    RBAC object), and a copy of a large object on every write is most of a write's cost."""
+
     operation: str  # "CREATE", "UPDATE" or "DELETE"
     resource: ResourceType
     subresource: str  # "" or "status"
     namespace: str
     name: str
-    object: Obj | None  # None for DELETE
-    old_object: Obj | None  # None for CREATE
+    object_source: Callable[[], Obj | None]  # makes None for DELETE
+    old_object_source: Callable[[], Obj | None]  # makes None for CREATE
     user: UserInfo
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     # hooks may add warnings; the client gets them as `Warning` headers
     warnings: list[str] = field(default_factory=list)
+    _made: dict[str, Obj | None] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def object(self) -> Obj | None:
+        if "object" not in self._made:
+            self._made["object"] = self.object_source()
+        return self._made["object"]
+
+    @property
+    def old_object(self) -> Obj | None:
+        if "old" not in self._made:
+            self._made["old"] = self.old_object_source()
+        return self._made["old"]
 
 
 class AdmissionDenied(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import json
 import logging
 import secrets as pysecrets
@@ -106,9 +107,17 @@ class WriteOptions:
 
 @dataclass
 class WriteResult:
-    object: Obj
+    """`shown`: the object as written, presented in the client's version; it may be the
+    stored object itself, so it is read-only (the HTTP handlers only serialize it).
+    `object` is a private copy of it for callers in this process, made when first read."""
+
+    shown: Obj
     warnings: list[str] = field(default_factory=list)
     created: bool = False
+
+    @functools.cached_property
+    def object(self) -> Obj:
+        return clone(self.shown)
 
 
 @dataclass
@@ -122,6 +131,34 @@ class ListResult:
 def clone(obj: _T) -> _T:
     """A private deep copy of JSON data (several times faster than copy.deepcopy)."""
     return cast(_T, json.loads(json.dumps(obj)))
+
+
+class _NotPlain(Exception):
+    """A value that is not plain JSON data (a tuple, a key that is not a string, ...)."""
+
+
+def _copy_plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        copied = {key: _copy_plain(item) for key, item in value.items()}
+        if not all(type(key) is str for key in copied):
+            raise _NotPlain()
+        return copied
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # immutable
+    raise _NotPlain()
+
+
+def copy_json(obj: _T) -> _T:
+    """What `clone` makes, made faster for plain JSON data (dicts with string keys, lists,
+    strings, numbers, booleans, null): copied in place of the JSON round trip; anything
+    else takes the round trip, so the result is the same in every case."""
+    try:
+        return cast(_T, _copy_plain(obj))
+    except (_NotPlain, RecursionError):
+        return clone(obj)
 
 
 def _content(obj: Obj, rt: ResourceType) -> Obj:
@@ -232,6 +269,9 @@ class Api:
     def answer(self, rt: ResourceType, obj: Obj) -> Obj:
         """A private copy for callers: stored objects must never be modified in place."""
         return clone(self.present(rt, obj))
+
+    def _answer_or_none(self, rt: ResourceType, obj: Obj | None) -> Obj | None:
+        return None if obj is None else self.answer(rt, obj)
 
     def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rt.storage, namespace if rt.namespaced else None, name)
@@ -391,7 +431,11 @@ class Api:
 
     # decoding and normalising request bodies
 
-    def _decode(self, rt: ResourceType, body: Any, namespace: str | None) -> Obj:
+    def _decode(
+        self, rt: ResourceType, body: Any, namespace: str | None, *, private: bool = False
+    ) -> Obj:
+        """The body as an object of this type to write; `private`: the body is this
+        request's own (nothing else holds any part of it), so it is used, not copied."""
         if not isinstance(body, dict):
             raise errors.bad_request(
                 f"the object provided is unrecognized (must be of type {rt.kind})"
@@ -407,7 +451,7 @@ class Api:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
-        obj = clone(body)
+        obj = body if private else copy_json(body)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata"), dict):
@@ -466,8 +510,9 @@ class Api:
                 subresource=subresource,
                 namespace=m.get("namespace") or "",
                 name=m.get("name") or "",
-                object=self.answer(rt, obj) if obj is not None else None,
-                old_object=self.answer(rt, old) if old is not None else None,
+                # the hook's private copies, made if and when it reads them
+                object_source=functools.partial(self._answer_or_none, rt, obj),
+                old_object_source=functools.partial(self._answer_or_none, rt, old),
                 user=opts.user,
                 dry_run=opts.dry_run,
             )
@@ -571,12 +616,12 @@ class Api:
             m["managedFields"] = fieldmanager.updated(rt, None, obj, opts.manager)
         _check_size(obj)
         if opts.dry_run:
-            return WriteResult(self.answer(rt, obj), warnings, created=True)
+            return WriteResult(self.present(rt, obj), warnings, created=True)
         self.store.put(rt.storage, obj, None)
         if rt.storage == CRD_STORAGE:
             self._register_crd(obj)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.answer(rt, obj), warnings, created=True)
+        return WriteResult(self.present(rt, obj), warnings, created=True)
 
     # update and patch
 
@@ -608,14 +653,16 @@ class Api:
             )
         for _ in range(RACE_RETRIES):
             try:
-                return await self._write_update(rt, old, clone(obj), opts, subresource, "update",
-                                                retry=not obj["metadata"].get("resourceVersion"))
+                return await self._write_update(
+                    rt, old, copy_json(obj), opts, subresource, "update",
+                    retry=not obj["metadata"].get("resourceVersion"),
+                )
             except _Raced:
                 old = self._stored(rt, namespace, name)
         raise errors.conflict(rt.group, rt.plural, name)
 
     def _patched(self, rt: ResourceType, old: Obj, patch_type: str, patch: Any) -> Any:
-        current = clone(self.present(rt, old))
+        current = copy_json(self.present(rt, old))
         try:
             if patch_type == MERGE_PATCH:
                 if not isinstance(patch, dict):
@@ -669,12 +716,16 @@ class Api:
             try:
                 if patch_type == APPLY_PATCH:
                     return await self._apply(
-                        rt, namespace, name, old, clone(patch), opts, subresource
+                        rt, namespace, name, old, copy_json(patch), opts, subresource
                     )
                 if old is None:
                     raise errors.not_found(rt.group, rt.plural, name)
                 patched = self._patched(rt, old, patch_type, patch)
-                obj = self._decode(rt, patched, namespace)
+                # merge and JSON patches are applied to a copy of the object and copy what
+                # they take from the patch: the result shares nothing (a strategic merge
+                # may share list items of the patch, which a retry applies again)
+                private = patch_type in (MERGE_PATCH, JSON_PATCH)
+                obj = self._decode(rt, patched, namespace, private=private)
                 if obj["metadata"].get("name") != name:
                     raise errors.bad_request(
                         f"the name of the object ({obj['metadata'].get('name')}) does not "
@@ -721,7 +772,7 @@ class Api:
         try:
             merged, managed = fieldmanager.apply(
                 rt,
-                clone(old),
+                copy_json(old),
                 decoded,
                 opts.manager,
                 force=opts.force,
@@ -776,7 +827,10 @@ class Api:
         warnings = self._normalize(rt, obj, opts, verb)
         if subresource == "status":
             status = obj.get("status")
-            obj = clone(old)
+            # The stored object with the new status: what is taken from `old` is shared,
+            # not copied (stored objects are never modified; only this write's own
+            # metadata dict and status are changed below)
+            obj = {**old, "metadata": dict(old["metadata"])}
             if status is None:
                 obj.pop("status", None)
             else:
@@ -878,23 +932,23 @@ class Api:
             obj["metadata"].pop("managedFields", None)
         if _same_object(obj, old):
             # Real API servers skip no-op writes: no new resourceVersion, no watch event.
-            return WriteResult(self.answer(rt, old), warnings)
+            return WriteResult(self.present(rt, old), warnings)
         _check_size(obj)
         if opts.dry_run:
-            return WriteResult(self.answer(rt, obj), warnings)
+            return WriteResult(self.present(rt, obj), warnings)
         finishing = obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get(
             "finalizers"
         )
         if finishing and rt.storage != NAMESPACES:
             final = self._remove(rt.storage, old, last=obj)
-            return WriteResult(self.answer(rt, final), warnings)
+            return WriteResult(self.present(rt, final), warnings)
         self.store.put(rt.storage, obj, old)
         if rt.storage == CRD_STORAGE and not subresource:
             self._register_crd(obj)
         if rt.storage == NAMESPACES and finishing:
             self._finish_namespace(name)
         self._check_owners(rt.storage, obj)
-        return WriteResult(self.answer(rt, obj), warnings)
+        return WriteResult(self.present(rt, obj), warnings)
 
     # the /scale subresource
 
@@ -960,7 +1014,7 @@ class Api:
                 name,
                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             )
-        obj = clone(old)
+        obj = copy_json(old)
         node = obj
         *parents, leaf = rt.scale["specReplicasPath"].lstrip(".").split(".")
         for key in parents:
@@ -971,7 +1025,7 @@ class Api:
             result = await self._write_update(rt, old, obj, opts, "scale", "update")
         except _Raced:
             raise errors.conflict(rt.group, rt.plural, name) from None
-        return self._scale(rt, result.object)
+        return self._scale(rt, result.shown)
 
     # delete
 

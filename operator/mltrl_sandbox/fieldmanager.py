@@ -112,9 +112,10 @@ def _walk(value: Any, schema: Schema | None, prefix: Path, out: dict[Path, Any])
     if isinstance(value, list) and value:
         kind, keys = _list_kind(schema)
         items = resolve(schema.get("items")) if schema else None
-        if kind == "map" and all(_item_key(i, keys) for i in value):
-            for item in value:
-                here = (*prefix, str(_item_key(item, keys)))
+        item_keys = [_item_key(i, keys) for i in value] if kind == "map" else []
+        if kind == "map" and all(item_keys):
+            for item, item_key in zip(value, item_keys, strict=True):
+                here = (*prefix, str(item_key))
                 out[(*here, ".")] = None
                 for key, child in item.items():
                     _walk(child, _child(items, key), (*here, f"f:{key}"), out)
@@ -202,14 +203,53 @@ def _entry_paths(entry: Obj) -> set[Path]:
     return from_fields_v1(entry.get("fieldsV1"))
 
 
-def _entry(manager: str, operation: str, api_version: str, paths: set[Path], sub: str) -> Obj:
+def _is_canonical(tree: Any) -> bool:
+    """Whether `tree` is exactly what to_fields_v1 makes of the paths it names (keys in
+    order at every level, every leaf `{}`): then to_fields_v1 of those paths is `tree`
+    again, and a write that leaves an entry's fields as they were can keep its tree."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            return False
+        keys = list(node)
+        if keys != sorted(keys):
+            return False
+        for key, child in node.items():
+            if key == "." and child != {}:
+                return False
+            if child:
+                stack.append(child)
+            elif child != {}:
+                return False
+    return True
+
+
+def _tree_of(paths: set[Path], entry: Obj | None, named: set[Path] | None = None) -> Any:
+    """to_fields_v1(paths), or `entry`'s own tree when it names the same paths already
+    (`named`: the paths it names, if known)."""
+    if entry is not None:
+        tree = entry.get("fieldsV1")
+        if named is None:
+            named = from_fields_v1(tree)
+        if named == paths and _is_canonical(tree):
+            return tree
+    return to_fields_v1(paths)
+
+
+def _entry(
+    manager: str, operation: str, api_version: str, paths: set[Path], sub: str,
+    was: Obj | None = None, was_paths: set[Path] | None = None,
+) -> Obj:
+    """`was`: the manager's entry before this write (its tree is kept if the fields are),
+    `was_paths` the paths it names, if known."""
     entry: Obj = {
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
         "time": meta.timestamp(),
         "fieldsType": "FieldsV1",
-        "fieldsV1": to_fields_v1(paths),
+        "fieldsV1": _tree_of(paths, was, was_paths),
     }
     if sub:
         entry["subresource"] = sub
@@ -232,13 +272,17 @@ def _same_slot(entry: Obj, manager: str, operation: str, sub: str) -> bool:
 
 
 def _rebuild(
-    entries: list[Obj], owned_by_others: dict[int, set[Path]], mine: Obj | None
+    entries: list[Obj], owned_by_others: dict[int, set[Path]], mine: Obj | None,
+    named: list[set[Path]] | None = None,
 ) -> list[Obj]:
+    """`named`: the paths each entry names, if known."""
     out = []
     for index, entry in enumerate(entries):
         paths = owned_by_others[index]
         if paths:
-            out.append({**entry, "fieldsV1": to_fields_v1(paths)})
+            tree = _tree_of(paths, entry, named[index] if named is not None else None)
+            # the entry itself when its fields are unchanged: the same JSON, not rebuilt
+            out.append(entry if tree is entry.get("fieldsV1") else {**entry, "fieldsV1": tree})
     if mine is not None and mine["fieldsV1"]:
         out.append(mine)
     return out
@@ -252,7 +296,9 @@ def updated(
     before = field_set(rt, old, sub) if old is not None else {}
     after = field_set(rt, new, sub)
     if rt.status_subresource:
-        halves = {"": set(field_set(rt, new)), "status": set(field_set(rt, new, "status"))}
+        # `after` is one half already: only the other is walked
+        other = "" if sub == "status" else "status"
+        halves = {sub: set(after), other: set(field_set(rt, new, other))}
     else:
         halves = {"": set(after), "status": set(after)}
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
@@ -262,18 +308,23 @@ def updated(
     )
     kept: dict[int, set[Path]] = {}
     mine_paths: set[Path] = set(changed)
+    named = [_entry_paths(entry) for entry in entries]
     for index, entry in enumerate(entries):
         # fields that are gone are owned by nobody
-        paths = _entry_paths(entry) & halves["status" if entry.get("subresource") else ""]
+        paths = named[index] & halves["status" if entry.get("subresource") else ""]
         if index == mine_index:
             mine_paths |= paths
             kept[index] = set()
         else:
             kept[index] = paths - changed
-    mine = _entry(manager, "Update", rt.api_version, mine_paths, sub) if mine_paths else None
+    mine = None
+    if mine_paths:
+        was = entries[mine_index] if mine_index is not None else None
+        was_paths = named[mine_index] if mine_index is not None else None
+        mine = _entry(manager, "Update", rt.api_version, mine_paths, sub, was, was_paths)
     if mine_index is not None and not changed:
         mine = entries[mine_index] if mine_paths else None  # unchanged: keep its time
-    return _rebuild(entries, kept, mine)
+    return _rebuild(entries, kept, mine, named)
 
 
 # applying

@@ -42,11 +42,40 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    response = web.Response(body=dumps(obj), status=status, content_type=JSON)
+class WrittenJson:
+    """The JSON of the objects written last, by identity. A write's answer and each of its
+    watch events (one per watcher) serialize the same stored object, which is never
+    changed once stored (store.py), so it is encoded once for all of them."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._by_id: dict[int, tuple[Obj, bytes]] = {}
+
+    def __call__(self, obj: Obj) -> bytes:
+        key = id(obj)
+        found = self._by_id.get(key)
+        if found is not None and found[0] is obj:  # held here, so its id is not reused
+            return found[1]
+        data = dumps(obj)
+        self._by_id[key] = (obj, data)
+        if len(self._by_id) > self.size:
+            del self._by_id[next(iter(self._by_id))]  # the oldest
+        return data
+
+
+def json_response(
+    obj: Any, status: int = 200, warnings: list[str] | None = None, *, body: bytes | None = None
+) -> web.Response:
+    """`body`: `obj` already encoded."""
+    response = web.Response(
+        body=dumps(obj) if body is None else body, status=status, content_type=JSON
+    )
     for warning in warnings or []:
         response.headers.add("Warning", f"299 - {json.dumps(warning)}")
     return response
+
+
+_EVENT_TYPES = {name: json.dumps(name).encode() for name in ("ADDED", "MODIFIED", "DELETED")}
 
 
 def error_response(err: errors.ApiError) -> web.Response:
@@ -114,6 +143,7 @@ class Handlers:
         self.bookmark_interval = bookmark_interval
         self.first_bookmark_delay = first_bookmark_delay
         self.closing = asyncio.Event()
+        self.written = WrittenJson()
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/sandbox/stats", self.get_stats)
@@ -338,7 +368,9 @@ class Handlers:
             result = await self.api.create(
                 rt, t.namespace, await self._body(request), self._options(request)
             )
-            return json_response(result.object, 201, result.warnings)
+            return json_response(
+                result.shown, 201, result.warnings, body=self.written(result.shown)
+            )
         if method == "PUT" and t.name is not None:
             record("update", rt.group_resource, t.subresource)
             result = await self.api.update(
@@ -349,7 +381,9 @@ class Handlers:
                 self._options(request),
                 t.subresource,
             )
-            return json_response(result.object, 200, result.warnings)
+            return json_response(
+                result.shown, 200, result.warnings, body=self.written(result.shown)
+            )
         if method == "PATCH" and t.name is not None:
             record("patch", rt.group_resource, t.subresource)
             ctype = request.content_type
@@ -364,7 +398,10 @@ class Handlers:
                 self._options(request),
                 t.subresource,
             )
-            return json_response(result.object, 201 if result.created else 200, result.warnings)
+            code = 201 if result.created else 200
+            return json_response(
+                result.shown, code, result.warnings, body=self.written(result.shown)
+            )
         if method == "DELETE" and not t.subresource:
             options = await self._body(request) or {}
             if not isinstance(options, dict):
@@ -442,6 +479,15 @@ class Handlers:
             obj = _partial(obj)
         return {"type": event.type, "object": obj}
 
+    def _event_line(self, rt: ResourceType, event: Event, want: Negotiated, first: bool) -> bytes:
+        """The event as its line on the stream: the bytes `dumps(self._event(...))` makes,
+        with the object's JSON shared by every watcher and the write's answer."""
+        type_json = _EVENT_TYPES.get(event.type)
+        if want.form != "object" or type_json is None:
+            return dumps(self._event(rt, event, want, first)) + b"\n"
+        obj = self.written(self.api.present(rt, event.object))
+        return b'{"type":' + type_json + b',"object":' + obj + b"}\n"
+
     async def _watch(self, request: web.Request, t: Target, want: Negotiated) -> web.StreamResponse:
         q = request.query
         rt = t.rt
@@ -511,6 +557,6 @@ class Handlers:
                 continue
             if event is None:
                 break
-            await response.write(dumps(self._event(t.rt, event, want, first)) + b"\n")
+            await response.write(self._event_line(t.rt, event, want, first))
             first = False
         await response.write_eof()

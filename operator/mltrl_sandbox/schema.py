@@ -68,11 +68,6 @@ def _child_schema(schema: Schema, key: str) -> tuple[Schema | None, bool]:
     return None, False
 
 
-_FREE_FORM_KEYS = frozenset(
-    {"type", "properties", "additionalProperties", "items", "x-kubernetes-int-or-string"}
-)
-
-
 def _drops_null(schema: Schema | None) -> bool:
     """Whether a `null` here is dropped: a typed field that is not nullable."""
     if not schema or schema.get("nullable"):
@@ -80,9 +75,21 @@ def _drops_null(schema: Schema | None) -> bool:
     return "type" in schema or "properties" in schema
 
 
+def _free_form(schema: Schema) -> bool:
+    """A schema that says nothing of the value's shape (e.g. JSONSchemaPropsOrArray); its
+    keys are looked up one by one, not intersected: a schema has many other keys."""
+    return not (
+        "type" in schema
+        or "properties" in schema
+        or "additionalProperties" in schema
+        or "items" in schema
+        or "x-kubernetes-int-or-string" in schema
+    )
+
+
 def _prune_node(value: Any, schema: Schema | None, path: str, unknown: list[str]) -> Any:
     schema = resolve(schema)
-    if schema is None or not _FREE_FORM_KEYS.intersection(schema):
+    if schema is None or _free_form(schema):
         return value  # free-form (e.g. JSONSchemaPropsOrArray): kept as given
     if isinstance(value, float) and value.is_integer() and schema.get("type") == "integer":
         return int(value)
@@ -377,17 +384,24 @@ def validate_value(value: Any, schema: Schema | None, path: str) -> list[FieldEr
     if enum is not None and value not in enum:
         supported = ", ".join(json.dumps(go_plain(v)) for v in enum)
         errors.append(FieldError("NotSupported", path, f"supported values: {supported}", value))
+    # Each check below is called only when the schema has a key it reads (every node of
+    # every write is validated: most have no constraint at all).
     if isinstance(value, int) and not isinstance(value, bool) and expected == "integer":
         errors.extend(_int_range_error(value, schema, path))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        errors.extend(_validate_number(value, schema, path))
+        if "minimum" in schema or "maximum" in schema or "multipleOf" in schema:
+            errors.extend(_validate_number(value, schema, path))
     elif isinstance(value, str):
-        errors.extend(_validate_string(value, schema, path))
+        if "minLength" in schema or "maxLength" in schema or "pattern" in schema or (
+            "format" in schema
+        ):
+            errors.extend(_validate_string(value, schema, path))
     elif isinstance(value, list):
         errors.extend(_validate_array(value, schema, path))
     elif isinstance(value, dict):
         errors.extend(_validate_object(value, schema, path))
-    errors.extend(_validate_combinators(value, schema, path))
+    if "allOf" in schema or "anyOf" in schema or "oneOf" in schema or "not" in schema:
+        errors.extend(_validate_combinators(value, schema, path))
     return errors
 
 

@@ -311,12 +311,15 @@ class WebhookCaller:
             raise CallFailed(f"the webhook's patch cannot be applied: {error}") from error
 
     async def _run(self, storage: str, req: AdmissionRequest, *, mutating: bool) -> Obj | None:
-        obj = copy.deepcopy(req.object) if req.object is not None else None
-        changed = False
+        obj: Obj | None = None
+        copied = changed = False
         for configuration in self.store.list(storage):
             for webhook in configuration.get("webhooks") or []:
                 if not self._matches(webhook, req):
                     continue
+                if not copied:  # the object is copied only for a webhook it concerns
+                    obj = copy.deepcopy(req.object) if req.object is not None else None
+                    copied = True
                 name = webhook.get("name", "")
                 if req.dry_run and webhook.get("sideEffects") not in ("None", "NoneOnDryRun"):
                     raise AdmissionDenied(

@@ -195,3 +195,47 @@ async def test_stopping_the_server_ends_open_watches(server: SandboxServer) -> N
         assert rest == b""
         assert time.monotonic() - started < 5
         resp.release()
+
+
+async def test_every_watcher_gets_the_bytes_the_answer_has(http: aiohttp.ClientSession) -> None:
+    """A written object is encoded once for its answer and every watcher's event
+    (handlers.WrittenJson): each line is what json.dumps makes of the event, byte for
+    byte, with the answer's object in it; a watcher that sees the object leave its
+    selection still gets its own DELETED."""
+    rv = await list_rv(http)
+    lines: dict[str, list[bytes]] = {"all": [], "blue": []}
+
+    async def read(key: str, **params: str) -> None:
+        query = {"watch": "true", "resourceVersion": rv, **params}
+        async with http.get(BASE, params=query) as resp:
+            async for line in resp.content:
+                lines[key].append(line)
+                if len(lines[key]) >= 3:
+                    return
+
+    readers = [asyncio.create_task(read("all")),
+               asyncio.create_task(read("blue", labelSelector="color=blue"))]
+    await asyncio.sleep(0.1)
+    answers = []
+    async with http.post(BASE, json=widget("w", color="blue")) as resp:
+        answers.append(await resp.read())
+    headers = {"Content-Type": "application/merge-patch+json"}
+    for patch in ({"spec": {"size": 2}}, {"metadata": {"labels": {"color": "red"}}}):
+        async with http.patch(f"{BASE}/w", data=json.dumps(patch), headers=headers) as resp:
+            answers.append(await resp.read())
+    async with asyncio.timeout(5):
+        await asyncio.gather(*readers)
+
+    def line(kind: str, answer: bytes) -> bytes:
+        event = {"type": kind, "object": json.loads(answer)}
+        return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+    kinds = ["ADDED", "MODIFIED", "MODIFIED"]
+    assert lines["all"] == [line(k, a) for k, a in zip(kinds, answers, strict=True)]
+    assert [json.loads(a) for a in answers] == [json.loads(x)["object"] for x in lines["all"]]
+    assert lines["blue"][:2] == lines["all"][:2]
+    deleted = json.loads(lines["blue"][2])
+    assert deleted["type"] == "DELETED"
+    assert deleted["object"]["metadata"]["labels"] == {"color": "blue"}
+    assert deleted["object"]["metadata"]["resourceVersion"] == json.loads(
+        answers[2])["metadata"]["resourceVersion"]

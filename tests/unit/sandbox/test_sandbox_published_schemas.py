@@ -103,6 +103,43 @@ def test_apply_owns_removes_and_conflicts() -> None:
     assert [(e["manager"], e["operation"]) for e in managed] == [("ci", "Apply")]
 
 
+def test_an_update_keeps_the_trees_of_fields_it_did_not_move() -> None:
+    """managedFields as if every entry were rebuilt from its fields: an entry whose fields
+    stay as they were keeps its tree (the same JSON), and a tree a client wrote in another
+    order or form is written afresh, as before."""
+    rt = _rt("configmaps")
+    live: dict[str, Any] = {"metadata": {"name": "c"}, "data": {"a": "1", "b": "2", "c": "3"}}
+    live["metadata"]["managedFields"] = fieldmanager.updated(rt, None, live, "ci")
+    ci = live["metadata"]["managedFields"][0]
+    edited = copy.deepcopy(live)
+    edited["data"]["a"] = "x"
+    edited["metadata"]["managedFields"] = fieldmanager.updated(rt, live, edited, "ci")
+    again = copy.deepcopy(edited)
+    again["data"]["b"] = "y"
+    managed = fieldmanager.updated(rt, edited, again, "human")
+    trees = {e["manager"]: e["fieldsV1"] for e in managed}
+    assert trees == {"ci": {"f:data": {"f:a": {}, "f:c": {}}}, "human": {"f:data": {"f:b": {}}}}
+    assert edited["metadata"]["managedFields"][0]["fieldsV1"] is ci["fieldsV1"]  # kept
+    assert list(trees["ci"]["f:data"]) == ["f:a", "f:c"]
+
+    # written by a client: keys out of order, a leaf that is not {}
+    for odd in ({"f:data": {"f:c": {}, "f:b": {}, "f:a": {}}},
+                {"f:data": {"f:a": {}, "f:b": None, "f:c": {}}}):
+        client = copy.deepcopy(live)
+        client["metadata"]["managedFields"] = [{**ci, "fieldsV1": odd}]
+        changed = copy.deepcopy(client)
+        changed["data"]["b"] = "z"
+        [kept, human] = fieldmanager.updated(rt, client, changed, "human")
+        assert kept["fieldsV1"] == {"f:data": {"f:a": {}, "f:c": {}}}
+        assert list(kept["fieldsV1"]["f:data"]) == ["f:a", "f:c"]
+        assert human["fieldsV1"] == {"f:data": {"f:b": {}}}
+        unmoved = copy.deepcopy(client)
+        unmoved["metadata"]["labels"] = {"x": "y"}
+        [rebuilt, _] = fieldmanager.updated(rt, client, unmoved, "human")
+        assert list(rebuilt["fieldsV1"]["f:data"]) == ["f:a", "f:b", "f:c"]
+        assert rebuilt["fieldsV1"]["f:data"]["f:b"] == {}
+
+
 def test_bodies_refuse_what_go_refuses() -> None:
     for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": 18446744073709551616}'):
         with pytest.raises(jsonbody.BodyError):
