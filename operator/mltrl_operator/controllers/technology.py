@@ -366,6 +366,28 @@ async def reconcile_or_retry(
         ctx.retries.succeeded(key)
 
 
+class TechnologiesForServices:
+    """What `mltrl run` hands the services beside kopf (k8s.lookups.OperatorTechnologies):
+    technologies as the cache holds them, overlaid with our own writes, and `stored`, by
+    which the alert receiver tells of the incident it just stored (issue 17: the alert's
+    latency). The write is remembered as ours (read-your-writes, so the reconcile plans
+    from it and not from the older cached copy) and the technology is queued at once,
+    instead of when the watch brings the event back: the same reconcile, a watch delivery
+    sooner. The watch's event still queues it too; that reconcile finds nothing to do."""
+
+    def __init__(self, ctx: OperatorContext) -> None:
+        self._ctx = ctx
+
+    def __call__(self, namespace: str, name: str) -> Body | None:
+        return ClusterView(self._ctx.cache, self._ctx.writes).technology(namespace, name)
+
+    def stored(self, based_on: Body | None, stored: Body) -> None:
+        metadata = stored["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        self._ctx.writes.remember((TECHNOLOGIES.kind, namespace, name), based_on, stored)
+        self._ctx.queue.add((TECHNOLOGIES.kind, namespace, name))
+
+
 async def reconcile_many(ctx: OperatorContext, view: ClusterView, keys: Sequence[Key]) -> None:
     """Fan-out after a change others depend on; each one writes only if its status moved."""
     for namespace, name in keys:
