@@ -6,6 +6,7 @@ lost answer) between any two steps is repaired by the next reconcile.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
@@ -276,13 +277,23 @@ async def apply(
     refused = await _create_jobs(ctx, namespace, plan)
     if refused:
         plan = plan_technology(replace(inputs, job_errors=refused))
+    action = plan.serving
+    if action is not None and plan.serving_first:
+        # An incident settled by stopping serving or rolling back (domain/plan.py): the
+        # action goes out with its settlement's event, before the status, since a crash
+        # before the status plans the same settlement again and finds it done.
+        await _all(
+            *(_post(ctx, body, event) for event in plan.events),
+            _serve(ctx, namespace, action.verb, action.name, action.body,
+                   inputs.inference_service),
+        )
+        return plan, await persist_status(ctx, body, plan.status)
     # 2. Incident events: each named after its incident and settlement.
     for event in plan.events:
         await _post(ctx, body, event)
     # 3. The decision, stored before anything acts on it.
     stored = await persist_status(ctx, body, plan.status)
     # 4. Serving, derived from the stored status: redone identically until it is done.
-    action = plan.serving
     if action is not None:
         if action.event is not None:
             # The technology as stored names the occurrence: the same decision redone
@@ -294,6 +305,14 @@ async def apply(
         await _serve(ctx, namespace, action.verb, action.name, action.body,
                      inputs.inference_service)
     return plan, stored
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run the steps at once and wait for every one; then raise the first failure (the
+    steps that did land are redone as no-ops by the retry)."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _serve(
