@@ -214,3 +214,25 @@ def test_only_an_alerts_stop_or_rollback_is_served_before_its_status() -> None:
     # A stopped InferenceService is never resumed before the status says so.
     stopped = served(alone)
     assert not plan(pending, stopped, **spec).serving_first
+
+
+def test_planning_leaves_the_stored_status_as_it_was() -> None:
+    """Plans share unchanged parts of the stored status (no deep copies, issue 17): a
+    promotion, a rollback and a demotion planned from it leave it as it was."""
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    first = plan(at_level(5, **spec), **spec)
+    stored = first.status.model_copy(update={
+        "known_good_models": _known("1.0", "2.0"),
+        "incidents": [Incident(fingerprint="fp1", alert_name="Errors",
+                               starts_at="2026-11-22T10:00:00Z", action="rollback",
+                               received_at="2026-11-22T11:00:00Z"),
+                      Incident(fingerprint="fp2", alert_name="Drift",
+                               starts_at="2026-11-22T10:01:00Z", action="demote", to_level=4,
+                               received_at="2026-11-22T11:00:00Z")]})
+    snapshot = stored.model_copy(deep=True)
+    settled = plan(stored, served(first), **spec)
+    promoted = plan(settled.status.model_copy(update={"incidents": []}), served(first),
+                    approved=ApprovedReview("r1", review(4, 5), APPROVED), **spec)
+    assert [i.state for i in settled.status.incidents] == ["Acted", "Failed"]  # < entry
+    assert promoted.status.level is not None
+    assert stored == snapshot
