@@ -262,8 +262,11 @@ class Observer(threading.Thread):
             # Issue 15: only the approved model (or a rollback's known-good one) is served;
             # a model changed at the serving level waits for its change review.
             approved = _approved(status)
-            if previous is not None and not previous[1] and _rollback_pending(status):
-                approved |= _known_good(status)  # Plan.serving_first: never a resume
+            if (uri not in approved and previous is not None and not previous[1]
+                    and _rollback_pending(status) and uri in _known_good(status)):
+                approved = {*approved, uri}  # Plan.serving_first: never a resume
+                checked["rollbacks served before their status"] = (
+                    checked.get("rollbacks served before their status", 0) + 1)
             checked["served models approved"] = checked.get("served models approved", 0) + 1
             if uri not in approved:
                 problems.append(f"InferenceService {name} served {uri} at rv {rv} "
