@@ -282,10 +282,11 @@ async def apply(
         # An incident settled by stopping serving or rolling back (domain/plan.py): the
         # action goes out with its settlement's event, before the status, since a crash
         # before the status plans the same settlement again and finds it done.
+        # The InferenceService's request is sent first: it is what the alert waits for.
         await _all(
-            *(_post(ctx, body, event) for event in plan.events),
             _serve(ctx, namespace, action.verb, action.name, action.body,
                    inputs.inference_service),
+            *(_post(ctx, body, event) for event in plan.events),
         )
         return plan, await persist_status(ctx, body, plan.status)
     # 2. Incident events: each named after its incident and settlement.
