@@ -15,7 +15,10 @@ What is checked once the chaos stops and the operator has caught up:
 - served early: an InferenceService created or resumed while its technology's stored
   status did not allow serving, or serving a model that status does not approve (issue
   15: `status.approvedModel`, or a rollback's known-good model), whether the version
-  starts serving it or keeps serving it (KServe rewriting its status meanwhile); and, once
+  starts serving it or keeps serving it (KServe rewriting its status meanwhile); a model
+  the stored status lists as known-good is allowed too while a rollback alert is stored
+  Pending and the InferenceService was serving already (issue 17: an alert's rollback
+  goes out just before the status that settles it, domain.plan's serving_first); and, once
   settled, any InferenceService serving a model its technology's final status does not
   approve. An observer (spared from the faults) watches technologies and
   InferenceServices; resourceVersions are one counter in the sandbox, so the events
@@ -242,7 +245,8 @@ class Observer(threading.Thread):
             uri = _served_uri(obj)
             # Whether this version starts serving something (created, resumed, another
             # model), or is the same serving written again (KServe's status).
-            starts = before.get(name) != (uri, stopped)
+            previous = before.get(name)
+            starts = previous != (uri, stopped)
             before[name] = (uri, stopped)
             owner = _owner(obj)
             last_version[name] = (owner, None if stopped else uri)
@@ -258,6 +262,11 @@ class Observer(threading.Thread):
             # Issue 15: only the approved model (or a rollback's known-good one) is served;
             # a model changed at the serving level waits for its change review.
             approved = _approved(status)
+            if (uri not in approved and previous is not None and not previous[1]
+                    and _rollback_pending(status) and uri in _known_good(status)):
+                approved = {*approved, uri}  # Plan.serving_first: never a resume
+                checked["rollbacks served before their status"] = (
+                    checked.get("rollbacks served before their status", 0) + 1)
             checked["served models approved"] = checked.get("served models approved", 0) + 1
             if uri not in approved:
                 problems.append(f"InferenceService {name} served {uri} at rv {rv} "
@@ -291,6 +300,16 @@ def _approved(status: dict[str, Any]) -> set[str]:
     rollback = ((status.get("serving") or {}).get("rollback") or {}).get("model") or {}
     return {(status.get("approvedModel") or {}).get("storageUri"),
             rollback.get("storageUri")} - {None}
+
+
+def _rollback_pending(status: dict[str, Any]) -> bool:
+    return any(incident.get("action") == "rollback" and incident.get("state") == "Pending"
+               for incident in status.get("incidents") or [])
+
+
+def _known_good(status: dict[str, Any]) -> set[str]:
+    return {str(m["storageUri"]) for m in status.get("knownGoodModels") or []
+            if m.get("storageUri")}
 
 
 class Killer(threading.Thread):

@@ -71,6 +71,8 @@ class TechnologyRecord:
     results: tuple[Recorded, ...]
     stored: dict[str, Any] | None
     """The technology as stored after our write; None when nothing was written."""
+    based_on: dict[str, Any] | None = None
+    """The copy the write was conditional on (what `stored` replaced)."""
 
 
 def _detail(receipt: Receipt) -> str:
@@ -180,7 +182,7 @@ async def record_alerts(
             continue
         except NotFound:
             return _unknown(alerts, f"MLTechnology {namespace}/{name} does not exist")
-        return TechnologyRecord(tuple(results), stored)
+        return TechnologyRecord(tuple(results), stored, body)
     raise TechnologyBusy(f"MLTechnology {namespace}/{name} kept changing; try again")
 
 

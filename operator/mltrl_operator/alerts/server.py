@@ -45,7 +45,7 @@ from mltrl_operator.domain.incidents import ALERT_RESOLVED_EVENT
 from mltrl_operator.k8s.client import KubeClient
 from mltrl_operator.k8s.errors import ApiError
 from mltrl_operator.k8s.events import NORMAL, EventRecorder
-from mltrl_operator.k8s.lookups import TechnologyLookup
+from mltrl_operator.k8s.lookups import TechnologyLookup, TechnologyStored
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +71,16 @@ class AlertReceiver:
     def __init__(
         self, config: ReceiverConfig, client: KubeClient, clock: Callable[[], datetime],
         cached: TechnologyLookup | None = None,
+        stored: TechnologyStored | None = None,
     ) -> None:
         self.config = config
         self.client = client
         self.clock = clock
         self.cached = cached
         """The operator's cached technologies (recorder.record_alerts: a GET saved)."""
+        self.stored = stored
+        """Told of each incident stored, so the operator settles it without waiting for
+        the watch to bring the write back (issue 17: the alert's latency)."""
         self.policies = PolicyCache(client, config.policy_cache_seconds)
         self.events = EventRecorder(client)
         self._runner: web.AppRunner | None = None
@@ -174,6 +178,8 @@ class AlertReceiver:
                 results[index] = recorded
                 _count(recorded)
             if record.stored is not None:
+                if self.stored is not None:
+                    self.stored(record.based_on, record.stored)
                 await self._announce(record.stored, record.results, now)
         if failures:
             raise NotAllStored("; ".join(failures))

@@ -8,7 +8,7 @@ from mltrl_operator.alerts.config import ReceiverConfig, TokenSource, tls_files
 from mltrl_operator.alerts.server import AlertReceiver
 from mltrl_operator.controllers.runtime import Clock, Service
 from mltrl_operator.k8s.client import KubeClient
-from mltrl_operator.k8s.lookups import TechnologyLookup
+from mltrl_operator.k8s.lookups import OperatorTechnologies
 from mltrl_operator.webhooks.cluster import KubeClusterState
 from mltrl_operator.webhooks.config import WebhookConfig, webhook_config
 from mltrl_operator.webhooks.server import WebhookServer
@@ -35,14 +35,16 @@ def alert_services(args: argparse.Namespace) -> list[Service]:
     if config is None:
         return []
 
-    def receiver(client: KubeClient, clock: Clock, cached: TechnologyLookup) -> AlertReceiver:
-        return AlertReceiver(config, client, clock, cached)
+    def receiver(
+        client: KubeClient, clock: Clock, cached: OperatorTechnologies
+    ) -> AlertReceiver:
+        return AlertReceiver(config, client, clock, cached, stored=cached.stored)
 
     return [receiver]
 
 
 def webhook_service(config: WebhookConfig) -> Service:
-    def webhooks(client: KubeClient, clock: Clock, _: TechnologyLookup) -> WebhookServer:
+    def webhooks(client: KubeClient, clock: Clock, _: OperatorTechnologies) -> WebhookServer:
         return WebhookServer(config, KubeClusterState(client), clock)
 
     return webhooks

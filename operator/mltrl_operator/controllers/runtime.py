@@ -19,15 +19,15 @@ from aiohttp import web
 from mltrl_operator.controllers.context import OperatorContext, utc_now
 from mltrl_operator.controllers.handlers import build_registry, reconcile_key
 from mltrl_operator.controllers.settings import configure
-from mltrl_operator.controllers.view import ClusterView
+from mltrl_operator.controllers.technology import TechnologiesForServices
 from mltrl_operator.controllers.workqueue import Pause
 from mltrl_operator.k8s.client import Etiquette, KubeClient
 from mltrl_operator.k8s.connection import Connection
-from mltrl_operator.k8s.lookups import TechnologyLookup
+from mltrl_operator.k8s.lookups import OperatorTechnologies
 from mltrl_operator.metrics import metrics_app
 
 Clock = Callable[[], datetime]
-Service = Callable[[KubeClient, Clock, TechnologyLookup], AbstractAsyncContextManager[Any]]
+Service = Callable[[KubeClient, Clock, OperatorTechnologies], AbstractAsyncContextManager[Any]]
 """Something that runs beside kopf in the same loop with the operator's client and cache,
 such as the alert receiver; the entry point builds it, since controllers may not import
 it."""
@@ -215,7 +215,7 @@ async def run_operator(
         async with contextlib.AsyncExitStack() as stack:
             if metrics_port is not None:
                 await stack.enter_async_context(serve_metrics(metrics_host, metrics_port))
-            cached = ClusterView(context.cache, context.writes).technology
+            cached = TechnologiesForServices(context)
             for service in services:
                 await stack.enter_async_context(service(client, clock, cached))
             tune_garbage_collector()

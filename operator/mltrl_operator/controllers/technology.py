@@ -6,6 +6,7 @@ lost answer) between any two steps is repaired by the next reconcile.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
@@ -299,13 +300,24 @@ async def apply(
     refused = await _create_jobs(ctx, namespace, plan)
     if refused:
         plan = plan_technology(replace(inputs, job_errors=refused))
+    action = plan.serving
+    if action is not None and plan.serving_first:
+        # An incident settled by stopping serving or rolling back (domain/plan.py): the
+        # action goes out with its settlement's event, before the status, since a crash
+        # before the status plans the same settlement again and finds it done.
+        # The InferenceService's request is sent first: it is what the alert waits for.
+        await _all(
+            _serve(ctx, namespace, action.verb, action.name, action.body,
+                   inputs.inference_service),
+            *(_post(ctx, body, event) for event in plan.events),
+        )
+        return plan, await persist_status(ctx, body, plan.status)
     # 2. Incident events: each named after its incident and settlement.
     for event in plan.events:
         await _post(ctx, body, event)
     # 3. The decision, stored before anything acts on it.
     stored = await persist_status(ctx, body, plan.status)
     # 4. Serving, derived from the stored status: redone identically until it is done.
-    action = plan.serving
     if action is not None:
         if action.event is not None:
             # The technology as stored names the occurrence: the same decision redone
@@ -317,6 +329,14 @@ async def apply(
         await _serve(ctx, namespace, action.verb, action.name, action.body,
                      inputs.inference_service)
     return plan, stored
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run the steps at once and wait for every one; then raise the first failure (the
+    steps that did land are redone as no-ops by the retry)."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _serve(
@@ -387,6 +407,28 @@ async def reconcile_or_retry(
         ctx.retries.schedule(key, lambda: reconcile_or_retry(ctx, view, namespace, name))
     else:
         ctx.retries.succeeded(key)
+
+
+class TechnologiesForServices:
+    """What `mltrl run` hands the services beside kopf (k8s.lookups.OperatorTechnologies):
+    technologies as the cache holds them, overlaid with our own writes, and `stored`, by
+    which the alert receiver tells of the incident it just stored (issue 17: the alert's
+    latency). The write is remembered as ours (read-your-writes, so the reconcile plans
+    from it and not from the older cached copy) and the technology is queued at once,
+    instead of when the watch brings the event back: the same reconcile, a watch delivery
+    sooner. The watch's event still queues it too; that reconcile finds nothing to do."""
+
+    def __init__(self, ctx: OperatorContext) -> None:
+        self._ctx = ctx
+
+    def __call__(self, namespace: str, name: str) -> Body | None:
+        return ClusterView(self._ctx.cache, self._ctx.writes).technology(namespace, name)
+
+    def stored(self, based_on: Body | None, stored: Body) -> None:
+        metadata = stored["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        self._ctx.writes.remember((TECHNOLOGIES.kind, namespace, name), based_on, stored)
+        self._ctx.queue.add((TECHNOLOGIES.kind, namespace, name))
 
 
 async def reconcile_many(ctx: OperatorContext, view: ClusterView, keys: Sequence[Key]) -> None:

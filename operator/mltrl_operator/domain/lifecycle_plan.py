@@ -202,7 +202,6 @@ def settle_lifecycle(
     """`status` is computed (it has a level); `applied` is the review this plan applied,
     if any; `entered` says this plan recorded the technology's entry; `rollback_ended`, a
     rollback this plan ended because spec.model changed."""
-    status = status.model_copy(deep=True)
     if rollback_ended is not None:
         # What served last under approval is the rollback's known-good model, not the one
         # the alert rolled back from: it is what keeps serving while a new model waits.

@@ -19,6 +19,16 @@ between any two steps is repaired by the next reconcile (docs/reliability.md):
 The status is computed from the InferenceService as it will be after the action (created,
 patched, stopped or deleted), so the write in step 3 already says what step 4 does, and
 nothing is served before the promotion that allows it is stored.
+
+One exception, `Plan.serving_first` (issue 17: an alert's latency): when the plan settles
+incidents the receiver stored and its serving action serves nothing new (it stops or
+deletes the InferenceService, or moves a running one to a model the stored status already
+lists as known-good: a rollback), the action goes out with step 2's events, before the
+status. Such an action is safe before its record: the intent is stored, the settlement is
+a function of the stored status (a rollback's target is read from the status, never from
+the InferenceService), so a crash before step 3 plans the same settlement again, finds the
+action done and stores the status; and what serves meanwhile is nothing, or an earlier
+approved model.
 """
 
 from __future__ import annotations
@@ -183,6 +193,9 @@ class Plan:
     wake_at: datetime | None = None
     """The next instant the plan changes by itself (a certification warning or lapse, a
     waiver's expiry): the reconciler sets a timer for it."""
+    serving_first: bool = False
+    """The serving action goes out with the events, before the status (the module's
+    docstring: only for incidents settled by stopping serving or rolling back)."""
 
 
 def _owner(technology: Body) -> Owner:
@@ -499,6 +512,8 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         # A demote by modelChange or a lapse that stopped serving tells the stop itself.
         action, lifecycle_told = _told_in_lifecycle(action, lifecycle_told, _LIFECYCLE_MOVES)
     events = told + _integrity_events(inputs.status, status, generation) + lifecycle_told
+    first = _safe_before_status(action, decided.settlements, decided.jobs, review_applied,
+                                inputs.status, inputs.inference_service)
     return Plan(
         status=status,
         serving=action,
@@ -507,7 +522,40 @@ def plan_technology(inputs: PlanInputs) -> Plan:
         settlements=decided.settlements,
         review_applied=review_applied,
         wake_at=life.decision.wake_at,
+        serving_first=first,
     )
+
+
+def _served_uri(body: Body) -> str | None:
+    predictor = (body.get("spec") or {}).get("predictor") or {}
+    model = predictor.get("model") if isinstance(predictor, dict) else None
+    uri = model.get("storageUri") if isinstance(model, dict) else None
+    return uri if isinstance(uri, str) else None
+
+
+def _safe_before_status(
+    action: ServingAction | None,
+    settlements: Sequence[Settlement],
+    jobs: Sequence[PlannedJob],
+    review_applied: bool,
+    stored: MLTechnologyStatus,
+    current: Body | None,
+) -> bool:
+    """Whether the serving action may go out before the status that settles the stored
+    incidents (Plan.serving_first). Only when nothing but incidents moves (no review
+    applied, no Job to create), the settlement's event tells the action, and the action
+    serves nothing new: a deletion, a stop, or a running InferenceService moved to a model
+    the stored status already lists as known-good (served while the level was met)."""
+    if action is None or not settlements or jobs or review_applied or action.event is not None:
+        return False
+    if action.verb == DELETE:
+        return True
+    if action.verb != PATCH or current is None or action.after is None or _stopped(current):
+        return False
+    if _stopped(action.after):
+        return True
+    uri = _served_uri(action.after)
+    return uri is not None and uri in {model.storage_uri for model in stored.known_good_models}
 
 
 def _ended_rollback(

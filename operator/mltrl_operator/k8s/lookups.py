@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -21,6 +21,20 @@ TechnologyLookup = Callable[[str, str], "dict[str, Any] | None"]
 """(namespace, name) -> the technology as the operator's cache holds it (overlaid with its
 own writes), or None when the cache has not seen it: what `mltrl run` hands the services
 beside it (the alert receiver saves a GET with it)."""
+
+TechnologyStored = Callable[["dict[str, Any] | None", "dict[str, Any]"], None]
+"""(the technology a write was based on, the technology as stored after it): a service
+beside the operator tells it of a technology status it wrote, so that the operator
+reconciles it at once from what was stored, not when the watch brings the event."""
+
+
+class OperatorTechnologies(Protocol):
+    """What `mltrl run` hands the services beside it: its cached technologies (a
+    TechnologyLookup) and `stored`, a TechnologyStored for the writes they make."""
+
+    def __call__(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def stored(self, based_on: dict[str, Any] | None, stored: dict[str, Any]) -> None: ...
 
 
 async def read_policies(client: KubeClient) -> list[NamedPolicy]:

@@ -372,6 +372,28 @@ async def test_a_cached_copy_never_answers_that_nothing_needs_storing(world: Wor
     assert [i["fingerprint"] for i in await world.incidents()] == [firing["fingerprint"]]
 
 
+async def test_the_operator_is_told_of_the_stored_incident_before_the_answer(
+    world: World,
+) -> None:
+    # Issue 17: the operator settles the incident from the write the receiver just made,
+    # not once its watch brings that write back; told before the 200 is sent.
+    before = await world.technology()
+    world.receiver.cached = lambda namespace, name: dict(before)
+    told: list[tuple[str | None, str, int]] = []
+
+    def stored(based_on: dict[str, Any] | None, after: dict[str, Any]) -> None:
+        told.append(((based_on or {})["metadata"]["resourceVersion"],
+                     after["metadata"]["resourceVersion"],
+                     len(after["status"]["incidents"])))
+
+    world.receiver.stored = stored
+    status, _ = await world.post(notification(alert()))
+    assert status == 200
+    now = await world.technology()
+    assert told == [(before["metadata"]["resourceVersion"],
+                     now["metadata"]["resourceVersion"], 1)]
+
+
 async def test_a_technology_that_keeps_changing_is_a_503_for_alertmanager_to_retry(
     world: World,
 ) -> None:

@@ -325,3 +325,80 @@ async def test_a_crash_before_the_dismissing_status_loses_no_audit_entry(
     record = await read_audit_record(kube, NAMESPACE, "fraud")
     entries = [e for e in record.entries if e.kind is AuditEntryKind.DISMISSED_APPROVALS]
     assert [(e.review, list(e.details)) for e in entries] == [("to-5", ["dismissed.bob"])]
+
+
+async def _serving_at_5_with_a_demotion_pending(kube: KubeClient) -> None:
+    """Promoted to 5 (its InferenceService created), then a demotion to 4 stored by the
+    receiver as intent: Pending, as an Alertmanager notification leaves it."""
+    ctx, view = await _operator(kube)
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    review = await _review(kube)
+    ctx, view = await _operator(kube)
+    await reconcile_review(ctx, view, review)
+    assert len(await kube.list(INFERENCE_SERVICES, NAMESPACE)) == 1
+    incident = {"fingerprint": "f1", "alertName": "FraudDrift", "action": "demote",
+                "toLevel": 4, "startsAt": "2026-11-22T11:00:00Z",
+                "receivedAt": "2026-11-22T12:00:00Z", "state": "Pending"}
+    await kube.patch_status(TECHNOLOGIES, NAMESPACE, "fraud", {"incidents": [incident]})
+
+
+def _stopped(isvc: dict[str, Any]) -> bool:
+    return (isvc["metadata"].get("annotations") or {}).get("serving.kserve.io/stop") == "true"
+
+
+async def test_an_alert_stops_serving_before_its_settlement_is_stored(kube: KubeClient) -> None:
+    """Issue 17: a stop (or a rollback) that settles a stored incident goes out with its
+    event, before the status, instead of after it (domain.plan: Plan.serving_first)."""
+    await _serving_at_5_with_a_demotion_pending(kube)
+    ctx, view = await _operator(kube)
+    order: list[str] = []
+    for method in ("patch", "patch_status", "post_event"):
+        real = getattr(kube, method)
+
+        def spy(real: Any = real, method: str = method) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                target = args[0] if method != "post_event" else None
+                order.append(f"{method} {getattr(target, 'kind', 'Event')}")
+                return await real(*args, **kwargs)
+            return call
+
+        setattr(kube, method, spy())
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    for method in ("patch", "patch_status", "post_event"):
+        _revive(kube, method)
+    assert order.index("patch_status MLTechnology") > order.index("patch InferenceService")
+    assert order.index("patch_status MLTechnology") > order.index("post_event Event")
+
+
+async def test_a_crash_between_the_alerts_stop_and_its_settlement_loses_nothing(
+    kube: KubeClient,
+) -> None:
+    await _serving_at_5_with_a_demotion_pending(kube)
+    ctx, view = await _operator(kube)
+    _kill_on(kube, "patch_status", TECHNOLOGIES)  # killed as the settlement is written
+    with pytest.raises(Killed):
+        await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    _revive(kube, "patch_status")
+    # Serving stopped (nothing served is never a broken promise); the intent is stored.
+    [isvc] = await kube.list(INFERENCE_SERVICES, NAMESPACE)
+    assert _stopped(isvc)
+    stored = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]
+    assert stored["level"] == 5 and stored["incidents"][0]["state"] == "Pending"
+
+    ctx, view = await _operator(kube)  # a new operator process settles the same way
+    await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    stored = (await kube.get(TECHNOLOGIES, NAMESPACE, "fraud"))["status"]
+    assert stored["level"] == 4 and stored["incidents"][0]["state"] == "Acted"
+    assert stored["serving"]["allowed"] is False
+    [isvc] = await kube.list(INFERENCE_SERVICES, NAMESPACE)
+    assert _stopped(isvc)
+    events = await _events(kube)
+    assert events[("fraud", "Demoted")] == 1 and events[("fraud", "ServingStopped")] == 0
+    record = await read_audit_record(kube, NAMESPACE, "fraud")
+    assert [e.kind for e in record.entries].count(AuditEntryKind.SWITCHBACK) == 1
+    # And once settled, nothing is done again.
+    ctx, view = await _operator(kube)
+    writes_before = len(await kube.list(EVENTS, NAMESPACE))
+    outcome = await reconcile_technology(ctx, view, NAMESPACE, "fraud")
+    assert outcome is not None and outcome.stored is None
+    assert len(await kube.list(EVENTS, NAMESPACE)) == writes_before

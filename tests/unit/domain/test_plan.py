@@ -184,3 +184,55 @@ def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> No
                  **{**spec, "model": model("4.0")})
     assert later.serving is not None and later.serving.event is not None
     assert later.serving.event.reason == "ModelRolledOut" and later.events == ()
+
+
+def test_only_an_alerts_stop_or_rollback_is_served_before_its_status() -> None:
+    """Plan.serving_first (issue 17): a settled incident's action that serves nothing new
+    goes out before the status; anything that serves, or moves with a review, after."""
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    first = plan(at_level(5, **spec), **spec)
+    assert first.serving is not None and not first.serving_first  # serving starts: after
+    status = first.status.model_copy(update={"known_good_models": _known("1.0", "2.0")})
+    rollback = Incident(fingerprint="fp1", alert_name="Errors",
+                        starts_at="2026-11-22T10:00:00Z", action="rollback",
+                        received_at="2026-11-22T11:00:00Z")
+    pending = status.model_copy(update={"incidents": [rollback]})
+    rolled = plan(pending, served(first), **spec)
+    assert rolled.serving is not None and rolled.serving_first  # to known-good 1.0
+    # Deciding again from the stored intent with the InferenceService already moved (a
+    # crash before the status): the same settlement, nothing left to serve.
+    again = plan(pending, served(rolled), **spec)
+    assert again.serving is None and again.settlements == rolled.settlements
+    assert again.status.serving is not None and rolled.status.serving is not None
+    assert again.status.serving.rollback == rolled.status.serving.rollback
+    # With nothing known-good before it, the rollback stops serving: also first.
+    alone = plan(status.model_copy(update={"known_good_models": _known("2.0"),
+                                           "incidents": [rollback]}), served(first), **spec)
+    assert alone.serving is not None and alone.serving_first
+    assert alone.serving.after is not None
+    assert alone.serving.after["metadata"]["annotations"]["serving.kserve.io/stop"] == "true"
+    # A stopped InferenceService is never resumed before the status says so.
+    stopped = served(alone)
+    assert not plan(pending, stopped, **spec).serving_first
+
+
+def test_planning_leaves_the_stored_status_as_it_was() -> None:
+    """Plans share unchanged parts of the stored status (no deep copies, issue 17): a
+    promotion, a rollback and a demotion planned from it leave it as it was."""
+    spec = {"entryLevel": 5, "model": model("2.0")}
+    first = plan(at_level(5, **spec), **spec)
+    stored = first.status.model_copy(update={
+        "known_good_models": _known("1.0", "2.0"),
+        "incidents": [Incident(fingerprint="fp1", alert_name="Errors",
+                               starts_at="2026-11-22T10:00:00Z", action="rollback",
+                               received_at="2026-11-22T11:00:00Z"),
+                      Incident(fingerprint="fp2", alert_name="Drift",
+                               starts_at="2026-11-22T10:01:00Z", action="demote", to_level=4,
+                               received_at="2026-11-22T11:00:00Z")]})
+    snapshot = stored.model_copy(deep=True)
+    settled = plan(stored, served(first), **spec)
+    promoted = plan(settled.status.model_copy(update={"incidents": []}), served(first),
+                    approved=ApprovedReview("r1", review(4, 5), APPROVED), **spec)
+    assert [i.state for i in settled.status.incidents] == ["Acted", "Failed"]  # < entry
+    assert promoted.status.level is not None
+    assert stored == snapshot

@@ -12,6 +12,13 @@ every interleaving hypothesis finds, without timing:
   status write and its plan's InferenceService write the model being replaced still
   serves: a promotion approves the new model before the InferenceService is moved to it.
 
+A plan that settles an alert by stopping serving or rolling back goes the other way round
+(`Plan.serving_first`, issue 17): its InferenceService write comes before the status, so
+the write is checked against the status stored before it (an incident Pending, and the
+model one the stored status approves or lists as known-good, or nothing served), and a
+crash between the two leaves the InferenceService moved and the status as it was: the next
+reconcile must settle the same way and keep the promises above.
+
 The chaos observer (tests/chaos/run.py) checks the same two on the real operator.
 """
 
@@ -59,6 +66,19 @@ class Reconciles(RuleBasedStateMachine):
     def reconcile(self, crash: bool) -> Plan:
         done = plan(self.status, self.isvc, approved=self.review, entryLevel=3,
                     model=self.model())
+        action = done.serving
+        if action is not None and done.serving_first:
+            assert not done.review_applied
+            stored = self.status
+            self.isvc = self.stored_isvc(action.after)  # before the status write
+            self.note(f"InferenceService {action.verb}, before the status")
+            self.check_before_status(stored)
+            if crash:
+                return done
+            self.status = done.status
+            self.note("status stored")
+            self.check()
+            return done
         self.status = done.status  # step 1: the status write
         if done.review_applied:
             self.review = None
@@ -94,6 +114,13 @@ class Reconciles(RuleBasedStateMachine):
         served = self.served()
         if served is not None:
             assert served in approved_uris(self.status), "\n".join(self.trace)
+
+    def check_before_status(self, stored: MLTechnologyStatus) -> None:
+        assert any(i.state == "Pending" for i in stored.incidents), "\n".join(self.trace)
+        served = self.served()
+        if served is not None:
+            known_good = {m.storage_uri for m in stored.known_good_models}
+            assert served in approved_uris(stored) | known_good, "\n".join(self.trace)
 
     def served(self) -> str | None:
         if self.isvc is None:
@@ -141,6 +168,19 @@ class Reconciles(RuleBasedStateMachine):
         self.status = self.status.model_copy(
             update={"incidents": [*self.status.incidents, incident]})
         self.note(f"alert fp{self.alerts} (rollback) stored by the receiver")
+
+
+    @rule()
+    def demotion_alert(self) -> None:
+        if (self.status.level or 0) < 5:
+            return
+        self.alerts += 1
+        incident = Incident(fingerprint=f"fp{self.alerts}", alert_name="Drift",
+                            starts_at=f"2026-11-22T10:{self.alerts:02d}:00Z", action="demote",
+                            to_level=4, received_at="2026-11-22T11:00:00Z")
+        self.status = self.status.model_copy(
+            update={"incidents": [*self.status.incidents, incident]})
+        self.note(f"alert fp{self.alerts} (demote to 4) stored by the receiver")
 
 
 Reconciles.TestCase.settings = settings(
