@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +56,35 @@ def _version(body: dict[str, Any] | None) -> str:
     return str(version) if version else ""  # "" stands for "did not exist"
 
 
+class _Handed(dict[str, Any]):
+    """A body handed out of a _Packed: a dict that can be referenced weakly."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _Packed:
+    """One stored object held as compact JSON (a third of its size as dicts: at start-up
+    thousands are held at once, issue 17). The body it hands out stays the same object as
+    long as any caller holds it, so one handed back is known for what it is."""
+
+    __slots__ = ("_handed", "_json", "version")
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self._json = json.dumps(slim(stored), separators=(",", ":"), ensure_ascii=False)
+        self.version = _version(stored)
+        self._handed: weakref.ref[_Handed] | None = None
+
+    def body(self) -> dict[str, Any]:
+        handed = self._handed() if self._handed is not None else None
+        if handed is None:
+            handed = _Handed(json.loads(self._json))
+            self._handed = weakref.ref(handed)
+        return handed
+
+    def handed_out(self, body: dict[str, Any] | None) -> bool:
+        return body is not None and self._handed is not None and body is self._handed()
+
+
 class ReadYourWrites:
     """Remembers what we wrote until the watch shows it, so a snapshot older than our own
     writes (a cache entry or a queued event) is replaced by what the server returned.
@@ -69,7 +100,7 @@ class ReadYourWrites:
     """
 
     def __init__(self) -> None:
-        self._written: dict[Ref, tuple[set[str], dict[str, Any] | None]] = {}
+        self._written: dict[Ref, tuple[set[str], _Packed | None]] = {}
 
     def remember(
         self, ref: Ref, based_on: dict[str, Any] | None, stored: dict[str, Any] | None
@@ -77,32 +108,31 @@ class ReadYourWrites:
         """`based_on` None: we created it; `stored` None: we deleted it."""
         stale, _ = self._written.get(ref, (set(), None))
         # Held until the watch catches up, which at start-up is after thousands of other
-        # events: without managedFields, as the cache holds it (a third of the object).
-        self._written[ref] = ({*stale, _version(based_on)}, slim(stored) if stored else None)
+        # events: without managedFields, and packed as the cache holds it (issue 17).
+        self._written[ref] = ({*stale, _version(based_on)}, _Packed(stored) if stored else None)
 
     def fresh(self, ref: Ref, body: dict[str, Any] | None) -> dict[str, Any] | None:
         entry = self._written.get(ref)
         if entry is None:
             return body
         stale, stored = entry
-        if body is stored or _version(body) in stale or self._older(body, stale, stored):
-            # `body is stored`: a caller handing back what this returned earlier; only a
+        if (stored is not None and stored.handed_out(body)) or _version(body) in stale \
+                or self._older(body, stale, stored):
+            # `handed_out`: a caller handing back what this returned earlier; only a
             # snapshot from the watch can show that the watch has caught up.
-            return stored
+            return stored.body() if stored is not None else None
         del self._written[ref]  # the watch has caught up with (or gone past) our writes
         return body
 
     @staticmethod
-    def _older(
-        body: dict[str, Any] | None, stale: set[str], stored: dict[str, Any] | None
-    ) -> bool:
+    def _older(body: dict[str, Any] | None, stale: set[str], stored: _Packed | None) -> bool:
         """Whether `body` is a version from before our last write: older than what we
         stored, or (we deleted it) no newer than what our writes were based on."""
         version = _version(body)
         if not version:
             return False  # gone: for a deletion we did not make, the watch says so
         if stored is not None:
-            return compare_resource_versions(version, _version(stored)) == -1
+            return compare_resource_versions(version, stored.version) == -1
         return any(compare_resource_versions(version, seen) in (-1, 0) for seen in stale)
 
 

@@ -45,10 +45,11 @@ def _observe(
     ctx: OperatorContext, resource: ResourceRef, event: kopf.RawEvent, body: Any
 ) -> ClusterView:
     """Bring the cache up to this event, first thing in every handler, and view it."""
-    ctx.cache.apply(resource, event.get("type"), snapshot(body))
+    view = ClusterView(ctx.cache, ctx.writes)
+    view.observe(resource, event.get("type"), snapshot(body))
     ctx.relister.notice(ctx.client, ctx.cache, resource, event.get("type"), body,
                         lambda _, gone: _after_relist(ctx, gone))
-    return ClusterView(ctx.cache, ctx.writes)
+    return view
 
 
 async def _after_relist(ctx: OperatorContext, gone: list[tuple[str, str]]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import kopf
 
+from mltrl_operator.k8s.client import PAGE_SIZE
+
 BOOKKEEPING_PREFIX = "operator.mltrl.dev"
 IDLE_WORKER_SECONDS = 0.5
 
@@ -26,4 +28,8 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     # once (they queue a key: controllers/workqueue.py), so at start-up every listed object
     # would sit in memory five seconds for nothing; a worker made again costs a task.
     settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
+    # kopf lists every kind before it watches it, by default in one response: at 10,000
+    # technologies the whole list (as sent, managedFields and all) was alive at once next
+    # to our cache. A page at a time, as our own priming and client-go's reflectors list.
+    settings.watching.chunk_size = PAGE_SIZE
     return settings

@@ -11,6 +11,7 @@ from mltrl_operator.domain.claims import owned_by, technologys_own
 from mltrl_operator.domain.lifecycle import LifecyclePolicy, lifecycle_policy
 from mltrl_operator.domain.policy import EffectivePolicy, NamedPolicy, matching_policies
 from mltrl_operator.domain.waivers import WaiverFacts, waiver_facts
+from mltrl_operator.k8s.resources import ResourceRef
 
 __all__ = ["Body", "ClusterView", "Key"]
 
@@ -19,6 +20,17 @@ class ClusterView:
     def __init__(self, cache: ClusterCache, writes: ReadYourWrites | None = None) -> None:
         self.cache = cache
         self.writes = writes or ReadYourWrites()
+
+    def observe(self, resource: ResourceRef, event_type: str | None, body: Body) -> None:
+        """One watch event (`event_type` None: kopf's initial listing) into the cache; our
+        own writes it shows (or goes past) are forgotten now. Left to the object's next
+        read, they were held until it, which at start-up comes after the whole work queue:
+        every object written in the start-up stayed in memory, as the server returned it,
+        until the queue had gone round once (issue 17)."""
+        self.cache.apply(resource, event_type, body)
+        metadata = body.get("metadata") or {}
+        self.fresh(resource.kind, str(metadata.get("namespace") or ""),
+                   str(metadata.get("name") or ""), body)
 
     def fresh(self, kind: str, namespace: str, name: str, body: Body | None) -> Body | None:
         """The one place a snapshot (from the cache or a watch event) meets our own writes

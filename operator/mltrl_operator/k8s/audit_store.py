@@ -78,9 +78,12 @@ class RecentRecords:
     Only ever a guess: the write built on it is conditional (the chunk's resourceVersion,
     or the create of the next chunk's name), so if anyone wrote since, it gets a 409 and
     the append reads the record from the API server as before. Bounded: the few most
-    recent, which is when the next append to the same record comes."""
+    recent, which is when the next append to the same record comes (a technology's entry
+    and the promotion its review applies, in one reconcile, with at most the work queue's 64
+    others under way), and without managedFields, which an append never sends back
+    (issue 17)."""
 
-    LIMIT = 1024
+    LIMIT = 256
 
     def __init__(self) -> None:
         self._records: OrderedDict[tuple[str, str], StoredRecord] = OrderedDict()
@@ -90,9 +93,12 @@ class RecentRecords:
 
     def stored(self, record: StoredRecord, chunk: dict[str, Any]) -> None:
         """`chunk` (an object the API server returned) is now the record's last one."""
-        name = (chunk.get("metadata") or {}).get("name")
+        metadata = chunk.get("metadata") or {}
+        name = metadata.get("name")
         bodies = [b for b in record.bodies if (b.get("metadata") or {}).get("name") != name]
-        bodies.append(chunk)
+        bodies.append({**chunk, "metadata": {
+            key: value for key, value in metadata.items() if key != "managedFields"
+        }})
         key = (record.namespace, record.technology)
         self._records[key] = StoredRecord(record.namespace, record.technology,
                                           parse_chunks(bodies), tuple(bodies))

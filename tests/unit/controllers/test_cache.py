@@ -127,7 +127,7 @@ def test_the_view_prefers_our_own_writes_until_the_watch_shows_them() -> None:
     stored = technology("ranker", version="2")
     writes.remember(("MLTechnology", "ml", "ranker"), old, stored)
     view = ClusterView(cache, writes)
-    assert view.technology("ml", "ranker") is stored
+    assert view.technology("ml", "ranker") == stored
     cache.apply(TECHNOLOGIES, "MODIFIED", stored)
     assert view.technology("ml", "ranker") == stored  # the cache's copy, caught up
     assert view.writes.fresh(("MLTechnology", "ml", "ranker"), old) is old  # forgotten
@@ -212,7 +212,8 @@ def test_our_own_write_handed_back_is_not_taken_for_the_watch_catching_up() -> N
     writes.remember(("LevelReview", "ml", "ranker-to-5"), old, stored)
     view = ClusterView(cache, writes)
     [seen] = view.reviews_of("ml", "ranker")
-    assert writes.fresh(("LevelReview", "ml", "ranker-to-5"), seen) is stored
+    assert seen == stored
+    assert writes.fresh(("LevelReview", "ml", "ranker-to-5"), seen) is seen
     [again] = view.reviews_of("ml", "ranker")  # the watch has not delivered version 2 yet
     assert again["status"] == {"phase": "Applied"}
     delivered = {**stored, "metadata": {**stored["metadata"]}}
@@ -252,7 +253,7 @@ def test_a_write_someone_made_before_ours_does_not_undo_ours_in_the_view() -> No
     view = ClusterView(cache, writes)
     kserve = {"metadata": _meta("ranker", "ml", "11"), "spec": {}, "status": {"url": "u"}}
     cache.apply(INFERENCE_SERVICES, "MODIFIED", kserve)
-    assert view.inference_service("ml", "ranker") is stopped
+    assert view.inference_service("ml", "ranker") == stopped
     # The watch delivers our write, or anything after it: the view follows the watch.
     later = {**stopped, "metadata": {**stopped["metadata"], "resourceVersion": "13"}}
     cache.apply(INFERENCE_SERVICES, "MODIFIED", later)
@@ -322,3 +323,59 @@ def test_a_review_is_read_by_name_and_follows_a_move_to_another_technology() -> 
     assert cache.reviews_of("ml", "ranker") == []
     cache.apply(REVIEWS, "DELETED", review("ranker-to-5", "scorer"))
     assert cache.review("ml", "ranker-to-5") is None
+
+
+def test_an_event_showing_our_write_forgets_it_at_once_and_an_older_one_does_not() -> None:
+    """Our writes are held until the watch shows them, not until the object is next read:
+    at start-up that read comes after the whole work queue (issue 17)."""
+    cache, writes = ClusterCache(), ReadYourWrites()
+    view = ClusterView(cache, writes)
+    ref = ("MLTechnology", "ml", "ranker")
+    old = technology("ranker", version="1")
+    view.observe(TECHNOLOGIES, None, old)
+    stored = {**technology("ranker", version="3"), "status": {"level": 5}}
+    writes.remember(ref, old, stored)
+    # An event from before our write (someone else's version 2) changes nothing we see.
+    view.observe(TECHNOLOGIES, "MODIFIED", technology("ranker", version="2"))
+    assert view.technology("ml", "ranker") == stored
+    assert writes.fresh(ref, old) == stored
+    # The event of our write: forgotten at once, with nobody reading the technology.
+    view.observe(TECHNOLOGIES, "MODIFIED", {**stored, "metadata": {**stored["metadata"]}})
+    assert writes.fresh(ref, old) is old
+    assert view.technology("ml", "ranker") == stored
+
+
+def test_a_deletion_we_made_is_forgotten_once_the_watch_shows_it() -> None:
+    cache, writes = ClusterCache(), ReadYourWrites()
+    view = ClusterView(cache, writes)
+    ref = ("InferenceService", "ml", "ranker")
+    serving = {"metadata": _meta("ranker", "ml", "10"), "spec": {}}
+    view.observe(INFERENCE_SERVICES, None, serving)
+    writes.remember(ref, serving, None)
+    assert view.inference_service("ml", "ranker") is None
+    gone = {**serving, "metadata": _meta("ranker", "ml", "11")}
+    view.observe(INFERENCE_SERVICES, "DELETED", gone)
+    assert writes.fresh(ref, serving) is serving  # nothing of ours is held any more
+    assert view.inference_service("ml", "ranker") is None
+
+
+def test_our_writes_are_held_packed_and_handed_out_as_one_object_while_anyone_holds_it() -> None:
+    """Thousands of our writes wait for the watch at start-up: each is held as compact
+    JSON, without managedFields, and decoded for a reader (issue 17). A reader handing
+    back what it was given is still told apart from the watch catching up."""
+    writes = ReadYourWrites()
+    ref = ("MLTechnology", "ml", "ranker")
+    old = technology("ranker", version="1")
+    stored = {**technology("ranker", version="2"), "status": {"level": 5}}
+    stored["metadata"]["managedFields"] = [{"manager": "mltrl-operator"}]
+    writes.remember(ref, old, stored)
+    stored["status"]["level"] = 6  # the caller's own object is not what is held
+    first = writes.fresh(ref, old)
+    assert first is not None and first["status"] == {"level": 5}
+    assert "managedFields" not in first["metadata"]
+    assert writes.fresh(ref, old) is first
+    assert writes.fresh(ref, first) is first  # handed back: not the watch catching up
+    del first
+    again = writes.fresh(ref, old)  # decoded afresh once nobody holds the last one
+    assert again is not None and again["status"] == {"level": 5}
+    assert writes.fresh(ref, again) is again

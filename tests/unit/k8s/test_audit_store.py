@@ -251,3 +251,34 @@ async def test_a_record_already_there_is_not_opened_again() -> None:
     assert await open_record(api, NS, "other", [draft(1), draft(2)]) is None  # type: ignore[arg-type]
     assert await open_record(api, NS, "big", [entry_draft(2), draft(2)], limit=100) is None  # type: ignore[arg-type]
     assert api.writes == 1
+
+
+async def test_what_is_remembered_leaves_out_managed_fields_and_never_launders_an_edit() -> None:
+    """The remembered chunk is the one we stored, less managedFields (an append never sends
+    them). An edit of its entries since (someone with write access) moved its
+    resourceVersion: our append from memory is a 409, the record is read, and the edited
+    entries go back as stored, so verification still finds the edit."""
+    api, recent = FakeApi(), RecentRecords()
+    api.create = _with_managed_fields(api.create)  # type: ignore[method-assign]
+    await append_entry(api, NS, TECH, draft(0), recent=recent)  # type: ignore[arg-type]
+    remembered = recent.get(NS, TECH)
+    assert remembered is not None
+    assert all("managedFields" not in body["metadata"] for body in remembered.bodies)
+    [name] = api.objects
+    api.objects[name]["spec"]["entries"][0]["reason"] = "edited"
+    api.objects[name]["metadata"]["resourceVersion"] = "100"
+    writes = api.writes
+    await append_entry(api, NS, TECH, draft(1), recent=recent)  # type: ignore[arg-type]
+    assert api.writes == writes + 1 and api.gets + api.lists >= 1  # a 409, then a read
+    assert api.objects[name]["spec"]["entries"][0]["reason"] == "edited"
+    record = await read_audit_record(api, NS, TECH)  # type: ignore[arg-type]
+    assert [e.id for e in record.entries] == ["id-0", "id-1"]
+    assert not verify(record.chunks, namespace=NS, technology=TECH).intact
+
+
+def _with_managed_fields(create: Callable[..., Any]) -> Callable[..., Any]:
+    async def creating(*args: Any) -> dict[str, Any]:
+        stored: dict[str, Any] = await create(*args)
+        stored["metadata"]["managedFields"] = [{"manager": "mltrl-operator"}]
+        return stored
+    return creating
