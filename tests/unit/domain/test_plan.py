@@ -158,14 +158,20 @@ def test_incident_events_are_named_after_the_incident_and_its_settlement() -> No
     assert first.events[0].reason == "AlertNotified"
 
 
-def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> None:
+def _serving_2_0_with_a_rollback_alert_stored() -> tuple[dict[str, Any], Plan, MLTechnologyStatus]:
+    """Serving model 2.0 at level 5, 1.0 known good, and a rollback alert's intent stored:
+    the spec, the plan that started the serving, and the status with the intent."""
     spec = {"entryLevel": 5, "model": model("2.0")}
     first = plan(at_level(5, **spec), **spec)
     status = first.status.model_copy(update={"known_good_models": _known("1.0", "2.0")})
-    incident = Incident(fingerprint="fp1", alert_name="Errors",
+    rollback = Incident(fingerprint="fp1", alert_name="Errors",
                         starts_at="2026-11-22T10:00:00Z", action="rollback",
                         received_at="2026-11-22T11:00:00Z")
-    status = status.model_copy(update={"incidents": [incident]})
+    return spec, first, status.model_copy(update={"incidents": [rollback]})
+
+
+def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> None:
+    spec, first, status = _serving_2_0_with_a_rollback_alert_stored()
     rolled = plan(status, served(first), **spec)
     assert rolled.serving is not None and rolled.serving.verb == "patch"
     # The settlement's event tells the patch; the patch posts none of its own.
@@ -189,14 +195,8 @@ def test_an_alerts_rollback_is_one_event_that_tells_the_serving_it_moved() -> No
 def test_only_an_alerts_stop_or_rollback_is_served_before_its_status() -> None:
     """Plan.serving_first (issue 17): a settled incident's action that serves nothing new
     goes out before the status; anything that serves, or moves with a review, after."""
-    spec = {"entryLevel": 5, "model": model("2.0")}
-    first = plan(at_level(5, **spec), **spec)
+    spec, first, pending = _serving_2_0_with_a_rollback_alert_stored()
     assert first.serving is not None and not first.serving_first  # serving starts: after
-    status = first.status.model_copy(update={"known_good_models": _known("1.0", "2.0")})
-    rollback = Incident(fingerprint="fp1", alert_name="Errors",
-                        starts_at="2026-11-22T10:00:00Z", action="rollback",
-                        received_at="2026-11-22T11:00:00Z")
-    pending = status.model_copy(update={"incidents": [rollback]})
     rolled = plan(pending, served(first), **spec)
     assert rolled.serving is not None and rolled.serving_first  # to known-good 1.0
     # Deciding again from the stored intent with the InferenceService already moved (a
@@ -206,8 +206,8 @@ def test_only_an_alerts_stop_or_rollback_is_served_before_its_status() -> None:
     assert again.status.serving is not None and rolled.status.serving is not None
     assert again.status.serving.rollback == rolled.status.serving.rollback
     # With nothing known-good before it, the rollback stops serving: also first.
-    alone = plan(status.model_copy(update={"known_good_models": _known("2.0"),
-                                           "incidents": [rollback]}), served(first), **spec)
+    alone = plan(pending.model_copy(update={"known_good_models": _known("2.0")}),
+                 served(first), **spec)
     assert alone.serving is not None and alone.serving_first
     assert alone.serving.after is not None
     assert alone.serving.after["metadata"]["annotations"]["serving.kserve.io/stop"] == "true"
