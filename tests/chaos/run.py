@@ -451,6 +451,9 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
         _settle(api, reviews, figures, deadline)
         figures.writes = int(sandbox.settle(quiet_for=3.0, timeout=60)["total_writes"])
         _check(api, reviews, names, figures)
+        if any(p.startswith("settlement event of alert ") for p in figures.lost):
+            (workdir / "lost-events.json").write_text(json.dumps(
+                _lost_event_evidence(api, figures.lost), indent=1, sort_keys=True))
         figures.served_early = observer.served_early(figures.checked)
         if figures.served_early:
             # What the API server stored, in order, for each technology a problem names.
@@ -558,6 +561,23 @@ def _settle(api: Api, expected: Expected, figures: Figures, deadline: float) -> 
                    what="every review applied and every incident settled")
     except AssertionError:
         figures.stuck = _unsettled(api, expected)
+
+
+def _lost_event_evidence(api: Api, lost: list[str]) -> dict[str, Any]:
+    """For each alert whose settlement event is missing: every event and every stored
+    incident that names its fingerprint, so the finding carries what the API server held."""
+    fingerprints = [p.split()[4] for p in lost if p.startswith("settlement event of alert ")]
+    events = api.items(f"/api/v1/namespaces/{NAMESPACE}/events")
+    technologies = api.items(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies")
+    return {fp: {
+        "events": [e for e in events if fp in json.dumps(e)],
+        "incidents": [{"technology": t["metadata"]["name"], **i} for t in technologies
+                      for i in (t.get("status") or {}).get("incidents") or []
+                      if i.get("fingerprint") == fp],
+        "history": [{"technology": t["metadata"]["name"], **h} for t in technologies
+                    for h in (t.get("status") or {}).get("history") or []
+                    if fp in json.dumps(h)],
+    } for fp in fingerprints}
 
 
 def _check(api: Api, expected: Expected, names: list[str], figures: Figures) -> None:
