@@ -16,7 +16,7 @@ from mltrl_operator.controllers.governance import govern_inference_service
 from mltrl_operator.controllers.policy import reconcile_policy
 from mltrl_operator.controllers.review import reconcile_or_retry as reconcile_review_or_retry
 from mltrl_operator.controllers.review import reconcile_reviews_of
-from mltrl_operator.controllers.technology import reconcile_many, reconcile_or_retry
+from mltrl_operator.controllers.technology import entering, reconcile_many, reconcile_or_retry
 from mltrl_operator.controllers.view import ClusterView
 from mltrl_operator.controllers.waivers import (
     reconcile_waiver,
@@ -85,9 +85,8 @@ async def reconcile_key(ctx: OperatorContext, key: Hashable) -> None:
     if key[0] == TECHNOLOGIES.kind:
         _, namespace, name = key
         with metrics.reconcile_timer(TECHNOLOGIES.kind):
-            stored = view.technology(namespace, name)
-            entering = stored is not None and (stored.get("status") or {}).get("level") is None
-            if entering:
+            first_entry = entering(view.technology(namespace, name))
+            if first_entry:
                 # Its reviews first: one already approved enters it and moves it in one
                 # status write (controllers.review); the others store its entry alone.
                 await reconcile_reviews_of(ctx, view, namespace, name)
@@ -96,7 +95,7 @@ async def reconcile_key(ctx: OperatorContext, key: Hashable) -> None:
             # event has refreshed (and our write, if we just made one, overlays); each
             # writes only if its own status moves.
             await reconcile_many(ctx, view, view.composites_of(namespace, name))
-            if not entering:
+            if not first_entry:
                 await reconcile_reviews_of(ctx, view, namespace, name)
             # A claimer must keep serving this technology's model at its level (domain.claims).
             await _govern(ctx, view, view.claimers_of(namespace, name))

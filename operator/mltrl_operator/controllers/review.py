@@ -22,7 +22,7 @@ from mltrl_operator.api.technology import MLTechnologySpec, MLTechnologyStatus
 from mltrl_operator.api.waiver import WaiverUse
 from mltrl_operator.controllers.audit import record_dismissed_approvals
 from mltrl_operator.controllers.context import OperatorContext
-from mltrl_operator.controllers.technology import as_entered, reconcile_locked
+from mltrl_operator.controllers.technology import as_entered, entering, reconcile_locked
 from mltrl_operator.controllers.view import Body, ClusterView
 from mltrl_operator.domain import condition_types as ct
 from mltrl_operator.domain.conditions import set_condition
@@ -226,7 +226,7 @@ async def _evaluate_and_apply(
     announced = False
     for _ in range(MAX_ATTEMPTS):
         waivers = view.waiver_facts(namespace, spec.technology)
-        if technology is not None and (technology.get("status") or {}).get("level") is None:
+        if technology is not None and entering(technology):
             # Not entered yet: judged against its entry as that would be stored. Approved,
             # it enters and moves in one status write (the plan gives the entry first:
             # issue 17, half the writes of a start-up); otherwise the entry is stored

@@ -234,6 +234,11 @@ def _plan_inputs(
     )
 
 
+def entering(body: Body | None) -> bool:
+    """A technology that exists and has no level stored yet: its entry is still to come."""
+    return body is not None and (body.get("status") or {}).get("level") is None
+
+
 def as_entered(ctx: OperatorContext, view: ClusterView, body: Body) -> Body | None:
     """A technology not yet entered (no level stored), as its entry would store it, for a
     review to be judged against without that write first: an entering technology with its
