@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import Sandbox, eventually
+from tests.integration.harness import Operator, Sandbox, eventually
 from tests.integration.operator.scenarios import policy, review, technology
 
 pytestmark = pytest.mark.integration
@@ -72,6 +72,27 @@ def test_the_owner_cannot_approve_their_own_review(sandbox: Sandbox, namespace: 
     pending = wait_for_phase(sandbox, "scorer-to-4", namespace, "Pending")
     assert any("alice" in item and "separation of duties" in item for item in pending["unmet"])
     assert status_of(sandbox, "mltech", "scorer", namespace)["level"] == 3
+
+
+def test_an_owners_own_approval_found_at_start_up_does_not_promote(
+    sandbox: Sandbox, operator: Operator, namespace: str
+) -> None:
+    """The start-up path (a technology found with its review, judged against its entry
+    before that is stored: issue 17) applies the same rules: alice's own approval,
+    written while the operator was away, enters the technology and promotes nothing."""
+    operator.stop()
+    try:
+        sandbox.apply(policy(f"{namespace}-policy", namespace))
+        sandbox.apply(technology("scorer", namespace, owner="alice"))
+        sandbox.apply(review("scorer-to-4", namespace, "scorer", 3, 4,
+                             approvers=(("alice", "qa"),)))
+    finally:
+        operator.start()
+    pending = wait_for_phase(sandbox, "scorer-to-4", namespace, "Pending")
+    assert any("alice" in item and "separation of duties" in item for item in pending["unmet"])
+    status = status_of(sandbox, "mltech", "scorer", namespace)
+    assert status["level"] == 3
+    assert [h["kind"] for h in status["history"]] == ["entry"]
 
 
 def test_a_review_opened_at_an_old_level_is_superseded(sandbox: Sandbox, namespace: str) -> None:
