@@ -43,6 +43,7 @@ from typing import Any
 
 from e2e.bench import objects
 
+from mltrl_operator.domain.alerts import alert_id
 from tests.integration.harness import Process, Sandbox, eventually
 from tests.integration.monitoring.stack import TOKEN, MonitoredOperator
 
@@ -227,6 +228,28 @@ class Observer(threading.Thread):
             lines.append(f"rv {rv} {kind} {metadata['name']}: {json.dumps(shown)}")
         return lines
 
+    def incident_versions(self, technology: str, fingerprint: str) -> list[str]:
+        """Each stored version of `technology` in which the alert's incident changed: its
+        state and message, or that it is gone (and whether settledAlerts then held it)."""
+        with self.lock:
+            events = sorted(self.events, key=lambda e: e[0])
+        lines, last = [], None
+        for rv, kind, obj in events:
+            if kind != "tech" or obj["metadata"]["name"] != technology:
+                continue
+            status = obj.get("status") or {}
+            found = next((i for i in status.get("incidents") or []
+                          if i.get("fingerprint") == fingerprint), None)
+            shown = (f"{found.get('state')}: {found.get('message')}" if found else
+                     f"absent ({len((status.get('settledAlerts') or {}).get('keys') or [])} "
+                     "settled keys)")
+            if shown != last:
+                writers = [f"{m.get('manager')}/{m.get('subresource', '')}@{m.get('time')}"
+                           for m in obj["metadata"].get("managedFields") or []]
+                lines.append(f"rv {rv}: {shown}; managers {writers}")
+                last = shown
+        return lines
+
     def served_early(self, checked: dict[str, int]) -> list[str]:
         with self.lock:
             events = sorted(self.events, key=lambda e: e[0])
@@ -402,18 +425,18 @@ def _alert(n: int, technology: str, action: str, starts: datetime) -> dict[str, 
 
 
 def _post(operator: MonitoredOperator, killer: Killer, alerts: list[dict[str, Any]],
-          deadline: float) -> None:
-    """As Alertmanager does: send again until the answer is 2xx."""
+          deadline: float) -> dict[str, Any]:
+    """As Alertmanager does: send again until the answer is 2xx; the receiver's answer."""
     payload = {"version": "4", "status": "firing", "receiver": "mltrl", "alerts": alerts}
     while time.monotonic() < deadline:
         with killer.restarting:
             pass  # not while the operator is being restarted
         try:
-            code, _ = operator.post(payload, TOKEN)
+            code, answer = operator.post(payload, TOKEN)
         except OSError:
             code = 0
         if code == 200:
-            return
+            return answer
         time.sleep(0.2)
     raise TimeoutError(f"the receiver never took {[a['fingerprint'] for a in alerts]}")
 
@@ -453,7 +476,8 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
         _check(api, reviews, names, figures)
         if any(p.startswith("settlement event of alert ") for p in figures.lost):
             (workdir / "lost-events.json").write_text(json.dumps(
-                _lost_event_evidence(api, figures.lost), indent=1, sort_keys=True))
+                _lost_event_evidence(api, figures.lost, reviews, observer), indent=1,
+                sort_keys=True))
         figures.served_early = observer.served_early(figures.checked)
         if figures.served_early:
             # What the API server stored, in order, for each technology a problem names.
@@ -474,6 +498,8 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
 class Expected:
     reviews: dict[str, str] = field(default_factory=dict)  # review -> technology
     alerts: dict[str, str] = field(default_factory=dict)  # fingerprint -> action
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """fingerprint -> what the receiver answered for the alert when it took it (200)."""
 
 
 def _level(api: Api, name: str) -> int | None:
@@ -518,7 +544,10 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
             if sent and rng.random() < 0.3:  # Alertmanager re-sends long-firing alerts
                 batch.append(rng.choice(sent))
                 figures.alert_resends += 1
-            _post(operator, killer, batch, deadline)
+            answer = _post(operator, killer, batch, deadline)
+            expected.answers[alert["fingerprint"]] = next(
+                (r for r in answer.get("results") or []
+                 if r.get("fingerprint") == alert["fingerprint"]), {})
             sent.append(alert)
             expected.alerts[alert["fingerprint"]] = action
             alerts_left -= 1
@@ -563,21 +592,36 @@ def _settle(api: Api, expected: Expected, figures: Figures, deadline: float) -> 
         figures.stuck = _unsettled(api, expected)
 
 
-def _lost_event_evidence(api: Api, lost: list[str]) -> dict[str, Any]:
-    """For each alert whose settlement event is missing: every event and every stored
-    incident that names its fingerprint, so the finding carries what the API server held."""
+def _lost_event_evidence(api: Api, lost: list[str], expected: Expected,
+                         observer: Observer) -> dict[str, Any]:
+    """For each alert whose settlement event is missing: what the receiver answered, every
+    event and every stored incident that names its fingerprint, whether its technology's
+    settledAlerts remembers it, and each stored version of that technology in which the
+    incident changed (or vanished), so the finding carries what the API server held."""
     fingerprints = [p.split()[4] for p in lost if p.startswith("settlement event of alert ")]
     events = api.items(f"/api/v1/namespaces/{NAMESPACE}/events")
     technologies = api.items(f"{GROUP}/namespaces/{NAMESPACE}/mltechnologies")
-    return {fp: {
-        "events": [e for e in events if fp in json.dumps(e)],
-        "incidents": [{"technology": t["metadata"]["name"], **i} for t in technologies
-                      for i in (t.get("status") or {}).get("incidents") or []
-                      if i.get("fingerprint") == fp],
-        "history": [{"technology": t["metadata"]["name"], **h} for t in technologies
-                    for h in (t.get("status") or {}).get("history") or []
-                    if fp in json.dumps(h)],
-    } for fp in fingerprints}
+    settled_keys = {t["metadata"]["name"]: {
+        k.split("@")[0] for k in ((t.get("status") or {}).get("settledAlerts") or {})
+        .get("keys") or []} for t in technologies}
+    evidence = {}
+    for fp in fingerprints:
+        answer = expected.answers.get(fp) or {}
+        technology = str(answer.get("technology") or "").partition("/")[2]
+        evidence[fp] = {
+            "receiver answered": answer,
+            "in settledAlerts": alert_id(fp, str(answer.get("startsAt"))) in
+            settled_keys.get(technology, set()),
+            "versions": observer.incident_versions(technology, fp),
+            "events": [e for e in events if fp in json.dumps(e)],
+            "incidents": [{"technology": t["metadata"]["name"], **i} for t in technologies
+                          for i in (t.get("status") or {}).get("incidents") or []
+                          if i.get("fingerprint") == fp],
+            "history": [{"technology": t["metadata"]["name"], **h} for t in technologies
+                        for h in (t.get("status") or {}).get("history") or []
+                        if fp in json.dumps(h)],
+        }
+    return evidence
 
 
 def _check(api: Api, expected: Expected, names: list[str], figures: Figures) -> None:
