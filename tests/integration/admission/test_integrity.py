@@ -34,6 +34,7 @@ REQUIREMENTS = [
 UNIT_TESTS = {"name": "unit-tests", "kind": "check", "passed": True}
 ETHICS = {"name": "ethics-checklist", "kind": "document", "uri": "https://wiki/ethics"}
 INTEGRATION = {"name": "integration-tests", "kind": "check", "passed": True}
+SEPARATION = "bob owned the technology since its current level was reached (separation of duties)"
 
 
 def production(namespace: str, *, entry_max_level: int = 4, minimum_level: int = 7,
@@ -224,6 +225,48 @@ def test_a_renamed_owner_still_cannot_approve_and_owner_changes_are_recorded(
                     "mltrl.dev/owner-set-by=admin", check=True)
     annotations = (sandbox.get("mltech", "tagger", namespace) or {})["metadata"]["annotations"]
     assert annotations["mltrl.dev/owner-set-by"] == "platform"
+
+
+def test_an_owner_cannot_approve_by_creating_the_review_before_the_technology(
+    sandbox: SecureSandbox, namespace: str
+) -> None:
+    """bob holds qa and owns the technology he is about to create. He sends, in one
+    `kubectl apply`, the review carrying his own qa approval first (no technology exists
+    yet, so the webhook has no owner to refuse) and then the technology. The operator finds
+    an entering technology with a review already approved by someone, and judges it against
+    the entry as it would be stored (issue 17: entry and promotion in one write): bob is its
+    owner, so the review stays Pending, the technology enters at 4 and goes no higher, and
+    the history shows the entry only."""
+    sandbox.apply(production(namespace))
+    manifests = "\n---\n".join(as_json(document) for document in (
+        {"apiVersion": "mltrl.dev/v1alpha1", "kind": "LevelReview",
+         "metadata": {"name": "bobs-to-5", "namespace": namespace},
+         "spec": {"technology": "bobs", "fromLevel": 4, "toLevel": 5,
+                  "evidence": [UNIT_TESTS],
+                  "approvals": [{"role": "qa", "decision": "approve"}]}},
+        technology("bobs", namespace, entry_level=4, owner="bob"),
+    ))
+    sandbox.as_user("bob", "apply", "-f", "-", check=True, input=manifests)
+    review = sandbox.get("lvlreview", "bobs-to-5", namespace) or {}
+    assert review["spec"]["approvals"][0]["approvedBy"]["username"] == "bob"
+    pending = wait_for(sandbox, "lvlreview", "bobs-to-5", namespace, "judged",
+                       lambda s: s.get("phase") not in (None, ""))
+    assert pending["phase"] == "Pending", pending
+    assert pending["unmet"][0] == (
+        "bob owns the technology and may not approve its review (separation of duties)")
+    assert pending["dismissedApprovals"] == [
+        {"reviewer": "bob", "role": "qa", "reason": SEPARATION}]
+    entered = wait_for(sandbox, "mltech", "bobs", namespace, "bobs at 4",
+                       lambda s: s.get("level") == 4)
+    assert [h["kind"] for h in entered["history"]] == ["entry"]
+    sandbox.settle(quiet_for=1.0)
+    assert status(sandbox, "mltech", "bobs", namespace)["level"] == 4
+    assert status(sandbox, "lvlreview", "bobs-to-5", namespace)["phase"] == "Pending"
+    # The audit record: the entry, and bob's approval dismissed, with why; no promotion.
+    record = exported(sandbox, f"{namespace}/bobs")
+    assert [(e["kind"], e.get("toLevel")) for e in record] == [
+        ("entry", 4), ("dismissedApprovals", 4)]
+    assert record[1]["details"] == {"dismissed.bob": SEPARATION}
 
 
 # --- 3. roles belong to people the policy names --------------------------------------------
