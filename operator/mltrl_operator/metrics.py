@@ -31,7 +31,8 @@ DIRECTIONS = ("promotion", "switchback")
 SWITCHBACK_TYPES = ("discovery", "embedded", "review", "none")
 ALERT_ACTIONS = ("rollback", "demote", "retrain", "notify", "none")
 ALERT_RESULTS = (
-    "acted", "failed", "duplicate", "unknown-technology", "resolved", "beyond-horizon"
+    "acted", "failed", "duplicate", "unknown-technology", "resolved", "beyond-horizon",
+    "deferred",
 )
 GATE_SOURCES = ("reconciler", "governance", "admission")
 GATE_DECISIONS = ("allow", "stop", "delete", "keep", "warn", "deny")

@@ -228,6 +228,14 @@ class Observer(threading.Thread):
             lines.append(f"rv {rv} {kind} {metadata['name']}: {json.dumps(shown)}")
         return lines
 
+    def most_pending(self) -> int:
+        """The most incidents any technology's stored status held Pending at once (the
+        receiver defers alerts beyond 20: domain.alerts)."""
+        with self.lock:
+            return max((sum(1 for i in (obj.get("status") or {}).get("incidents") or []
+                            if i.get("state") == "Pending")
+                        for _, kind, obj in self.events if kind == "tech"), default=0)
+
     def incident_versions(self, technology: str, fingerprint: str) -> list[str]:
         """Each stored version of `technology` in which the alert's incident changed: its
         state and message, or that it is gone (and whether settledAlerts then held it)."""
@@ -479,6 +487,8 @@ def run(workdir: Path, config: ChaosConfig) -> Figures:
                 _lost_event_evidence(api, figures.lost, reviews, observer), indent=1,
                 sort_keys=True))
         figures.served_early = observer.served_early(figures.checked)
+        figures.checked["most incidents Pending at once on one technology"] = (
+            observer.most_pending())
         if figures.served_early:
             # What the API server stored, in order, for each technology a problem names.
             offenders = sorted({n for n in names if any(f" {n} " in p

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from mltrl_operator.alerts.payload import ReceivedAlert
 from mltrl_operator.api.technology import (
+    INCIDENT_LIMIT,
     AlertAction,
     MLTechnologySpec,
     MLTechnologyStatus,
@@ -24,6 +25,7 @@ from mltrl_operator.api.technology import (
 )
 from mltrl_operator.domain.alerts import (
     BEYOND_HORIZON,
+    DEFERRED,
     DUPLICATE,
     GROUPED,
     NO_INCIDENT,
@@ -45,7 +47,7 @@ MAX_ATTEMPTS = 5
 RESOLVED = RESOLVED_OUTCOME
 UNKNOWN_TECHNOLOGY = "unknown-technology"
 __all__ = [
-    "BEYOND_HORIZON", "DUPLICATE", "GROUPED", "NO_INCIDENT", "RECORDED", "RESOLVED",
+    "BEYOND_HORIZON", "DEFERRED", "DUPLICATE", "GROUPED", "NO_INCIDENT", "RECORDED", "RESOLVED",
     "UNKNOWN_TECHNOLOGY", "Recorded", "TechnologyBusy", "record_alerts",
 ]
 
@@ -86,6 +88,12 @@ def _detail(receipt: Receipt) -> str:
             return (
                 "started before the oldest alert this technology remembers "
                 "(status.settledAlerts.horizon); ignored"
+            )
+        case "deferred":
+            return (
+                f"status.incidents holds {INCIDENT_LIMIT} incidents, all Pending: not "
+                "stored, since a Pending one is never dropped; send it again once the "
+                "operator has settled some"
             )
         case "grouped" if incident is not None:
             return (

@@ -8,7 +8,8 @@ Answers, in the order they are checked:
 - 400 for malformed JSON or a payload that is not Alertmanager's version 4, naming the
   field; nothing in such a notification is recorded, not even its valid alerts;
 - 503 when the alerts of some technology could not be stored (the API server could not be
-  reached, or the technology kept changing): the alerts of every other technology are
+  reached, the technology kept changing, or its status.incidents is full of Pending
+  incidents, which are never dropped: outcome `deferred`): the alerts of every other technology are
   stored all the same, and Alertmanager's retry finds them as duplicates and redoes only
   what is missing;
 - 200 otherwise, with one result per alert. An alert about a technology that does not
@@ -33,6 +34,7 @@ from mltrl_operator.alerts.lookup import Key, PolicyCache, resolve_technology
 from mltrl_operator.alerts.payload import PayloadError, ReceivedAlert, parse_notification
 from mltrl_operator.alerts.recorder import (
     BEYOND_HORIZON,
+    DEFERRED,
     DUPLICATE,
     GROUPED,
     RESOLVED,
@@ -177,6 +179,11 @@ class AlertReceiver:
             for index, recorded in zip(indices, record.results, strict=True):
                 results[index] = recorded
                 _count(recorded)
+            deferred = [r for r in record.results if r.outcome == DEFERRED]
+            if deferred:
+                # Not stored: answered 503 so that Alertmanager sends them again.
+                failures.append(f"{namespace}/{name}: {len(deferred)} alert(s) deferred, "
+                                f"{deferred[0].detail}")
             if record.stored is not None:
                 if self.stored is not None:
                     self.stored(record.based_on, record.stored)
@@ -247,6 +254,7 @@ def _count(recorded: Recorded) -> None:
         RESOLVED: "resolved",
         UNKNOWN_TECHNOLOGY: UNKNOWN_TECHNOLOGY,
         BEYOND_HORIZON: BEYOND_HORIZON,
+        DEFERRED: DEFERRED,
     }
     if recorded.outcome in result:
         action = str(recorded.action) if recorded.action else None

@@ -12,6 +12,10 @@ problem, one rollback). Replays are recognised beyond the kept incidents through
 status.settledAlerts, a bounded record of the alerts whose incidents were dropped (or that
 joined another); a firing alert that started at or before its horizon is older than
 anything remembered and is ignored.
+
+A Pending incident is an action not yet taken, and it is never dropped to make room: when
+every kept incident is Pending, a new alert is not taken (outcome `deferred`) and the
+receiver answers 503, so Alertmanager sends it again once the operator has settled some.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ GROUPED = "grouped"
 RESOLVED_OUTCOME = "resolved"
 NO_INCIDENT = "no-incident"
 BEYOND_HORIZON = "beyond-horizon"
+DEFERRED = "deferred"
+"""Not taken: status.incidents is full of Pending incidents (an action is never dropped)."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +90,19 @@ def _same(incident: Incident, fingerprint: str, starts_at: str) -> bool:
     return incident.fingerprint == fingerprint and incident.starts_at == starts_at
 
 
-def _dropped(incidents: list[Incident], limit: int) -> list[Incident]:
-    """Bound `incidents` in place; the ones dropped, for the settled record.
+def _room(incidents: Sequence[Incident], limit: int) -> bool:
+    """Whether one more incident fits: only settled incidents make way, oldest first."""
+    settled = sum(1 for incident in incidents if incident.state != PENDING)
+    return len(incidents) + 1 - limit <= settled
 
-    Settled incidents go first: dropping a Pending one would lose an action never taken.
-    """
+
+def _dropped(incidents: list[Incident], limit: int) -> list[Incident]:
+    """Bound `incidents` in place, dropping the oldest settled ones (never a Pending one:
+    that would lose an action never taken; `_room` is asked first); the ones dropped, for
+    the settled record."""
     dropped = []
     while len(incidents) > limit:
-        settled = next((i for i, inc in enumerate(incidents) if inc.state != PENDING), 0)
+        settled = next(i for i, inc in enumerate(incidents) if inc.state != PENDING)
         dropped.append(incidents.pop(settled))
     return dropped
 
@@ -212,6 +223,8 @@ def receive_alert(
     if joined is not None:
         settled = _remember(book.settled, alert.fingerprint, alert.starts_at, settled_limit)
         return AlertBook(tuple(result), settled), Receipt(GROUPED, joined)
+    if not _room(result, limit):
+        return book, Receipt(DEFERRED, None)
     incident = Incident(
         fingerprint=alert.fingerprint,
         alert_name=alert.name,

@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.harness import Sandbox, eventually
 from tests.integration.monitoring.scenarios import (
+    events_of,
     incidents,
     jobs_of,
     monitored,
@@ -121,3 +122,57 @@ def test_a_crash_after_the_2xx_loses_nothing_and_repeats_nothing(
     sandbox.kubectl("delete", "mltech", "ranker", "-n", NAMESPACE)
     eventually(lambda: level not in operator.metrics(), what="ranker's series to go away")
     assert not [key for key in operator.metrics() if ("technology", "ranker") in key[1]]
+
+
+def burst(count: int) -> dict[str, Any]:
+    """One notification of `count` different alerts on one technology (a bad deploy firing
+    every rule at once)."""
+    return {
+        "version": "4", "status": "firing", "receiver": "mltrl-operator",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": f"RankerCheck{n}", "mltrl_technology": "ranker",
+                       "namespace": NAMESPACE},
+            "annotations": {}, "startsAt": "2026-11-22T09:30:00Z",
+            "fingerprint": f"{n:016x}",
+        } for n in range(1, count + 1)],
+    }
+
+
+def test_a_burst_beyond_the_kept_incidents_loses_no_alert(
+    operated: tuple[Sandbox, MonitoredOperator],
+) -> None:
+    """25 alerts at once on one technology, which keeps 20 incidents: the receiver stores
+    20, all Pending, and answers 503 for the other 5 rather than dropping a Pending one to
+    make room (found by `make chaos`: alerts answered 200 were never acted on). Sent again
+    once the operator has settled the first 20, the 5 are stored and settled too: 25
+    settlement events, one per alert."""
+    sandbox, operator = operated
+    sandbox.namespace(NAMESPACE, {"mltrl-test": NAMESPACE})
+    sandbox.apply(policy(f"{NAMESPACE}-policy", NAMESPACE, minimum_level=5,
+                         model_change=ALLOW_NEW_MODELS))
+    sandbox.apply(monitored("ranker", NAMESPACE, rules=[]))  # the policy's default: notify
+    eventually(lambda: status_of(sandbox, "mltech", "ranker", NAMESPACE).get("level") == 5,
+               what="ranker entered at level 5")
+
+    code, answer = operator.post(burst(25))
+    assert code == 503
+    assert "alerts-restart/ranker: 5 alert(s) deferred, status.incidents holds 20 " \
+           "incidents, all Pending" in answer["error"]
+
+    def taken() -> list[str] | None:  # Alertmanager sending the notification again
+        code, answer = operator.post(burst(25))
+        return [r["outcome"] for r in answer["results"]] if code == 200 else None
+
+    outcomes = eventually(taken, what="the receiver to take the whole notification")
+    assert outcomes.count("recorded") >= 5  # the deferred ones, now stored
+
+    def notified() -> set[str] | None:
+        messages = [e["message"] for e in events_of(sandbox, "ranker", NAMESPACE)
+                    if e["reason"] == "AlertNotified"]
+        fingerprints = {m.split("(")[1].split(")")[0] for m in messages}
+        return fingerprints if len(fingerprints) == 25 else None
+
+    assert eventually(notified, what="25 AlertNotified events") == {
+        f"{n:016x}" for n in range(1, 26)}
+    assert not [i for i in incidents(sandbox, "ranker", NAMESPACE) if i["state"] == "Pending"]

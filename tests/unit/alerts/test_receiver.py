@@ -499,8 +499,10 @@ async def test_per_pod_alerts_of_one_alertname_are_one_incident(world: World) ->
 async def test_a_replay_beyond_the_kept_incidents_is_recognised(world: World) -> None:
     first = alert(fingerprint="00000000000000f0", starts_at="2026-11-22T00:00:00Z")
     assert (await world.post(notification(first)))[0] == 200
-    # 20 newer incidents of other alerts push the first one out of status.incidents.
+    # 20 newer incidents of other alerts push the first one out of status.incidents, once
+    # the operator has settled it.
     for n in range(1, 21):
+        await settle_every_incident(world)
         newer = alert(f"Other{n}", fingerprint=f"{n:016x}", starts_at="2026-11-22T01:00:00Z")
         assert (await world.post(notification(newer)))[0] == 200
     incidents = await world.incidents()
@@ -508,3 +510,42 @@ async def test_a_replay_beyond_the_kept_incidents_is_recognised(world: World) ->
     status, body = await world.post(notification(first))
     assert (status, body["results"][0]["outcome"]) == (200, "duplicate")
     assert await world.incidents() == incidents
+
+
+async def settle_every_incident(world: World, name: str = "fraud") -> None:
+    """What the operator's reconcile does to each Pending incident (Acted)."""
+    incidents = [{**i, "state": "Acted", "message": "done"} if i["state"] == "Pending" else i
+                 for i in await world.incidents(name)]
+    await world.kube.patch_status(TECHNOLOGIES, NAMESPACE, name, {"incidents": incidents})
+
+
+async def test_a_pending_incident_is_never_dropped_for_a_new_alert(world: World) -> None:
+    """20 incidents all Pending (the operator down, a burst of alerts): the next alert is
+    not stored, since making room would drop an action never taken. The answer is 503,
+    naming the technology and why, so Alertmanager sends it again; once the operator has
+    settled some, the same notification is taken."""
+    for n in range(1, 21):
+        pending = alert(f"Burst{n}", fingerprint=f"{n:016x}", starts_at="2026-11-22T11:00:00Z")
+        assert (await world.post(notification(pending)))[0] == 200
+    before = await world.technology()
+    deferred = sample("mltrl_alert_actions_total", action="none", result="deferred")
+    latest = alert("Burst21", fingerprint="0000000000000021", starts_at="2026-11-22T11:00:00Z")
+    status, body = await world.post(notification(latest))
+    assert status == 503
+    assert body["error"] == (
+        "could not record the alerts, try again: payments/fraud: 1 alert(s) deferred, "
+        "status.incidents holds 20 incidents, all Pending: not stored, since a Pending one "
+        "is never dropped; send it again once the operator has settled some"
+    )
+    after = await world.technology()
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert sample("mltrl_alert_actions_total", action="none", result="deferred") == (
+        deferred + 1
+    )
+
+    await settle_every_incident(world)
+    status, body = await world.post(notification(latest))
+    assert (status, body["results"][0]["outcome"]) == (200, "recorded")
+    incidents = await world.incidents()
+    assert [i["fingerprint"] for i in incidents if i["state"] == "Pending"] == [
+        "0000000000000021"]

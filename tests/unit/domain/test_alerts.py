@@ -203,18 +203,35 @@ def test_an_alert_status_other_than_firing_or_resolved_is_refused() -> None:
     [
         (["Pending", "Acted", "Resolved"], ["fp0", "fp2", "new"]),
         (["Pending", "Pending", "Failed"], ["fp0", "fp1", "new"]),
-        (["Pending", "Pending", "Pending"], ["fp1", "fp2", "new"]),
     ],
     ids=[
         "the oldest settled incident is dropped, not an older pending one",
         "a settled incident goes even when it is the newest",
-        "only when all are pending the oldest goes",
     ],
 )
 def test_incidents_beyond_the_limit(states: list[str], kept: list[str]) -> None:
     existing = [incident(f"fp{n}", state) for n, state in enumerate(states)]
     result, _ = record_incident(existing, alert(fingerprint="new"), NOTIFY_FALLBACK, NOW, 3)
     assert [i.fingerprint for i in result] == kept
+
+
+def test_a_pending_incident_is_never_dropped_to_make_room() -> None:
+    """A Pending incident is an action not yet taken: with every kept incident Pending, a
+    new alert is deferred (the receiver answers 503, Alertmanager sends it again) and the
+    book is unchanged, nothing remembered as settled."""
+    book = AlertBook(tuple(incident(f"fp{n}", alert_name=f"A{n}") for n in range(3)),
+                     SettledAlerts())
+    new = alert("New", fingerprint="new")
+    after, receipt = receive_alert(book, new, NOTIFY_FALLBACK, NOW, limit=3)
+    assert (receipt.outcome, receipt.incident, after) == ("deferred", None, book)
+    # Once the operator has settled one, the same alert sent again is taken.
+    settled = AlertBook((book.incidents[0].model_copy(update={"state": "Acted"}),
+                         *book.incidents[1:]), SettledAlerts())
+    after, receipt = receive_alert(settled, new, NOTIFY_FALLBACK, NOW, limit=3)
+    assert receipt.outcome == "recorded"
+    assert [(i.fingerprint, i.state) for i in after.incidents] == [
+        ("fp1", "Pending"), ("fp2", "Pending"), ("new", "Pending")]
+    assert len(after.settled.keys) == 1  # fp0, remembered so a replay is a duplicate
 
 
 def test_pending_incidents() -> None:
@@ -328,6 +345,9 @@ def test_settled_alerts_are_bounded_and_move_the_horizon() -> None:
             book, alert(f"A{n}", fingerprint=f"fp{n}", starts_at=f"2026-11-22T1{n}:00:00Z"),
             NOTIFY_FALLBACK, NOW, limit=1, settled_limit=2,
         )
+        # The operator settles each before the next arrives (a Pending one is never dropped).
+        book = AlertBook(tuple(i.model_copy(update={"state": "Acted"}) for i in book.incidents),
+                         book.settled)
     # fp0..fp2 were dropped from the incidents; fp0 also from the record: the horizon.
     assert [i.fingerprint for i in book.incidents] == ["fp3"]
     assert len(book.settled.keys) == 2
