@@ -81,6 +81,8 @@ class Figures:
     promotions: int = 0
     alerts: int = 0
     alert_resends: int = 0
+    deferred: int = 0
+    """Notifications answered 503 because an alert was deferred (domain.alerts), sent again."""
     model_changes: int = 0
     kills: int = 0
     seconds: float = 0.0
@@ -433,7 +435,7 @@ def _alert(n: int, technology: str, action: str, starts: datetime) -> dict[str, 
 
 
 def _post(operator: MonitoredOperator, killer: Killer, alerts: list[dict[str, Any]],
-          deadline: float) -> dict[str, Any]:
+          deadline: float, figures: Figures) -> dict[str, Any]:
     """As Alertmanager does: send again until the answer is 2xx; the receiver's answer."""
     payload = {"version": "4", "status": "firing", "receiver": "mltrl", "alerts": alerts}
     while time.monotonic() < deadline:
@@ -445,6 +447,8 @@ def _post(operator: MonitoredOperator, killer: Killer, alerts: list[dict[str, An
             code = 0
         if code == 200:
             return answer
+        if code == 503 and " deferred, " in str(answer.get("error")):
+            figures.deferred += 1  # 20 incidents Pending on a technology: sent again
         time.sleep(0.2)
     raise TimeoutError(f"the receiver never took {[a['fingerprint'] for a in alerts]}")
 
@@ -554,7 +558,7 @@ def _drive(api: Api, operator: MonitoredOperator, killer: Killer, config: ChaosC
             if sent and rng.random() < 0.3:  # Alertmanager re-sends long-firing alerts
                 batch.append(rng.choice(sent))
                 figures.alert_resends += 1
-            answer = _post(operator, killer, batch, deadline)
+            answer = _post(operator, killer, batch, deadline, figures)
             expected.answers[alert["fingerprint"]] = next(
                 (r for r in answer.get("results") or []
                  if r.get("fingerprint") == alert["fingerprint"]), {})
@@ -693,7 +697,8 @@ def report(figures: Figures) -> str:
         f"- seed {c.seed}, fault rate {c.fault_rate}, latency {c.latency} ms (read,write), "
         f"a SIGKILL every {c.kill_between[0]:g}-{c.kill_between[1]:g} s",
         f"- {figures.promotions} promotions on {c.technologies} technologies, "
-        f"{figures.alerts} alerts ({figures.alert_resends} re-sent), "
+        f"{figures.alerts} alerts ({figures.alert_resends} re-sent, {figures.deferred} "
+        "notifications deferred and sent again), "
         f"{figures.model_changes} model changes, {figures.kills} operator kills, "
         f"{figures.seconds:.0f} s",
         f"- faults injected: {injected}",
