@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import copy
 import functools
 import json
 import logging
 import secrets as pysecrets
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -248,6 +250,47 @@ def _encode_continue(rv: int, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(key)}).encode()).decode()
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """One storage's objects (of one namespace, or all) at one resourceVersion, in key
+    order: what the pages of one paginated list are cut from."""
+
+    objects: list[Obj]
+    keys: list[tuple[str, str]]
+
+
+class _Listings:
+    """The listings that paginated lists are being read from, by (storage, namespace, rv).
+
+    Every page of a list shows the first page's snapshot. Rebuilding that snapshot for each
+    page (undoing history, sorting every key) made a list of n objects cost n**2/limit: at
+    50,000 technologies and kopf's 500 a page, 7 s of CPU instead of 0.2 s. kube-apiserver
+    reads each page as a range from etcd (or its watch cache) from where the last one ended;
+    this keeps the snapshot and bisects to the continue key. Stored objects are never
+    modified, so a listing holds references, not copies."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[tuple[str, str | None, int], _Listing] = OrderedDict()
+
+    def get(self, key: tuple[str, str | None, int]) -> _Listing | None:
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+        return found
+
+    def keep(self, key: tuple[str, str | None, int], objects: list[Obj]) -> _Listing:
+        listing = _Listing(objects, [_object_key(o) for o in objects])
+        self._kept[key] = listing
+        while len(self._kept) > self.limit:
+            self._kept.popitem(last=False)
+        return listing
+
+
+def _object_key(obj: Obj) -> tuple[str, str]:
+    return (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+
+
 class Api:
     def __init__(self, registry: Registry, store: Store) -> None:
         self.registry = registry
@@ -255,6 +298,7 @@ class Api:
         self.mutating_admission: list[AdmissionHook] = []
         self.validating_admission: list[AdmissionHook] = []
         self._next_ip = 1
+        self._listings = _Listings()
 
     # presentation and lookup
 
@@ -344,35 +388,54 @@ class Api:
         ns = namespace if rt.namespaced else None
         rv = self.store.rv
         by_name = [f.value for f in fields if f.field == "metadata.name" and not f.negate]
-        start: tuple[str, str] | None = None
+        matches = self.matcher(rt, ns, labels, fields)
+        paged = bool(limit and limit > 0)
         if continue_token:
             # Every page of a list shows the first page's snapshot (etcd reads at its rv).
             rv, start = _decode_continue(continue_token)
             try:
-                candidates = self.store.snapshot(rt.storage, ns, rv)
+                self.store.require_history(rt.storage, rv)
+                listing = self._listings.get((rt.storage, ns, rv))
+                if listing is None:
+                    listing = self._listings.keep(
+                        (rt.storage, ns, rv), self.store.snapshot(rt.storage, ns, rv))
             except TooOld as exc:
                 raise errors.gone(_CONTINUE_EXPIRED) from exc
+            first = bisect.bisect_right(listing.keys, start)
         elif by_name and (ns is not None or not rt.namespaced):
             # A name lookup (kubectl wait/delete, informers by name) needs no scan.
             found = self.store.get(rt.storage, ns, by_name[0])
-            candidates = [found] if found is not None else []
+            listing = _Listing([found] if found is not None else [], [])
+            first = 0
+        elif paged:
+            listing = self._listings.keep((rt.storage, ns, rv), self.store.list(rt.storage, ns))
+            first = 0
         else:
-            candidates = self.store.list(rt.storage, ns)
-        matches = self.matcher(rt, ns, labels, fields)
-        selected = [o for o in candidates if matches(o)]
+            listing = _Listing(self.store.list(rt.storage, ns), [])
+            first = 0
+        objects = listing.objects
+        if not paged:
+            selected = [o for o in objects[first:] if matches(o)]
+            return ListResult([self.present(rt, o) for o in selected], str(rv))
+        assert limit is not None
+        selected = []
+        index = first
+        for index in range(first, len(objects)):
+            if matches(objects[index]):
+                if len(selected) == limit:
+                    break  # one more than a page: there is a next page
+                selected.append(objects[index])
+        else:
+            index = len(objects)
         token = ""
         remaining = None
-        if start is not None:
-            selected = [
-                o
-                for o in selected
-                if (o["metadata"].get("namespace") or "", o["metadata"]["name"]) > start
-            ]
-        if limit and limit > 0 and len(selected) > limit:
-            remaining = len(selected) - limit
-            selected = selected[:limit]
+        if index < len(objects):
             last = selected[-1]["metadata"]
             token = _encode_continue(rv, (last.get("namespace") or "", last["name"]))
+            if not (labels or fields):
+                # kube-apiserver counts the rest only when nothing filters it (etcd's count
+                # of the range); with a selector remainingItemCount is left unset.
+                remaining = len(objects) - index
         return ListResult([self.present(rt, o) for o in selected], str(rv), token, remaining)
 
     def watch(

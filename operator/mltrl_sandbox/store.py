@@ -145,6 +145,16 @@ class Store:
         keys = sorted(k for k in objects if namespace is None or k[0] == namespace)
         return [objects[k] for k in keys]
 
+    def require_history(self, storage: str, rv: int) -> None:
+        """Raise TooOld when the changes after `rv` are no longer kept (compacted), so that
+        a listing at `rv` can no longer be continued, as etcd refuses a compacted rv."""
+        bucket = self.buckets.get(storage)
+        if bucket is None:
+            return
+        self._compact(bucket)
+        if bucket.evicted_rv > rv:
+            raise TooOld(rv, bucket.evicted_rv)
+
     def list(self, storage: str, namespace: str | None = None) -> list[Obj]:
         """Objects in key order (namespace, name), as etcd would return them."""
         bucket = self.buckets.get(storage)
