@@ -298,6 +298,22 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     if rt.builtin:  # strategic merge needs the built-in kinds' patch strategies
         patch_types.append("application/strategic-merge-patch+json")
     patch_body = _body(PATCH, *patch_types, "application/apply-patch+yaml")
+    if rt.virtual is not None:
+        # reviews are only created (answered, never stored): the API server publishes
+        # their POST alone, and no List kind for them
+        return {
+            collection: {
+                "post": _op(
+                    rt,
+                    "post",
+                    f"create{scope}{rt.kind}",
+                    item,
+                    parameters=list(_WRITE_PARAMS),
+                    requestBody=_body(item, "*/*"),
+                ),
+                "parameters": [ns_param] if rt.namespaced else [],
+            }
+        }
     paths: dict[str, Obj] = {
         collection: {
             "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
