@@ -412,7 +412,7 @@ SMALL: dict[str, Any] = {
 
 def test_a_small_document_decodes_field_by_field() -> None:
     doc = decode(openapi_pb.document(SMALL))
-    assert doc.swagger == "2.0"  # type: ignore[attr-defined]
+    assert doc.swagger == "2.0"
     out = as_dict(doc)
     assert out["info"] == {"title": "Kubernetes", "version": "v1.35.0"}
     assert out["security"] == [{"additional_properties": [{"name": "BearerToken", "value": {}}]}]
@@ -528,7 +528,7 @@ def test_schemas_decode_field_by_field() -> None:
     # an empty properties map is still there: kube-openapi reads such an object as a kind
     empty = Document()
     empty.ParseFromString(openapi_pb.document(SMALL))
-    schema = empty.definitions.additional_properties[0].value  # type: ignore[attr-defined]
+    schema = empty.definitions.additional_properties[0].value
     [empty_prop] = [p for p in schema.properties.additional_properties if p.name == "empty"]
     assert empty_prop.value.HasField("properties")
 
@@ -603,7 +603,7 @@ def test_the_protobuf_document_is_cached_until_a_crd_changes() -> None:
     asyncio.run(api.delete(_crds(registry), None, "mltechnologies.mltrl.dev"))
     second = cache.swagger_protobuf()
     assert second is not first
-    names = [d.name for d in decode(second).definitions.additional_properties]  # type: ignore[attr-defined]
+    names = [d.name for d in decode(second).definitions.additional_properties]
     assert "dev.mltrl.v1alpha1.MLTechnology" not in names
     assert "dev.mltrl.v1alpha1.LevelReview" in names
 
