@@ -195,7 +195,7 @@ class Handlers:
             return json_response(found) if found else None
         if path == "/openapi/v2":
             accept = request.headers.get("Accept", JSON)
-            if openapi_pb.MEDIA_TYPE in accept:
+            if "json" not in accept and openapi_pb.accepted(accept):
                 # client-go's OpenAPISchema() asks for gnostic protobuf only; kubectl
                 # validates a List's items client-side with it
                 return web.Response(

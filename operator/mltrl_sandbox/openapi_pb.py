@@ -23,8 +23,14 @@ from typing import Any
 Obj = dict[str, Any]
 
 MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-# what kube-openapi's handler answers with: the requested type with `@` written as `.`
+# what kube-openapi's handler answers with, and also accepts: `@` is no valid character of
+# a media type, so the dotted form is the one Go's mime parser takes
 RESPONSE_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def accepted(accept: str) -> bool:
+    """Whether an Accept header asks for the protobuf document, in either spelling."""
+    return MEDIA_TYPE in accept or RESPONSE_TYPE in accept
 
 _VARINT, _FIXED64, _LEN = 0, 1, 2
 
