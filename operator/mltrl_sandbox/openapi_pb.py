@@ -10,12 +10,13 @@ document into that message. Field numbers are those of gnostic's
 
 Only what a Kubernetes document contains is encoded; other keys are left out, as gnostic
 would refuse them. Values of type `Any` (defaults, enums, examples, vendor extensions)
-carry YAML text; JSON is YAML, so `json.dumps` of the value is that text.
+carry YAML text: the value's JSON text, which YAML reads as flow style.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -82,9 +83,21 @@ def double(field: int, value: Any) -> bytes:
     return _tag(field, _FIXED64) + struct.pack("<d", float(value)) if value else b""
 
 
+# characters YAML does not take raw in a double-quoted scalar (not printable, or line
+# breaks to YAML 1.1); JSON leaves them raw, so they are escaped as \uXXXX (all in the BMP:
+# YAML parsers refuse escaped surrogate halves, hence no ensure_ascii)
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def yaml_text(value: Any) -> str:
+    """JSON is YAML's flow style, so JSON text is the YAML text gnostic carries."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def any_value(field: int, value: Any) -> bytes:
     """openapi_v2.Any: 2 yaml."""
-    return message(field, string(2, json.dumps(value)))
+    return message(field, string(2, yaml_text(value)))
 
 
 def _optional_any(field: int, node: Obj, key: str) -> bytes:

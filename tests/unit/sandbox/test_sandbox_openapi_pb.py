@@ -17,6 +17,8 @@ import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mltrl_sandbox import openapi_pb
 from mltrl_sandbox.api import Api
@@ -667,3 +669,148 @@ def test_published_int_or_string_and_quantity_are_strings_in_v2() -> None:
     }
     quantity = {"description": "q", "oneOf": [{"type": "string"}, {"type": "number"}]}
     assert _v2_schema(quantity) == {"description": "q", "type": "string"}
+
+
+# any schema: encoded, decoded by Google's runtime, read back, is what went in
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+_names = st.text(min_size=1, max_size=12)
+
+
+def _schemas() -> st.SearchStrategy[dict[str, Any]]:
+    leaf = st.fixed_dictionaries(
+        {},
+        optional={
+            "$ref": _names.map(lambda n: f"#/definitions/{n}"),
+            "description": st.text(),
+            "format": st.sampled_from(["int32", "int64", "date-time", "byte", "int-or-string"]),
+            "type": st.sampled_from(["object", "array", "string", "integer", "number", "boolean"]),
+            "pattern": st.text(),
+            "default": _json_values,
+            "example": _json_values,
+            "enum": st.lists(_json_values, max_size=3),
+            "required": st.lists(_names, max_size=3),
+            "minimum": st.floats(allow_nan=False, allow_infinity=False),
+            "maximum": st.floats(allow_nan=False, allow_infinity=False),
+            "multipleOf": st.floats(min_value=0.5, max_value=100),
+            "exclusiveMinimum": st.booleans(),
+            "maxLength": st.integers(0, 2**40),
+            "minItems": st.integers(0, 2**40),
+            "uniqueItems": st.booleans(),
+            "x-kubernetes-list-type": st.sampled_from(["atomic", "set", "map"]),
+            "x-kubernetes-group-version-kind": st.lists(
+                st.fixed_dictionaries({"group": st.text(), "version": _names, "kind": _names}),
+                max_size=2,
+            ),
+            "x-kubernetes-preserve-unknown-fields": st.booleans(),
+        },
+    )
+    return st.recursive(
+        leaf,
+        lambda inner: st.tuples(
+            leaf,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "properties": st.dictionaries(_names, inner, max_size=3),
+                    "items": inner,
+                    "additionalProperties": st.booleans() | inner,
+                    "allOf": st.lists(inner, min_size=1, max_size=2),
+                },
+            ),
+        ).map(lambda pair: {**pair[0], **pair[1]}),
+        max_leaves=6,
+    )
+
+
+_SCALARS_BACK = {
+    "_ref": "$ref",
+    "format": "format",
+    "title": "title",
+    "description": "description",
+    "pattern": "pattern",
+    "discriminator": "discriminator",
+    "multiple_of": "multipleOf",
+    "maximum": "maximum",
+    "minimum": "minimum",
+    "exclusive_maximum": "exclusiveMaximum",
+    "exclusive_minimum": "exclusiveMinimum",
+    "unique_items": "uniqueItems",
+    "read_only": "readOnly",
+    "required": "required",
+}
+_INTS_BACK = {
+    "max_length": "maxLength",
+    "min_length": "minLength",
+    "max_items": "maxItems",
+    "min_items": "minItems",
+    "max_properties": "maxProperties",
+    "min_properties": "minProperties",
+}
+
+
+def _schema_back(decoded: dict[str, Any]) -> dict[str, Any]:
+    """gnostic's Schema (as MessageToDict shows it) back in its JSON form."""
+    out: dict[str, Any] = {}
+    for key, value in decoded.items():
+        if key in _SCALARS_BACK:
+            out[_SCALARS_BACK[key]] = value
+        elif key in _INTS_BACK:
+            out[_INTS_BACK[key]] = int(value)  # int64 is a string in protobuf's JSON
+        elif key in ("default", "example"):
+            out[key] = yaml_of(value)
+        elif key == "enum":
+            out["enum"] = [yaml_of(v) for v in value]
+        elif key == "type":
+            [out["type"]] = value["value"]
+        elif key == "items":
+            [out["items"]] = [_schema_back(s) for s in value["schema"]]
+        elif key == "all_of":
+            out["allOf"] = [_schema_back(s) for s in value]
+        elif key == "properties":
+            out["properties"] = {
+                p["name"]: _schema_back(p.get("value", {}))
+                for p in value.get("additional_properties", [])
+            }
+        elif key == "additional_properties":
+            out["additionalProperties"] = (
+                value["boolean"] if "boolean" in value else _schema_back(value.get("schema", {}))
+            )
+        elif key == "vendor_extension":
+            out.update({e["name"]: yaml_of(e["value"]) for e in value})
+        else:
+            raise AssertionError(f"unexpected field {key}")
+    return out
+
+
+def _without_zero_scalars(node: dict[str, Any]) -> dict[str, Any]:
+    """proto3 sends no scalar at its zero value: a 0, "", false or [] reads back absent."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties",):
+            out[key] = {k: _without_zero_scalars(v) for k, v in value.items()}
+        elif key in ("items",) or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = _without_zero_scalars(value)
+        elif key == "allOf":
+            out[key] = [_without_zero_scalars(v) for v in value]
+        elif (
+            key.startswith("x-")
+            or key in ("default", "example", "additionalProperties")
+            or value not in (0, "", False, [])
+            or isinstance(value, dict)
+        ):
+            out[key] = value
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_schemas())
+def test_any_schema_reads_back_as_it_went_in(node: dict[str, Any]) -> None:
+    doc = decode(openapi_pb.document({"swagger": "2.0", "definitions": {"d": node}}))
+    [named] = as_dict(doc)["definitions"].get("additional_properties", [])
+    assert named["name"] == "d"
+    assert _schema_back(named.get("value", {})) == _without_zero_scalars(node)
