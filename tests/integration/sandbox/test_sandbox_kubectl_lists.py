@@ -134,7 +134,8 @@ def test_an_invalid_item_fails_the_list_naming_the_field(
     ) in err
     assert "turn validation off with --validate=false" in err
     # nothing was sent: kubectl refuses the whole List before it writes any item
-    assert kubectl("get", "configmaps,mltech", "-n", ns, "-o", "name") == ""
+    assert 'configmaps "cm" not found' in kubectl.fails("get", "configmap", "cm", "-n", ns)
+    assert kubectl("get", "mltech", "-n", ns, "-o", "name") == ""
     # create validates the same way
     assert 'unknown field "bogus"' in kubectl.fails("create", "-f", str(path))
 
@@ -169,3 +170,18 @@ def test_openapi_v2_answers_client_go_in_protobuf(sandbox: SandboxThread) -> Non
         )
         body = answer.read()
     assert body.startswith(b"\x0a\x032.0")  # field 1 (swagger), "2.0"
+
+
+def test_what_kubectl_lets_through_the_server_checks(kubectl: Kubectl, ns: str) -> None:
+    """kubectl's own validation knows types, fields and required ones, not ranges: those
+    are the server's, item by item, as on a real cluster (the items before stay)."""
+    document = json.dumps(listed(config_map("first", ns), technology("high", ns, targetLevel=12)))
+    done = kubectl.run("apply", "-f", "-", stdin=document, check=False)
+    assert done.returncode == 1
+    assert done.stdout.strip() == "configmap/first created"
+    assert (
+        'The MLTechnology "high" is invalid: spec.targetLevel: Invalid value: 12: '
+        "spec.targetLevel in body should be less than or equal to 9"
+    ) in done.stderr
+    assert kubectl("get", "configmap", "first", "-n", ns, "-o", "name") == "configmap/first\n"
+    assert kubectl("get", "mltech", "-n", ns, "-o", "name") == ""
