@@ -33,6 +33,7 @@ def accepted(accept: str) -> bool:
     """Whether an Accept header asks for the protobuf document, in either spelling."""
     return MEDIA_TYPE in accept or RESPONSE_TYPE in accept
 
+
 _VARINT, _FIXED64, _LEN = 0, 1, 2
 
 
