@@ -4,7 +4,9 @@ kubectl (1.37) uses server-side field validation when the group-version document
 a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind` that takes a
 `fieldValidation` query parameter; `kubectl explain` reads `components.schemas`.
 Built-in kinds are described by Kubernetes' published definitions (`kubeschemas`),
-custom resources by their CRD's openAPIV3Schema; `/openapi/v2` joins them all.
+custom resources by their CRD's openAPIV3Schema; `/openapi/v2` joins them all, in
+JSON or in gnostic's protobuf (`openapi_pb`), which kubectl reads to validate a List's
+items client-side.
 Documents are built on first request and kept while their group-version is unchanged.
 """
 
@@ -15,7 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-from . import kubeschemas
+from . import kubeschemas, openapi_pb
 from .resources import Obj, Registry, ResourceType
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -296,6 +298,22 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     if rt.builtin:  # strategic merge needs the built-in kinds' patch strategies
         patch_types.append("application/strategic-merge-patch+json")
     patch_body = _body(PATCH, *patch_types, "application/apply-patch+yaml")
+    if rt.virtual is not None:
+        # reviews are only created (answered, never stored): the API server publishes
+        # their POST alone, and no List kind for them
+        return {
+            collection: {
+                "post": _op(
+                    rt,
+                    "post",
+                    f"create{scope}{rt.kind}",
+                    item,
+                    parameters=list(_WRITE_PARAMS),
+                    requestBody=_body(item, "*/*"),
+                ),
+                "parameters": [ns_param] if rt.namespaced else [],
+            }
+        }
     paths: dict[str, Obj] = {
         collection: {
             "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
@@ -382,10 +400,12 @@ def _v3_to_v2(text: str) -> str:
 
 def swagger_document(registry: Registry) -> Obj:
     """/openapi/v2: every definition, and the paths, in Swagger 2.0 form."""
-    definitions = _published_common()
+    definitions = {name: _v2_schema(s) for name, s in _published_common().items()}
     paths: dict[str, Obj] = {}
     for rt in registry.all():
-        definitions.update(_kind_schemas(rt))
+        published = rt.builtin and kubeschemas.definition_name(rt.group, rt.version, rt.kind)
+        for name, found in _kind_schemas(rt).items():
+            definitions[name] = _v2_schema(found, custom=not published)
         for path, item in _paths(rt, schema_name(rt)).items():
             paths[path] = _swagger_path(item)
     return {
@@ -393,22 +413,92 @@ def swagger_document(registry: Registry) -> Obj:
         "info": {"title": "Kubernetes", "version": kubeschemas.kubernetes_version()},
         "paths": paths,
         "definitions": definitions,
+        # as kube-apiserver publishes them; the sandbox checks bearer tokens too
+        "securityDefinitions": {
+            "BearerToken": {
+                "description": "Bearer Token authentication",
+                "type": "apiKey",
+                "name": "authorization",
+                "in": "header",
+            }
+        },
+        "security": [{"BearerToken": []}],
     }
+
+
+def _v2_schema(node: Any, custom: bool = False) -> Any:
+    """A schema as kube-apiserver publishes it in v2, where kubectl's client-side
+    validation (kube-openapi's proto models) reads it.
+
+    Everywhere: a `$ref` stands with its siblings, not wrapped in a one-element allOf
+    (the v3 form), and an int-or-string or a Quantity is a string, as the server's v2
+    generator writes them. For custom resources (`custom`), the API server's v2
+    conversion of a CRD's structural schema: no allOf/anyOf/oneOf/not (v2 has no such
+    junctors kubectl reads); a nullable or `x-kubernetes-preserve-unknown-fields` node
+    loses its properties and items (kubectl would refuse null values and unknown fields
+    there), an object that keeps unknown fields and an array without items lose their
+    type; a nullable property is not required.
+    """
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    wrapped = out.get("allOf")
+    if "$ref" not in out and isinstance(wrapped, list) and [set(w) for w in wrapped] == [{"$ref"}]:
+        out.pop("allOf")
+        out["$ref"] = wrapped[0]["$ref"]
+    if not custom and ("anyOf" in out or "oneOf" in out) and "type" not in out:
+        out.pop("anyOf", None)
+        out.pop("oneOf", None)
+        out["type"] = "string"
+        if out.get("x-kubernetes-int-or-string"):
+            out["format"] = "int-or-string"
+    if custom:
+        for junctor in ("allOf", "anyOf", "oneOf", "not"):
+            out.pop(junctor, None)
+        if out.pop("nullable", False):
+            out.pop("type", None)
+            out.pop("items", None)
+            out.pop("properties", None)
+        if out.get("x-kubernetes-preserve-unknown-fields"):
+            out.pop("items", None)
+            out.pop("properties", None)
+            if out.get("type") == "object":
+                out.pop("type")
+        if out.get("type") == "array" and "items" not in out:
+            out.pop("type")
+    if isinstance(out.get("properties"), dict):
+        props = out["properties"]
+        if custom and isinstance(out.get("required"), list):
+            required = [f for f in out["required"] if not _nullable(props.get(f))]
+            if required:
+                out["required"] = required
+            else:
+                out.pop("required")
+        out["properties"] = {k: _v2_schema(v, custom) for k, v in props.items()}
+    extra = out.get("additionalProperties")
+    if isinstance(extra, dict):
+        if custom and _nullable(extra):
+            out.pop("required", None)
+        out["additionalProperties"] = _v2_schema(extra, custom)
+    if isinstance(out.get("items"), dict):
+        out["items"] = _v2_schema(out["items"], custom)
+    return out
+
+
+def _nullable(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("nullable") is True
 
 
 def _swagger_path(item: Obj) -> Obj:
     """The v3 operations with their bodies turned into v2 body parameters."""
     out: Obj = {}
     for method, op in item.items():
-        if not isinstance(op, dict):
-            out[method] = op
+        if not isinstance(op, dict):  # the path's own parameters
+            out[method] = [_swagger_parameter(p) for p in op]
             continue
         op = dict(op)
         body = op.pop("requestBody", None)
-        params = [
-            {k: v for k, v in p.items() if k != "schema"} | {"type": p["schema"]["type"]}
-            for p in op.get("parameters") or []
-        ]
+        params = [_swagger_parameter(p) for p in op.get("parameters") or []]
         if body is not None:
             schema = next(iter(body["content"].values()))["schema"]
             params.append({"name": "body", "in": "body", "required": True, "schema": schema})
@@ -422,6 +512,12 @@ def _swagger_path(item: Obj) -> Obj:
         }
         out[method] = op
     return out
+
+
+def _swagger_parameter(param: Obj) -> Obj:
+    """A v3 parameter's schema becomes the v2 parameter's own `type` and `uniqueItems`."""
+    out = {k: v for k, v in param.items() if k != "schema"}
+    return out | {k: v for k, v in param["schema"].items() if k in ("type", "uniqueItems")}
 
 
 def doc_path(group_version: str) -> str:
@@ -443,6 +539,7 @@ class OpenAPICache:
         self.registry = registry
         self._docs: dict[str, tuple[tuple[int, ...], bytes, str]] = {}
         self._v2: tuple[int, bytes] | None = None
+        self._v2_pb: bytes | None = None  # encoded from _v2, cleared when it is rebuilt
 
     def _entry(self, gv: str) -> tuple[bytes, str] | None:
         resources = self.registry.resources(gv)
@@ -481,4 +578,13 @@ class OpenAPICache:
         if self._v2 is None or self._v2[0] != self.registry.generation:
             body = _serialise(swagger_document(self.registry), v2=True)
             self._v2 = (self.registry.generation, body)
+            self._v2_pb = None
         return self._v2[1]
+
+    def swagger_protobuf(self) -> bytes:
+        """The same document in gnostic's protobuf form, encoded from the JSON one (so
+        the two never differ) once per registry generation."""
+        body = self.swagger()
+        if self._v2_pb is None:
+            self._v2_pb = openapi_pb.document(json.loads(body))
+        return self._v2_pb
