@@ -298,35 +298,23 @@ def _paths(rt: ResourceType, item: str) -> dict[str, Obj]:
     if rt.builtin:  # strategic merge needs the built-in kinds' patch strategies
         patch_types.append("application/strategic-merge-patch+json")
     patch_body = _body(PATCH, *patch_types, "application/apply-patch+yaml")
+    create = {
+        "post": _op(
+            rt,
+            "post",
+            f"create{scope}{rt.kind}",
+            item,
+            parameters=list(_WRITE_PARAMS),
+            requestBody=_body(item, "*/*"),
+        ),
+        "parameters": [ns_param] if rt.namespaced else [],
+    }
     if rt.virtual is not None:
         # reviews are only created (answered, never stored): the API server publishes
         # their POST alone, and no List kind for them
-        return {
-            collection: {
-                "post": _op(
-                    rt,
-                    "post",
-                    f"create{scope}{rt.kind}",
-                    item,
-                    parameters=list(_WRITE_PARAMS),
-                    requestBody=_body(item, "*/*"),
-                ),
-                "parameters": [ns_param] if rt.namespaced else [],
-            }
-        }
+        return {collection: create}
     paths: dict[str, Obj] = {
-        collection: {
-            "get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref),
-            "post": _op(
-                rt,
-                "post",
-                f"create{scope}{rt.kind}",
-                item,
-                parameters=list(_WRITE_PARAMS),
-                requestBody=_body(item, "*/*"),
-            ),
-            "parameters": [ns_param] if rt.namespaced else [],
-        },
+        collection: {"get": _op(rt, "list", f"list{scope}{rt.kind}", list_ref), **create},
         single: {
             **_read_write(rt, f"{scope}{rt.kind}", item, patch_body),
             "delete": _op(
