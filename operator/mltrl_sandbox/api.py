@@ -37,7 +37,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from .store import Event, Store, TooOld, Watcher
+from .store import Event, Store, TooOld, Watcher, object_key
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -280,15 +280,11 @@ class _Listings:
         return found
 
     def keep(self, key: tuple[str, str | None, int], objects: list[Obj]) -> _Listing:
-        listing = _Listing(objects, [_object_key(o) for o in objects])
+        listing = _Listing(objects, [object_key(o) for o in objects])
         self._kept[key] = listing
         while len(self._kept) > self.limit:
             self._kept.popitem(last=False)
         return listing
-
-
-def _object_key(obj: Obj) -> tuple[str, str]:
-    return (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
 
 
 class Api:
@@ -401,25 +397,22 @@ class Api:
                         (rt.storage, ns, rv), self.store.snapshot(rt.storage, ns, rv))
             except TooOld as exc:
                 raise errors.gone(_CONTINUE_EXPIRED) from exc
-            first = bisect.bisect_right(listing.keys, start)
+            objects, first = listing.objects, bisect.bisect_right(listing.keys, start)
         elif by_name and (ns is not None or not rt.namespaced):
             # A name lookup (kubectl wait/delete, informers by name) needs no scan.
             found = self.store.get(rt.storage, ns, by_name[0])
-            listing = _Listing([found] if found is not None else [], [])
-            first = 0
+            objects, first = ([found] if found is not None else []), 0
         elif paged:
-            listing = self._listings.keep((rt.storage, ns, rv), self.store.list(rt.storage, ns))
-            first = 0
+            # kept for the pages that follow
+            key = (rt.storage, ns, rv)
+            objects, first = self._listings.keep(key, self.store.list(rt.storage, ns)).objects, 0
         else:
-            listing = _Listing(self.store.list(rt.storage, ns), [])
-            first = 0
-        objects = listing.objects
+            objects, first = self.store.list(rt.storage, ns), 0
         if not paged:
             selected = [o for o in objects[first:] if matches(o)]
             return ListResult([self.present(rt, o) for o in selected], str(rv))
         assert limit is not None
         selected = []
-        index = first
         for index in range(first, len(objects)):
             if matches(objects[index]):
                 if len(selected) == limit:
@@ -430,8 +423,7 @@ class Api:
         token = ""
         remaining = None
         if index < len(objects):
-            last = selected[-1]["metadata"]
-            token = _encode_continue(rv, (last.get("namespace") or "", last["name"]))
+            token = _encode_continue(rv, object_key(selected[-1]))
             if not (labels or fields):
                 # kube-apiserver counts the rest only when nothing filters it (etcd's count
                 # of the range); with a selector remainingItemCount is left unset.

@@ -76,7 +76,8 @@ class Bucket:
         self.watchers: set[Watcher] = set()
 
 
-def _key(obj: Obj) -> Key:
+def object_key(obj: Obj) -> Key:
+    """(namespace or "", name): the order etcd lists objects in."""
     meta = obj["metadata"]
     return (meta.get("namespace") or "", meta["name"])
 
@@ -130,14 +131,12 @@ class Store:
         bucket = self.buckets.get(storage)
         if bucket is None:
             return []
-        self._compact(bucket)
-        if bucket.evicted_rv > rv:
-            raise TooOld(rv, bucket.evicted_rv)
+        self.require_history(storage, rv)
         objects = dict(bucket.objects)
         for event in reversed(bucket.history):
             if event.rv <= rv:
                 break
-            key = _key(event.object)
+            key = object_key(event.object)
             if event.type == "ADDED":
                 objects.pop(key, None)
             elif event.old is not None:
@@ -214,7 +213,7 @@ class Store:
         rv = self.next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
         bucket = self.bucket(storage)
-        key = _key(obj)
+        key = object_key(obj)
         if old is not None:
             self._index(storage, old, add=False)
         else:
@@ -231,7 +230,7 @@ class Store:
         `last` is the state to report as deleted (default: the stored one).
         """
         bucket = self.bucket(storage)
-        key = _key(obj)
+        key = object_key(obj)
         current = bucket.objects.pop(key)
         names = bucket.by_namespace.get(key[0], {})
         names.pop(key[1], None)
