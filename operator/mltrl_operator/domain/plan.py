@@ -79,6 +79,7 @@ from mltrl_operator.domain.serving import (
     inference_service_facts,
     inference_service_name,
     serving_wanted,
+    storage_uri_of,
 )
 from mltrl_operator.domain.technology import ComponentFacts, apply_review_to_status, compute_status
 from mltrl_operator.domain.waivers import WaiverFacts, waivers_in_force
@@ -526,13 +527,6 @@ def plan_technology(inputs: PlanInputs) -> Plan:
     )
 
 
-def _served_uri(body: Body) -> str | None:
-    predictor = (body.get("spec") or {}).get("predictor") or {}
-    model = predictor.get("model") if isinstance(predictor, dict) else None
-    uri = model.get("storageUri") if isinstance(model, dict) else None
-    return uri if isinstance(uri, str) else None
-
-
 def _safe_before_status(
     action: ServingAction | None,
     settlements: Sequence[Settlement],
@@ -554,7 +548,7 @@ def _safe_before_status(
         return False
     if _stopped(action.after):
         return True
-    uri = _served_uri(action.after)
+    uri = storage_uri_of(action.after)
     return uri is not None and uri in {model.storage_uri for model in stored.known_good_models}
 
 

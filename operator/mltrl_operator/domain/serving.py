@@ -143,11 +143,12 @@ def inference_service_facts(name: str, body: dict[str, Any] | None) -> Inference
         stopped=annotations.get(STOP_ANNOTATION) == "true",
         model_version=annotations.get(MODEL_VERSION_ANNOTATION),
         ready_at_generation=condition_ready and current,
-        storage_uri=_storage_uri(body),
+        storage_uri=storage_uri_of(body),
     )
 
 
-def _storage_uri(body: dict[str, Any]) -> str | None:
+def storage_uri_of(body: dict[str, Any]) -> str | None:
+    """spec.predictor.model.storageUri of an InferenceService body, as the operator writes it."""
     model = (((body.get("spec") or {}).get("predictor") or {}).get("model") or {})
     uri = model.get("storageUri") if isinstance(model, dict) else None
     return uri if isinstance(uri, str) else None
