@@ -71,7 +71,7 @@ def slim(body: Body) -> Body:
     return {**body, "metadata": slim}
 
 
-def _packed(body: Body) -> str:
+def packed(body: Body) -> str:
     """A technology or review as the cache keeps it: compact JSON. As dicts, a technology
     with its status costs about 11 KiB and a review 7 KiB; as JSON about a third of that,
     and the cache holds every one (180 MiB at 10,000 technologies and their reviews, as
@@ -80,8 +80,8 @@ def _packed(body: Body) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _unpacked(packed: str | None) -> Body | None:
-    return None if packed is None else json.loads(packed)
+def unpacked(text: str | None) -> Body | None:
+    return None if text is None else json.loads(text)
 
 
 def _components(namespace: str, body: Body) -> set[Key]:
@@ -149,7 +149,7 @@ class _ByTechnology:
     waivers), kept packed; each read hands out objects of the caller's own."""
 
     def __init__(self) -> None:
-        self._by_technology: dict[Key, dict[str, str]] = {}  # _packed
+        self._by_technology: dict[Key, dict[str, str]] = {}  # packed
         self._technology_of: dict[Key, str] = {}
 
     def put(self, key: Key, body: Body | None) -> None:
@@ -165,14 +165,14 @@ class _ByTechnology:
             return
         technology = str((body.get("spec") or {}).get("technology") or "")
         self._technology_of[key] = technology
-        self._by_technology.setdefault((namespace, technology), {})[name] = _packed(body)
+        self._by_technology.setdefault((namespace, technology), {})[name] = packed(body)
 
     def get(self, key: Key) -> Body | None:
         technology = self._technology_of.get(key)
         if technology is None:
             return None
         namespace, name = key
-        return _unpacked(self._by_technology[(namespace, technology)][name])
+        return unpacked(self._by_technology[(namespace, technology)][name])
 
     def of(self, namespace: str, technology: str) -> list[Body]:
         return [json.loads(packed)
@@ -187,7 +187,7 @@ class _ByTechnology:
 
 class ClusterCache:
     def __init__(self) -> None:
-        self._technologies: dict[Key, str] = {}  # _packed
+        self._technologies: dict[Key, str] = {}  # packed
         self._components_of: dict[Key, set[Key]] = {}
         self._composites_of: dict[Key, set[Key]] = {}
         self._reviews = _ByTechnology()
@@ -244,7 +244,7 @@ class ClusterCache:
         if body is None:
             self._technologies.pop(key, None)
             return
-        self._technologies[key] = _packed(body)
+        self._technologies[key] = packed(body)
         components = _components(key[0], body)
         if components:
             self._components_of[key] = components
@@ -265,7 +265,7 @@ class ClusterCache:
     # --- reading it -----------------------------------------------------------------------
 
     def technology(self, namespace: str, name: str) -> Body | None:
-        return _unpacked(self._technologies.get((namespace, name)))
+        return unpacked(self._technologies.get((namespace, name)))
 
     def technology_keys(self, namespaces: Iterable[str] | None = None) -> list[Key]:
         if namespaces is None:

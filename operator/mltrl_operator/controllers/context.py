@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mltrl_operator.controllers.cache import ClusterCache, slim
+from mltrl_operator.controllers.cache import ClusterCache, packed, slim
 from mltrl_operator.controllers.relist import Relister
 from mltrl_operator.controllers.retries import Retries
 from mltrl_operator.controllers.wakeups import Wakeups
@@ -70,7 +70,7 @@ class _Packed:
     __slots__ = ("_handed", "_json", "version")
 
     def __init__(self, stored: dict[str, Any]) -> None:
-        self._json = json.dumps(slim(stored), separators=(",", ":"), ensure_ascii=False)
+        self._json = packed(slim(stored))
         self.version = _version(stored)
         self._handed: weakref.ref[_Handed] | None = None
 
